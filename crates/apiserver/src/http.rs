@@ -1,0 +1,746 @@
+//! The HTTP surface: routing of Kubernetes API paths, content negotiation, body decoding and
+//! the encoding of responses (JSON, YAML, Table, PartialObjectMetadata, watch streams).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use bytes::{Bytes, BytesMut};
+use serde_json::{Value, json};
+
+use crate::discovery;
+use crate::errors::{ApiError, ApiResult};
+use crate::objects::decode;
+use crate::patch::PatchType;
+use crate::resources::{self, ResourceType};
+use crate::rest::{DeleteOptions, FieldValidation, ListOptions, ListPage, Part, WriteOptions};
+use crate::table::{self, IncludeObject};
+use crate::{ApiServer, Authenticated};
+
+/// Largest request body accepted, as kube-apiserver's limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+type Query = HashMap<String, String>;
+
+/// How the client wants objects back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Yaml,
+    Table(IncludeObject),
+    PartialMetadata,
+}
+
+fn negotiate(headers: &HeaderMap, query: &Query) -> ApiResult<Format> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.trim().is_empty() {
+        return Ok(Format::Json);
+    }
+    for part in accept.split(',') {
+        let params: Vec<&str> = part.split(';').map(str::trim).collect();
+        let media = params[0];
+        let has = |p: &str| params.contains(&p);
+        if has("as=Table") && has("g=meta.k8s.io") {
+            let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+            return Ok(Format::Table(include));
+        }
+        if (has("as=PartialObjectMetadata") || has("as=PartialObjectMetadataList"))
+            && has("g=meta.k8s.io")
+        {
+            return Ok(Format::PartialMetadata);
+        }
+        if params.iter().any(|p| p.starts_with("as=")) {
+            continue;
+        }
+        match media {
+            "application/json" | "*/*" | "application/*" | "application/json-patch+json"
+            | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                return Ok(Format::Json);
+            }
+            "application/yaml" => return Ok(Format::Yaml),
+            _ => {}
+        }
+    }
+    Err(ApiError::not_acceptable())
+}
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Body>) -> Response<Body> {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    resp
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    respond(
+        status,
+        "application/json",
+        serde_json::to_vec(v).expect("serialises"),
+    )
+}
+
+fn error_response(err: ApiError) -> Response<Body> {
+    use axum::response::IntoResponse;
+    err.into_response()
+}
+
+fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+}
+
+fn encode_object(format: Format, r: &ResourceType, body: Bytes, status: StatusCode) -> ApiResult<Response<Body>> {
+    match format {
+        Format::Json => Ok(respond(status, "application/json", body)),
+        Format::Yaml => {
+            let v = decode(&body)?;
+            let text = serde_saphyr::to_string(&v).map_err(ApiError::internal)?;
+            Ok(respond(status, "application/yaml", text))
+        }
+        Format::Table(include) => {
+            let v = decode(&body)?;
+            let rv = v.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+            let t = table::table(r, &[v], json!({"resourceVersion": rv}), include, true);
+            let mut resp = json_response(status, &t);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json;as=Table;v=v1;g=meta.k8s.io"),
+            );
+            Ok(resp)
+        }
+        Format::PartialMetadata => {
+            let v = decode(&body)?;
+            Ok(json_response(status, &table::partial_metadata(&v)))
+        }
+    }
+}
+
+fn list_meta(page: &ListPage) -> Value {
+    let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(c) = &page.continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(n) = page.remaining {
+        meta["remainingItemCount"] = json!(n);
+    }
+    meta
+}
+
+fn encode_list(format: Format, r: &ResourceType, page: ListPage) -> ApiResult<Response<Body>> {
+    match format {
+        Format::Json => {
+            // Items are stored JSON: splice them in without re-encoding.
+            let head = json!({
+                "kind": r.list_kind(),
+                "apiVersion": r.api_version(),
+                "metadata": list_meta(&page),
+            })
+            .to_string();
+            let size: usize = page.items.iter().map(|i| i.len() + 1).sum::<usize>() + head.len() + 16;
+            let mut out = BytesMut::with_capacity(size);
+            out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+            out.extend_from_slice(b",\"items\":[");
+            for (i, item) in page.items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b",");
+                }
+                out.extend_from_slice(item);
+            }
+            out.extend_from_slice(b"]}");
+            Ok(respond(StatusCode::OK, "application/json", out.freeze()))
+        }
+        Format::Yaml => {
+            let items: Vec<Value> = page.items.iter().map(|i| decode(i)).collect::<ApiResult<_>>()?;
+            let v = json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": list_meta(&page), "items": items});
+            let text = serde_saphyr::to_string(&v).map_err(ApiError::internal)?;
+            Ok(respond(StatusCode::OK, "application/yaml", text))
+        }
+        Format::Table(include) => {
+            let items: Vec<Value> = page.items.iter().map(|i| decode(i)).collect::<ApiResult<_>>()?;
+            let t = table::table(r, &items, list_meta(&page), include, true);
+            let mut resp = json_response(StatusCode::OK, &t);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json;as=Table;v=v1;g=meta.k8s.io"),
+            );
+            Ok(resp)
+        }
+        Format::PartialMetadata => {
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|i| decode(i).map(|v| table::partial_metadata(&v)))
+                .collect::<ApiResult<_>>()?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta(&page), "items": items}),
+            ))
+        }
+    }
+}
+
+/// Decodes a request body by its content type.
+fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> ApiResult<Value> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    match media {
+        "application/json" | "" | "application/json-patch+json" | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(match r {
+                Some(r) => format!(
+                    "{} in version \"{}\" cannot be handled as a {}: json: {}",
+                    r.kind,
+                    r.version,
+                    r.kind,
+                    e
+                ),
+                None => format!("error decoding body: {e}"),
+            })
+        }),
+        "application/yaml" | "application/apply-patch+yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the body is not valid UTF-8"))?;
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                ApiError::bad_request(format!("error converting YAML to JSON: {e}"))
+            })
+        }
+        "application/vnd.kubernetes.protobuf" => {
+            crate::protobuf::decode(body, r).map_err(|e| ApiError::new(415, "UnsupportedMediaType", e))
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+fn write_options(query: &Query) -> ApiResult<WriteOptions> {
+    let dry_run = match query.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dryRun: {other:?}: supported values: \"All\""
+            )));
+        }
+    };
+    let field_manager = query.get("fieldManager").cloned();
+    if field_manager.as_ref().is_some_and(|m| m.len() > 128) {
+        return Err(ApiError::bad_request("fieldManager: Too long: may not be more than 128 bytes"));
+    }
+    Ok(WriteOptions {
+        dry_run,
+        field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?,
+        field_manager,
+        force: query.get("force").is_some_and(|f| f == "true"),
+    })
+}
+
+fn parse_bool(query: &Query, key: &str) -> ApiResult<Option<bool>> {
+    match query.get(key).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some("true") | Some("1") => Ok(Some(true)),
+        Some("false") | Some("0") => Ok(Some(false)),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid value for {key}: {other:?}"
+        ))),
+    }
+}
+
+fn list_options(query: &Query) -> ApiResult<ListOptions> {
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("") => 0,
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid value for limit: {s:?}")))?
+            .max(0) as usize,
+    };
+    let timeout_seconds = match query.get("timeoutSeconds").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid value for timeoutSeconds: {s:?}"))
+        })?),
+    };
+    Ok(ListOptions {
+        label_selector: query.get("labelSelector").cloned().unwrap_or_default(),
+        field_selector: query.get("fieldSelector").cloned().unwrap_or_default(),
+        limit,
+        continue_token: query.get("continue").cloned().unwrap_or_default(),
+        resource_version: query.get("resourceVersion").cloned().unwrap_or_default(),
+        resource_version_match: query.get("resourceVersionMatch").cloned().unwrap_or_default(),
+        timeout_seconds,
+        allow_bookmarks: parse_bool(query, "allowWatchBookmarks")?.unwrap_or(false),
+        send_initial_events: parse_bool(query, "sendInitialEvents")?,
+    })
+}
+
+fn delete_options(query: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+    let mut opts = DeleteOptions::from_body(body)?;
+    if let Some(g) = query.get("gracePeriodSeconds") {
+        opts.grace_period_seconds = Some(g.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid value for gracePeriodSeconds: {g:?}"))
+        })?);
+    }
+    if let Some(p) = query.get("propagationPolicy") {
+        opts.propagation_policy = Some(p.clone());
+    }
+    if query.get("dryRun").is_some_and(|d| d == "All") {
+        opts.dry_run = true;
+    }
+    Ok(opts)
+}
+
+/// A resource request after routing.
+struct Target {
+    r: &'static ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn route(segments: &[&str]) -> ApiResult<Option<Target>> {
+    let (group, version, rest) = match segments {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Ok(None),
+    };
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let find = |plural: &str| resources::find(group, version, plural);
+    let not_found = ApiError::not_found_path;
+    let target = match rest {
+        ["namespaces", ns, plural, tail @ ..] if find(plural).is_some_and(|r| r.namespaced) => {
+            let r = find(plural).expect("checked");
+            match tail {
+                [] => Target { r, namespace: Some(ns.to_string()), name: None, sub: None },
+                [name] => Target { r, namespace: Some(ns.to_string()), name: Some(name.to_string()), sub: None },
+                [name, sub] => Target {
+                    r,
+                    namespace: Some(ns.to_string()),
+                    name: Some(name.to_string()),
+                    sub: Some(sub.to_string()),
+                },
+                _ => return Err(not_found()),
+            }
+        }
+        [plural, tail @ ..] => {
+            let r = find(plural).ok_or_else(not_found)?;
+            match tail {
+                [] => Target { r, namespace: None, name: None, sub: None },
+                [name] if !r.namespaced => Target { r, namespace: None, name: Some(name.to_string()), sub: None },
+                [name, sub] if !r.namespaced => Target {
+                    r,
+                    namespace: None,
+                    name: Some(name.to_string()),
+                    sub: Some(sub.to_string()),
+                },
+                _ => return Err(not_found()),
+            }
+        }
+        _ => return Err(not_found()),
+    };
+    if let Some(sub) = &target.sub
+        && !target.r.has_subresource(sub)
+    {
+        return Err(not_found());
+    }
+    if let Some(name) = &target.name
+        && name.is_empty()
+    {
+        return Err(not_found());
+    }
+    Ok(Some(target))
+}
+
+fn is_open_path(path: &str) -> bool {
+    matches!(path, "/version" | "/version/" | "/healthz" | "/livez" | "/readyz")
+        || path.starts_with("/healthz/")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
+}
+
+/// Serves one request.
+pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let authenticated = req
+        .extensions()
+        .get::<Authenticated>()
+        .is_some_and(|a| a.0);
+    if !authenticated && !is_open_path(&path) {
+        return Ok(error_response(ApiError::unauthorized()));
+    }
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let resp = match serve(&server, req).await {
+        Ok(resp) => resp,
+        Err(err) => error_response(err),
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    Ok(resp)
+}
+
+/// Bodies past the limit are still read (up to this much) so the client receives the 413
+/// instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("read request body: {e}")))?;
+        seen += chunk.len();
+        if seen <= MAX_BODY {
+            buf.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(ApiError::too_large());
+    }
+    Ok(buf.freeze())
+}
+
+async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Response<Body>> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().trim_end_matches('/').to_string();
+    let query: Query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let headers = parts.headers;
+    let method = parts.method;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+
+    // Non-resource paths.
+    match (method.clone(), segments.as_slice()) {
+        (Method::GET, ["version"]) => return Ok(json_response(StatusCode::OK, &server.version_info())),
+        (Method::GET, ["healthz" | "livez" | "readyz", ..]) => {
+            return Ok(respond(StatusCode::OK, "text/plain; charset=utf-8", "ok"));
+        }
+        (Method::GET, ["api"]) => {
+            return Ok(match discovery::aggregated_version(&accept) {
+                Some(v) => aggregated_response(discovery::aggregated(true, v), v),
+                None => json_response(StatusCode::OK, &discovery::core_versions(&server.address)),
+            });
+        }
+        (Method::GET, ["apis"]) => {
+            return Ok(match discovery::aggregated_version(&accept) {
+                Some(v) => aggregated_response(discovery::aggregated(false, v), v),
+                None => json_response(StatusCode::OK, &discovery::group_list()),
+            });
+        }
+        (Method::GET, ["api", "v1"]) => {
+            return Ok(json_response(StatusCode::OK, &discovery::resource_list("", "v1").expect("core")));
+        }
+        (Method::GET, ["apis", group]) => {
+            return discovery::group(group)
+                .map(|g| json_response(StatusCode::OK, &g))
+                .ok_or_else(ApiError::not_found_path);
+        }
+        (Method::GET, ["apis", group, version]) => {
+            return discovery::resource_list(group, version)
+                .map(|l| json_response(StatusCode::OK, &l))
+                .ok_or_else(ApiError::not_found_path);
+        }
+        (Method::GET, ["openapi", "v2"]) => {
+            return Ok(respond(
+                StatusCode::OK,
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                server.openapi_v2(),
+            ));
+        }
+        (Method::GET, ["openapi", "v3"]) => {
+            return Ok(respond(StatusCode::OK, "application/json", server.openapi_v3_index()));
+        }
+        (Method::GET, ["openapi", "v3", rest @ ..]) => {
+            let doc_path = rest.join("/");
+            return server
+                .openapi_v3(&doc_path)
+                .map(|doc| {
+                    let mut resp = respond(StatusCode::OK, "application/json", doc);
+                    resp.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, immutable"),
+                    );
+                    resp
+                })
+                .ok_or_else(ApiError::not_found_path);
+        }
+        _ => {}
+    }
+
+    // Legacy `bindings` collection: POST /api/v1/namespaces/{ns}/bindings.
+    if let (&Method::POST, ["api", "v1", "namespaces", ns, "bindings"]) = (&method, segments.as_slice()) {
+        let body = read_body(body).await?;
+        let binding = decode_body(&headers, &body, None)?;
+        let pod = binding.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        server.registry.bind(ns, &pod, &binding).await?;
+        return Ok(json_response(StatusCode::CREATED, &success_status()));
+    }
+
+    let Some(target) = route(&segments)? else {
+        return Err(ApiError::not_found_path());
+    };
+    let r = target.r;
+    let ns = target.namespace.as_deref();
+    let registry = &server.registry;
+    let format = negotiate(&headers, &query);
+
+    match (method, target.name.as_deref(), target.sub.as_deref()) {
+        (Method::GET, None, None) => {
+            let opts = list_options(&query)?;
+            let watch = parse_bool(&query, "watch")?.unwrap_or(false);
+            let format = format?;
+            if watch {
+                let rx = crate::watch::start(registry.clone(), r, target.namespace.clone(), opts)?;
+                return Ok(watch_response(r, rx, format));
+            }
+            let page = registry.list(r, ns, &opts).await?;
+            encode_list(format, r, page)
+        }
+        (Method::GET, Some(name), None) => {
+            let format = format?;
+            let body = registry.get(r, ns, name).await?;
+            encode_object(format, r, body, StatusCode::OK)
+        }
+        (Method::POST, None, None) => {
+            let format = format?;
+            let body = read_body(body).await?;
+            let obj = decode_body(&headers, &body, Some(r))?;
+            let written = registry.create(r, ns, obj, &write_options(&query)?).await?;
+            let mut resp = encode_object(format, r, written.body, StatusCode::CREATED)?;
+            add_warnings(&mut resp, &written.warnings);
+            Ok(resp)
+        }
+        (Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
+            let format = format?;
+            let part = match sub {
+                Some("status") => Part::Status,
+                Some("finalize") => Part::Finalize,
+                _ => Part::Main,
+            };
+            let body = read_body(body).await?;
+            let obj = decode_body(&headers, &body, Some(r))?;
+            let written = registry.update(r, ns, name, obj, part, &write_options(&query)?).await?;
+            let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+            let mut resp = encode_object(format, r, written.body, status)?;
+            add_warnings(&mut resp, &written.warnings);
+            Ok(resp)
+        }
+        (Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
+            let format = format?;
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let patch_type = PatchType::from_content_type(ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let body = read_body(body).await?;
+            let patch = decode_body(&headers, &body, Some(r))?;
+            let part = if sub == Some("status") { Part::Status } else { Part::Main };
+            let written = registry
+                .patch(r, ns, name, patch_type, patch, part, &write_options(&query)?)
+                .await?;
+            let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+            let mut resp = encode_object(format, r, written.body, status)?;
+            add_warnings(&mut resp, &written.warnings);
+            Ok(resp)
+        }
+        (Method::GET, Some(name), Some("status")) => {
+            let body = registry.get(r, ns, name).await?;
+            encode_object(format?, r, body, StatusCode::OK)
+        }
+        (Method::GET, Some(name), Some("scale")) => {
+            let obj = decode(&registry.get(r, ns, name).await?)?;
+            Ok(json_response(StatusCode::OK, &registry.scale_of(r, &obj)))
+        }
+        (method @ (Method::PUT | Method::PATCH), Some(name), Some("scale")) => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let body = read_body(body).await?;
+            let input = decode_body(&headers, &body, None)?;
+            let opts = write_options(&query)?;
+            let is_put = method == Method::PUT;
+            let patch_type = PatchType::from_content_type(&ct);
+            if !is_put && patch_type.is_none() {
+                return Err(ApiError::unsupported_media_type(&ct));
+            }
+            let mut compute = |scale: &Value| -> ApiResult<Value> {
+                if is_put {
+                    return Ok(input.clone());
+                }
+                let patched = match patch_type.expect("checked") {
+                    PatchType::Json => crate::patch::json_patch(scale, &input),
+                    PatchType::Merge => crate::patch::merge_patch(scale, &input),
+                    _ => crate::patch::strategic_merge_patch(scale, &input),
+                };
+                patched.map_err(|e| match e {
+                    crate::patch::PatchError::Malformed(m) => ApiError::bad_request(m),
+                    crate::patch::PatchError::Invalid(m) => ApiError::new(422, "Invalid", m),
+                })
+            };
+            let scale = registry.update_scale(r, ns, name, &opts, &mut compute).await?;
+            Ok(respond(StatusCode::OK, "application/json", scale))
+        }
+        (Method::DELETE, Some(name), None) => {
+            let format = format?;
+            let body = read_body(body).await?;
+            let opts = delete_options(&query, &body)?;
+            let deleted = registry.delete(r, ns, name, &opts).await?;
+            encode_object(format, r, deleted, StatusCode::OK)
+        }
+        (Method::DELETE, None, None) => {
+            let format = format?;
+            let body = read_body(body).await?;
+            let opts = delete_options(&query, &body)?;
+            let list = list_options(&query)?;
+            let page = registry.delete_collection(r, ns, &list, &opts).await?;
+            encode_list(format, r, page)
+        }
+        (Method::POST, Some(name), Some("binding")) => {
+            let body = read_body(body).await?;
+            let binding = decode_body(&headers, &body, None)?;
+            registry.bind(ns.unwrap_or(""), name, &binding).await?;
+            Ok(json_response(StatusCode::CREATED, &success_status()))
+        }
+        (Method::POST, Some(name), Some("eviction")) => {
+            let body = read_body(body).await?;
+            let eviction = decode_body(&headers, &body, None)?;
+            let opts = match eviction.get("deleteOptions") {
+                Some(d) => DeleteOptions::from_body(d.to_string().as_bytes())?,
+                None => DeleteOptions::default(),
+            };
+            registry.delete(r, ns, name, &opts).await?;
+            Ok(json_response(StatusCode::CREATED, &success_status()))
+        }
+        (Method::GET, Some(name), Some("log")) => {
+            registry.get(r, ns, name).await?;
+            Ok(respond(StatusCode::OK, "text/plain", ""))
+        }
+        (Method::POST, Some(name), Some("token")) => {
+            registry.get(r, ns, name).await?;
+            let body = read_body(body).await?;
+            let mut req = decode_body(&headers, &body, None)?;
+            let expiry = req
+                .pointer("/spec/expirationSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(3600);
+            req["apiVersion"] = json!("authentication.k8s.io/v1");
+            req["kind"] = json!("TokenRequest");
+            req["status"] = json!({
+                "token": format!("kwok-token-{}", crate::objects::new_uid()),
+                "expirationTimestamp": crate::objects::timestamp_after(expiry),
+            });
+            Ok(json_response(StatusCode::CREATED, &req))
+        }
+        (method, _, sub) => {
+            let verb = match method {
+                Method::GET => "get",
+                Method::POST => "create",
+                Method::PUT => "update",
+                Method::PATCH => "patch",
+                Method::DELETE => "delete",
+                _ => "unknown",
+            };
+            let _ = sub;
+            Err(ApiError::method_not_allowed(verb, Some(r)))
+        }
+    }
+}
+
+fn success_status() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+}
+
+fn aggregated_response(body: Value, version: &str) -> Response<Body> {
+    let mut resp = json_response(StatusCode::OK, &body);
+    let ct = format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).expect("valid header"));
+    resp
+}
+
+fn watch_response(
+    r: &'static ResourceType,
+    mut rx: tokio::sync::mpsc::Receiver<crate::watch::WatchEvent>,
+    format: Format,
+) -> Response<Body> {
+    let content_type = match format {
+        Format::Table(_) => "application/json;as=Table;v=v1;g=meta.k8s.io",
+        _ => "application/json",
+    };
+    let stream = async_stream(move |yield_tx| async move {
+        let mut first = true;
+        while let Some(ev) = rx.recv().await {
+            let frame = match format {
+                Format::Table(include) if ev.kind != "ERROR" && ev.kind != "BOOKMARK" => {
+                    let Ok(obj) = decode(&ev.object) else { continue };
+                    let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                    let t = table::table(r, &[obj], json!({"resourceVersion": rv}), include, first);
+                    first = false;
+                    let mut line = serde_json::to_vec(&json!({"type": ev.kind, "object": t})).expect("serialises");
+                    line.push(b'\n');
+                    Bytes::from(line)
+                }
+                Format::PartialMetadata if ev.kind != "ERROR" => {
+                    let Ok(obj) = decode(&ev.object) else { continue };
+                    let mut line = serde_json::to_vec(&json!({"type": ev.kind, "object": table::partial_metadata(&obj)}))
+                        .expect("serialises");
+                    line.push(b'\n');
+                    Bytes::from(line)
+                }
+                _ => {
+                    let mut out = BytesMut::with_capacity(ev.object.len() + 32);
+                    out.extend_from_slice(b"{\"type\":\"");
+                    out.extend_from_slice(ev.kind.as_bytes());
+                    out.extend_from_slice(b"\",\"object\":");
+                    out.extend_from_slice(&ev.object);
+                    out.extend_from_slice(b"}\n");
+                    out.freeze()
+                }
+            };
+            if yield_tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp
+}
+
+/// A stream fed by a task: the producer gets a sender, the consumer the stream. When the HTTP
+/// client goes away the stream is dropped, the sender fails and the producer stops.
+fn async_stream<F, Fut>(produce: F) -> impl futures::Stream<Item = Result<Bytes, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(produce(tx));
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok(b), rx))
+    })
+}

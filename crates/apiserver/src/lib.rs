@@ -1,0 +1,315 @@
+//! A Kubernetes-compatible API server.
+//!
+//! It owns the REST surface that kubectl, client-go style informers and other clients speak:
+//! discovery (legacy and aggregated), the verbs on every built-in resource type, watch streams,
+//! patches, tables, OpenAPI documents, and HTTPS with client-certificate authentication. Objects
+//! live in a [`store::Store`], as JSON that carries its own resourceVersion.
+//!
+//! [`rest::Registry`] holds the transport-free logic, so in-process clients share one code path
+//! with HTTP requests. [`ApiServer::serve_tls`] puts it on the network.
+
+pub mod defaults;
+pub mod discovery;
+pub mod errors;
+mod http;
+pub mod objects;
+pub mod patch;
+mod protobuf;
+pub mod resources;
+pub mod rest;
+pub mod selectors;
+pub mod table;
+pub mod validation;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+pub use errors::{ApiError, ApiResult};
+pub use rest::Registry;
+
+/// The Kubernetes version whose API behaviour this server implements.
+pub const KUBERNETES_VERSION: (&str, &str, &str) = ("1", "33", "v1.33.1");
+
+/// Marks a request that arrived with a verified client certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated(pub bool);
+
+/// The API server: a registry plus what it serves around it.
+pub struct ApiServer {
+    pub registry: Arc<Registry>,
+    pub(crate) address: String,
+    openapi: Arc<openapi::OpenApi>,
+    cleaning: Mutex<std::collections::HashSet<String>>,
+}
+
+impl ApiServer {
+    /// Builds the server on a store and creates the objects every cluster starts with.
+    /// `address` is where clients reach it (`host:port`), as discovery reports.
+    pub async fn new(store: Arc<dyn store::Store>, address: String) -> anyhow::Result<Arc<Self>> {
+        let openapi = Arc::new(build_openapi());
+        let checker = openapi.clone();
+        let mut registry = Registry::new(store);
+        registry.openapi = Some(Arc::new(move |g: &str, v: &str, k: &str, obj: &Value| {
+            checker.unknown_fields(g, v, k, obj)
+        }));
+        let registry = Arc::new(registry);
+        let server = Arc::new(Self {
+            registry,
+            address,
+            openapi,
+            cleaning: Mutex::new(Default::default()),
+        });
+        server.install_namespace_lifecycle();
+        server.bootstrap().await?;
+        Ok(server)
+    }
+
+    pub fn version_info(&self) -> Value {
+        let (major, minor, git) = KUBERNETES_VERSION;
+        json!({
+            "major": major,
+            "minor": minor,
+            "gitVersion": git,
+            "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "go1.24.0",
+            "compiler": "gc",
+            "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", other => other }),
+        })
+    }
+
+    pub(crate) fn openapi_v2(&self) -> Bytes {
+        self.openapi.v2_document()
+    }
+
+    pub(crate) fn openapi_v3_index(&self) -> Bytes {
+        self.openapi.v3_index()
+    }
+
+    pub(crate) fn openapi_v3(&self, path: &str) -> Option<Bytes> {
+        self.openapi.v3_document(path)
+    }
+
+    fn install_namespace_lifecycle(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let hook: rest::NamespaceHook = Arc::new(move |name: String| {
+            if let Some(server) = weak.upgrade() {
+                server.clean_namespace(name);
+            }
+        });
+        *self.registry.namespace_terminating.lock().unwrap() = Some(hook);
+    }
+
+    /// Deletes a terminating namespace's content, then the namespace, retrying while
+    /// finalizers hold objects.
+    fn clean_namespace(self: &Arc<Self>, name: String) {
+        if !self.cleaning.lock().unwrap().insert(name.clone()) {
+            return;
+        }
+        let server = self.clone();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(async move {
+            let mut delay = Duration::from_millis(50);
+            loop {
+                match server.registry.finish_namespace(&name).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(namespace = %name, error = %e.message, "namespace cleanup"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            server.cleaning.lock().unwrap().remove(&name);
+        });
+    }
+
+    async fn bootstrap(self: &Arc<Self>) -> anyhow::Result<()> {
+        let ns = resources::find("", "v1", "namespaces").expect("built in");
+        let opts = rest::WriteOptions::default();
+        for name in resources::SYSTEM_NAMESPACES {
+            if self.registry.get(ns, None, name).await.is_err() {
+                let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+                match self.registry.create(ns, None, body, &opts).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => anyhow::bail!("create namespace {name}: {}", e.message),
+                }
+            }
+        }
+        let svc = resources::find("", "v1", "services").expect("built in");
+        if self.registry.get(svc, Some("default"), "kubernetes").await.is_err() {
+            let body = json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+            });
+            match self.registry.create(svc, Some("default"), body, &opts).await {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {}
+                Err(e) => anyhow::bail!("create service kubernetes: {}", e.message),
+            }
+        }
+        // Resume namespaces that were terminating when the server stopped.
+        let page = self.registry.list(ns, None, &rest::ListOptions::default()).await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        for item in page.items {
+            let obj = objects::decode(&item).map_err(|e| anyhow::anyhow!(e.message))?;
+            if objects::is_deleting(&obj) {
+                self.clean_namespace(objects::meta_str(&obj, "name").unwrap_or("").to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves HTTPS on `listener` until `shutdown` resolves.
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                accepted = listener.accept() => match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let server = self.clone();
+            tokio::spawn(async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                };
+                let authenticated = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .is_some_and(|c| !c.is_empty());
+                server.serve_connection(tls, authenticated).await;
+            });
+        }
+    }
+
+    /// Serves plain HTTP on `listener`, trusting every request as authenticated. Only for
+    /// benchmarks and tests on loopback; clusters always use [`ApiServer::serve_tls`].
+    pub async fn serve_insecure(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, _) = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                accepted = listener.accept() => accepted?,
+            };
+            let _ = tcp.set_nodelay(true);
+            let server = self.clone();
+            tokio::spawn(async move { server.serve_connection(tcp, true).await });
+        }
+    }
+
+    async fn serve_connection<IO>(self: Arc<Self>, io: IO, authenticated: bool)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let server = self.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let server = server.clone();
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(Authenticated(authenticated));
+            http::handle(server, req)
+        });
+        let builder =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        if let Err(e) = builder
+            .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service)
+            .await
+        {
+            tracing::debug!(error = %e, "connection ended");
+        }
+    }
+}
+
+fn build_openapi() -> openapi::OpenApi {
+    let types: Vec<openapi::ResourceType<'_>> = resources::RESOURCES
+        .iter()
+        .map(|r| openapi::ResourceType {
+            group: r.group,
+            version: r.version,
+            kind: r.kind,
+            plural: r.plural,
+            namespaced: r.namespaced,
+            subresources: r.subresources,
+            verbs: resources::ALL_VERBS,
+        })
+        .collect();
+    openapi::OpenApi::new(&types)
+}
+
+/// Builds the TLS configuration: the serving certificate, and client certificates verified
+/// against `client_ca` (optional, so health endpoints stay open without one).
+pub fn tls_config(cert_pem: &[u8], key_pem: &[u8], client_ca_pem: &[u8]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .context("read serving certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).context("read serving key")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(client_ca_pem) {
+        roots.add(ca.context("read client CA")?).context("add client CA")?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .context("client certificate verifier")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .context("serving certificate")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Reads the TLS files of `paths`.
+pub fn tls_config_from_files(cert: &Path, key: &Path, client_ca: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
+    tls_config(&read(cert)?, &read(key)?, &read(client_ca)?)
+}
+
+/// Binds a listener, with a clear error when the port is taken.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listen on {addr}"))
+}

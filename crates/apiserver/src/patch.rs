@@ -1,0 +1,417 @@
+//! Patch engines: JSON patch (RFC 6902), JSON merge patch (RFC 7386), strategic merge patch
+//! with the merge keys of built-in kinds, and a first server-side apply.
+
+use serde_json::{Map, Value};
+
+/// The patch types a PATCH request can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+    Apply,
+}
+
+impl PatchType {
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        let base = ct.split(';').next().unwrap_or("").trim();
+        match base {
+            "application/json-patch+json" => Some(Self::Json),
+            "application/merge-patch+json" => Some(Self::Merge),
+            "application/strategic-merge-patch+json" => Some(Self::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Some(Self::Apply),
+            _ => None,
+        }
+    }
+}
+
+/// Why a patch could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchError {
+    /// The patch document itself is malformed (400).
+    Malformed(String),
+    /// The patch is well-formed but cannot be applied to this object (422).
+    Invalid(String),
+}
+
+/// Applies an RFC 6902 JSON patch.
+pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| PatchError::Malformed(format!("error decoding patch: {e}")))?;
+    let mut doc = target.clone();
+    json_patch::patch(&mut doc, &ops).map_err(|e| PatchError::Invalid(e.to_string()))?;
+    Ok(doc)
+}
+
+/// Applies an RFC 7386 merge patch.
+pub fn merge_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
+    if !patch.is_object() {
+        return Err(PatchError::Malformed(
+            "json: cannot unmarshal into Go value of type map[string]interface {}".into(),
+        ));
+    }
+    let mut doc = target.clone();
+    json_patch::merge(&mut doc, patch);
+    Ok(doc)
+}
+
+/// How a list field merges in a strategic merge patch.
+enum ListStrategy {
+    /// Objects merged by this key.
+    MergeKey(&'static str),
+    /// A list of scalars merged as a set.
+    MergePrimitives,
+    Replace,
+}
+
+fn list_strategy(path: &[String], field: &str) -> ListStrategy {
+    let parent = path.last().map(String::as_str).unwrap_or("");
+    match field {
+        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
+        | "imagePullSecrets" | "resourceClaims" | "schedulingGates" => {
+            ListStrategy::MergeKey("name")
+        }
+        "ports" if path.iter().any(|p| p.ends_with("ontainers")) => {
+            ListStrategy::MergeKey("containerPort")
+        }
+        "ports" if parent == "spec" => ListStrategy::MergeKey("port"),
+        "volumeMounts" => ListStrategy::MergeKey("mountPath"),
+        "volumeDevices" => ListStrategy::MergeKey("devicePath"),
+        "conditions" => ListStrategy::MergeKey("type"),
+        "addresses" if parent == "status" => ListStrategy::MergeKey("type"),
+        "ownerReferences" => ListStrategy::MergeKey("uid"),
+        "hostAliases" => ListStrategy::MergeKey("ip"),
+        "taints" => ListStrategy::MergeKey("key"),
+        "topologySpreadConstraints" => ListStrategy::MergeKey("topologyKey"),
+        "finalizers" => ListStrategy::MergePrimitives,
+        _ => ListStrategy::Replace,
+    }
+}
+
+/// Removes patch directives from a value that replaces (rather than merges into) a field.
+fn strip_directives(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Applies a strategic merge patch.
+pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
+    let Value::Object(p) = patch else {
+        return Err(PatchError::Malformed(
+            "json: cannot unmarshal into Go value of type map[string]interface {}".into(),
+        ));
+    };
+    let base = match target {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    Ok(Value::Object(merge_map(base, p, &mut Vec::new())?))
+}
+
+fn merge_map(
+    mut base: Map<String, Value>,
+    patch: &Map<String, Value>,
+    path: &mut Vec<String>,
+) -> Result<Map<String, Value>, PatchError> {
+    match patch.get("$patch").and_then(Value::as_str) {
+        Some("replace") => {
+            return match strip_directives(&Value::Object(patch.clone())) {
+                Value::Object(m) => Ok(m),
+                _ => unreachable!("an object stays an object"),
+            };
+        }
+        Some("delete") => return Ok(Map::new()),
+        Some("merge") | None => {}
+        Some(other) => {
+            return Err(PatchError::Malformed(format!(
+                "unknown patch type: {other} in map"
+            )));
+        }
+    }
+    if let Some(retain) = patch.get("$retainKeys").and_then(Value::as_array) {
+        let keep: Vec<&str> = retain.iter().filter_map(Value::as_str).collect();
+        base.retain(|k, _| keep.contains(&k.as_str()));
+    }
+    let mut orders = Vec::new();
+    for (key, pv) in patch {
+        if let Some(list) = key.strip_prefix("$setElementOrder/") {
+            orders.push((list.to_string(), pv));
+            continue;
+        }
+        if let Some(list) = key.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(Value::Array(items)), Some(remove)) = (base.get_mut(list), pv.as_array())
+            {
+                items.retain(|i| !remove.contains(i));
+            }
+            continue;
+        }
+        if key.starts_with('$') {
+            continue;
+        }
+        match pv {
+            Value::Null => {
+                base.remove(key);
+            }
+            Value::Object(pm) => {
+                let current = match base.remove(key) {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                if pm.get("$patch").and_then(Value::as_str) == Some("delete") {
+                    continue;
+                }
+                path.push(key.clone());
+                let merged = merge_map(current, pm, path);
+                path.pop();
+                base.insert(key.clone(), Value::Object(merged?));
+            }
+            Value::Array(items) => {
+                let current = match base.remove(key) {
+                    Some(Value::Array(a)) => a,
+                    _ => Vec::new(),
+                };
+                path.push(key.clone());
+                let merged = merge_list(current, items, path, key);
+                path.pop();
+                base.insert(key.clone(), Value::Array(merged?));
+            }
+            scalar => {
+                base.insert(key.clone(), scalar.clone());
+            }
+        }
+    }
+    for (list, order) in orders {
+        if let (Some(Value::Array(items)), Some(order)) = (base.get_mut(&list), order.as_array()) {
+            reorder(items, order, &list, path);
+        }
+    }
+    Ok(base)
+}
+
+fn merge_list(
+    mut base: Vec<Value>,
+    patch: &[Value],
+    path: &mut Vec<String>,
+    field: &str,
+) -> Result<Vec<Value>, PatchError> {
+    let parent_path = &path[..path.len() - 1];
+    match list_strategy(parent_path, field) {
+        ListStrategy::Replace => {
+            if patch
+                .iter()
+                .any(|v| v.get("$patch").and_then(Value::as_str) == Some("replace"))
+            {
+                return Ok(patch
+                    .iter()
+                    .filter(|v| v.get("$patch").is_none())
+                    .map(strip_directives)
+                    .collect());
+            }
+            Ok(patch.iter().map(strip_directives).collect())
+        }
+        ListStrategy::MergePrimitives => {
+            for v in patch {
+                if !base.contains(v) {
+                    base.push(v.clone());
+                }
+            }
+            Ok(base)
+        }
+        ListStrategy::MergeKey(merge_key) => {
+            if patch
+                .iter()
+                .any(|v| v.get("$patch").and_then(Value::as_str) == Some("replace"))
+            {
+                return Ok(patch
+                    .iter()
+                    .filter(|v| v.get("$patch").is_none())
+                    .map(strip_directives)
+                    .collect());
+            }
+            for pv in patch {
+                let Value::Object(pm) = pv else {
+                    // Not a list of objects after all: replace.
+                    return Ok(patch.iter().map(strip_directives).collect());
+                };
+                let key_value = pm.get(merge_key);
+                let pos = key_value
+                    .and_then(|kv| base.iter().position(|b| b.get(merge_key) == Some(kv)));
+                let delete = pm.get("$patch").and_then(Value::as_str) == Some("delete");
+                match (pos, delete) {
+                    (Some(i), true) => {
+                        base.remove(i);
+                    }
+                    (None, true) => {}
+                    (Some(i), false) => {
+                        let current = match std::mem::take(&mut base[i]) {
+                            Value::Object(m) => m,
+                            _ => Map::new(),
+                        };
+                        base[i] = Value::Object(merge_map(current, pm, path)?);
+                    }
+                    (None, false) => {
+                        if key_value.is_none() {
+                            return Err(PatchError::Invalid(format!(
+                                "map: {pv} does not contain declared merge key: {merge_key}"
+                            )));
+                        }
+                        base.push(strip_directives(pv));
+                    }
+                }
+            }
+            Ok(base)
+        }
+    }
+}
+
+fn reorder(items: &mut Vec<Value>, order: &[Value], field: &str, path: &[String]) {
+    let key = match list_strategy(path, field) {
+        ListStrategy::MergeKey(k) => Some(k),
+        _ => None,
+    };
+    let rank = |v: &Value| -> usize {
+        order
+            .iter()
+            .position(|o| match key {
+                Some(k) => o.get(k).is_some() && o.get(k) == v.get(k),
+                None => o == v,
+            })
+            .unwrap_or(usize::MAX)
+    };
+    items.sort_by_key(rank);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn strategic_merges_containers_by_name() {
+        let live = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "nginx", "image": "nginx:1.26", "ports": [{"containerPort": 80}]}
+        ]}}}});
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "nginx"}],
+            "containers": [{"name": "sidecar", "image": "busybox"}, {"name": "nginx", "image": "nginx:1.27"}]
+        }}}});
+        let out = strategic_merge_patch(&live, &patch).unwrap();
+        let cs = &out["spec"]["template"]["spec"]["containers"];
+        assert_eq!(cs[0]["name"], "sidecar");
+        assert_eq!(cs[1]["image"], "nginx:1.27");
+        assert_eq!(cs[1]["ports"][0]["containerPort"], 80);
+    }
+
+    #[test]
+    fn strategic_delete_directives() {
+        let live = json!({"metadata": {"finalizers": ["a", "b"], "labels": {"x": "1", "y": "2"}},
+            "spec": {"containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "j"}], "tolerations": [{"key": "k"}]}});
+        let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"], "labels": {"x": null}},
+            "spec": {"containers": [{"name": "a", "$patch": "delete"}], "tolerations": [{"key": "z"}]}});
+        let out = strategic_merge_patch(&live, &patch).unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
+        assert_eq!(out["metadata"]["labels"], json!({"y": "2"}));
+        assert_eq!(out["spec"]["containers"], json!([{"name": "b", "image": "j"}]));
+        assert_eq!(out["spec"]["tolerations"], json!([{"key": "z"}]));
+    }
+
+    #[test]
+    fn unschedulable_null_removes_field() {
+        let node = json!({"spec": {"unschedulable": true, "podCIDR": "10.0.0.0/24"}});
+        let out = strategic_merge_patch(&node, &json!({"spec": {"unschedulable": null}})).unwrap();
+        assert_eq!(out, json!({"spec": {"podCIDR": "10.0.0.0/24"}}));
+    }
+
+    #[test]
+    fn json_patch_errors_are_invalid() {
+        let doc = json!({"a": 1});
+        assert!(matches!(
+            json_patch(&doc, &json!([{"op": "test", "path": "/a", "value": 2}])),
+            Err(PatchError::Invalid(_))
+        ));
+        assert!(matches!(
+            json_patch(&doc, &json!({"op": "add"})),
+            Err(PatchError::Malformed(_))
+        ));
+        assert_eq!(
+            json_patch(&doc, &json!([{"op": "add", "path": "/b", "value": [1]}])).unwrap(),
+            json!({"a": 1, "b": [1]})
+        );
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z]{0,4}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-c]", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn without_nulls(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), without_nulls(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn merge_patch_is_idempotent(target in arb_json(), patch in proptest::collection::btree_map("[a-c]", arb_json(), 0..3)) {
+            let patch = Value::Object(patch.into_iter().collect());
+            let once = merge_patch(&target, &patch).unwrap();
+            let twice = merge_patch(&once, &patch).unwrap();
+            prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn merge_patch_sets_every_non_null_field(target in arb_json(), patch in proptest::collection::btree_map("[a-c]", arb_json(), 0..3)) {
+            let patch = Value::Object(patch.into_iter().collect());
+            let out = merge_patch(&target, &patch).unwrap();
+            for (k, v) in patch.as_object().unwrap() {
+                if v.is_null() {
+                    prop_assert!(out.get(k).is_none());
+                } else if !v.is_object() {
+                    prop_assert_eq!(out.get(k), Some(&without_nulls(v)));
+                }
+            }
+        }
+
+        #[test]
+        fn strategic_equals_merge_for_plain_maps(target in proptest::collection::btree_map("[a-c]", "[a-z]{0,3}", 0..4), patch in proptest::collection::btree_map("[a-c]", proptest::option::of("[a-z]{0,3}"), 0..4)) {
+            let target = serde_json::to_value(&target).unwrap();
+            let patch = serde_json::to_value(&patch).unwrap();
+            prop_assert_eq!(strategic_merge_patch(&target, &patch).unwrap(), merge_patch(&target, &patch).unwrap());
+        }
+
+        #[test]
+        fn json_patch_add_then_remove_restores(key in "[a-z]{1,5}", value in arb_json()) {
+            let doc = json!({"fixed": 1});
+            prop_assume!(key != "fixed");
+            let added = json_patch(&doc, &json!([{"op": "add", "path": format!("/{key}"), "value": value}])).unwrap();
+            let removed = json_patch(&added, &json!([{"op": "remove", "path": format!("/{key}")}])).unwrap();
+            prop_assert_eq!(removed, doc);
+        }
+    }
+}

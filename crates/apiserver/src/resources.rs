@@ -1,0 +1,184 @@
+//! The registry of built-in resource types: scope, verbs, names, subresources and the per-kind
+//! rules the REST layer applies.
+
+/// Verbs of an ordinary read-write resource.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// One resource type served by the API server.
+#[derive(Debug)]
+pub struct ResourceType {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    pub subresources: &'static [&'static str],
+    /// Whether `metadata.generation` tracks changes to the desired state.
+    pub generation: bool,
+}
+
+impl ResourceType {
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        self.subresources.contains(&sub)
+    }
+
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `pods` or `deployments.apps`, as used in error messages.
+    pub fn qualified_name(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// The store key prefix of all objects of this type.
+    pub fn key_prefix(&self) -> String {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
+        format!("/registry/{group}/{}/", self.plural)
+    }
+
+    /// Store key of one object (or, with `name` empty, the prefix of a namespace's objects).
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        let mut key = self.key_prefix();
+        if self.namespaced {
+            key.push_str(namespace.unwrap_or(""));
+            key.push('/');
+        }
+        key.push_str(name);
+        key
+    }
+}
+
+macro_rules! resource {
+    ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, namespaced: $ns:expr,
+     short: [$($short:expr),*], categories: [$($cat:expr),*], sub: [$($sub:expr),*], generation: $gen:expr) => {
+        ResourceType {
+            group: $group,
+            version: $version,
+            kind: $kind,
+            plural: $plural,
+            singular: $singular,
+            namespaced: $ns,
+            short_names: &[$($short),*],
+            categories: &[$($cat),*],
+            subresources: &[$($sub),*],
+            generation: $gen,
+        }
+    };
+}
+
+/// Every built-in resource type, grouped by group-version in discovery order.
+pub static RESOURCES: &[ResourceType] = &[
+    resource!("", "v1", "Namespace", "namespaces", "namespace", namespaced: false, short: ["ns"], categories: [], sub: ["status", "finalize"], generation: false),
+    resource!("", "v1", "Node", "nodes", "node", namespaced: false, short: ["no"], categories: [], sub: ["status", "proxy"], generation: false),
+    resource!("", "v1", "Pod", "pods", "pod", namespaced: true, short: ["po"], categories: ["all"], sub: ["status", "binding", "eviction", "log", "ephemeralcontainers", "resize"], generation: true),
+    resource!("", "v1", "Service", "services", "service", namespaced: true, short: ["svc"], categories: ["all"], sub: ["status", "proxy"], generation: false),
+    resource!("", "v1", "Endpoints", "endpoints", "endpoints", namespaced: true, short: ["ep"], categories: [], sub: [], generation: false),
+    resource!("", "v1", "ConfigMap", "configmaps", "configmap", namespaced: true, short: ["cm"], categories: [], sub: [], generation: false),
+    resource!("", "v1", "Secret", "secrets", "secret", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", namespaced: true, short: ["sa"], categories: [], sub: ["token"], generation: false),
+    resource!("", "v1", "Event", "events", "event", namespaced: true, short: ["ev"], categories: [], sub: [], generation: false),
+    resource!("", "v1", "LimitRange", "limitranges", "limitrange", namespaced: true, short: ["limits"], categories: [], sub: [], generation: false),
+    resource!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", namespaced: true, short: ["quota"], categories: [], sub: ["status"], generation: false),
+    resource!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", namespaced: false, short: ["pv"], categories: [], sub: ["status"], generation: false),
+    resource!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", namespaced: true, short: ["pvc"], categories: [], sub: ["status"], generation: false),
+    resource!("", "v1", "PodTemplate", "podtemplates", "podtemplate", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", namespaced: true, short: ["rc"], categories: ["all"], sub: ["status", "scale"], generation: true),
+    resource!("apps", "v1", "Deployment", "deployments", "deployment", namespaced: true, short: ["deploy"], categories: ["all"], sub: ["status", "scale"], generation: true),
+    resource!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", namespaced: true, short: ["rs"], categories: ["all"], sub: ["status", "scale"], generation: true),
+    resource!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", namespaced: true, short: ["sts"], categories: ["all"], sub: ["status", "scale"], generation: true),
+    resource!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", namespaced: true, short: ["ds"], categories: ["all"], sub: ["status"], generation: true),
+    resource!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("batch", "v1", "Job", "jobs", "job", namespaced: true, short: [], categories: ["all"], sub: ["status"], generation: true),
+    resource!("batch", "v1", "CronJob", "cronjobs", "cronjob", namespaced: true, short: ["cj"], categories: ["all"], sub: ["status"], generation: true),
+    resource!("coordination.k8s.io", "v1", "Lease", "leases", "lease", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("events.k8s.io", "v1", "Event", "events", "event", namespaced: true, short: ["ev"], categories: [], sub: [], generation: false),
+    resource!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", namespaced: true, short: ["pdb"], categories: [], sub: ["status"], generation: true),
+    resource!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", namespaced: false, short: ["pc"], categories: [], sub: [], generation: false),
+    resource!("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", namespaced: false, short: ["sc"], categories: [], sub: [], generation: false),
+    resource!("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", namespaced: true, short: ["hpa"], categories: ["all"], sub: ["status"], generation: true),
+];
+
+/// Looks up a resource by group, version and plural name.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Looks up a resource by group and kind.
+pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceType> {
+    RESOURCES.iter().find(|r| r.group == group && r.kind == kind)
+}
+
+/// The served group-versions, each with its resources, in discovery order (core first).
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+/// The namespaces that always exist.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// What a subresource returns and accepts.
+pub fn subresource_kind(r: &ResourceType, sub: &str) -> (&'static str, &'static str, &'static str) {
+    match sub {
+        "scale" => ("autoscaling", "v1", "Scale"),
+        "eviction" => ("policy", "v1", "Eviction"),
+        "binding" => ("", "v1", "Binding"),
+        "token" => ("authentication.k8s.io", "v1", "TokenRequest"),
+        _ => (r.group, r.version, r.kind),
+    }
+}
+
+/// Verbs of a subresource.
+pub fn subresource_verbs(sub: &str) -> &'static [&'static str] {
+    match sub {
+        "status" | "scale" | "ephemeralcontainers" | "resize" => &["get", "patch", "update"],
+        "binding" | "eviction" | "token" => &["create"],
+        "finalize" => &["update"],
+        "log" => &["get"],
+        "proxy" => &["create", "delete", "get", "patch", "update"],
+        _ => &["get"],
+    }
+}

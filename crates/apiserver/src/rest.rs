@@ -1,0 +1,1382 @@
+//! The REST verbs on top of the store: get, list, create, update, patch, delete, subresources.
+//! Every entry point here is transport-free, so in-process clients use the same code path as
+//! HTTP requests.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use store::{Error as StoreError, KeyValue, Store};
+
+use crate::defaults;
+use crate::errors::{ApiError, ApiResult, Cause};
+use crate::objects::{
+    self, decode, desired_state_changed, encode_with_revision, finalizers, is_deleting, meta_mut,
+    meta_str,
+};
+use crate::patch::{self, PatchError, PatchType};
+use crate::resources::{self, ResourceType};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::validation;
+
+/// How unknown fields in a request body are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    Strict,
+    #[default]
+    Warn,
+    Ignore,
+}
+
+impl FieldValidation {
+    pub fn parse(s: Option<&str>) -> ApiResult<Self> {
+        match s {
+            None | Some("") | Some("Warn") => Ok(Self::Warn),
+            Some("Strict") => Ok(Self::Strict),
+            Some("Ignore") => Ok(Self::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of Strict, Warn or Ignore, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Options of create, update and patch.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_validation: FieldValidation,
+    pub field_manager: Option<String>,
+    pub force: bool,
+}
+
+/// The result of a write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub body: Bytes,
+    /// 201 rather than 200.
+    pub created: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Options of delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// Reads a `DeleteOptions` body (empty = defaults).
+    pub fn from_body(body: &[u8]) -> ApiResult<Self> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        let mut o = Self {
+            grace_period_seconds: v.get("gracePeriodSeconds").and_then(Value::as_i64),
+            propagation_policy: v
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(String::from),
+            precondition_uid: v
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(String::from),
+            precondition_resource_version: v
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(String::from),
+            dry_run: v
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|x| x == "All")),
+        };
+        if v.get("orphanDependents") == Some(&json!(true)) && o.propagation_policy.is_none() {
+            o.propagation_policy = Some("Orphan".into());
+        }
+        Ok(o)
+    }
+
+    fn check(&self) -> ApiResult<()> {
+        if let Some(p) = &self.propagation_policy
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid_options(
+                "DeleteOptions",
+                vec![Cause::not_supported(
+                    "propagationPolicy",
+                    &json!(p),
+                    &["Foreground", "Background", "Orphan", "nil"],
+                )],
+            ));
+        }
+        if self.grace_period_seconds.is_some_and(|g| g < 0) {
+            return Ok(());
+        }
+        Ok(())
+    }
+}
+
+/// Options of list and watch.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub label_selector: String,
+    pub field_selector: String,
+    pub limit: usize,
+    pub continue_token: String,
+    pub resource_version: String,
+    pub resource_version_match: String,
+    pub timeout_seconds: Option<u64>,
+    pub allow_bookmarks: bool,
+    pub send_initial_events: Option<bool>,
+}
+
+/// A parsed, checked list request.
+pub(crate) struct ListPlan {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+/// A page of a list.
+pub struct ListPage {
+    pub items: Vec<Bytes>,
+    pub resource_version: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<usize>,
+}
+
+/// Which part of an object an update may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Main,
+    Status,
+    /// Namespace `finalize`: only `spec.finalizers`.
+    Finalize,
+}
+
+/// Hook for the namespace lifecycle, called after a namespace starts terminating.
+pub type NamespaceHook = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The transport-free API server core.
+pub struct Registry {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) openapi: Option<Arc<openapi_check::Checker>>,
+    pub(crate) namespace_terminating: std::sync::Mutex<Option<NamespaceHook>>,
+}
+
+/// Strict field validation, as provided by the OpenAPI schemas.
+pub mod openapi_check {
+    /// Finds unknown fields of an object of a kind.
+    pub type Checker =
+        dyn Fn(&str, &str, &str, &serde_json::Value) -> Vec<String> + Send + Sync;
+}
+
+fn parse_body_object(r: &ResourceType, body: Value) -> ApiResult<Value> {
+    match body {
+        Value::Object(_) => Ok(body),
+        other => Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized ({}): expected a {} object",
+            match other {
+                Value::Array(_) => "array",
+                Value::String(_) => "string",
+                Value::Number(_) => "number",
+                Value::Bool(_) => "bool",
+                _ => "null",
+            },
+            r.kind
+        ))),
+    }
+}
+
+fn check_type_meta(r: &ResourceType, obj: &mut Value, expected_kind: &str, expected_api: &str) -> ApiResult<()> {
+    let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    if !api.is_empty() && api != expected_api {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api}) does not match the expected API version ({expected_api})"
+        )));
+    }
+    if !kind.is_empty() && kind != expected_kind {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{}\" cannot be handled as a {expected_kind}: no kind \"{kind}\" is registered for version \"{expected_api}\"",
+            r.version
+        )));
+    }
+    obj["apiVersion"] = json!(expected_api);
+    obj["kind"] = json!(expected_kind);
+    Ok(())
+}
+
+fn strip_server_fields(obj: &mut Value) {
+    let meta = meta_mut(obj);
+    for f in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "selfLink",
+    ] {
+        meta.remove(f);
+    }
+}
+
+fn copy_meta(from: &Value, to: &mut Value, fields: &[&str]) {
+    let src = from.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let meta = meta_mut(to);
+    for f in fields {
+        match src.get(*f) {
+            Some(v) => {
+                meta.insert((*f).to_string(), v.clone());
+            }
+            None => {
+                meta.remove(*f);
+            }
+        }
+    }
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            openapi: None,
+            namespace_terminating: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn unknown_fields(
+        &self,
+        r: &ResourceType,
+        obj: &Value,
+        validation: FieldValidation,
+    ) -> ApiResult<Vec<String>> {
+        if validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let Some(check) = &self.openapi else {
+            return Ok(Vec::new());
+        };
+        let unknown = check(r.group, r.version, r.kind, obj);
+        if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rendered: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+        match validation {
+            FieldValidation::Strict => Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                r.kind,
+                r.version,
+                r.kind,
+                rendered.join(", ")
+            ))),
+            _ => Ok(rendered),
+        }
+    }
+
+    async fn namespace_state(&self, namespace: &str) -> ApiResult<Value> {
+        let ns = resources::find("", "v1", "namespaces").expect("namespaces are built in");
+        match self.store.get(&ns.key(None, namespace)).await? {
+            Some(kv) => decode(&kv.value),
+            None => Err(ApiError::namespace_not_found(namespace)),
+        }
+    }
+
+    /// Reads one object.
+    pub async fn get(&self, r: &ResourceType, namespace: Option<&str>, name: &str) -> ApiResult<Bytes> {
+        match self.store.get(&r.key(namespace, name)).await? {
+            Some(kv) => Ok(kv.value),
+            None => Err(ApiError::not_found(r, name)),
+        }
+    }
+
+    async fn get_kv(&self, r: &ResourceType, namespace: Option<&str>, name: &str) -> ApiResult<(KeyValue, Value)> {
+        match self.store.get(&r.key(namespace, name)).await? {
+            Some(kv) => {
+                let v = decode(&kv.value)?;
+                Ok((kv, v))
+            }
+            None => Err(ApiError::not_found(r, name)),
+        }
+    }
+
+    pub(crate) fn plan_list(&self, r: &ResourceType, opts: &ListOptions) -> ApiResult<ListPlan> {
+        let labels = LabelSelector::parse(&opts.label_selector).map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(&opts.field_selector).map_err(ApiError::bad_request)?;
+        fields
+            .check(r, &opts.label_selector, &opts.field_selector)
+            .map_err(ApiError::bad_request)?;
+        if !opts.resource_version_match.is_empty() {
+            match opts.resource_version_match.as_str() {
+                "NotOlderThan" | "Exact" => {}
+                other => {
+                    return Err(ApiError::invalid_options(
+                        "ListOptions",
+                        vec![Cause::not_supported(
+                            "resourceVersionMatch",
+                            &json!(other),
+                            &["Exact", "NotOlderThan", ""],
+                        )],
+                    ));
+                }
+            }
+            if opts.resource_version.is_empty() {
+                return Err(ApiError::invalid_options(
+                    "ListOptions",
+                    vec![Cause::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    )],
+                ));
+            }
+            if opts.resource_version_match == "Exact" && opts.resource_version == "0" {
+                return Err(ApiError::invalid_options(
+                    "ListOptions",
+                    vec![Cause::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    )],
+                ));
+            }
+            if !opts.continue_token.is_empty() {
+                return Err(ApiError::invalid_options(
+                    "ListOptions",
+                    vec![Cause::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    )],
+                ));
+            }
+        }
+        Ok(ListPlan { labels, fields })
+    }
+
+    pub(crate) fn list_prefix(r: &ResourceType, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) if r.namespaced => r.key(Some(ns), ""),
+            _ => r.key_prefix(),
+        }
+    }
+
+    /// Lists objects, one page at a time.
+    pub async fn list(&self, r: &ResourceType, namespace: Option<&str>, opts: &ListOptions) -> ApiResult<ListPage> {
+        let plan = self.plan_list(r, opts)?;
+        let prefix = Self::list_prefix(r, namespace);
+        let rv = objects::parse_resource_version(&opts.resource_version)?;
+        let (mut start_after, mut at): (Option<String>, Option<i64>) = (None, None);
+        if !opts.continue_token.is_empty() {
+            if rv.is_some_and(|v| v != 0) {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            let (tok_rv, start) = decode_continue(&opts.continue_token)?;
+            at = Some(tok_rv);
+            start_after = Some(format!("{prefix}{start}"));
+        } else if let Some(v) = rv {
+            let current = self.store.current_revision();
+            let exact = opts.resource_version_match == "Exact"
+                || (opts.resource_version_match.is_empty() && opts.limit > 0 && v != 0);
+            if v > current {
+                return Err(ApiError::too_new_resource_version());
+            }
+            if exact && v != 0 {
+                at = Some(v);
+            }
+        }
+        // Fast path: a field selector on one name reads one key.
+        if let Some(name) = plan.fields.exact_name()
+            && opts.continue_token.is_empty()
+            && at.is_none()
+        {
+            let key = match namespace {
+                Some(ns) if r.namespaced => r.key(Some(ns), name),
+                _ if !r.namespaced => r.key(None, name),
+                _ => String::new(),
+            };
+            if !key.is_empty() {
+                let revision = self.store.current_revision();
+                let mut items = Vec::new();
+                if let Some(kv) = self.store.get(&key).await? {
+                    let obj = decode(&kv.value)?;
+                    if plan.labels.matches_object(&obj) && plan.fields.matches(r, &obj) {
+                        items.push(kv.value);
+                    }
+                }
+                return Ok(ListPage {
+                    items,
+                    resource_version: revision,
+                    continue_token: None,
+                    remaining: None,
+                });
+            }
+        }
+        let filtering = !plan.labels.is_empty() || !plan.fields.is_empty();
+        let mut items = Vec::new();
+        let mut revision = at;
+        let mut last_key: Option<String> = None;
+        let mut more = false;
+        let mut remaining = None;
+        loop {
+            let want = if opts.limit == 0 { 0 } else { opts.limit - items.len() };
+            let chunk = if filtering && want > 0 { want.max(256) } else { want };
+            let page = self
+                .store
+                .range(&prefix, start_after.as_deref(), chunk, revision)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } if !opts.continue_token.is_empty() => ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ),
+                    other => other.into(),
+                })?;
+            revision = Some(page.revision);
+            let n = page.kvs.len();
+            for kv in page.kvs {
+                if opts.limit > 0 && items.len() >= opts.limit {
+                    more = true;
+                    break;
+                }
+                last_key = Some(kv.key.to_string());
+                if filtering {
+                    let obj = decode(&kv.value)?;
+                    if !(plan.labels.matches_object(&obj) && plan.fields.matches(r, &obj)) {
+                        continue;
+                    }
+                }
+                items.push(kv.value);
+            }
+            if more {
+                break;
+            }
+            if page.remaining == 0 || n == 0 {
+                break;
+            }
+            if opts.limit > 0 && items.len() >= opts.limit {
+                more = true;
+                if !filtering {
+                    remaining = Some(page.remaining);
+                }
+                break;
+            }
+            start_after = last_key.clone();
+        }
+        let revision = revision.unwrap_or_else(|| self.store.current_revision());
+        let continue_token = match (more, &last_key) {
+            (true, Some(k)) => Some(encode_continue(revision, &k[prefix.len()..])),
+            _ => None,
+        };
+        Ok(ListPage {
+            items,
+            resource_version: revision,
+            continue_token,
+            remaining,
+        })
+    }
+
+    /// Creates an object. `namespace` is the namespace of the request path.
+    pub async fn create(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        let mut obj = parse_body_object(r, body)?;
+        check_type_meta(r, &mut obj, r.kind, &r.api_version())?;
+        let warnings = self.unknown_fields(r, &obj, opts.field_validation)?;
+        if r.namespaced {
+            let ns = namespace.unwrap_or("");
+            match meta_str(&obj, "namespace") {
+                Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {}
+            }
+            meta_mut(&mut obj).insert("namespace".into(), json!(ns));
+        } else {
+            meta_mut(&mut obj).remove("namespace");
+        }
+        self.prepare_create(r, &mut obj);
+        if meta_str(&obj, "name").unwrap_or("").is_empty()
+            && let Some(prefix) = meta_str(&obj, "generateName").map(String::from)
+            && !prefix.is_empty()
+        {
+            meta_mut(&mut obj).insert("name".into(), json!(objects::generate_name(&prefix)));
+        }
+        let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        let causes = validation::validate(r, &obj, None);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(r, &name, causes));
+        }
+        if r.namespaced {
+            let ns = self.namespace_state(namespace.unwrap_or("")).await?;
+            if is_deleting(&ns) {
+                return Err(ApiError::forbidden(format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                    r.qualified_name(),
+                    namespace.unwrap_or("")
+                )));
+            }
+        }
+        if opts.dry_run {
+            return Ok(Written {
+                body: Bytes::from(serde_json::to_vec(&obj).expect("serialises")),
+                created: true,
+                warnings,
+            });
+        }
+        let generated = meta_str(&obj, "generateName")
+            .filter(|p| !p.is_empty() && name.starts_with(*p))
+            .map(String::from);
+        let mut name = name;
+        let mut attempts = 0;
+        loop {
+            let key = r.key(namespace, &name);
+            let result = self
+                .store
+                .create(&key, &mut |rev| encode_with_revision(&mut obj, rev))
+                .await;
+            match result {
+                Ok(kv) => {
+                    return Ok(Written {
+                        body: kv.value,
+                        created: true,
+                        warnings,
+                    });
+                }
+                // A generated name that collides gets a new suffix, as kube-apiserver retries.
+                Err(StoreError::AlreadyExists { .. }) => match &generated {
+                    Some(prefix) if attempts < 8 => {
+                        attempts += 1;
+                        name = objects::generate_name(prefix);
+                        meta_mut(&mut obj).insert("name".into(), json!(name));
+                    }
+                    _ => return Err(ApiError::already_exists(r, &name)),
+                },
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    /// Fills server-owned metadata, defaults and the initial status of a new object.
+    pub(crate) fn prepare_create(&self, r: &ResourceType, obj: &mut Value) {
+        strip_server_fields(obj);
+        {
+            let meta = meta_mut(obj);
+            meta.insert("uid".into(), json!(objects::new_uid()));
+            meta.insert("creationTimestamp".into(), json!(objects::now_rfc3339()));
+            if r.generation {
+                meta.insert("generation".into(), json!(1));
+            }
+        }
+        defaults::apply(r, obj);
+        if r.has_subresource("status") || r.kind == "Namespace" {
+            let requested = obj.get("status").cloned();
+            match defaults::initial_status(r, requested.as_ref()) {
+                Some(s) => obj["status"] = s,
+                None => {
+                    obj.as_object_mut().expect("objects are maps").remove("status");
+                }
+            }
+        }
+        if r.kind == "Pod" && r.group.is_empty() {
+            let qos = defaults::pod_qos_class(obj);
+            obj["status"]["qosClass"] = json!(qos);
+        }
+    }
+
+    /// Turns a requested new state into the state to store, applying kube-apiserver's update
+    /// rules for `part`. Returns None when nothing changes.
+    fn prepare_update(
+        &self,
+        r: &ResourceType,
+        old: &Value,
+        mut new: Value,
+        part: Part,
+    ) -> ApiResult<Value> {
+        let name = meta_str(old, "name").unwrap_or("").to_string();
+        check_type_meta(r, &mut new, r.kind, &r.api_version())?;
+        if let Some(n) = meta_str(&new, "name")
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        if r.namespaced
+            && let Some(ns) = meta_str(&new, "namespace")
+            && !ns.is_empty()
+            && Some(ns) != meta_str(old, "namespace")
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let mut next = match part {
+            Part::Main => {
+                let mut next = new;
+                if r.has_subresource("status") || r.kind == "Namespace" {
+                    match old.get("status") {
+                        Some(s) => next["status"] = s.clone(),
+                        None => {
+                            next.as_object_mut().expect("map").remove("status");
+                        }
+                    }
+                }
+                next
+            }
+            Part::Status => {
+                let mut next = old.clone();
+                match new.get("status") {
+                    Some(s) => next["status"] = s.clone(),
+                    None => {
+                        next.as_object_mut().expect("map").remove("status");
+                    }
+                }
+                // Status writers may still change labels and annotations of some kinds; keep
+                // metadata changes other than server-owned fields.
+                if let Some(meta) = new.get("metadata") {
+                    next["metadata"] = meta.clone();
+                }
+                next
+            }
+            Part::Finalize => {
+                let mut next = old.clone();
+                next["spec"]["finalizers"] = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
+                next
+            }
+        };
+        copy_meta(
+            old,
+            &mut next,
+            &[
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+                "name",
+            ],
+        );
+        if r.kind == "Pod" && part == Part::Main {
+            // nodeName is set by binding only.
+            if let Some(node) = old.pointer("/spec/nodeName") {
+                if next.pointer("/spec/nodeName").is_none() {
+                    next["spec"]["nodeName"] = node.clone();
+                }
+            }
+        }
+        defaults::apply(r, &mut next);
+        if is_deleting(old) {
+            let before = finalizers(old);
+            let added: Vec<String> = finalizers(&next)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            if !added.is_empty() {
+                return Err(ApiError::invalid(
+                    r,
+                    &name,
+                    vec![Cause::forbidden(
+                        "metadata.finalizers",
+                        format!(
+                            "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                        ),
+                    )],
+                ));
+            }
+        }
+        if r.generation && part == Part::Main && desired_state_changed(old, &next) {
+            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            meta_mut(&mut next).insert("generation".into(), json!(g + 1));
+        }
+        let causes = validation::validate(r, &next, Some(old));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(r, &name, causes));
+        }
+        Ok(next)
+    }
+
+    /// Reads the object, computes its next state and writes it, retrying on conflicts unless the
+    /// caller pinned a resourceVersion. `compute` gets the current object and its revision.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn update_with(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        part: Part,
+        opts: &WriteOptions,
+        compute: &mut (dyn FnMut(Option<&Value>) -> ApiResult<Computed> + Send),
+    ) -> ApiResult<Written> {
+        let key = r.key(namespace, name);
+        for _ in 0..32 {
+            let current = self.store.get(&key).await?;
+            let current_obj = current.as_ref().map(|kv| decode(&kv.value)).transpose()?;
+            let computed = compute(current_obj.as_ref())?;
+            let (Some(kv), Some(old)) = (current, current_obj) else {
+                // Create on update / apply.
+                let Computed { object, warnings, .. } = computed;
+                let mut w = self.create(r, namespace, object, opts).await?;
+                w.warnings.extend(warnings);
+                return Ok(w);
+            };
+            let Computed {
+                object: requested,
+                precondition,
+                warnings,
+            } = computed;
+            if let Some(rv) = precondition
+                && rv != kv.mod_revision
+            {
+                return Err(ApiError::conflict(r, name));
+            }
+            let mut next = self.prepare_update(r, &old, requested, part)?;
+            let mut old_cmp = old.clone();
+            meta_mut(&mut old_cmp).remove("resourceVersion");
+            meta_mut(&mut next).remove("resourceVersion");
+            if next == old_cmp {
+                return Ok(Written {
+                    body: kv.value,
+                    created: false,
+                    warnings,
+                });
+            }
+            if opts.dry_run {
+                meta_mut(&mut next).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                return Ok(Written {
+                    body: Bytes::from(serde_json::to_vec(&next).expect("serialises")),
+                    created: false,
+                    warnings,
+                });
+            }
+            // An object being deleted whose last finalizer is gone goes away now.
+            let grace_zero = next
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                == Some(0);
+            if is_deleting(&next) && finalizers(&next).is_empty() && grace_zero {
+                let result = self
+                    .store
+                    .delete(
+                        &key,
+                        Some(kv.mod_revision),
+                        Some(&mut |rev| encode_with_revision(&mut next, rev)),
+                    )
+                    .await;
+                match result {
+                    Ok(kv) => {
+                        return Ok(Written {
+                            body: kv.value,
+                            created: false,
+                            warnings,
+                        });
+                    }
+                    Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
+                    Err(StoreError::Conflict { .. }) => return Err(ApiError::conflict(r, name)),
+                    Err(StoreError::NotFound) => return Err(ApiError::not_found(r, name)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let result = self
+                .store
+                .update(&key, kv.mod_revision, &mut |rev| encode_with_revision(&mut next, rev))
+                .await;
+            match result {
+                Ok(kv) => {
+                    self.after_update(r, &old, &kv);
+                    return Ok(Written {
+                        body: kv.value,
+                        created: false,
+                        warnings,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
+                Err(StoreError::Conflict { .. }) => return Err(ApiError::conflict(r, name)),
+                Err(StoreError::NotFound) => return Err(ApiError::not_found(r, name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    fn after_update(&self, r: &ResourceType, old: &Value, new: &KeyValue) {
+        if r.kind == "Namespace" && r.group.is_empty() && is_deleting(old) {
+            self.notify_namespace(meta_str(old, "name").unwrap_or(""));
+        }
+        let _ = new;
+    }
+
+    fn notify_namespace(&self, name: &str) {
+        if let Some(hook) = self.namespace_terminating.lock().unwrap().as_ref() {
+            hook(name.to_string());
+        }
+    }
+
+    /// Replaces an object (PUT).
+    pub async fn update(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        body: Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        let obj = parse_body_object(r, body)?;
+        let warnings = self.unknown_fields(r, &obj, opts.field_validation)?;
+        let precondition = match meta_str(&obj, "resourceVersion") {
+            Some(rv) if !rv.is_empty() => Some(
+                rv.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?,
+            ),
+            _ => None,
+        };
+        let allow_create = part == Part::Main
+            && matches!(
+                (r.group, r.plural),
+                ("", "events") | ("", "endpoints") | ("coordination.k8s.io", "leases") | ("events.k8s.io", "events")
+            );
+        let mut body = Some(obj);
+        let mut compute = |current: Option<&Value>| -> ApiResult<Computed> {
+            if current.is_none() && !allow_create {
+                return Err(ApiError::not_found(r, name));
+            }
+            let object = body.clone().expect("body is kept for retries");
+            Ok(Computed {
+                object,
+                precondition,
+                warnings: warnings.clone(),
+            })
+        };
+        let result = self.update_with(r, namespace, name, part, opts, &mut compute).await;
+        body.take();
+        result
+    }
+
+    /// Patches an object (PATCH).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        patch_type: PatchType,
+        patch: Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        if patch_type == PatchType::Apply && opts.field_manager.as_deref().unwrap_or("").is_empty() {
+            return Err(ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+            ));
+        }
+        let mut compute = |current: Option<&Value>| -> ApiResult<Computed> {
+            let Some(current) = current else {
+                if patch_type == PatchType::Apply {
+                    let mut object = patch.clone();
+                    if let Some(m) = object.as_object_mut() {
+                        m.entry("metadata").or_insert_with(|| json!({}));
+                    }
+                    meta_mut(&mut object).insert("name".into(), json!(name));
+                    if let Some(m) = object.as_object_mut() {
+                        m.entry("apiVersion").or_insert_with(|| json!(r.api_version()));
+                        m.entry("kind").or_insert_with(|| json!(r.kind));
+                    }
+                    let warnings = self.unknown_fields(r, &object, opts.field_validation)?;
+                    return Ok(Computed {
+                        object,
+                        precondition: None,
+                        warnings,
+                    });
+                }
+                return Err(ApiError::not_found(r, name));
+            };
+            let patched = match patch_type {
+                PatchType::Json => patch::json_patch(current, &patch),
+                PatchType::Merge => patch::merge_patch(current, &patch),
+                PatchType::Strategic | PatchType::Apply => patch::strategic_merge_patch(current, &patch),
+            };
+            let patched = patched.map_err(|e| match e {
+                PatchError::Malformed(m) => ApiError::bad_request(m),
+                PatchError::Invalid(m) => ApiError::new(422, "Invalid", m),
+            })?;
+            let precondition = match meta_str(&patched, "resourceVersion") {
+                Some(rv) if Some(rv) != meta_str(current, "resourceVersion") => Some(
+                    rv.parse::<i64>().map_err(|_| {
+                        ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                    })?,
+                ),
+                _ => None,
+            };
+            let warnings = self.unknown_fields(r, &patched, opts.field_validation)?;
+            Ok(Computed {
+                object: patched,
+                precondition,
+                warnings,
+            })
+        };
+        self.update_with(r, namespace, name, part, opts, &mut compute).await
+    }
+
+    /// Deletes an object, honouring finalizers and graceful deletion. Returns the body and the
+    /// HTTP status (200 when gone or marked for deletion).
+    pub async fn delete(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Bytes> {
+        opts.check()?;
+        let key = r.key(namespace, name);
+        for _ in 0..32 {
+            let (kv, mut obj) = self.get_kv(r, namespace, name).await?;
+            if let Some(uid) = &opts.precondition_uid
+                && Some(uid.as_str()) != meta_str(&obj, "uid")
+            {
+                return Err(ApiError::conflict_message(
+                    r,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&obj, "uid").unwrap_or("")
+                    ),
+                ));
+            }
+            if let Some(rv) = &opts.precondition_resource_version
+                && rv != &kv.mod_revision.to_string()
+            {
+                return Err(ApiError::conflict_message(
+                    r,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
+            }
+            let is_namespace = r.kind == "Namespace" && r.group.is_empty();
+            if is_namespace && resources::SYSTEM_NAMESPACES[..3].contains(&name) {
+                return Err(ApiError::forbidden(format!(
+                    "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                )));
+            }
+            let grace = self.grace_period(r, &obj, opts);
+            let pending_finalizers = !finalizers(&obj).is_empty();
+            let namespace_pending = is_namespace
+                && obj
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty());
+            let graceful = grace > 0;
+            if !(pending_finalizers || graceful || namespace_pending) {
+                if opts.dry_run {
+                    return Ok(kv.value);
+                }
+                let result = self
+                    .store
+                    .delete(&key, Some(kv.mod_revision), Some(&mut |rev| encode_with_revision(&mut obj, rev)))
+                    .await;
+                match result {
+                    Ok(_) => return Ok(kv.value),
+                    Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Two-phase deletion: mark the object and let its finalizers (or the kubelet, for
+            // graceful pods) finish.
+            let already = is_deleting(&obj);
+            let current_grace = obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
+            if already && current_grace.is_some_and(|g| g <= grace) {
+                if is_namespace {
+                    self.notify_namespace(name);
+                }
+                return Ok(kv.value);
+            }
+            {
+                let meta = meta_mut(&mut obj);
+                meta.insert("deletionTimestamp".into(), json!(objects::timestamp_after(grace)));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                if r.generation && !already {
+                    let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
+                    meta.insert("generation".into(), json!(g + 1));
+                }
+            }
+            if is_namespace {
+                obj["status"]["phase"] = json!("Terminating");
+            }
+            if opts.dry_run {
+                return Ok(Bytes::from(serde_json::to_vec(&obj).expect("serialises")));
+            }
+            let result = self
+                .store
+                .update(&key, kv.mod_revision, &mut |rev| encode_with_revision(&mut obj, rev))
+                .await;
+            match result {
+                Ok(kv) => {
+                    if is_namespace {
+                        self.notify_namespace(name);
+                    }
+                    return Ok(kv.value);
+                }
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    fn grace_period(&self, r: &ResourceType, obj: &Value, opts: &DeleteOptions) -> i64 {
+        if !(r.kind == "Pod" && r.group.is_empty()) {
+            return 0;
+        }
+        // Pods that never reached a node, or are finished, go at once.
+        let on_node = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        if !on_node || phase == "Succeeded" || phase == "Failed" {
+            return 0;
+        }
+        let grace = opts.grace_period_seconds.unwrap_or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
+        });
+        grace.max(0)
+    }
+
+    /// Deletes every object a list would return.
+    pub async fn delete_collection(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> ApiResult<ListPage> {
+        let mut all = ListOptions {
+            limit: 0,
+            continue_token: String::new(),
+            ..list.clone()
+        };
+        all.resource_version.clear();
+        all.resource_version_match.clear();
+        let page = self.list(r, namespace, &all).await?;
+        let mut deleted = Vec::new();
+        for item in page.items {
+            let obj = decode(&item)?;
+            let name = meta_str(&obj, "name").unwrap_or("").to_string();
+            let ns = meta_str(&obj, "namespace").map(String::from);
+            match self.delete(r, ns.as_deref().or(namespace), &name, opts).await {
+                Ok(body) => deleted.push(body),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ListPage {
+            items: deleted,
+            resource_version: self.store.current_revision(),
+            continue_token: None,
+            remaining: None,
+        })
+    }
+
+    /// The `autoscaling/v1 Scale` view of an object.
+    pub fn scale_of(&self, r: &ResourceType, obj: &Value) -> Value {
+        let selector = obj
+            .pointer("/spec/selector")
+            .map(|s| {
+                if r.group.is_empty() {
+                    crate::table::map_selector(Some(s))
+                } else {
+                    crate::table::selector_string(Some(s))
+                }
+            })
+            .unwrap_or_default();
+        let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let mut scale_meta = json!({});
+        for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+            if let Some(v) = meta.get(f) {
+                scale_meta[f] = v.clone();
+            }
+        }
+        json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": scale_meta,
+            "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+            "status": {
+                "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+                "selector": selector,
+            },
+        })
+    }
+
+    /// Writes `/scale`: the new Scale is computed from the current one by `compute`.
+    pub async fn update_scale(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &WriteOptions,
+        compute: &mut (dyn FnMut(&Value) -> ApiResult<Value> + Send),
+    ) -> ApiResult<Bytes> {
+        let mut compute_obj = |current: Option<&Value>| -> ApiResult<Computed> {
+            let Some(current) = current else {
+                return Err(ApiError::not_found(r, name));
+            };
+            let scale = self.scale_of(r, current);
+            let new_scale = compute(&scale)?;
+            let replicas = new_scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+            if replicas.as_i64().is_none_or(|n| n < 0) {
+                return Err(ApiError::invalid(
+                    r,
+                    name,
+                    vec![Cause::invalid("spec.replicas", &replicas, "must be greater than or equal to 0")],
+                ));
+            }
+            let precondition = match new_scale.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+                Some(rv) if !rv.is_empty() => rv.parse::<i64>().ok(),
+                _ => None,
+            };
+            let mut object = current.clone();
+            object["spec"]["replicas"] = replicas;
+            Ok(Computed {
+                object,
+                precondition,
+                warnings: Vec::new(),
+            })
+        };
+        let w = self
+            .update_with(r, namespace, name, Part::Main, opts, &mut compute_obj)
+            .await?;
+        let obj = decode(&w.body)?;
+        Ok(Bytes::from(serde_json::to_vec(&self.scale_of(r, &obj)).expect("serialises")))
+    }
+
+    /// Binds a pod to a node (`pods/binding`, or `bindings`).
+    pub async fn bind(&self, namespace: &str, pod_name: &str, binding: &Value) -> ApiResult<()> {
+        let pods = resources::find("", "v1", "pods").expect("pods are built in");
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if node.is_empty() {
+            return Err(ApiError::invalid(
+                pods,
+                pod_name,
+                vec![Cause::required("target.name")],
+            ));
+        }
+        let annotations = binding.pointer("/metadata/annotations").cloned();
+        let mut compute = |current: Option<&Value>| -> ApiResult<Computed> {
+            let Some(current) = current else {
+                return Err(ApiError::not_found(pods, pod_name));
+            };
+            if is_deleting(current) {
+                return Err(ApiError::conflict_message(
+                    pods,
+                    pod_name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
+            }
+            if let Some(existing) = current.pointer("/spec/nodeName").and_then(Value::as_str)
+                && !existing.is_empty()
+            {
+                return Err(ApiError::conflict_message(
+                    pods,
+                    pod_name,
+                    &format!("pod {pod_name} is already assigned to node {existing:?}"),
+                ));
+            }
+            let mut object = current.clone();
+            object["spec"]["nodeName"] = json!(node);
+            if let Some(Value::Object(a)) = &annotations {
+                let meta = meta_mut(&mut object);
+                let target = meta.entry("annotations").or_insert_with(|| json!({}));
+                if let Some(t) = target.as_object_mut() {
+                    for (k, v) in a {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            let conditions = object["status"]
+                .as_object_mut()
+                .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+            if let Some(Value::Array(conds)) = conditions {
+                conds.retain(|c| c.get("type") != Some(&json!("PodScheduled")));
+                conds.push(json!({
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": null,
+                    "lastTransitionTime": objects::now_rfc3339(),
+                }));
+            }
+            Ok(Computed {
+                object,
+                precondition: None,
+                warnings: Vec::new(),
+            })
+        };
+        // Binding changes spec.nodeName and status together, which no public part allows.
+        self.update_internal(pods, Some(namespace), pod_name, &mut compute).await?;
+        Ok(())
+    }
+
+    /// An update that bypasses the main/status split (used by binding).
+    async fn update_internal(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        compute: &mut (dyn FnMut(Option<&Value>) -> ApiResult<Computed> + Send),
+    ) -> ApiResult<Bytes> {
+        let key = r.key(namespace, name);
+        for _ in 0..32 {
+            let Some(kv) = self.store.get(&key).await? else {
+                return Err(ApiError::not_found(r, name));
+            };
+            let old = decode(&kv.value)?;
+            let Computed { mut object, .. } = compute(Some(&old))?;
+            let result = self
+                .store
+                .update(&key, kv.mod_revision, &mut |rev| encode_with_revision(&mut object, rev))
+                .await;
+            match result {
+                Ok(kv) => return Ok(kv.value),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound) => return Err(ApiError::not_found(r, name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    /// Removes a finished namespace, or says what still holds it.
+    pub(crate) async fn finish_namespace(&self, name: &str) -> ApiResult<bool> {
+        let ns_type = resources::find("", "v1", "namespaces").expect("built in");
+        let mut remaining = 0usize;
+        for r in resources::RESOURCES.iter().filter(|r| r.namespaced) {
+            let page = self
+                .list(r, Some(name), &ListOptions::default())
+                .await?;
+            for item in page.items {
+                remaining += 1;
+                let obj = decode(&item)?;
+                if is_deleting(&obj) && r.kind != "Pod" {
+                    continue;
+                }
+                let obj_name = meta_str(&obj, "name").unwrap_or("").to_string();
+                let opts = DeleteOptions {
+                    grace_period_seconds: (r.kind == "Pod" && is_deleting(&obj)).then_some(0),
+                    ..DeleteOptions::default()
+                };
+                match self.delete(r, Some(name), &obj_name, &opts).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => tracing::warn!(namespace = name, object = obj_name, error = %e.message, "namespace cleanup"),
+                }
+            }
+        }
+        if remaining > 0 {
+            // Whatever was deleted outright is gone; check again on the next round.
+            let mut left = 0;
+            for r in resources::RESOURCES.iter().filter(|r| r.namespaced) {
+                left += self.store.count(&r.key(Some(name), "")).await?;
+            }
+            if left > 0 {
+                return Ok(false);
+            }
+        }
+        let mut compute = |current: Option<&Value>| -> ApiResult<Computed> {
+            let Some(current) = current else {
+                return Err(ApiError::not_found(ns_type, name));
+            };
+            let mut object = current.clone();
+            object["spec"]["finalizers"] = json!([]);
+            Ok(Computed {
+                object,
+                precondition: None,
+                warnings: Vec::new(),
+            })
+        };
+        match self
+            .update_with(ns_type, None, name, Part::Finalize, &WriteOptions::default(), &mut compute)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code == 404 => return Ok(true),
+            Err(e) => return Err(e),
+        }
+        // With no finalizers left the namespace itself can go.
+        let (kv, obj) = match self.get_kv(ns_type, None, name).await {
+            Ok(x) => x,
+            Err(e) if e.code == 404 => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        if finalizers(&obj).is_empty() {
+            let mut obj = obj;
+            match self
+                .store
+                .delete(&ns_type.key(None, name), Some(kv.mod_revision), Some(&mut |rev| encode_with_revision(&mut obj, rev)))
+                .await
+            {
+                Ok(_) | Err(StoreError::NotFound) => return Ok(true),
+                Err(StoreError::Conflict { .. }) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// What an update computes from the current object.
+pub struct Computed {
+    pub object: Value,
+    /// The resourceVersion the client required, if any.
+    pub precondition: Option<i64>,
+    pub warnings: Vec<String>,
+}
+
+fn encode_continue(revision: i64, start_after: &str) -> String {
+    use base64::Engine;
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start_after});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> ApiResult<(i64, String)> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    if v.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") || start.contains("..") {
+        return Err(bad());
+    }
+    Ok((rv, start.to_string()))
+}

@@ -1,0 +1,399 @@
+//! Validation of built-in kinds: object names, metadata, required fields and immutable fields,
+//! with kube-apiserver's field paths and messages.
+
+use serde_json::Value;
+
+use crate::errors::Cause;
+use crate::resources::ResourceType;
+use crate::selectors::{LabelSelector, validate_label_key, validate_label_value};
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Checks an RFC 1123 subdomain; the error is kube-apiserver's message.
+pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
+    if s.len() > 253 {
+        return Err("must be no more than 253 characters".into());
+    }
+    if s.split('.').all(is_label) {
+        Ok(())
+    } else {
+        Err(SUBDOMAIN_MSG.into())
+    }
+}
+
+/// Checks an RFC 1123 label.
+pub fn dns1123_label(s: &str) -> Result<(), String> {
+    if s.len() > 63 {
+        return Err("must be no more than 63 characters".into());
+    }
+    if is_label(s) {
+        Ok(())
+    } else {
+        Err(LABEL_MSG.into())
+    }
+}
+
+fn dns1035_label(s: &str) -> Result<(), String> {
+    if s.len() > 63 {
+        return Err("must be no more than 63 characters".into());
+    }
+    if is_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Ok(())
+    } else {
+        Err(DNS1035_MSG.into())
+    }
+}
+
+fn path_segment(s: &str) -> Result<(), String> {
+    if s == "." || s == ".." {
+        return Err(format!("may not be '{s}'"));
+    }
+    for bad in ["/", "%"] {
+        if s.contains(bad) {
+            return Err(format!("may not contain '{bad}'"));
+        }
+    }
+    Ok(())
+}
+
+/// Validates an object name for a resource type.
+pub fn validate_name(r: &ResourceType, name: &str) -> Result<(), String> {
+    match (r.group, r.plural) {
+        ("", "namespaces") => dns1123_label(name),
+        ("", "services") => dns1035_label(name),
+        ("rbac.authorization.k8s.io", _) => path_segment(name),
+        _ => dns1123_subdomain(name),
+    }
+}
+
+fn str_at<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {
+    obj.pointer(ptr).and_then(Value::as_str)
+}
+
+/// Validates `metadata` and the kind-specific rules of a new or updated object.
+pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let meta = obj.get("metadata").unwrap_or(&Value::Null);
+    match meta.get("name").and_then(Value::as_str) {
+        None | Some("") => causes.push(Cause::required("metadata.name")),
+        Some(name) => {
+            if let Err(e) = validate_name(r, name) {
+                causes.push(Cause::invalid("metadata.name", &Value::from(name), e));
+            }
+        }
+    }
+    if r.namespaced {
+        if str_at(obj, "/metadata/namespace").unwrap_or("").is_empty() {
+            causes.push(Cause::required("metadata.namespace"));
+        }
+    } else if let Some(ns) = str_at(obj, "/metadata/namespace")
+        && !ns.is_empty()
+    {
+        causes.push(Cause::forbidden("metadata.namespace", "not allowed on this type"));
+    }
+    validate_string_map(meta.get("labels"), "metadata.labels", true, &mut causes);
+    validate_string_map(meta.get("annotations"), "metadata.annotations", false, &mut causes);
+    if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
+        let total: usize = annotations
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if total > 256 * 1024 {
+            causes.push(Cause {
+                reason: "FieldValueTooLong",
+                message: "Too long: may not be more than 262144 bytes".into(),
+                field: "metadata.annotations".into(),
+            });
+        }
+    }
+    if let Some(old) = old {
+        for (field, ptr) in [("metadata.uid", "/metadata/uid")] {
+            let (a, b) = (obj.pointer(ptr), old.pointer(ptr));
+            if a.is_some() && a != b {
+                causes.push(Cause::invalid(
+                    field,
+                    a.unwrap_or(&Value::Null),
+                    "field is immutable",
+                ));
+            }
+        }
+    }
+    match (r.group, r.kind) {
+        ("", "Pod") => validate_pod(obj, old, &mut causes),
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
+            validate_workload(r, obj, old, &mut causes)
+        }
+        ("batch", "Job") => validate_template("spec.template", obj.pointer("/spec/template"), &mut causes),
+        ("", "ConfigMap") | ("", "Secret") => validate_data_keys(obj, &mut causes),
+        ("coordination.k8s.io", "Lease") => {}
+        _ => {}
+    }
+    causes
+}
+
+fn validate_string_map(map: Option<&Value>, field: &str, labels: bool, causes: &mut Vec<Cause>) {
+    let Some(map) = map else { return };
+    let Some(map) = map.as_object() else {
+        if !map.is_null() {
+            causes.push(Cause::invalid(field, map, "must be a map of strings"));
+        }
+        return;
+    };
+    for (k, v) in map {
+        if let Err(e) = validate_label_key(k) {
+            causes.push(Cause::invalid(field, &Value::from(k.as_str()), e));
+        }
+        if labels {
+            match v.as_str() {
+                Some(s) => {
+                    if let Err(e) = validate_label_value(s) {
+                        causes.push(Cause::invalid(format!("{field}"), v, e));
+                    }
+                }
+                None => causes.push(Cause::invalid(field, v, "must be a string")),
+            }
+        }
+    }
+}
+
+fn validate_data_keys(obj: &Value, causes: &mut Vec<Cause>) {
+    for field in ["data", "binaryData", "stringData"] {
+        if let Some(map) = obj.get(field).and_then(Value::as_object) {
+            for k in map.keys() {
+                let ok = !k.is_empty()
+                    && k.len() <= 253
+                    && k
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    && k != "."
+                    && k != "..";
+                if !ok {
+                    causes.push(Cause::invalid(
+                        field,
+                        &Value::from(k.as_str()),
+                        "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn validate_containers(path: &str, list: Option<&Value>, required: bool, causes: &mut Vec<Cause>) {
+    let items = list.and_then(Value::as_array);
+    match items {
+        None | Some(_) if required && items.is_none_or(|a| a.is_empty()) => {
+            causes.push(Cause::required(path));
+        }
+        _ => {}
+    }
+    let mut names = Vec::new();
+    for (i, c) in items.into_iter().flatten().enumerate() {
+        match c.get("name").and_then(Value::as_str) {
+            None | Some("") => causes.push(Cause::required(format!("{path}[{i}].name"))),
+            Some(n) => {
+                if let Err(e) = dns1123_label(n) {
+                    causes.push(Cause::invalid(format!("{path}[{i}].name"), &Value::from(n), e));
+                }
+                if names.contains(&n) {
+                    causes.push(Cause::duplicate(format!("{path}[{i}].name"), &Value::from(n)));
+                }
+                names.push(n);
+            }
+        }
+        if c.get("image").and_then(Value::as_str).unwrap_or("").trim().is_empty() {
+            causes.push(Cause::required(format!("{path}[{i}].image")));
+        }
+    }
+}
+
+fn validate_pod_spec(path: &str, spec: Option<&Value>, causes: &mut Vec<Cause>) {
+    let Some(spec) = spec else {
+        causes.push(Cause::required(format!("{path}.containers")));
+        return;
+    };
+    validate_containers(&format!("{path}.containers"), spec.get("containers"), true, causes);
+    validate_containers(&format!("{path}.initContainers"), spec.get("initContainers"), false, causes);
+    if let Some(policy) = spec.get("restartPolicy")
+        && !matches!(policy.as_str(), Some("Always" | "OnFailure" | "Never"))
+    {
+        causes.push(Cause::not_supported(
+            format!("{path}.restartPolicy"),
+            policy,
+            &["Always", "OnFailure", "Never"],
+        ));
+    }
+    if let Some(policy) = spec.get("dnsPolicy")
+        && !matches!(
+            policy.as_str(),
+            Some("ClusterFirst" | "ClusterFirstWithHostNet" | "Default" | "None")
+        )
+    {
+        causes.push(Cause::not_supported(
+            format!("{path}.dnsPolicy"),
+            policy,
+            &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        ));
+    }
+}
+
+fn validate_template(path: &str, template: Option<&Value>, causes: &mut Vec<Cause>) {
+    match template {
+        None => causes.push(Cause::required(path)),
+        Some(t) => {
+            validate_string_map(
+                t.pointer("/metadata/labels"),
+                &format!("{path}.metadata.labels"),
+                true,
+                causes,
+            );
+            validate_pod_spec(&format!("{path}.spec"), t.get("spec"), causes)
+        }
+    }
+}
+
+fn validate_pod(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    validate_pod_spec("spec", obj.get("spec"), causes);
+    if let Some(old) = old {
+        let strip = |v: &Value| -> Value {
+            let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+            for list in ["containers", "initContainers"] {
+                if let Some(items) = spec.get_mut(list).and_then(Value::as_array_mut) {
+                    for c in items {
+                        if let Some(c) = c.as_object_mut() {
+                            c.remove("image");
+                        }
+                    }
+                }
+            }
+            if let Some(s) = spec.as_object_mut() {
+                for mutable in [
+                    "activeDeadlineSeconds",
+                    "tolerations",
+                    "terminationGracePeriodSeconds",
+                    "schedulingGates",
+                ] {
+                    s.remove(mutable);
+                }
+            }
+            spec
+        };
+        let (new_spec, old_spec) = (strip(obj), strip(old));
+        if new_spec != old_spec {
+            causes.push(Cause::forbidden(
+                "spec",
+                "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+            ));
+        }
+        let (new_node, old_node) = (
+            str_at(obj, "/spec/nodeName").unwrap_or(""),
+            str_at(old, "/spec/nodeName").unwrap_or(""),
+        );
+        let _ = (new_node, old_node);
+    }
+}
+
+fn validate_workload(r: &ResourceType, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    let selector = obj.pointer("/spec/selector");
+    match selector {
+        None => causes.push(Cause::required("spec.selector")),
+        Some(sel) => match LabelSelector::from_object(sel) {
+            Err(e) => causes.push(Cause::invalid("spec.selector", sel, e)),
+            Ok(parsed) if parsed.is_empty() => causes.push(Cause::invalid(
+                "spec.selector",
+                sel,
+                "empty selector is invalid for deployment",
+            )),
+            Ok(parsed) => {
+                let labels = obj.pointer("/spec/template/metadata/labels");
+                if !parsed.matches(labels.and_then(Value::as_object)) {
+                    causes.push(Cause::invalid(
+                        "spec.template.metadata.labels",
+                        labels.unwrap_or(&Value::Null),
+                        "`selector` does not match template `labels`",
+                    ));
+                }
+            }
+        },
+    }
+    if let Some(replicas) = obj.pointer("/spec/replicas")
+        && replicas.as_i64().is_some_and(|n| n < 0)
+    {
+        causes.push(Cause::invalid(
+            "spec.replicas",
+            replicas,
+            "must be greater than or equal to 0",
+        ));
+    }
+    validate_template("spec.template", obj.pointer("/spec/template"), causes);
+    if let Some(old) = old
+        && r.kind != "Job"
+    {
+        let (a, b) = (obj.pointer("/spec/selector"), old.pointer("/spec/selector"));
+        if a != b {
+            causes.push(Cause::invalid(
+                "spec.selector",
+                a.unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_follow_kind_rules() {
+        let pods = crate::resources::find("", "v1", "pods").unwrap();
+        let ns = crate::resources::find("", "v1", "namespaces").unwrap();
+        let svc = crate::resources::find("", "v1", "services").unwrap();
+        assert!(validate_name(pods, "a.b-c").is_ok());
+        assert!(validate_name(pods, "Abc").is_err());
+        assert!(validate_name(ns, "a.b").is_err());
+        assert!(validate_name(svc, "1abc").is_err());
+        assert!(validate_name(pods, &"a".repeat(254)).is_err());
+    }
+
+    #[test]
+    fn pods_need_containers_with_images() {
+        let pods = crate::resources::find("", "v1", "pods").unwrap();
+        let causes = validate(
+            pods,
+            &json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"containers": [{"name": "c"}]}}),
+            None,
+        );
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "spec.containers[0].image");
+    }
+
+    #[test]
+    fn deployment_selector_must_match_and_is_immutable() {
+        let d = crate::resources::find("apps", "v1", "deployments").unwrap();
+        let obj = json!({"metadata": {"name": "d", "namespace": "x"}, "spec": {
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let causes = validate(d, &obj, None);
+        assert_eq!(causes[0].field, "spec.template.metadata.labels");
+        let mut fixed = obj.clone();
+        fixed["spec"]["template"]["metadata"]["labels"]["app"] = json!("a");
+        assert!(validate(d, &fixed, None).is_empty());
+        let mut changed = fixed.clone();
+        changed["spec"]["selector"]["matchLabels"]["app"] = json!("z");
+        changed["spec"]["template"]["metadata"]["labels"]["app"] = json!("z");
+        let causes = validate(d, &changed, Some(&fixed));
+        assert!(causes.iter().any(|c| c.field == "spec.selector" && c.message.contains("immutable")));
+    }
+}

@@ -1,0 +1,231 @@
+//! Watch streams: events from the store, filtered by selectors, as kube-apiserver sends them
+//! (ADDED / MODIFIED / DELETED, BOOKMARK, ERROR), including initial events and the
+//! `k8s.io/initial-events-end` bookmark.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use store::{EventKind, KeyFilter};
+use tokio::sync::mpsc;
+
+use crate::errors::{ApiError, ApiResult, Cause};
+use crate::objects::{self, decode};
+use crate::resources::ResourceType;
+use crate::rest::{ListOptions, Registry};
+
+/// One watch event, with the object as stored JSON.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    pub kind: &'static str,
+    pub object: Bytes,
+}
+
+impl WatchEvent {
+    fn error(err: &ApiError) -> Self {
+        WatchEvent {
+            kind: "ERROR",
+            object: Bytes::from(serde_json::to_vec(&err.to_status()).expect("serialises")),
+        }
+    }
+}
+
+fn bookmark(r: &ResourceType, revision: i64, initial_end: bool) -> WatchEvent {
+    let mut meta = json!({"resourceVersion": revision.to_string(), "creationTimestamp": null});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    let obj = json!({"kind": r.kind, "apiVersion": r.api_version(), "metadata": meta});
+    WatchEvent {
+        kind: "BOOKMARK",
+        object: Bytes::from(serde_json::to_vec(&obj).expect("serialises")),
+    }
+}
+
+/// Starts a watch and returns its events. The stream ends after the timeout, when the client
+/// goes away (the receiver is dropped), or when the store drops a watcher that fell behind.
+pub fn start(
+    registry: Arc<Registry>,
+    r: &'static ResourceType,
+    namespace: Option<String>,
+    opts: ListOptions,
+) -> ApiResult<mpsc::Receiver<WatchEvent>> {
+    let plan = registry.plan_list(r, &opts)?;
+    let send_initial = opts.send_initial_events;
+    if send_initial.is_some() {
+        let mut causes = Vec::new();
+        if opts.resource_version_match != "NotOlderThan" {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if send_initial == Some(true) && !opts.allow_bookmarks {
+            causes.push(Cause::forbidden(
+                "allowWatchBookmarks",
+                "sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid_options("ListOptions", causes));
+        }
+    } else if !opts.resource_version_match.is_empty() {
+        return Err(ApiError::invalid_options(
+            "ListOptions",
+            vec![Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            )],
+        ));
+    }
+    let rv = objects::parse_resource_version(&opts.resource_version)?;
+    let store = registry.store().clone();
+    let prefix = Registry::list_prefix(r, namespace.as_deref());
+    let filter = match plan.fields.exact_name() {
+        Some(name) if r.namespaced && namespace.is_some() => {
+            KeyFilter::Exact(r.key(namespace.as_deref(), name))
+        }
+        Some(name) if !r.namespaced => KeyFilter::Exact(r.key(None, name)),
+        _ => KeyFilter::Prefix(prefix.clone()),
+    };
+    let with_initial = match send_initial {
+        Some(v) => v,
+        None => rv.is_none_or(|v| v == 0),
+    };
+    let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or_else(|| {
+        use rand::Rng;
+        1800 + rand::rng().random_range(0..1800)
+    }));
+    let (tx, rx) = mpsc::channel::<WatchEvent>(1024);
+    let matches = move |obj: &Value| plan.labels.matches_object(obj) && plan.fields.matches(r, obj);
+    // Find the starting point now, so a bad resourceVersion fails the request itself.
+    let mut initial = Vec::new();
+    let start_rev = if with_initial {
+        let page_rev = store.current_revision();
+        if let Some(v) = rv
+            && v > page_rev
+        {
+            return Err(ApiError::too_new_resource_version());
+        }
+        page_rev
+    } else {
+        rv.unwrap_or(0)
+    };
+    let watch = match store.watch(filter.clone(), start_rev) {
+        Ok(w) => Some(w),
+        Err(store::Error::Compacted { requested, compacted }) => {
+            let err = ApiError::expired(format!("too old resource version: {requested} ({compacted})"));
+            initial.push(WatchEvent::error(&err));
+            None
+        }
+        Err(store::Error::FutureRevision { .. }) => {
+            initial.push(WatchEvent::error(&ApiError::too_new_resource_version()));
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let registry2 = registry.clone();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for ev in initial {
+            let _ = tx.send(ev).await;
+        }
+        let Some(mut watch) = watch else { return };
+        if with_initial {
+            // Everything up to start_rev, read at exactly that revision.
+            let mut start_after: Option<String> = None;
+            loop {
+                let page = match registry2
+                    .store()
+                    .range(&prefix, start_after.as_deref(), 1000, Some(start_rev))
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(WatchEvent::error(&ApiError::from(e))).await;
+                        return;
+                    }
+                };
+                let done = page.remaining == 0;
+                start_after = page.kvs.last().map(|kv| kv.key.to_string());
+                for kv in page.kvs {
+                    if !filter.matches(&kv.key) {
+                        continue;
+                    }
+                    let Ok(obj) = decode(&kv.value) else { continue };
+                    if matches(&obj)
+                        && tx
+                            .send(WatchEvent {
+                                kind: "ADDED",
+                                object: kv.value,
+                            })
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                if done || start_after.is_none() {
+                    break;
+                }
+            }
+            if send_initial == Some(true) && tx.send(bookmark(r, start_rev, true)).await.is_err() {
+                return;
+            }
+        }
+        let mut bookmark_timer = tokio::time::interval(Duration::from_secs(60));
+        bookmark_timer.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+                _ = bookmark_timer.tick(), if opts.allow_bookmarks => {
+                    // Everything up to this revision is already queued in `watch`.
+                    let revision = registry2.store().current_revision();
+                    while let Some(ev) = watch.try_next() {
+                        if !forward(&tx, ev, &matches).await { return; }
+                    }
+                    if tx.send(bookmark(r, revision, false)).await.is_err() { return; }
+                }
+                ev = watch.next() => {
+                    let Some(ev) = ev else { return };
+                    if !forward(&tx, ev, &matches).await { return; }
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Sends one store event as the watch event a client of this selector sees. Returns false when
+/// the client is gone.
+async fn forward(
+    tx: &mpsc::Sender<WatchEvent>,
+    ev: store::Event,
+    matches: &(impl Fn(&Value) -> bool + Send),
+) -> bool {
+    let Ok(new) = decode(&ev.kv.value) else {
+        return true;
+    };
+    let now_matches = matches(&new);
+    let before = match &ev.prev {
+        Some(prev) => decode(&prev.value).ok().map(|p| matches(&p)),
+        None => None,
+    };
+    let kind = match (ev.kind, before, now_matches) {
+        (EventKind::Delete, Some(true), _) => "DELETED",
+        (EventKind::Delete, None, true) => "DELETED",
+        (EventKind::Delete, _, _) => return true,
+        (EventKind::Put, None | Some(false), true) => "ADDED",
+        (EventKind::Put, Some(true), true) => "MODIFIED",
+        (EventKind::Put, Some(true), false) => "DELETED",
+        (EventKind::Put, _, false) => return true,
+    };
+    tx.send(WatchEvent {
+        kind,
+        object: ev.kv.value,
+    })
+    .await
+    .is_ok()
+}

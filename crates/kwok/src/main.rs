@@ -1,0 +1,156 @@
+//! The `kwok` binary: runs the embedded Kubernetes API server (`kwok apiserver`) and, as they
+//! land, the node and pod simulator and the benchmarks that measure them.
+
+mod bench;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use store::{LocalStore, Options, SyncMode};
+
+#[derive(Parser)]
+#[command(name = "kwok", version, about = "kwok simulates Kubernetes nodes and pods, and serves the embedded cluster")]
+struct Cli {
+    /// Log verbosity: 0 = info, 1 = debug, 2+ = trace.
+    #[arg(short = 'v', long = "v", global = true, default_value_t = 0)]
+    verbosity: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Kubernetes API over HTTPS, with objects stored in a data directory.
+    Apiserver(ApiserverArgs),
+    /// Measure the API server and print the figures.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum StorageSync {
+    /// Acknowledge a write after it is synced to disk.
+    Always,
+    /// Acknowledge a write once queued; faster, and a machine crash can lose recent writes.
+    None,
+}
+
+#[derive(clap::Args)]
+struct ApiserverArgs {
+    /// Where objects are stored. Without it, objects live in memory only.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTPS port.
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// Serving certificate (PEM). Generated into <data-dir>/pki when not given.
+    #[arg(long, requires_all = ["tls_private_key_file", "client_ca_file"])]
+    tls_cert_file: Option<PathBuf>,
+    /// Serving key (PEM).
+    #[arg(long)]
+    tls_private_key_file: Option<PathBuf>,
+    /// CA that signs client certificates (PEM).
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// When a write counts as durable.
+    #[arg(long, value_enum, default_value_t = StorageSync::Always)]
+    storage_sync: StorageSync,
+    /// Seconds of watch history kept (resume window for watches).
+    #[arg(long, default_value_t = 300)]
+    watch_history_seconds: u64,
+}
+
+fn init_logging(verbosity: u8) {
+    let default = match verbosity {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KWOK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    let (cert, key, ca) = match (&args.tls_cert_file, &args.tls_private_key_file, &args.client_ca_file) {
+        (Some(c), Some(k), Some(ca)) => (c.clone(), k.clone(), ca.clone()),
+        _ => {
+            let dir = args
+                .data_dir
+                .as_ref()
+                .map(|d| d.join("pki"))
+                .context("--tls-cert-file, --tls-private-key-file and --client-ca-file are required without --data-dir")?;
+            let paths = pki::ensure(&dir, &[])?;
+            tracing::info!(dir = %dir.display(), "using generated certificates");
+            (paths.serving_cert(), paths.serving_key(), paths.ca_cert())
+        }
+    };
+    let tls = apiserver::tls_config_from_files(&cert, &key, &ca)?;
+    let store = LocalStore::open(Options {
+        data_dir: args.data_dir.as_ref().map(|d| d.join("store")),
+        sync: match args.storage_sync {
+            StorageSync::Always => SyncMode::Always,
+            StorageSync::None => SyncMode::None,
+        },
+        history_window: std::time::Duration::from_secs(args.watch_history_seconds),
+        ..Options::default()
+    })
+    .context("open the store")?;
+    let addr = SocketAddr::new(args.bind_address, args.secure_port);
+    let listener = apiserver::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
+    tracing::info!(address = %local, "serving the Kubernetes API");
+    server
+        .serve_tls(listener, tls, shutdown_signal())
+        .await?;
+    tracing::info!("shutting down");
+    store.close();
+    drop::<Arc<LocalStore>>(store);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbosity);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Apiserver(args) => run_apiserver(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

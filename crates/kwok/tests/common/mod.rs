@@ -1,0 +1,237 @@
+//! Starts the real `kwok apiserver` process and drives it with real kubectl and kube-rs.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub child: Option<Child>,
+    pub extra_args: Vec<String>,
+}
+
+pub fn kwok_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kwok"))
+}
+
+/// The folder of the numbered kubectl binaries.
+pub fn kubectl_dir() -> PathBuf {
+    let kubectl = which("kubectl").expect("kubectl on PATH");
+    std::fs::canonicalize(kubectl)
+        .expect("resolve kubectl")
+        .parent()
+        .expect("kubectl has a folder")
+        .to_path_buf()
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `kubectl.1.27`, `kubectl.1.33`, ... or plain `kubectl` when the numbered one is missing.
+pub fn kubectl_version(minor: u32) -> PathBuf {
+    let numbered = kubectl_dir().join(format!("kubectl.1.{minor}"));
+    if numbered.is_file() {
+        numbered
+    } else {
+        which("kubectl").expect("kubectl on PATH")
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server {
+            dir,
+            port: 0,
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.launch();
+        server.write_kubeconfig();
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("apiserver.log")
+    }
+
+    /// Starts the process (again) on the same data dir, waiting until it serves.
+    pub fn launch(&mut self) {
+        for _ in 0..5 {
+            if self.port == 0 {
+                self.port = free_port();
+            }
+            let log = std::fs::File::create(self.log_path()).unwrap();
+            let child = Command::new(kwok_bin())
+                .args(["apiserver", "--data-dir"])
+                .arg(self.data_dir())
+                .args(["--secure-port", &self.port.to_string()])
+                .args(&self.extra_args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            self.child = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                if log.contains("serving the Kubernetes API") {
+                    return;
+                }
+                if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                    if log.contains("listen on") {
+                        // The port was taken between picking and binding: pick another.
+                        self.port = 0;
+                        break;
+                    }
+                    panic!("kwok apiserver exited with {status}: {log}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if self.port != 0 {
+                panic!("kwok apiserver did not start: {}", std::fs::read_to_string(self.log_path()).unwrap_or_default());
+            }
+        }
+        panic!("could not find a free port");
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn pki(&self) -> PathBuf {
+        self.data_dir().join("pki")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn write_kubeconfig(&self) {
+        let pki = self.pki();
+        let text = format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: kwok
+  cluster:
+    server: https://127.0.0.1:{port}
+    certificate-authority: {ca}
+users:
+- name: kwok
+  user:
+    client-certificate: {crt}
+    client-key: {key}
+contexts:
+- name: kwok
+  context:
+    cluster: kwok
+    user: kwok
+current-context: kwok
+",
+            port = self.port,
+            ca = pki.join("ca.crt").display(),
+            crt = pki.join("admin.crt").display(),
+            key = pki.join("admin.key").display(),
+        );
+        std::fs::write(self.kubeconfig(), text).unwrap();
+    }
+
+    /// Runs kubectl 1.`minor` against the server.
+    pub fn kubectl(&self, minor: u32, args: &[&str]) -> Output {
+        self.kubectl_stdin(minor, args, None)
+    }
+
+    pub fn kubectl_stdin(&self, minor: u32, args: &[&str], stdin: Option<&str>) -> Output {
+        let cache = self.dir.path().join(format!("cache-{minor}"));
+        let mut cmd = Command::new(kubectl_version(minor));
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run kubectl");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs kubectl and returns stdout, panicking with stderr on failure.
+    pub fn ok(&self, minor: u32, args: &[&str]) -> String {
+        let out = self.kubectl(minor, args);
+        assert!(
+            out.status.success(),
+            "kubectl 1.{minor} {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn fails(&self, minor: u32, args: &[&str]) -> String {
+        let out = self.kubectl(minor, args);
+        assert!(
+            !out.status.success(),
+            "kubectl 1.{minor} {args:?} should fail but printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}

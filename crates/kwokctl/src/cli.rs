@@ -1,0 +1,257 @@
+//! The command tree and flags, mirroring upstream kwokctl.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// kwokctl creates and manages local simulated Kubernetes clusters
+#[derive(Debug, Parser)]
+#[command(
+    name = "kwokctl",
+    version,
+    about = "kwokctl creates and manages local simulated Kubernetes clusters",
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted anywhere on the command line.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalFlags {
+    /// cluster name
+    #[arg(long, global = true, default_value = "kwok")]
+    pub name: String,
+    /// Print the command that would be executed, but do not execute it
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// config path [default: ~/.kwok/kwok.yaml]
+    #[arg(short = 'c', long = "config", global = true, value_delimiter = ',')]
+    pub config: Vec<String>,
+    /// number for the log level verbosity (DEBUG, INFO, WARN, ERROR) or (-4, 0, 4, 8)
+    #[arg(
+        short = 'v',
+        long = "v",
+        global = true,
+        default_value = "INFO",
+        allow_hyphen_values = true
+    )]
+    pub verbosity: String,
+    /// the kwok program that serves embedded clusters [env: KWOK_KWOK_BINARY]
+    #[arg(long, global = true)]
+    pub kwok_binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Creates one of [cluster]
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Deletes one of [cluster]
+    #[command(subcommand)]
+    Delete(DeleteCommand),
+    /// Start one of [cluster]
+    #[command(subcommand)]
+    Start(StartCommand),
+    /// Stop one of [cluster]
+    #[command(subcommand)]
+    Stop(StopCommand),
+    /// Gets one of [clusters, components, kubeconfig]
+    #[command(subcommand)]
+    Get(GetCommand),
+    /// Logs one of [audit, kube-apiserver, ...]
+    Logs(LogsArgs),
+    /// Exports one of [logs]
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Manage [reset, tidy, view] default config
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// kubectl in cluster
+    #[command(disable_help_flag = true)]
+    Kubectl(PassthroughArgs),
+    /// Generate the autocompletion script for the specified shell
+    Completion(CompletionArgs),
+    /// Measure create and delete times of embedded clusters
+    #[command(hide = true)]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Creates a cluster
+    Cluster(CreateClusterArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct CreateClusterArgs {
+    /// Runtime of the cluster (embedded, binary, docker, podman, nerdctl, finch, lima, kind, kind-podman, kind-nerdctl, kind-lima, kind-finch)
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Port of the apiserver (default random)
+    #[arg(long)]
+    pub kube_apiserver_port: Option<u32>,
+    /// Path to the kwok binary that serves the cluster (a local path)
+    #[arg(long)]
+    pub kwok_controller_binary: Option<String>,
+    /// A set of key=value pairs that describe command line arguments for a component, e.g. kube-apiserver=storage-sync=none
+    #[arg(long)]
+    pub extra_args: Vec<String>,
+    /// Timeout for the whole creation, e.g. 30s (0 = no timeout)
+    #[arg(long, default_value = "0s")]
+    pub timeout: String,
+    /// Wait for the cluster to be ready, e.g. 1m
+    #[arg(long, default_value = "0s")]
+    pub wait: String,
+    /// The path to the kubeconfig file to add the kwok-<name> context to [default: ~/.kube/config]
+    #[arg(long)]
+    pub kubeconfig: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeleteCommand {
+    /// Deletes a cluster
+    Cluster(DeleteClusterArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeleteClusterArgs {
+    /// The path to the kubeconfig file that will remove the deleted cluster [default: ~/.kube/config]
+    #[arg(long)]
+    pub kubeconfig: Option<String>,
+    /// Delete all clusters managed by kwokctl
+    #[arg(long)]
+    pub all: bool,
+    /// Force delete the cluster even if its runtime is not available
+    #[arg(long)]
+    pub force: bool,
+    /// Copy the cluster's config, pki, logs and data into <DIR>/<name> before removing anything
+    #[arg(long, value_name = "DIR")]
+    pub backup: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StartCommand {
+    /// Start a cluster
+    Cluster(StartClusterArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StartClusterArgs {
+    /// Timeout for waiting for the cluster to be started
+    #[arg(long, default_value = "0s")]
+    pub timeout: String,
+    /// Wait for the cluster to be ready
+    #[arg(long, default_value = "0s")]
+    pub wait: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StopCommand {
+    /// Stop a cluster
+    Cluster,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetCommand {
+    /// Gets all clusters
+    Clusters(OutputArgs),
+    /// Gets the components of the cluster
+    Components(OutputArgs),
+    /// Prints cluster kubeconfig
+    Kubeconfig(GetKubeconfigArgs),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Name,
+    Wide,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value = "name")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetKubeconfigArgs {
+    /// Override host[:port] for kubeconfig
+    #[arg(long, default_value = "")]
+    pub host: String,
+    /// Skip server certificate verification
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    /// Signing certificate with the specified user if modified
+    #[arg(long, default_value = "kwok-admin")]
+    pub user: String,
+    /// Signing certificate with the specified groups if modified
+    #[arg(long, default_value = "system:masters", value_delimiter = ',')]
+    pub group: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// The component whose logs to print
+    pub component: String,
+    /// Specify if the logs should be streamed
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Exports logs to a tempdir
+    Logs(ExportLogsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportLogsArgs {
+    /// Output directory (default <cluster dir>/export/logs)
+    pub output_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Display the current configuration
+    View,
+    /// Tidy the default configuration file (~/.kwok/kwok.yaml) from the loaded configuration
+    Tidy,
+    /// Remove the default configuration file (~/.kwok/kwok.yaml)
+    Reset,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PassthroughArgs {
+    /// Arguments passed through unchanged
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionArgs {
+    /// The shell to generate the script for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// How many create/delete cycles to measure
+    #[arg(long, default_value_t = 20)]
+    pub iterations: usize,
+}

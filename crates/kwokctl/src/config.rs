@@ -1,0 +1,459 @@
+//! Configuration: the multi-document `kwok.yaml` files, the `KwokctlConfiguration` kind, and the
+//! precedence of sources (flags > `KWOK_*` env > `--config` files > `<workdir>/kwok.yaml` > defaults).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::paths::Env;
+
+/// The API group and version of kwokctl's configuration kinds.
+pub const API_VERSION: &str = "config.kwok.x-k8s.io/v1alpha1";
+/// The kind that describes a cluster and kwokctl's options.
+pub const KWOKCTL_CONFIGURATION: &str = "KwokctlConfiguration";
+
+/// Kinds upstream accepts in configuration files; anything else is warned about.
+const KNOWN_KINDS: &[&str] = &[
+    "KwokConfiguration",
+    "KwokctlConfiguration",
+    "KwokctlResource",
+    "Stage",
+    "Attach",
+    "ClusterAttach",
+    "Exec",
+    "ClusterExec",
+    "Logs",
+    "ClusterLogs",
+    "PortForward",
+    "ClusterPortForward",
+    "ResourceUsage",
+    "ClusterResourceUsage",
+    "Metric",
+];
+
+/// A `KwokctlConfiguration`. Fields kwokctl does not use are kept verbatim in `extra`, so files
+/// written by upstream KWOK round-trip.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KwokctlConfiguration {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub options: Options,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The `options` of a `KwokctlConfiguration` that kwokctl acts on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Options {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtimes: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kube_apiserver_port: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kwok_controller_binary: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// One process or container of a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub binary: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub work_dir: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A port of a component.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Port {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub port: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_port: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub protocol: String,
+}
+
+impl KwokctlConfiguration {
+    /// An empty configuration with kind and apiVersion set.
+    pub fn new() -> Self {
+        Self {
+            kind: KWOKCTL_CONFIGURATION.to_string(),
+            api_version: API_VERSION.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Decodes one document.
+    pub fn from_value(value: Value) -> anyhow::Result<Self> {
+        serde_json::from_value(value).context("decode KwokctlConfiguration")
+    }
+
+    /// Encodes as one document.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("configuration is always representable as JSON")
+    }
+
+    /// The component named `name`.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+/// True when `doc` is a document of `kind` in kwokctl's config group.
+pub fn is_kind(doc: &Value, kind: &str) -> bool {
+    doc.get("kind").and_then(Value::as_str) == Some(kind)
+}
+
+/// Parses a multi-document YAML stream into JSON values, skipping empty documents.
+pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Value>> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// Renders documents as one YAML stream separated by `---`.
+pub fn render_documents(docs: &[Value]) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        let text = serde_saphyr::to_string(doc).map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.push_str(&text);
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and parses a configuration file.
+pub fn read_documents(path: &Path) -> anyhow::Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    parse_documents(&text).with_context(|| format!("parse {}", path.display()))
+}
+
+/// Merges `patch` into `base`: objects merge key by key, lists of objects that all carry a
+/// `name` merge by name (as strategic merge does for `components`), anything else is replaced.
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                match base.get_mut(key) {
+                    Some(existing) if !value.is_null() => merge(existing, value),
+                    _ => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(base), Value::Array(patch))
+            if is_named_list(base) && is_named_list(patch) =>
+        {
+            for item in patch {
+                let name = item.get("name");
+                match base.iter_mut().find(|b| b.get("name") == name) {
+                    Some(existing) => merge(existing, item),
+                    None => base.push(item.clone()),
+                }
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+fn is_named_list(items: &[Value]) -> bool {
+    !items.is_empty()
+        && items
+            .iter()
+            .all(|i| i.get("name").and_then(Value::as_str).is_some())
+}
+
+/// Every configuration document in effect: `<workdir>/kwok.yaml` first (when it exists), then the
+/// `--config` files in order.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigContext {
+    pub documents: Vec<Value>,
+}
+
+impl ConfigContext {
+    /// Loads the default file and the given `--config` paths (`-` reads stdin). The default file
+    /// named explicitly but missing is dropped silently, as upstream does; any other missing file
+    /// is an error.
+    pub fn load(env: &Env, default_file: &Path, paths: &[String]) -> anyhow::Result<Self> {
+        let mut documents = Vec::new();
+        let mut loaded: Vec<PathBuf> = Vec::new();
+        if default_file.is_file() {
+            documents.extend(read_documents(default_file)?);
+            loaded.push(default_file.to_path_buf());
+        }
+        for raw in paths.iter().filter(|p| !p.is_empty()) {
+            if raw == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("read config from stdin")?;
+                documents.extend(parse_documents(&text).context("parse config from stdin")?);
+                continue;
+            }
+            let path = env.expand(raw);
+            if loaded.contains(&path) {
+                continue;
+            }
+            if path == default_file {
+                continue;
+            }
+            if path.is_dir() {
+                bail!(
+                    "config {}: directories (kustomize) are not supported, pass files",
+                    path.display()
+                );
+            }
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            documents.extend(read_documents(&path)?);
+            loaded.push(path);
+        }
+        for doc in &documents {
+            let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+            if !KNOWN_KINDS.contains(&kind) {
+                tracing::warn!(kind, "Unsupported type");
+            }
+        }
+        Ok(Self { documents })
+    }
+
+    /// All `KwokctlConfiguration` documents merged in load order.
+    pub fn kwokctl_configuration(&self) -> anyhow::Result<KwokctlConfiguration> {
+        let mut merged = KwokctlConfiguration::new().to_value();
+        for doc in self
+            .documents
+            .iter()
+            .filter(|d| is_kind(d, KWOKCTL_CONFIGURATION))
+        {
+            merge(&mut merged, doc);
+        }
+        KwokctlConfiguration::from_value(merged)
+    }
+
+    /// The documents of other kinds, which a new cluster's `kwok.yaml` carries along.
+    pub fn other_documents(&self) -> Vec<Value> {
+        self.documents
+            .iter()
+            .filter(|d| !is_kind(d, KWOKCTL_CONFIGURATION))
+            .cloned()
+            .collect()
+    }
+
+    /// The documents as `config tidy` writes them: one merged `KwokctlConfiguration` (when any)
+    /// followed by the others.
+    pub fn tidy_documents(&self) -> anyhow::Result<Vec<Value>> {
+        let mut docs = Vec::new();
+        if self
+            .documents
+            .iter()
+            .any(|d| is_kind(d, KWOKCTL_CONFIGURATION))
+        {
+            docs.push(self.kwokctl_configuration()?.to_value());
+        }
+        docs.extend(self.other_documents());
+        Ok(docs)
+    }
+}
+
+/// Flags of `create cluster` that override configuration; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct OptionFlags {
+    pub runtime: Option<String>,
+    pub kube_apiserver_port: Option<u32>,
+    pub kwok_controller_binary: Option<String>,
+}
+
+/// Applies the precedence flags > `KWOK_*` env > configuration (already merged from files) >
+/// defaults to the options of a new cluster. Unparsable env values are ignored, as upstream does.
+pub fn resolve_options(from_files: &Options, env: &Env, flags: &OptionFlags) -> Options {
+    let mut options = from_files.clone();
+    if let Some(runtime) = env.kwok("RUNTIME") {
+        options.runtime = runtime.to_string();
+    }
+    if let Some(port) = env
+        .kwok("KUBE_APISERVER_PORT")
+        .and_then(|p| p.parse::<u32>().ok())
+    {
+        options.kube_apiserver_port = port;
+    }
+    if let Some(binary) = env.kwok("CONTROLLER_BINARY") {
+        options.kwok_controller_binary = binary.to_string();
+    }
+    if let Some(runtime) = flags.runtime.as_deref().filter(|r| !r.is_empty()) {
+        options.runtime = runtime.to_string();
+    }
+    if let Some(port) = flags.kube_apiserver_port {
+        options.kube_apiserver_port = port;
+    }
+    if let Some(binary) = flags
+        .kwok_controller_binary
+        .as_deref()
+        .filter(|b| !b.is_empty())
+    {
+        options.kwok_controller_binary = binary.to_string();
+    }
+    if options.runtime.is_empty() && options.runtimes.len() == 1 {
+        options.runtime = options.runtimes[0].clone();
+    }
+    if options.runtime.is_empty() && options.runtimes.is_empty() {
+        options.runtime = crate::runtime::DEFAULT_RUNTIME.to_string();
+    }
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_docker_config_round_trips() {
+        let text = "kind: KwokctlConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\noptions:\n  runtime: docker\n  kubeApiserverPort: 32766\n  etcdPrefix: /registry\ncomponents:\n- name: etcd\n  image: registry.k8s.io/etcd:3.6.10-0\n  links: []\n- name: kube-apiserver\n  links: [etcd]\n  ports:\n  - name: https\n    port: 6443\n    hostPort: 32766\n    protocol: TCP\nstatus:\n  version: 0.9.0\n---\nkind: Stage\napiVersion: kwok.x-k8s.io/v1alpha1\nmetadata:\n  name: node-initialize\n";
+        let docs = parse_documents(text).unwrap();
+        assert_eq!(docs.len(), 2);
+        let conf = KwokctlConfiguration::from_value(docs[0].clone()).unwrap();
+        assert_eq!(conf.options.runtime, "docker");
+        assert_eq!(conf.options.kube_apiserver_port, 32766);
+        assert_eq!(conf.components.len(), 2);
+        assert_eq!(conf.options.extra["etcdPrefix"], "/registry");
+        assert_eq!(conf.extra["status"]["version"], "0.9.0");
+        let again = KwokctlConfiguration::from_value(
+            parse_documents(&render_documents(&[conf.to_value()]).unwrap()).unwrap()[0].clone(),
+        )
+        .unwrap();
+        assert_eq!(again, conf);
+    }
+
+    #[test]
+    fn merge_by_name_and_replace() {
+        let mut base: Value = serde_json::json!({
+            "options": {"runtime": "docker", "kubeApiserverPort": 1},
+            "components": [{"name": "a", "args": ["x"]}, {"name": "b"}]
+        });
+        merge(
+            &mut base,
+            &serde_json::json!({
+                "options": {"runtime": "embedded"},
+                "components": [{"name": "a", "args": ["y"]}, {"name": "c"}]
+            }),
+        );
+        assert_eq!(base["options"]["runtime"], "embedded");
+        assert_eq!(base["options"]["kubeApiserverPort"], 1);
+        assert_eq!(base["components"][0]["args"], serde_json::json!(["y"]));
+        assert_eq!(base["components"].as_array().unwrap().len(), 3);
+    }
+
+    fn file_options(runtime: &str, port: u32) -> Options {
+        Options {
+            runtime: runtime.to_string(),
+            kube_apiserver_port: port,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let options = resolve_options(
+            &Options::default(),
+            &Env::default(),
+            &OptionFlags::default(),
+        );
+        assert_eq!(options.runtime, "embedded");
+        assert_eq!(options.kube_apiserver_port, 0);
+    }
+
+    #[test]
+    fn env_overrides_files() {
+        let env = Env::from_pairs([
+            ("KWOK_RUNTIME", "binary"),
+            ("KWOK_KUBE_APISERVER_PORT", "7000"),
+        ]);
+        let options = resolve_options(&file_options("docker", 6000), &env, &OptionFlags::default());
+        assert_eq!(options.runtime, "binary");
+        assert_eq!(options.kube_apiserver_port, 7000);
+    }
+
+    #[test]
+    fn flags_override_env() {
+        let env = Env::from_pairs([
+            ("KWOK_RUNTIME", "binary"),
+            ("KWOK_KUBE_APISERVER_PORT", "7000"),
+        ]);
+        let flags = OptionFlags {
+            runtime: Some("embedded".into()),
+            kube_apiserver_port: Some(8000),
+            ..Default::default()
+        };
+        let options = resolve_options(&file_options("docker", 6000), &env, &flags);
+        assert_eq!(options.runtime, "embedded");
+        assert_eq!(options.kube_apiserver_port, 8000);
+    }
+
+    #[test]
+    fn empty_or_unparsable_env_is_ignored() {
+        let env = Env::from_pairs([("KWOK_RUNTIME", ""), ("KWOK_KUBE_APISERVER_PORT", "nope")]);
+        let options = resolve_options(&file_options("docker", 6000), &env, &OptionFlags::default());
+        assert_eq!(options.runtime, "docker");
+        assert_eq!(options.kube_apiserver_port, 6000);
+    }
+
+    #[test]
+    fn config_files_merge_in_order_over_the_default_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let default_file = dir.path().join("kwok.yaml");
+        std::fs::write(
+            &default_file,
+            "kind: KwokctlConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\noptions:\n  runtime: docker\n  kubeApiserverPort: 6000\n",
+        )
+        .unwrap();
+        let extra = dir.path().join("extra.yaml");
+        std::fs::write(
+            &extra,
+            "kind: KwokctlConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\noptions:\n  runtime: embedded\n",
+        )
+        .unwrap();
+        let env = Env::default();
+        let ctx = ConfigContext::load(&env, &default_file, &[extra.display().to_string()]).unwrap();
+        let conf = ctx.kwokctl_configuration().unwrap();
+        assert_eq!(conf.options.runtime, "embedded");
+        assert_eq!(conf.options.kube_apiserver_port, 6000);
+        assert!(ConfigContext::load(&env, &default_file, &["/nonexistent.yaml".into()]).is_err());
+    }
+}

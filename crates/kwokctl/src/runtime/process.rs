@@ -1,0 +1,332 @@
+//! Runtimes whose components are host processes: `embedded` (the `kwok apiserver` process) and
+//! upstream's `binary`. Each component runs detached with `pids/<name>.pid` and
+//! `logs/<name>.log`.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::{Cluster, ComponentStatus, Runtime, RuntimeKind, StartOptions, StopMode, StopReport};
+use crate::audit::StoppedProcess;
+use crate::config::Component;
+use crate::context::Context;
+use crate::paths::ClusterPaths;
+use crate::process;
+
+/// How long a graceful stop waits for a process before killing it.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// A component process exited before the cluster served.
+#[derive(Debug, thiserror::Error)]
+#[error("{component} exited with {status} before the cluster served; last lines of {log}:\n{tail}")]
+pub struct ExitedEarly {
+    pub component: String,
+    pub status: ExitStatus,
+    pub log: String,
+    pub tail: String,
+}
+
+/// The `embedded` and `binary` runtimes.
+pub struct ProcessRuntime {
+    ctx: Context,
+    kind: RuntimeKind,
+    name: String,
+}
+
+impl ProcessRuntime {
+    pub fn new(ctx: Context, kind: RuntimeKind, name: &str) -> Self {
+        Self {
+            ctx,
+            kind,
+            name: name.to_string(),
+        }
+    }
+
+    /// The program that runs `component`.
+    pub fn binary_for(&self, component: &Component) -> Result<PathBuf, String> {
+        match self.kind {
+            RuntimeKind::Embedded => self.ctx.kwok_binary(Some(&component.binary)),
+            _ => {
+                let path = self.ctx.env.expand(&component.binary);
+                if crate::context::is_executable(&path) {
+                    Ok(path)
+                } else {
+                    Err(format!(
+                        "binary {} of component {} is not executable",
+                        path.display(),
+                        component.name
+                    ))
+                }
+            }
+        }
+    }
+
+    fn work_dir(&self, cluster: &Cluster, component: &Component) -> PathBuf {
+        if component.work_dir.is_empty() {
+            cluster.paths.dir.clone()
+        } else {
+            self.ctx.env.expand(&component.work_dir)
+        }
+    }
+
+    fn wait_serving(
+        &self,
+        cluster: &Cluster,
+        started: &mut [(String, Child)],
+        options: StartOptions,
+    ) -> anyhow::Result<()> {
+        let Some(port) = cluster.apiserver_port() else {
+            return Ok(());
+        };
+        let prober = crate::probe::Prober::for_pki(&pki::PkiPaths::new(cluster.paths.pki()))?;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            if prober.ready(port, Duration::from_millis(500)) {
+                return Ok(());
+            }
+            for (component, child) in started.iter_mut() {
+                if let Some(status) = child.try_wait()? {
+                    let _ = fs::remove_file(cluster.paths.pid_file(component));
+                    let log = cluster.paths.log_file(component);
+                    return Err(ExitedEarly {
+                        component: component.clone(),
+                        status,
+                        tail: log_tail(&log, 20),
+                        log: log.display().to_string(),
+                    }
+                    .into());
+                }
+            }
+            if Instant::now() >= options.deadline {
+                if self.kind == RuntimeKind::Binary {
+                    tracing::warn!(cluster = %cluster.name, "Cluster is not served yet");
+                    return Ok(());
+                }
+                anyhow::bail!(
+                    "cluster {:?} does not serve on https://127.0.0.1:{port} yet; see {}",
+                    cluster.name,
+                    cluster.paths.logs().display()
+                );
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The live pid recorded for `component`, if it still belongs to the cluster.
+pub fn running_pid(paths: &ClusterPaths, component: &str) -> Option<u32> {
+    let pid = process::read_pid(&paths.pid_file(component))?;
+    (process::is_alive(pid) && process::belongs_to(pid, &paths.dir)).then_some(pid)
+}
+
+/// Stops the processes of `components` in order and removes their pid files, stale ones too.
+pub fn stop_components(
+    paths: &ClusterPaths,
+    components: &[String],
+    mode: StopMode,
+) -> anyhow::Result<Vec<StoppedProcess>> {
+    let grace = match mode {
+        StopMode::Graceful => STOP_GRACE,
+        StopMode::Kill => Duration::ZERO,
+    };
+    let mut stopped = Vec::new();
+    for component in components {
+        let pid_file = paths.pid_file(component);
+        if let Some(pid) = running_pid(paths, component) {
+            process::stop(pid, grace).with_context(|| format!("stop {component} (pid {pid})"))?;
+            stopped.push(StoppedProcess {
+                component: component.clone(),
+                pid,
+            });
+        } else if pid_file.exists() {
+            tracing::debug!(component = %component, "Removing stale pid file");
+        }
+        match fs::remove_file(&pid_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("remove {}", pid_file.display())),
+        }
+    }
+    Ok(stopped)
+}
+
+/// Stops every process with a pid file under `pids/`, whatever the config says.
+pub fn stop_recorded_processes(
+    paths: &ClusterPaths,
+    mode: StopMode,
+) -> anyhow::Result<Vec<StoppedProcess>> {
+    let Ok(entries) = fs::read_dir(paths.pids()) else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".pid").map(str::to_string)
+        })
+        .collect();
+    stop_components(paths, &names, mode)
+}
+
+fn stop_order(cluster: &Cluster) -> Vec<String> {
+    let mut names: Vec<String> = cluster
+        .config
+        .components
+        .iter()
+        .rev()
+        .map(|c| c.name.clone())
+        .collect();
+    if let Ok(entries) = fs::read_dir(cluster.paths.pids()) {
+        for entry in entries.filter_map(Result::ok) {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if let Some(name) = file.strip_suffix(".pid")
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The last `lines` lines of a log file, for error messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Copies a log file to stdout; with `follow`, keeps copying what is appended until interrupted.
+pub fn print_log(path: &Path, follow: bool) -> anyhow::Result<()> {
+    let mut file = fs::File::open(path).with_context(|| format!("open log {}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut file, &mut out)?;
+    out.flush()?;
+    if !follow {
+        return Ok(());
+    }
+    let mut position = file.stream_position()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let len = fs::metadata(path).map(|m| m.len()).unwrap_or(position);
+        if len < position {
+            file = fs::File::open(path)?;
+            position = 0;
+        }
+        file.seek(SeekFrom::Start(position))?;
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+        position += n as u64;
+    }
+}
+
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn available(&self) -> Result<(), String> {
+        if self.kind == RuntimeKind::Embedded {
+            self.ctx.kwok_binary(None).map(|_| ())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn start(&self, cluster: &Cluster, options: StartOptions) -> anyhow::Result<()> {
+        for dir in [cluster.paths.logs(), cluster.paths.pids()] {
+            fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        let mut started = Vec::new();
+        for component in &cluster.config.components {
+            if running_pid(&cluster.paths, &component.name).is_some() {
+                continue;
+            }
+            let binary = self.binary_for(component).map_err(anyhow::Error::msg)?;
+            let log = cluster.paths.log_file(&component.name);
+            let child = process::spawn_detached(
+                &binary,
+                &component.args,
+                &self.work_dir(cluster, component),
+                &log,
+            )
+            .with_context(|| format!("start {} ({})", component.name, binary.display()))?;
+            process::write_pid(&cluster.paths.pid_file(&component.name), child.id())
+                .with_context(|| format!("write pid file of {}", component.name))?;
+            started.push((component.name.clone(), child));
+        }
+        self.wait_serving(cluster, &mut started, options)
+    }
+
+    fn stop(&self, cluster: &Cluster, mode: StopMode) -> anyhow::Result<StopReport> {
+        let mode = if self.kind == RuntimeKind::Binary {
+            StopMode::Kill
+        } else {
+            mode
+        };
+        Ok(StopReport {
+            processes: stop_components(&cluster.paths, &stop_order(cluster), mode)?,
+            containers: Vec::new(),
+        })
+    }
+
+    fn down(
+        &self,
+        cluster: &Cluster,
+        mode: StopMode,
+        _reachable: bool,
+    ) -> anyhow::Result<StopReport> {
+        self.stop(cluster, mode)
+    }
+
+    fn components(&self, cluster: &Cluster) -> Vec<(String, ComponentStatus)> {
+        cluster
+            .config
+            .components
+            .iter()
+            .map(|c| {
+                let status = match running_pid(&cluster.paths, &c.name) {
+                    None => ComponentStatus::Stopped,
+                    Some(_) if c.name == "kube-apiserver" => {
+                        if cluster.serves(Duration::from_secs(1)) {
+                            ComponentStatus::Ready
+                        } else {
+                            ComponentStatus::NotReady
+                        }
+                    }
+                    Some(_) => ComponentStatus::Ready,
+                };
+                (c.name.clone(), status)
+            })
+            .collect()
+    }
+
+    fn logs(&self, cluster: &Cluster, component: &str, follow: bool) -> anyhow::Result<()> {
+        let path = if component == "audit" {
+            cluster.paths.audit_log()
+        } else {
+            cluster.paths.log_file(component)
+        };
+        if !path.exists() {
+            anyhow::bail!(
+                "no logs for component {component:?}: {} does not exist",
+                path.display()
+            );
+        }
+        print_log(&path, follow)
+    }
+
+    fn info(&self) -> String {
+        format!("{}/{}\n", std::env::consts::OS, std::env::consts::ARCH)
+    }
+}

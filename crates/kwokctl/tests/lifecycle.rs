@@ -1,0 +1,341 @@
+//! The embedded runtime end to end, with the real `kwok` binary and real kubectl clients.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{TestEnv, alive, kwok_binary, wait_dead};
+
+fn new_env() -> TestEnv {
+    kwok_binary();
+    TestEnv::new()
+}
+
+/// Creates a configmap with `kubectl apply -f` (a JSON body, which the server accepts from every
+/// kubectl version; `create configmap` sends protobuf from newer clients).
+fn create_configmap(env: &TestEnv, name: &str, key: &str, value: &str) {
+    let manifest = env.root.path().join(format!("{name}.json"));
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {key: value},
+    });
+    fs::write(&manifest, body.to_string()).unwrap();
+    env.kubectl("1.33", &["apply", "-f", &manifest.display().to_string()])
+        .success();
+}
+
+#[test]
+fn create_use_and_delete_with_kubectl() {
+    let env = new_env();
+    let run = env
+        .kwokctl(&["create", "cluster", "--wait", "30s"])
+        .success();
+    assert!(run.stderr.contains("Cluster is started"), "{run:?}");
+    let dir = env.cluster_dir("kwok");
+    for entry in [
+        "kwok.yaml",
+        "kubeconfig.yaml",
+        "pki/ca.crt",
+        "pki/admin.key",
+        "logs",
+        "pids",
+        "data",
+    ] {
+        assert!(dir.join(entry).exists(), "missing {entry}");
+    }
+    let config = fs::read_to_string(dir.join("kwok.yaml")).unwrap();
+    assert!(config.contains("kind: KwokctlConfiguration"));
+    assert!(config.contains("apiVersion: config.kwok.x-k8s.io/v1alpha1"));
+    assert!(config.contains("runtime: embedded"));
+    assert_eq!(env.kubeconfig_doc()["current-context"], "kwok-kwok");
+
+    for version in ["1.33", "1.27"] {
+        let run = env.kubectl(version, &["get", "namespaces"]).success();
+        assert!(run.stdout.contains("default"), "kubectl {version}: {run:?}");
+    }
+    let via_kwokctl = env
+        .kwokctl(&[
+            "kubectl",
+            "--cache-dir",
+            &env.kubectl_cache.join("plain").display().to_string(),
+            "get",
+            "namespaces",
+        ])
+        .success();
+    assert!(via_kwokctl.stdout.contains("default"));
+
+    let wide = env.kwokctl(&["get", "clusters", "-o", "wide"]).success();
+    assert!(
+        wide.stdout.contains("kwok   1/1     Ready"),
+        "{}",
+        wide.stdout
+    );
+    let components = env.kwokctl(&["get", "components", "-o", "wide"]).success();
+    assert!(
+        components.stdout.contains("kube-apiserver   Ready"),
+        "{}",
+        components.stdout
+    );
+
+    let printed = env.kwokctl(&["get", "kubeconfig"]).success();
+    let standalone = env.root.path().join("standalone.yaml");
+    fs::write(&standalone, printed.stdout).unwrap();
+    let mut kubectl = std::process::Command::new(common::kubectl_dir().join("kubectl.1.33"));
+    kubectl
+        .arg("--kubeconfig")
+        .arg(&standalone)
+        .arg("--cache-dir")
+        .arg(env.kubectl_cache.join("standalone"))
+        .args(["get", "namespaces"]);
+    common::run_with_timeout(kubectl, Duration::from_secs(60)).success();
+
+    let again = env.kwokctl(&["create", "cluster"]).success();
+    assert!(
+        again.stderr.contains("Cluster is already ready"),
+        "{again:?}"
+    );
+
+    env.kwokctl(&["logs", "kube-apiserver"]).success();
+    let export = env.root.path().join("export");
+    env.kwokctl(&["export", "logs", &export.display().to_string()])
+        .success();
+    assert!(export.join("kwok").join("kwok.yaml").is_file());
+    assert!(
+        export
+            .join("kwok")
+            .join("components")
+            .join("kube-apiserver.log")
+            .is_file()
+    );
+
+    let pid = env.pid("kwok", "kube-apiserver").unwrap();
+    let port = env.port("kwok");
+    env.kwokctl(&["delete", "cluster"]).success();
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    assert!(!dir.exists());
+    assert!(env.context_names().is_empty());
+    assert_eq!(env.kubeconfig_doc()["current-context"], "");
+    TcpListener::bind(("127.0.0.1", port)).expect("port is free again");
+    let record = env.audit_records().pop().unwrap();
+    assert_eq!(record["result"], "deleted");
+    assert_eq!(record["runtime"], "embedded");
+    assert_eq!(record["removed"]["processes"][0]["pid"], pid);
+}
+
+#[test]
+fn stop_and_start_keep_objects() {
+    let env = new_env();
+    env.kwokctl(&["create", "cluster"]).success();
+    create_configmap(&env, "kept", "answer", "42");
+    let pid = env.pid("kwok", "kube-apiserver").unwrap();
+
+    let run = env.kwokctl(&["stop", "cluster"]).success();
+    assert!(run.stderr.contains("Cluster is stopped"));
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    let wide = env.kwokctl(&["get", "clusters", "-o", "wide"]).success();
+    assert!(wide.stdout.contains("Stopped"), "{}", wide.stdout);
+    env.kubectl(
+        "1.33",
+        &["get", "configmap", "kept", "--request-timeout=2s"],
+    )
+    .failure();
+
+    env.kwokctl(&["start", "cluster"]).success();
+    let value = env
+        .kubectl(
+            "1.33",
+            &["get", "configmap", "kept", "-o", "jsonpath={.data.answer}"],
+        )
+        .success();
+    assert_eq!(value.stdout, "42");
+}
+
+#[test]
+fn concurrent_creates_of_two_clusters() {
+    let env = new_env();
+    std::thread::scope(|scope| {
+        let one = scope.spawn(|| env.kwokctl(&["--name", "one", "create", "cluster"]));
+        let two = scope.spawn(|| env.kwokctl(&["--name", "two", "create", "cluster"]));
+        one.join().unwrap().success();
+        two.join().unwrap().success();
+    });
+    assert_ne!(env.port("one"), env.port("two"));
+    let mut contexts = env.context_names();
+    contexts.sort();
+    assert_eq!(
+        contexts,
+        vec!["kwok-one".to_string(), "kwok-two".to_string()]
+    );
+    for name in ["one", "two"] {
+        env.kubectl(
+            "1.33",
+            &["--context", &format!("kwok-{name}"), "get", "namespaces"],
+        )
+        .success();
+    }
+    let names = env.kwokctl(&["get", "clusters"]).success();
+    assert_eq!(names.stdout, "one\ntwo\n");
+    env.kwokctl(&["delete", "cluster", "--all"]).success();
+    assert!(env.context_names().is_empty());
+}
+
+#[test]
+fn concurrent_creates_of_one_cluster_start_one_process() {
+    let env = new_env();
+    std::thread::scope(|scope| {
+        let a = scope.spawn(|| env.kwokctl(&["create", "cluster"]));
+        let b = scope.spawn(|| env.kwokctl(&["create", "cluster"]));
+        let (a, b) = (a.join().unwrap().success(), b.join().unwrap().success());
+        let already = [&a, &b]
+            .iter()
+            .filter(|r| r.stderr.contains("Cluster is already ready"))
+            .count();
+        assert_eq!(already, 1, "{a:?}\n{b:?}");
+    });
+    env.kubectl("1.33", &["get", "namespaces"]).success();
+}
+
+#[test]
+fn killed_process_and_stale_pid_files_are_handled() {
+    let env = new_env();
+    env.kwokctl(&["create", "cluster"]).success();
+    let pid = env.pid("kwok", "kube-apiserver").unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    let wide = env.kwokctl(&["get", "clusters", "-o", "wide"]).success();
+    assert!(wide.stdout.contains("0/1     Stopped"), "{}", wide.stdout);
+
+    env.kwokctl(&["start", "cluster"]).success();
+    let restarted = env.pid("kwok", "kube-apiserver").unwrap();
+    assert_ne!(restarted, pid);
+    env.kubectl("1.33", &["get", "namespaces"]).success();
+    env.kwokctl(&["stop", "cluster"]).success();
+
+    // A pid file naming an unrelated live process (this test) must neither block start nor be killed.
+    let pid_file = env
+        .cluster_dir("kwok")
+        .join("pids")
+        .join("kube-apiserver.pid");
+    fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+    env.kwokctl(&["start", "cluster"]).success();
+    let fresh = env.pid("kwok", "kube-apiserver").unwrap();
+    assert_ne!(fresh, std::process::id());
+    env.kubectl("1.33", &["get", "namespaces"]).success();
+    env.kwokctl(&["stop", "cluster"]).success();
+    assert!(alive(std::process::id()));
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn half_created_cluster_is_completed() {
+    let env = new_env();
+    env.kwokctl(&["create", "cluster"]).success();
+    let pid = env.pid("kwok", "kube-apiserver").unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    fs::remove_file(&env.kubeconfig).unwrap();
+    fs::remove_file(env.cluster_dir("kwok").join("kubeconfig.yaml")).unwrap();
+
+    let run = env.kwokctl(&["create", "cluster"]).success();
+    assert!(
+        run.stderr.contains("Cluster is not ready yet, continue it"),
+        "{run:?}"
+    );
+    assert_eq!(env.kubeconfig_doc()["current-context"], "kwok-kwok");
+    env.kubectl("1.33", &["get", "namespaces"]).success();
+}
+
+#[test]
+fn backup_can_be_restored() {
+    let env = new_env();
+    env.kwokctl(&["create", "cluster"]).success();
+    create_configmap(&env, "saved", "k", "v");
+    let pid = env.pid("kwok", "kube-apiserver").unwrap();
+    let backup = env.root.path().join("backup");
+    env.kwokctl(&[
+        "delete",
+        "cluster",
+        "--backup",
+        &backup.display().to_string(),
+    ])
+    .success();
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    assert!(!env.cluster_dir("kwok").exists());
+    assert!(backup.join("kwok").join("data").is_dir());
+
+    fs::create_dir_all(env.workdir.join("clusters")).unwrap();
+    fs::rename(backup.join("kwok"), env.cluster_dir("kwok")).unwrap();
+    env.kwokctl(&["start", "cluster"]).success();
+    let value = env
+        .kwokctl(&[
+            "kubectl",
+            "--cache-dir",
+            &env.kubectl_cache.join("restored").display().to_string(),
+            "get",
+            "configmap",
+            "saved",
+            "-o",
+            "jsonpath={.data.k}",
+        ])
+        .success();
+    assert_eq!(value.stdout, "v");
+}
+
+#[test]
+fn unavailable_embedded_runtime_keeps_a_running_cluster_unless_forced() {
+    let mut env = new_env();
+    env.kwokctl(&["create", "cluster"]).success();
+    let pid = env.pid("kwok", "kube-apiserver").unwrap();
+    env.set_env("KWOK_KWOK_BINARY", "/nonexistent/kwok");
+    let run = env.kwokctl(&["delete", "cluster"]).failure();
+    assert!(run.stderr.contains("--force"), "{run:?}");
+    assert!(alive(pid));
+    assert_eq!(env.context_names(), vec!["kwok-kwok".to_string()]);
+
+    env.kwokctl(&["delete", "cluster", "--force"]).success();
+    assert!(wait_dead(pid, Duration::from_secs(5)));
+    assert!(!env.cluster_dir("kwok").exists());
+    assert!(env.context_names().is_empty());
+}
+
+#[test]
+fn busy_fixed_port_fails_clearly() {
+    let env = new_env();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let run = env
+        .kwokctl(&[
+            "create",
+            "cluster",
+            "--kube-apiserver-port",
+            &port,
+            "--timeout",
+            "20s",
+        ])
+        .failure();
+    assert!(run.stderr.contains("failed to start cluster"), "{run:?}");
+    drop(listener);
+}
+
+#[test]
+fn other_kubeconfig_entries_survive_a_cycle() {
+    let env = new_env();
+    env.add_kubeconfig_entry("someone-else", 1234);
+    let before = env.kubeconfig_doc();
+    env.kwokctl(&["create", "cluster"]).success();
+    assert_eq!(env.kubeconfig_doc()["current-context"], "kwok-kwok");
+    env.kwokctl(&["delete", "cluster"]).success();
+    let mut after = env.kubeconfig_doc();
+    after["current-context"] = before["current-context"].clone();
+    assert_eq!(after, before);
+}

@@ -1,0 +1,320 @@
+//! OpenAPI documents and strict field validation for the built-in Kubernetes kinds.
+//!
+//! This crate owns what the API server publishes under `/openapi/v3` (a root index plus one
+//! OpenAPI 3.0 document per group-version) and `/openapi/v2` (protobuf), and the unknown-field
+//! check behind `fieldValidation=Strict`. Both are derived from the same schemas: those of the
+//! k8s-openapi types, generated through schemars and named like upstream
+//! (`io.k8s.api.core.v1.Pod`).
+//!
+//! Clients rely on these documents for more than documentation: `kubectl explain` walks
+//! `components.schemas`, and kubectl decides whether the server validates fields itself by looking
+//! for a `fieldValidation` query parameter on the PATCH operation of the object's kind.
+//!
+//! Everything is computed once in [`OpenApi::new`]; requests only copy out prepared bytes or walk
+//! a precomputed shape tree.
+
+mod catalog;
+mod kinds;
+mod paths;
+mod v2;
+mod validation;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, OnceLock},
+};
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::{catalog::Catalog, paths::PathsBuilder, validation::Shapes};
+
+/// Media type of the `/openapi/v2` body.
+pub const V2_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// One served resource type.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceType<'a> {
+    /// API group, `""` for core.
+    pub group: &'a str,
+    /// API version, e.g. `"v1"`.
+    pub version: &'a str,
+    /// Kind, e.g. `"Pod"`.
+    pub kind: &'a str,
+    /// Resource name in URLs, e.g. `"pods"`.
+    pub plural: &'a str,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+    /// Served subresources, e.g. `["status", "scale", "binding", "eviction", "log", "finalize"]`.
+    pub subresources: &'a [&'a str],
+    /// Served verbs, e.g. `["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]`.
+    pub verbs: &'a [&'a str],
+}
+
+/// A served resource type with owned strings, kept for building documents on demand.
+#[derive(Debug, Clone)]
+struct ServedType {
+    group: String,
+    version: String,
+    kind: String,
+    plural: String,
+    namespaced: bool,
+    subresources: Vec<String>,
+    verbs: Vec<String>,
+}
+
+impl ServedType {
+    fn new(resource: &ResourceType<'_>) -> Self {
+        ServedType {
+            group: resource.group.to_owned(),
+            version: resource.version.to_owned(),
+            kind: resource.kind.to_owned(),
+            plural: resource.plural.to_owned(),
+            namespaced: resource.namespaced,
+            subresources: resource
+                .subresources
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            verbs: resource.verbs.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// The document of one group-version. Its hash is known from the start; the body is built on
+/// first request (or by the warm-up thread), since serializing megabytes of schemas is too slow
+/// for startup in unoptimized builds.
+struct GroupVersionDocument {
+    resources: Vec<ServedType>,
+    hash: String,
+    body: OnceLock<Bytes>,
+}
+
+/// State shared with the warm-up thread.
+struct Documents {
+    catalog: Catalog,
+    /// Keyed by the index path: `api/v1`, `apis/apps/v1`.
+    by_path: BTreeMap<String, GroupVersionDocument>,
+    v2: OnceLock<Bytes>,
+    types: Vec<ServedType>,
+}
+
+/// The OpenAPI documents and validation shapes of a fixed set of resource types.
+pub struct OpenApi {
+    documents: Arc<Documents>,
+    index: Bytes,
+    shapes: Shapes,
+    /// `group/version/kind` → root shape of that kind.
+    kind_shapes: HashMap<String, validation::ShapeId>,
+}
+
+impl OpenApi {
+    /// Prepares the documents for these types.
+    ///
+    /// Schemas, the index with every document's hash, and the validation shapes are computed
+    /// here; document bodies are serialized by a background thread and, should a request come
+    /// first, by that request.
+    pub fn new(types: &[ResourceType<'_>]) -> Self {
+        let catalog = Catalog::build(types);
+
+        let mut by_path: BTreeMap<String, GroupVersionDocument> = BTreeMap::new();
+        for resource in types {
+            by_path
+                .entry(index_path(resource.group, resource.version))
+                .or_insert_with(|| GroupVersionDocument {
+                    resources: Vec::new(),
+                    hash: String::new(),
+                    body: OnceLock::new(),
+                })
+                .resources
+                .push(ServedType::new(resource));
+        }
+        let catalog_fingerprint = catalog.fingerprint();
+        for (path, document) in &mut by_path {
+            document.hash = document_hash(path, &document.resources, catalog_fingerprint);
+        }
+
+        let index_paths: Map<String, Value> = by_path
+            .iter()
+            .map(|(path, document)| {
+                let url = format!("/openapi/v3/{path}?hash={}", document.hash);
+                (path.clone(), json!({ "serverRelativeURL": url }))
+            })
+            .collect();
+        let index = serde_json::to_vec(&json!({ "paths": index_paths }))
+            .expect("a JSON value always serializes");
+
+        let mut shapes = Shapes::new();
+        let mut kind_shapes = HashMap::new();
+        for ((group, version, kind), name) in &catalog.kind_definitions {
+            if catalog
+                .open_kinds
+                .contains(&(group.clone(), version.clone(), kind.clone()))
+            {
+                continue;
+            }
+            let id = shapes.named(name, &catalog.definitions);
+            kind_shapes.insert(format!("{group}/{version}/{kind}"), id);
+        }
+
+        let documents = Arc::new(Documents {
+            catalog,
+            by_path,
+            v2: OnceLock::new(),
+            types: types.iter().map(ServedType::new).collect(),
+        });
+        let warm = Arc::clone(&documents);
+        // Without the thread, documents are still built on first request.
+        let _ = std::thread::Builder::new()
+            .name("openapi-warm-up".into())
+            .spawn(move || {
+                for path in warm.by_path.keys() {
+                    warm.body(path);
+                }
+                warm.v2();
+            });
+
+        OpenApi {
+            documents,
+            index: Bytes::from(index),
+            shapes,
+            kind_shapes,
+        }
+    }
+
+    /// `GET /openapi/v3` body: the path and hash of every group-version document.
+    pub fn v3_index(&self) -> Bytes {
+        self.index.clone()
+    }
+
+    /// `GET /openapi/v3/<path>` body for `api/v1`, `apis/apps/v1`, …; `None` if unknown.
+    pub fn v3_document(&self, path: &str) -> Option<Bytes> {
+        self.documents.body(path.trim_matches('/'))
+    }
+
+    /// The hash of that document (the value in the index), for `ETag` and `?hash=` handling.
+    pub fn v3_hash(&self, path: &str) -> Option<&str> {
+        self.documents
+            .by_path
+            .get(path.trim_matches('/'))
+            .map(|document| document.hash.as_str())
+    }
+
+    /// `GET /openapi/v2` body: a protobuf-encoded `openapi_v2.Document` ([`V2_CONTENT_TYPE`]).
+    pub fn v2_document(&self) -> Bytes {
+        self.documents.v2()
+    }
+
+    /// Every field of `object` that the kind's schema does not know, as kube-apiserver names
+    /// them in `strict decoding error: unknown field "spec.foo"` (`spec.foo`,
+    /// `spec.containers[0].bar`). Kinds without a known schema are not checked.
+    pub fn unknown_fields(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        object: &Value,
+    ) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Some(&id) = self.kind_shapes.get(&format!("{group}/{version}/{kind}")) {
+            self.shapes
+                .unknown_fields(id, object, &mut String::new(), &mut found);
+        }
+        found
+    }
+}
+
+impl Documents {
+    fn body(&self, path: &str) -> Option<Bytes> {
+        let document = self.by_path.get(path)?;
+        Some(
+            document
+                .body
+                .get_or_init(|| self.build(&document.resources))
+                .clone(),
+        )
+    }
+
+    fn v2(&self) -> Bytes {
+        self.v2
+            .get_or_init(|| v2::encode(&self.catalog, &self.types))
+            .clone()
+    }
+
+    /// Serializes the OpenAPI 3.0 document of one group-version.
+    fn build(&self, resources: &[ServedType]) -> Bytes {
+        let mut builder = PathsBuilder::new(&self.catalog);
+        for served in resources {
+            let subresources: Vec<&str> = served.subresources.iter().map(String::as_str).collect();
+            let verbs: Vec<&str> = served.verbs.iter().map(String::as_str).collect();
+            builder.add(&ResourceType {
+                group: &served.group,
+                version: &served.version,
+                kind: &served.kind,
+                plural: &served.plural,
+                namespaced: served.namespaced,
+                subresources: &subresources,
+                verbs: &verbs,
+            });
+        }
+        let PathsBuilder { paths, roots, .. } = builder;
+        let schemas: Map<String, Value> = self
+            .catalog
+            .closure(roots.iter().map(String::as_str))
+            .into_iter()
+            .filter_map(|name| {
+                self.catalog
+                    .definitions
+                    .get(&name)
+                    .map(|schema| (name, schema.clone()))
+            })
+            .collect();
+        let document = json!({
+            "openapi": "3.0.0",
+            "info": { "title": "Kubernetes", "version": "v1.33.0" },
+            "paths": paths,
+            "components": { "schemas": schemas },
+        });
+        Bytes::from(serde_json::to_vec(&document).expect("a JSON value always serializes"))
+    }
+}
+
+/// `""`/`v1` → `api/v1`; `apps`/`v1` → `apis/apps/v1`.
+fn index_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// The hash of a group-version document, derived from everything the document is built from:
+/// this crate's version, the schema catalog and the group-version's resource types. Computing it
+/// from the inputs rather than the body lets the index exist before any body is serialized.
+fn document_hash(path: &str, resources: &[ServedType], catalog_fingerprint: u64) -> String {
+    let mut input = format!(
+        "{}\n{path}\n{catalog_fingerprint:016x}\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for resource in resources {
+        input.push_str(&format!("{resource:?}\n"));
+    }
+    content_hash(input.as_bytes())
+}
+
+/// A 128-bit FNV-1a digest in upper-case hex (two lanes with different offsets). Only needs to
+/// change when the content changes; it is not a security boundary.
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut lanes = [0xcbf2_9ce4_8422_2325_u64, 0x6c62_272e_07bb_0142_u64];
+    for &byte in bytes {
+        for lane in &mut lanes {
+            *lane = (*lane ^ u64::from(byte)).wrapping_mul(PRIME);
+        }
+        lanes[1] = lanes[1].rotate_left(5);
+    }
+    format!("{:016X}{:016X}", lanes[0], lanes[1])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+use super::*;
+
+fn put(v: &str) -> impl FnMut(Revision) -> Bytes + Send + '_ {
+    move |rev| Bytes::from(format!("{v}@{rev}"))
+}
+
+#[tokio::test]
+async fn revisions_increase_and_cas_is_enforced() {
+    let s = LocalStore::in_memory();
+    let a = s.create("/a", &mut put("a")).await.unwrap();
+    assert_eq!(a.mod_revision, 2);
+    assert_eq!(a.value, Bytes::from("a@2"));
+    assert!(matches!(
+        s.create("/a", &mut put("x")).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    let b = s.update("/a", 2, &mut put("b")).await.unwrap();
+    assert_eq!((b.create_revision, b.mod_revision), (2, 3));
+    assert!(matches!(
+        s.update("/a", 2, &mut put("c")).await,
+        Err(Error::Conflict { expected: 2, .. })
+    ));
+    assert!(matches!(
+        s.delete("/a", Some(2), None).await,
+        Err(Error::Conflict { .. })
+    ));
+    let d = s.delete("/a", Some(3), None).await.unwrap();
+    assert_eq!(d.mod_revision, 4);
+    assert_eq!(d.value, Bytes::from("b@3"));
+    assert!(s.get("/a").await.unwrap().is_none());
+    assert!(matches!(s.delete("/a", None, None).await, Err(Error::NotFound)));
+    assert_eq!(s.current_revision(), 4);
+}
+
+#[tokio::test]
+async fn range_pages_and_reads_the_past() {
+    let s = LocalStore::in_memory();
+    for i in 0..10 {
+        s.create(&format!("/p/{i}"), &mut put("v")).await.unwrap();
+    }
+    s.create("/q/0", &mut put("other")).await.unwrap();
+    let first = s.range("/p/", None, 4, None).await.unwrap();
+    assert_eq!(first.kvs.len(), 4);
+    assert_eq!(first.remaining, 6);
+    let at = first.revision;
+    // Writes after the first page must not show in later pages read at the same revision.
+    s.delete("/p/5", None, None).await.unwrap();
+    s.create("/p/55", &mut put("new")).await.unwrap();
+    s.update("/p/6", 8, &mut put("changed")).await.unwrap();
+    let last_key = first.kvs.last().unwrap().key.to_string();
+    let rest = s.range("/p/", Some(&last_key), 0, Some(at)).await.unwrap();
+    let keys: Vec<_> = rest.kvs.iter().map(|kv| kv.key.to_string()).collect();
+    assert_eq!(keys, ["/p/4", "/p/5", "/p/6", "/p/7", "/p/8", "/p/9"]);
+    assert_eq!(rest.kvs[2].value, Bytes::from("v@8"));
+    let now = s.range("/p/", None, 0, None).await.unwrap();
+    assert_eq!(now.kvs.len(), 10);
+    assert!(now.kvs.iter().any(|kv| &*kv.key == "/p/55"));
+    assert!(matches!(
+        s.range("/p/", None, 0, Some(1000)).await,
+        Err(Error::FutureRevision { .. })
+    ));
+}
+
+#[tokio::test]
+async fn watch_replays_history_then_follows() {
+    let s = LocalStore::in_memory();
+    s.create("/w/a", &mut put("a")).await.unwrap();
+    let start = s.current_revision();
+    s.create("/w/b", &mut put("b")).await.unwrap();
+    s.create("/x/c", &mut put("c")).await.unwrap();
+    let mut w = s.watch(KeyFilter::Prefix("/w/".into()), start).unwrap();
+    s.delete("/w/a", None, None).await.unwrap();
+    let e1 = w.next().await.unwrap();
+    assert_eq!((&*e1.kv.key, e1.kind), ("/w/b", EventKind::Put));
+    let e2 = w.next().await.unwrap();
+    assert_eq!((&*e2.kv.key, e2.kind), ("/w/a", EventKind::Delete));
+    assert_eq!(e2.prev.unwrap().value, Bytes::from("a@2"));
+    assert!(w.try_next().is_none());
+    let mut exact = s.watch(KeyFilter::Exact("/w/b".into()), 0.max(start)).unwrap();
+    assert_eq!(&*exact.next().await.unwrap().kv.key, "/w/b");
+    assert!(exact.try_next().is_none());
+}
+
+#[tokio::test]
+async fn compaction_expires_old_revisions() {
+    let s = LocalStore::open(Options {
+        history_max_events: 3,
+        ..Options::default()
+    })
+    .unwrap();
+    for i in 0..6 {
+        s.create(&format!("/c/{i}"), &mut put("v")).await.unwrap();
+    }
+    assert_eq!(s.compacted_revision(), 4);
+    assert!(matches!(
+        s.watch(KeyFilter::Prefix("/c/".into()), 2),
+        Err(Error::Compacted { .. })
+    ));
+    assert!(s.watch(KeyFilter::Prefix("/c/".into()), 4).is_ok());
+    s.compact(6).await.unwrap();
+    assert!(matches!(
+        s.range("/c/", None, 0, Some(5)).await,
+        Err(Error::Compacted { .. })
+    ));
+}
+
+#[tokio::test]
+async fn slow_watchers_are_dropped() {
+    let s = LocalStore::open(Options {
+        watch_buffer: 2,
+        ..Options::default()
+    })
+    .unwrap();
+    let mut w = s.watch(KeyFilter::Prefix("/".into()), s.current_revision()).unwrap();
+    for i in 0..5 {
+        s.create(&format!("/s/{i}"), &mut put("v")).await.unwrap();
+    }
+    let mut seen = 0;
+    while w.next().await.is_some() {
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+}
+
+#[tokio::test]
+async fn durable_store_recovers_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        data_dir: Some(dir.path().to_path_buf()),
+        snapshot_after_bytes: 2_000,
+        ..Options::default()
+    };
+    let mut expected = Vec::new();
+    {
+        let s = LocalStore::open(opts.clone()).unwrap();
+        for i in 0..200 {
+            let kv = s
+                .create(&format!("/d/{i:03}"), &mut put("some value"))
+                .await
+                .unwrap();
+            expected.push(kv);
+        }
+        for kv in expected.iter_mut().take(50) {
+            *kv = s
+                .update(&kv.key, kv.mod_revision, &mut put("updated"))
+                .await
+                .unwrap();
+        }
+        for kv in expected.drain(150..) {
+            s.delete(&kv.key, None, None).await.unwrap();
+        }
+        // Let a snapshot in flight finish before the store goes away.
+        while s.snapshotting.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let s = LocalStore::open(opts.clone()).unwrap();
+    let all = s.range("/d/", None, 0, None).await.unwrap();
+    expected.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(all.kvs, expected);
+    assert_eq!(s.current_revision(), 1 + 200 + 50 + 50);
+    let next = s.create("/d/new", &mut put("x")).await.unwrap();
+    assert_eq!(next.mod_revision, 302);
+    assert!(std::fs::read_dir(dir.path())
+        .unwrap()
+        .any(|e| e.unwrap().file_name() == "snapshot"));
+}
+
+#[tokio::test]
+async fn torn_tail_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Options::default()
+    };
+    {
+        let s = LocalStore::open(opts.clone()).unwrap();
+        s.create("/t/a", &mut put("a")).await.unwrap();
+        s.create("/t/b", &mut put("b")).await.unwrap();
+    }
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap();
+    let len = std::fs::metadata(&segment).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&segment).unwrap();
+    f.set_len(len - 3).unwrap();
+    drop(f);
+    let s = LocalStore::open(opts.clone()).unwrap();
+    assert!(s.get("/t/a").await.unwrap().is_some());
+    assert!(s.get("/t/b").await.unwrap().is_none());
+    assert_eq!(s.current_revision(), 2);
+    s.create("/t/c", &mut put("c")).await.unwrap();
+    drop(s);
+    let s = LocalStore::open(opts).unwrap();
+    assert_eq!(s.get("/t/c").await.unwrap().unwrap().mod_revision, 3);
+}
