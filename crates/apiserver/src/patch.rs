@@ -272,7 +272,7 @@ fn merge_list(
     }
 }
 
-fn reorder(items: &mut Vec<Value>, order: &[Value], field: &str, path: &[String]) {
+fn reorder(items: &mut [Value], order: &[Value], field: &str, path: &[String]) {
     let key = match list_strategy(path, field) {
         ListStrategy::MergeKey(k) => Some(k),
         _ => None,

@@ -677,10 +677,10 @@ impl Registry {
         );
         if r.kind == "Pod" && part == Part::Main {
             // nodeName is set by binding only.
-            if let Some(node) = old.pointer("/spec/nodeName") {
-                if next.pointer("/spec/nodeName").is_none() {
-                    next["spec"]["nodeName"] = node.clone();
-                }
+            if let Some(node) = old.pointer("/spec/nodeName")
+                && next.pointer("/spec/nodeName").is_none()
+            {
+                next["spec"]["nodeName"] = node.clone();
             }
         }
         defaults::apply(r, &mut next);

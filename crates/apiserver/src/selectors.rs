@@ -152,7 +152,7 @@ impl LabelSelector {
                 lx.skip_ws();
                 let v = lx.word();
                 let n: i64 = v.parse().map_err(|_| {
-                    format!("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer")
+                    "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer".to_string()
                 })?;
                 if greater {
                     LabelRequirement::GreaterThan(key, n)

@@ -117,15 +117,11 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
         }
     }
     if let Some(old) = old {
-        for (field, ptr) in [("metadata.uid", "/metadata/uid")] {
-            let (a, b) = (obj.pointer(ptr), old.pointer(ptr));
-            if a.is_some() && a != b {
-                causes.push(Cause::invalid(
-                    field,
-                    a.unwrap_or(&Value::Null),
-                    "field is immutable",
-                ));
-            }
+        let (a, b) = (obj.pointer("/metadata/uid"), old.pointer("/metadata/uid"));
+        if let Some(a) = a
+            && Some(a) != b
+        {
+            causes.push(Cause::invalid("metadata.uid", a, "field is immutable"));
         }
     }
     match (r.group, r.kind) {
@@ -157,7 +153,7 @@ fn validate_string_map(map: Option<&Value>, field: &str, labels: bool, causes: &
             match v.as_str() {
                 Some(s) => {
                     if let Err(e) = validate_label_value(s) {
-                        causes.push(Cause::invalid(format!("{field}"), v, e));
+                        causes.push(Cause::invalid(field, v, e));
                     }
                 }
                 None => causes.push(Cause::invalid(field, v, "must be a string")),

@@ -209,7 +209,7 @@ impl LocalStore {
             return;
         }
         let (revision, data) = {
-            let st = self.state.write().unwrap();
+            let st = self.state.read().unwrap();
             if let Some(log) = &self.log {
                 log.rotate(st.revision + 1);
             }
