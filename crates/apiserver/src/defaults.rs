@@ -32,7 +32,11 @@ fn default_container(c: &mut Value) {
     let Some(m) = c.as_object_mut() else { return };
     set_default(m, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(m, "terminationMessagePolicy", json!("File"));
-    let image = m.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+    let image = m
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     set_default(m, "imagePullPolicy", json!(image_pull_policy(&image)));
     set_default(m, "resources", json!({}));
     if let Some(ports) = m.get_mut("ports").and_then(Value::as_array_mut) {
@@ -55,7 +59,9 @@ fn default_container(c: &mut Value) {
 
 /// Defaults a pod spec (also used for templates).
 pub fn default_pod_spec(spec: &mut Value, admission: bool) {
-    let Some(m) = spec.as_object_mut() else { return };
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
     set_default(m, "restartPolicy", json!("Always"));
     set_default(m, "dnsPolicy", json!("ClusterFirst"));
     set_default(m, "schedulerName", json!("default-scheduler"));
@@ -285,8 +291,8 @@ pub fn pod_qos_class(pod: &Value) -> &'static str {
             if has(req, res) || has(lim, res) {
                 any = true;
             }
-            let equal = has(lim, res)
-                && req.and_then(|r| r.get(res)) == lim.and_then(|l| l.get(res));
+            let equal =
+                has(lim, res) && req.and_then(|r| r.get(res)) == lim.and_then(|l| l.get(res));
             if !equal {
                 guaranteed = false;
             }
@@ -312,8 +318,14 @@ mod tests {
         assert_eq!(pod["spec"]["schedulerName"], "default-scheduler");
         assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
-        assert_eq!(pod["spec"]["containers"][1]["imagePullPolicy"], "IfNotPresent");
-        assert_eq!(pod["spec"]["containers"][0]["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(
+            pod["spec"]["containers"][1]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert_eq!(
+            pod["spec"]["containers"][0]["terminationMessagePath"],
+            "/dev/termination-log"
+        );
         assert_eq!(pod["spec"]["tolerations"].as_array().unwrap().len(), 2);
         assert_eq!(pod["spec"]["enableServiceLinks"], true);
     }

@@ -20,7 +20,10 @@ pub fn aggregated_version(accept: &str) -> Option<&'static str> {
                 return Some("v2beta1");
             }
         }
-        if params.first().is_some_and(|m| *m == "application/json" && params.len() == 1) {
+        if params
+            .first()
+            .is_some_and(|m| *m == "application/json" && params.len() == 1)
+        {
             return None;
         }
     }
@@ -255,6 +258,9 @@ mod tests {
         let all = aggregated(false, "v2");
         let n = all["items"].as_array().unwrap().len();
         assert_eq!(n, named_groups().len());
-        assert_eq!(aggregated(true, "v2beta1")["items"][0]["versions"][0]["version"], "v1");
+        assert_eq!(
+            aggregated(true, "v2beta1")["items"][0]["versions"][0]["version"],
+            "v1"
+        );
     }
 }

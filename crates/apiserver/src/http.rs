@@ -58,8 +58,12 @@ fn negotiate(headers: &HeaderMap, query: &Query) -> ApiResult<Format> {
             continue;
         }
         match media {
-            "application/json" | "*/*" | "application/*" | "application/json-patch+json"
-            | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            "application/json"
+            | "*/*"
+            | "application/*"
+            | "application/json-patch+json"
+            | "application/merge-patch+json"
+            | "application/strategic-merge-patch+json" => {
                 return Ok(Format::Json);
             }
             "application/yaml" => return Ok(Format::Yaml),
@@ -101,7 +105,12 @@ fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
     }
 }
 
-fn encode_object(format: Format, r: &ResourceType, body: Bytes, status: StatusCode) -> ApiResult<Response<Body>> {
+fn encode_object(
+    format: Format,
+    r: &ResourceType,
+    body: Bytes,
+    status: StatusCode,
+) -> ApiResult<Response<Body>> {
     match format {
         Format::Json => Ok(respond(status, "application/json", body)),
         Format::Yaml => {
@@ -111,7 +120,10 @@ fn encode_object(format: Format, r: &ResourceType, body: Bytes, status: StatusCo
         }
         Format::Table(include) => {
             let v = decode(&body)?;
-            let rv = v.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
             let t = table::table(r, &[v], json!({"resourceVersion": rv}), include, true);
             let mut resp = json_response(status, &t);
             resp.headers_mut().insert(
@@ -148,7 +160,8 @@ fn encode_list(format: Format, r: &ResourceType, page: ListPage) -> ApiResult<Re
                 "metadata": list_meta(&page),
             })
             .to_string();
-            let size: usize = page.items.iter().map(|i| i.len() + 1).sum::<usize>() + head.len() + 16;
+            let size: usize =
+                page.items.iter().map(|i| i.len() + 1).sum::<usize>() + head.len() + 16;
             let mut out = BytesMut::with_capacity(size);
             out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
             out.extend_from_slice(b",\"items\":[");
@@ -162,13 +175,21 @@ fn encode_list(format: Format, r: &ResourceType, page: ListPage) -> ApiResult<Re
             Ok(respond(StatusCode::OK, "application/json", out.freeze()))
         }
         Format::Yaml => {
-            let items: Vec<Value> = page.items.iter().map(|i| decode(i)).collect::<ApiResult<_>>()?;
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|i| decode(i))
+                .collect::<ApiResult<_>>()?;
             let v = json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": list_meta(&page), "items": items});
             let text = serde_saphyr::to_string(&v).map_err(ApiError::internal)?;
             Ok(respond(StatusCode::OK, "application/yaml", text))
         }
         Format::Table(include) => {
-            let items: Vec<Value> = page.items.iter().map(|i| decode(i)).collect::<ApiResult<_>>()?;
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|i| decode(i))
+                .collect::<ApiResult<_>>()?;
             let t = table::table(r, &items, list_meta(&page), include, true);
             let mut resp = json_response(StatusCode::OK, &t);
             resp.headers_mut().insert(
@@ -199,15 +220,15 @@ fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> Ap
         .unwrap_or("application/json");
     let media = ct.split(';').next().unwrap_or("").trim();
     match media {
-        "application/json" | "" | "application/json-patch+json" | "application/merge-patch+json"
+        "application/json"
+        | ""
+        | "application/json-patch+json"
+        | "application/merge-patch+json"
         | "application/strategic-merge-patch+json" => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(match r {
                 Some(r) => format!(
                     "{} in version \"{}\" cannot be handled as a {}: json: {}",
-                    r.kind,
-                    r.version,
-                    r.kind,
-                    e
+                    r.kind, r.version, r.kind, e
                 ),
                 None => format!("error decoding body: {e}"),
             })
@@ -218,13 +239,11 @@ fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> Ap
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
-            serde_saphyr::from_str::<Value>(text).map_err(|e| {
-                ApiError::bad_request(format!("error converting YAML to JSON: {e}"))
-            })
+            serde_saphyr::from_str::<Value>(text)
+                .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
         }
-        "application/vnd.kubernetes.protobuf" => {
-            crate::protobuf::decode(body, r).map_err(|e| ApiError::new(415, "UnsupportedMediaType", e))
-        }
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body, r)
+            .map_err(|e| ApiError::new(415, "UnsupportedMediaType", e)),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -241,7 +260,9 @@ fn write_options(query: &Query) -> ApiResult<WriteOptions> {
     };
     let field_manager = query.get("fieldManager").cloned();
     if field_manager.as_ref().is_some_and(|m| m.len() > 128) {
-        return Err(ApiError::bad_request("fieldManager: Too long: may not be more than 128 bytes"));
+        return Err(ApiError::bad_request(
+            "fieldManager: Too long: may not be more than 128 bytes",
+        ));
     }
     Ok(WriteOptions {
         dry_run,
@@ -282,7 +303,10 @@ fn list_options(query: &Query) -> ApiResult<ListOptions> {
         limit,
         continue_token: query.get("continue").cloned().unwrap_or_default(),
         resource_version: query.get("resourceVersion").cloned().unwrap_or_default(),
-        resource_version_match: query.get("resourceVersionMatch").cloned().unwrap_or_default(),
+        resource_version_match: query
+            .get("resourceVersionMatch")
+            .cloned()
+            .unwrap_or_default(),
         timeout_seconds,
         allow_bookmarks: parse_bool(query, "allowWatchBookmarks")?.unwrap_or(false),
         send_initial_events: parse_bool(query, "sendInitialEvents")?,
@@ -328,8 +352,18 @@ fn route(segments: &[&str]) -> ApiResult<Option<Target>> {
         ["namespaces", ns, plural, tail @ ..] if find(plural).is_some_and(|r| r.namespaced) => {
             let r = find(plural).expect("checked");
             match tail {
-                [] => Target { r, namespace: Some(ns.to_string()), name: None, sub: None },
-                [name] => Target { r, namespace: Some(ns.to_string()), name: Some(name.to_string()), sub: None },
+                [] => Target {
+                    r,
+                    namespace: Some(ns.to_string()),
+                    name: None,
+                    sub: None,
+                },
+                [name] => Target {
+                    r,
+                    namespace: Some(ns.to_string()),
+                    name: Some(name.to_string()),
+                    sub: None,
+                },
                 [name, sub] => Target {
                     r,
                     namespace: Some(ns.to_string()),
@@ -342,8 +376,18 @@ fn route(segments: &[&str]) -> ApiResult<Option<Target>> {
         [plural, tail @ ..] => {
             let r = find(plural).ok_or_else(not_found)?;
             match tail {
-                [] => Target { r, namespace: None, name: None, sub: None },
-                [name] if !r.namespaced => Target { r, namespace: None, name: Some(name.to_string()), sub: None },
+                [] => Target {
+                    r,
+                    namespace: None,
+                    name: None,
+                    sub: None,
+                },
+                [name] if !r.namespaced => Target {
+                    r,
+                    namespace: None,
+                    name: Some(name.to_string()),
+                    sub: None,
+                },
                 [name, sub] if !r.namespaced => Target {
                     r,
                     namespace: None,
@@ -369,19 +413,21 @@ fn route(segments: &[&str]) -> ApiResult<Option<Target>> {
 }
 
 fn is_open_path(path: &str) -> bool {
-    matches!(path, "/version" | "/version/" | "/healthz" | "/livez" | "/readyz")
-        || path.starts_with("/healthz/")
+    matches!(
+        path,
+        "/version" | "/version/" | "/healthz" | "/livez" | "/readyz"
+    ) || path.starts_with("/healthz/")
         || path.starts_with("/livez/")
         || path.starts_with("/readyz/")
 }
 
 /// Serves one request.
-pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    server: Arc<ApiServer>,
+    req: Request<Body>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
-    let authenticated = req
-        .extensions()
-        .get::<Authenticated>()
-        .is_some_and(|a| a.0);
+    let authenticated = req.extensions().get::<Authenticated>().is_some_and(|a| a.0);
     if !authenticated && !is_open_path(&path) {
         return Ok(error_response(ApiError::unauthorized()));
     }
@@ -436,7 +482,9 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
 
     // Non-resource paths.
     match (method.clone(), segments.as_slice()) {
-        (Method::GET, ["version"]) => return Ok(json_response(StatusCode::OK, &server.version_info())),
+        (Method::GET, ["version"]) => {
+            return Ok(json_response(StatusCode::OK, &server.version_info()));
+        }
         (Method::GET, ["healthz" | "livez" | "readyz", ..]) => {
             return Ok(respond(StatusCode::OK, "text/plain; charset=utf-8", "ok"));
         }
@@ -453,7 +501,10 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             });
         }
         (Method::GET, ["api", "v1"]) => {
-            return Ok(json_response(StatusCode::OK, &discovery::resource_list("", "v1").expect("core")));
+            return Ok(json_response(
+                StatusCode::OK,
+                &discovery::resource_list("", "v1").expect("core"),
+            ));
         }
         (Method::GET, ["apis", group]) => {
             return discovery::group(group)
@@ -473,7 +524,11 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             ));
         }
         (Method::GET, ["openapi", "v3"]) => {
-            return Ok(respond(StatusCode::OK, "application/json", server.openapi_v3_index()));
+            return Ok(respond(
+                StatusCode::OK,
+                "application/json",
+                server.openapi_v3_index(),
+            ));
         }
         (Method::GET, ["openapi", "v3", rest @ ..]) => {
             let doc_path = rest.join("/");
@@ -493,10 +548,16 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     }
 
     // Legacy `bindings` collection: POST /api/v1/namespaces/{ns}/bindings.
-    if let (&Method::POST, ["api", "v1", "namespaces", ns, "bindings"]) = (&method, segments.as_slice()) {
+    if let (&Method::POST, ["api", "v1", "namespaces", ns, "bindings"]) =
+        (&method, segments.as_slice())
+    {
         let body = read_body(body).await?;
         let binding = decode_body(&headers, &body, None)?;
-        let pod = binding.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let pod = binding
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         server.registry.bind(ns, &pod, &binding).await?;
         return Ok(json_response(StatusCode::CREATED, &success_status()));
     }
@@ -544,24 +605,49 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             };
             let body = read_body(body).await?;
             let obj = decode_body(&headers, &body, Some(r))?;
-            let written = registry.update(r, ns, name, obj, part, &write_options(&query)?).await?;
-            let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+            let written = registry
+                .update(r, ns, name, obj, part, &write_options(&query)?)
+                .await?;
+            let status = if written.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             let mut resp = encode_object(format, r, written.body, status)?;
             add_warnings(&mut resp, &written.warnings);
             Ok(resp)
         }
         (Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             let format = format?;
-            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let patch_type = PatchType::from_content_type(ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
             let body = read_body(body).await?;
             let patch = decode_body(&headers, &body, Some(r))?;
-            let part = if sub == Some("status") { Part::Status } else { Part::Main };
+            let part = if sub == Some("status") {
+                Part::Status
+            } else {
+                Part::Main
+            };
             let written = registry
-                .patch(r, ns, name, patch_type, patch, part, &write_options(&query)?)
+                .patch(
+                    r,
+                    ns,
+                    name,
+                    patch_type,
+                    patch,
+                    part,
+                    &write_options(&query)?,
+                )
                 .await?;
-            let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if written.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             let mut resp = encode_object(format, r, written.body, status)?;
             add_warnings(&mut resp, &written.warnings);
             Ok(resp)
@@ -575,7 +661,11 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             Ok(json_response(StatusCode::OK, &registry.scale_of(r, &obj)))
         }
         (method @ (Method::PUT | Method::PATCH), Some(name), Some("scale")) => {
-            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let body = read_body(body).await?;
             let input = decode_body(&headers, &body, None)?;
             let opts = write_options(&query)?;
@@ -598,7 +688,9 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                     crate::patch::PatchError::Invalid(m) => ApiError::new(422, "Invalid", m),
                 })
             };
-            let scale = registry.update_scale(r, ns, name, &opts, &mut compute).await?;
+            let scale = registry
+                .update_scale(r, ns, name, &opts, &mut compute)
+                .await?;
             Ok(respond(StatusCode::OK, "application/json", scale))
         }
         (Method::DELETE, Some(name), None) => {
@@ -674,8 +766,10 @@ fn success_status() -> Value {
 fn aggregated_response(body: Value, version: &str) -> Response<Body> {
     let mut resp = json_response(StatusCode::OK, &body);
     let ct = format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).expect("valid header"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&ct).expect("valid header"),
+    );
     resp
 }
 
@@ -693,18 +787,28 @@ fn watch_response(
         while let Some(ev) = rx.recv().await {
             let frame = match format {
                 Format::Table(include) if ev.kind != "ERROR" && ev.kind != "BOOKMARK" => {
-                    let Ok(obj) = decode(&ev.object) else { continue };
-                    let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                    let Ok(obj) = decode(&ev.object) else {
+                        continue;
+                    };
+                    let rv = obj
+                        .pointer("/metadata/resourceVersion")
+                        .cloned()
+                        .unwrap_or(json!(""));
                     let t = table::table(r, &[obj], json!({"resourceVersion": rv}), include, first);
                     first = false;
-                    let mut line = serde_json::to_vec(&json!({"type": ev.kind, "object": t})).expect("serialises");
+                    let mut line = serde_json::to_vec(&json!({"type": ev.kind, "object": t}))
+                        .expect("serialises");
                     line.push(b'\n');
                     Bytes::from(line)
                 }
                 Format::PartialMetadata if ev.kind != "ERROR" => {
-                    let Ok(obj) = decode(&ev.object) else { continue };
-                    let mut line = serde_json::to_vec(&json!({"type": ev.kind, "object": table::partial_metadata(&obj)}))
-                        .expect("serialises");
+                    let Ok(obj) = decode(&ev.object) else {
+                        continue;
+                    };
+                    let mut line = serde_json::to_vec(
+                        &json!({"type": ev.kind, "object": table::partial_metadata(&obj)}),
+                    )
+                    .expect("serialises");
                     line.push(b'\n');
                     Bytes::from(line)
                 }
@@ -726,8 +830,10 @@ fn watch_response(
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     resp
 }
 
@@ -740,7 +846,8 @@ where
 {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(produce(tx));
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok(b), rx))
-    })
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
+    )
 }

@@ -125,7 +125,9 @@ impl ApiServer {
                 match server.registry.finish_namespace(&name).await {
                     Ok(true) => break,
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(namespace = %name, error = %e.message, "namespace cleanup"),
+                    Err(e) => {
+                        tracing::warn!(namespace = %name, error = %e.message, "namespace cleanup")
+                    }
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
@@ -139,7 +141,8 @@ impl ApiServer {
         let opts = rest::WriteOptions::default();
         for name in resources::SYSTEM_NAMESPACES {
             if self.registry.get(ns, None, name).await.is_err() {
-                let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+                let body =
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
                 match self.registry.create(ns, None, body, &opts).await {
                     Ok(_) => {}
                     Err(e) if e.code == 409 => {}
@@ -148,7 +151,12 @@ impl ApiServer {
             }
         }
         let svc = resources::find("", "v1", "services").expect("built in");
-        if self.registry.get(svc, Some("default"), "kubernetes").await.is_err() {
+        if self
+            .registry
+            .get(svc, Some("default"), "kubernetes")
+            .await
+            .is_err()
+        {
             let body = json!({
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": "kubernetes", "namespace": "default",
@@ -156,14 +164,21 @@ impl ApiServer {
                 "spec": {"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             });
-            match self.registry.create(svc, Some("default"), body, &opts).await {
+            match self
+                .registry
+                .create(svc, Some("default"), body, &opts)
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.code == 409 => {}
                 Err(e) => anyhow::bail!("create service kubernetes: {}", e.message),
             }
         }
         // Resume namespaces that were terminating when the server stopped.
-        let page = self.registry.list(ns, None, &rest::ListOptions::default()).await
+        let page = self
+            .registry
+            .list(ns, None, &rest::ListOptions::default())
+            .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
         for item in page.items {
             let obj = objects::decode(&item).map_err(|e| anyhow::anyhow!(e.message))?;
@@ -240,12 +255,13 @@ impl ApiServer {
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let server = self.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let server = server.clone();
-            let mut req = req.map(axum::body::Body::new);
-            req.extensions_mut().insert(Authenticated(authenticated));
-            http::handle(server, req)
-        });
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let server = server.clone();
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(Authenticated(authenticated));
+                http::handle(server, req)
+            });
         let builder =
             hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         if let Err(e) = builder
@@ -275,7 +291,11 @@ fn build_openapi() -> openapi::OpenApi {
 
 /// Builds the TLS configuration: the serving certificate, and client certificates verified
 /// against `client_ca` (optional, so health endpoints stay open without one).
-pub fn tls_config(cert_pem: &[u8], key_pem: &[u8], client_ca_pem: &[u8]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn tls_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: &[u8],
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -285,12 +305,17 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8], client_ca_pem: &[u8]) -> anyh
     let key = PrivateKeyDer::from_pem_slice(key_pem).context("read serving key")?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(client_ca_pem) {
-        roots.add(ca.context("read client CA")?).context("add client CA")?;
+        roots
+            .add(ca.context("read client CA")?)
+            .context("add client CA")?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .context("client certificate verifier")?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .context("client certificate verifier")?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS versions")?
@@ -302,7 +327,11 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8], client_ca_pem: &[u8]) -> anyh
 }
 
 /// Reads the TLS files of `paths`.
-pub fn tls_config_from_files(cert: &Path, key: &Path, client_ca: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn tls_config_from_files(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
     tls_config(&read(cert)?, &read(key)?, &read(client_ca)?)
 }

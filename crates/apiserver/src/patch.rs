@@ -67,10 +67,14 @@ enum ListStrategy {
 fn list_strategy(path: &[String], field: &str) -> ListStrategy {
     let parent = path.last().map(String::as_str).unwrap_or("");
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
-        | "imagePullSecrets" | "resourceClaims" | "schedulingGates" => {
-            ListStrategy::MergeKey("name")
-        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "schedulingGates" => ListStrategy::MergeKey("name"),
         "ports" if path.iter().any(|p| p.ends_with("ontainers")) => {
             ListStrategy::MergeKey("containerPort")
         }
@@ -147,8 +151,7 @@ fn merge_map(
             continue;
         }
         if let Some(list) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(items)), Some(remove)) = (base.get_mut(list), pv.as_array())
-            {
+            if let (Some(Value::Array(items)), Some(remove)) = (base.get_mut(list), pv.as_array()) {
                 items.retain(|i| !remove.contains(i));
             }
             continue;
@@ -242,8 +245,8 @@ fn merge_list(
                     return Ok(patch.iter().map(strip_directives).collect());
                 };
                 let key_value = pm.get(merge_key);
-                let pos = key_value
-                    .and_then(|kv| base.iter().position(|b| b.get(merge_key) == Some(kv)));
+                let pos =
+                    key_value.and_then(|kv| base.iter().position(|b| b.get(merge_key) == Some(kv)));
                 let delete = pm.get("$patch").and_then(Value::as_str) == Some("delete");
                 match (pos, delete) {
                     (Some(i), true) => {
@@ -320,7 +323,10 @@ mod tests {
         let out = strategic_merge_patch(&live, &patch).unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
         assert_eq!(out["metadata"]["labels"], json!({"y": "2"}));
-        assert_eq!(out["spec"]["containers"], json!([{"name": "b", "image": "j"}]));
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "b", "image": "j"}])
+        );
         assert_eq!(out["spec"]["tolerations"], json!([{"key": "z"}]));
     }
 

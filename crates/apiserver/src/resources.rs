@@ -143,7 +143,9 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resourc
 
 /// Looks up a resource by group and kind.
 pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceType> {
-    RESOURCES.iter().find(|r| r.group == group && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
 }
 
 /// The served group-versions, each with its resources, in discovery order (core first).
@@ -158,7 +160,8 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The namespaces that always exist.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// What a subresource returns and accepts.
 pub fn subresource_kind(r: &ResourceType, sub: &str) -> (&'static str, &'static str, &'static str) {

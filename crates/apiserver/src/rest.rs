@@ -172,8 +172,7 @@ pub struct Registry {
 /// Strict field validation, as provided by the OpenAPI schemas.
 pub mod openapi_check {
     /// Finds unknown fields of an object of a kind.
-    pub type Checker =
-        dyn Fn(&str, &str, &str, &serde_json::Value) -> Vec<String> + Send + Sync;
+    pub type Checker = dyn Fn(&str, &str, &str, &serde_json::Value) -> Vec<String> + Send + Sync;
 }
 
 fn parse_body_object(r: &ResourceType, body: Value) -> ApiResult<Value> {
@@ -193,7 +192,12 @@ fn parse_body_object(r: &ResourceType, body: Value) -> ApiResult<Value> {
     }
 }
 
-fn check_type_meta(r: &ResourceType, obj: &mut Value, expected_kind: &str, expected_api: &str) -> ApiResult<()> {
+fn check_type_meta(
+    r: &ResourceType,
+    obj: &mut Value,
+    expected_kind: &str,
+    expected_api: &str,
+) -> ApiResult<()> {
     let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     if !api.is_empty() && api != expected_api {
@@ -228,7 +232,11 @@ fn strip_server_fields(obj: &mut Value) {
 }
 
 fn copy_meta(from: &Value, to: &mut Value, fields: &[&str]) {
-    let src = from.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let src = from
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let meta = meta_mut(to);
     for f in fields {
         match src.get(*f) {
@@ -271,7 +279,10 @@ impl Registry {
         if unknown.is_empty() {
             return Ok(Vec::new());
         }
-        let rendered: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+        let rendered: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect();
         match validation {
             FieldValidation::Strict => Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
@@ -293,14 +304,24 @@ impl Registry {
     }
 
     /// Reads one object.
-    pub async fn get(&self, r: &ResourceType, namespace: Option<&str>, name: &str) -> ApiResult<Bytes> {
+    pub async fn get(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Bytes> {
         match self.store.get(&r.key(namespace, name)).await? {
             Some(kv) => Ok(kv.value),
             None => Err(ApiError::not_found(r, name)),
         }
     }
 
-    async fn get_kv(&self, r: &ResourceType, namespace: Option<&str>, name: &str) -> ApiResult<(KeyValue, Value)> {
+    async fn get_kv(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<(KeyValue, Value)> {
         match self.store.get(&r.key(namespace, name)).await? {
             Some(kv) => {
                 let v = decode(&kv.value)?;
@@ -369,7 +390,12 @@ impl Registry {
     }
 
     /// Lists objects, one page at a time.
-    pub async fn list(&self, r: &ResourceType, namespace: Option<&str>, opts: &ListOptions) -> ApiResult<ListPage> {
+    pub async fn list(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<ListPage> {
         let plan = self.plan_list(r, opts)?;
         let prefix = Self::list_prefix(r, namespace);
         let rv = objects::parse_resource_version(&opts.resource_version)?;
@@ -428,8 +454,16 @@ impl Registry {
         let mut more = false;
         let mut remaining = None;
         loop {
-            let want = if opts.limit == 0 { 0 } else { opts.limit - items.len() };
-            let chunk = if filtering && want > 0 { want.max(256) } else { want };
+            let want = if opts.limit == 0 {
+                0
+            } else {
+                opts.limit - items.len()
+            };
+            let chunk = if filtering && want > 0 {
+                want.max(256)
+            } else {
+                want
+            };
             let page = self
                 .store
                 .range(&prefix, start_after.as_deref(), chunk, revision)
@@ -588,7 +622,9 @@ impl Registry {
             match defaults::initial_status(r, requested.as_ref()) {
                 Some(s) => obj["status"] = s,
                 None => {
-                    obj.as_object_mut().expect("objects are maps").remove("status");
+                    obj.as_object_mut()
+                        .expect("objects are maps")
+                        .remove("status");
                 }
             }
         }
@@ -704,7 +740,10 @@ impl Registry {
             }
         }
         if r.generation && part == Part::Main && desired_state_changed(old, &next) {
-            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta_mut(&mut next).insert("generation".into(), json!(g + 1));
         }
         let causes = validation::validate(r, &next, Some(old));
@@ -733,7 +772,9 @@ impl Registry {
             let computed = compute(current_obj.as_ref())?;
             let (Some(kv), Some(old)) = (current, current_obj) else {
                 // Create on update / apply.
-                let Computed { object, warnings, .. } = computed;
+                let Computed {
+                    object, warnings, ..
+                } = computed;
                 let mut w = self.create(r, namespace, object, opts).await?;
                 w.warnings.extend(warnings);
                 return Ok(w);
@@ -760,7 +801,8 @@ impl Registry {
                 });
             }
             if opts.dry_run {
-                meta_mut(&mut next).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                meta_mut(&mut next)
+                    .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
                 return Ok(Written {
                     body: Bytes::from(serde_json::to_vec(&next).expect("serialises")),
                     created: false,
@@ -797,7 +839,9 @@ impl Registry {
             }
             let result = self
                 .store
-                .update(&key, kv.mod_revision, &mut |rev| encode_with_revision(&mut next, rev))
+                .update(&key, kv.mod_revision, &mut |rev| {
+                    encode_with_revision(&mut next, rev)
+                })
                 .await;
             match result {
                 Ok(kv) => {
@@ -842,17 +886,20 @@ impl Registry {
     ) -> ApiResult<Written> {
         let obj = parse_body_object(r, body)?;
         let warnings = self.unknown_fields(r, &obj, opts.field_validation)?;
-        let precondition = match meta_str(&obj, "resourceVersion") {
-            Some(rv) if !rv.is_empty() => Some(
-                rv.parse::<i64>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?,
-            ),
-            _ => None,
-        };
+        let precondition =
+            match meta_str(&obj, "resourceVersion") {
+                Some(rv) if !rv.is_empty() => Some(rv.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                })?),
+                _ => None,
+            };
         let allow_create = part == Part::Main
             && matches!(
                 (r.group, r.plural),
-                ("", "events") | ("", "endpoints") | ("coordination.k8s.io", "leases") | ("events.k8s.io", "events")
+                ("", "events")
+                    | ("", "endpoints")
+                    | ("coordination.k8s.io", "leases")
+                    | ("events.k8s.io", "events")
             );
         let mut body = Some(obj);
         let mut compute = |current: Option<&Value>| -> ApiResult<Computed> {
@@ -866,7 +913,9 @@ impl Registry {
                 warnings: warnings.clone(),
             })
         };
-        let result = self.update_with(r, namespace, name, part, opts, &mut compute).await;
+        let result = self
+            .update_with(r, namespace, name, part, opts, &mut compute)
+            .await;
         body.take();
         result
     }
@@ -883,7 +932,8 @@ impl Registry {
         part: Part,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
-        if patch_type == PatchType::Apply && opts.field_manager.as_deref().unwrap_or("").is_empty() {
+        if patch_type == PatchType::Apply && opts.field_manager.as_deref().unwrap_or("").is_empty()
+        {
             return Err(ApiError::bad_request(
                 "PATCH, application/apply-patch+yaml requires fieldManager to be set",
             ));
@@ -897,7 +947,8 @@ impl Registry {
                     }
                     meta_mut(&mut object).insert("name".into(), json!(name));
                     if let Some(m) = object.as_object_mut() {
-                        m.entry("apiVersion").or_insert_with(|| json!(r.api_version()));
+                        m.entry("apiVersion")
+                            .or_insert_with(|| json!(r.api_version()));
                         m.entry("kind").or_insert_with(|| json!(r.kind));
                     }
                     let warnings = self.unknown_fields(r, &object, opts.field_validation)?;
@@ -912,18 +963,20 @@ impl Registry {
             let patched = match patch_type {
                 PatchType::Json => patch::json_patch(current, &patch),
                 PatchType::Merge => patch::merge_patch(current, &patch),
-                PatchType::Strategic | PatchType::Apply => patch::strategic_merge_patch(current, &patch),
+                PatchType::Strategic | PatchType::Apply => {
+                    patch::strategic_merge_patch(current, &patch)
+                }
             };
             let patched = patched.map_err(|e| match e {
                 PatchError::Malformed(m) => ApiError::bad_request(m),
                 PatchError::Invalid(m) => ApiError::new(422, "Invalid", m),
             })?;
             let precondition = match meta_str(&patched, "resourceVersion") {
-                Some(rv) if Some(rv) != meta_str(current, "resourceVersion") => Some(
-                    rv.parse::<i64>().map_err(|_| {
+                Some(rv) if Some(rv) != meta_str(current, "resourceVersion") => {
+                    Some(rv.parse::<i64>().map_err(|_| {
                         ApiError::bad_request(format!("invalid resource version: {rv:?}"))
-                    })?,
-                ),
+                    })?)
+                }
                 _ => None,
             };
             let warnings = self.unknown_fields(r, &patched, opts.field_validation)?;
@@ -933,7 +986,8 @@ impl Registry {
                 warnings,
             })
         };
-        self.update_with(r, namespace, name, part, opts, &mut compute).await
+        self.update_with(r, namespace, name, part, opts, &mut compute)
+            .await
     }
 
     /// Deletes an object, honouring finalizers and graceful deletion. Returns the body and the
@@ -993,7 +1047,11 @@ impl Registry {
                 }
                 let result = self
                     .store
-                    .delete(&key, Some(kv.mod_revision), Some(&mut |rev| encode_with_revision(&mut obj, rev)))
+                    .delete(
+                        &key,
+                        Some(kv.mod_revision),
+                        Some(&mut |rev| encode_with_revision(&mut obj, rev)),
+                    )
                     .await;
                 match result {
                     Ok(_) => return Ok(kv.value),
@@ -1015,7 +1073,10 @@ impl Registry {
             }
             {
                 let meta = meta_mut(&mut obj);
-                meta.insert("deletionTimestamp".into(), json!(objects::timestamp_after(grace)));
+                meta.insert(
+                    "deletionTimestamp".into(),
+                    json!(objects::timestamp_after(grace)),
+                );
                 meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
                 if r.generation && !already {
                     let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
@@ -1030,7 +1091,9 @@ impl Registry {
             }
             let result = self
                 .store
-                .update(&key, kv.mod_revision, &mut |rev| encode_with_revision(&mut obj, rev))
+                .update(&key, kv.mod_revision, &mut |rev| {
+                    encode_with_revision(&mut obj, rev)
+                })
                 .await;
             match result {
                 Ok(kv) => {
@@ -1055,7 +1118,10 @@ impl Registry {
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
-        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !on_node || phase == "Succeeded" || phase == "Failed" {
             return 0;
         }
@@ -1088,7 +1154,10 @@ impl Registry {
             let obj = decode(&item)?;
             let name = meta_str(&obj, "name").unwrap_or("").to_string();
             let ns = meta_str(&obj, "namespace").map(String::from);
-            match self.delete(r, ns.as_deref().or(namespace), &name, opts).await {
+            match self
+                .delete(r, ns.as_deref().or(namespace), &name, opts)
+                .await
+            {
                 Ok(body) => deleted.push(body),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
@@ -1116,7 +1185,13 @@ impl Registry {
             .unwrap_or_default();
         let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
         let mut scale_meta = json!({});
-        for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        for f in [
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+        ] {
             if let Some(v) = meta.get(f) {
                 scale_meta[f] = v.clone();
             }
@@ -1148,15 +1223,25 @@ impl Registry {
             };
             let scale = self.scale_of(r, current);
             let new_scale = compute(&scale)?;
-            let replicas = new_scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+            let replicas = new_scale
+                .pointer("/spec/replicas")
+                .cloned()
+                .unwrap_or(json!(0));
             if replicas.as_i64().is_none_or(|n| n < 0) {
                 return Err(ApiError::invalid(
                     r,
                     name,
-                    vec![Cause::invalid("spec.replicas", &replicas, "must be greater than or equal to 0")],
+                    vec![Cause::invalid(
+                        "spec.replicas",
+                        &replicas,
+                        "must be greater than or equal to 0",
+                    )],
                 ));
             }
-            let precondition = match new_scale.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+            let precondition = match new_scale
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+            {
                 Some(rv) if !rv.is_empty() => rv.parse::<i64>().ok(),
                 _ => None,
             };
@@ -1172,7 +1257,9 @@ impl Registry {
             .update_with(r, namespace, name, Part::Main, opts, &mut compute_obj)
             .await?;
         let obj = decode(&w.body)?;
-        Ok(Bytes::from(serde_json::to_vec(&self.scale_of(r, &obj)).expect("serialises")))
+        Ok(Bytes::from(
+            serde_json::to_vec(&self.scale_of(r, &obj)).expect("serialises"),
+        ))
     }
 
     /// Binds a pod to a node (`pods/binding`, or `bindings`).
@@ -1241,7 +1328,8 @@ impl Registry {
             })
         };
         // Binding changes spec.nodeName and status together, which no public part allows.
-        self.update_internal(pods, Some(namespace), pod_name, &mut compute).await?;
+        self.update_internal(pods, Some(namespace), pod_name, &mut compute)
+            .await?;
         Ok(())
     }
 
@@ -1262,7 +1350,9 @@ impl Registry {
             let Computed { mut object, .. } = compute(Some(&old))?;
             let result = self
                 .store
-                .update(&key, kv.mod_revision, &mut |rev| encode_with_revision(&mut object, rev))
+                .update(&key, kv.mod_revision, &mut |rev| {
+                    encode_with_revision(&mut object, rev)
+                })
                 .await;
             match result {
                 Ok(kv) => return Ok(kv.value),
@@ -1279,9 +1369,7 @@ impl Registry {
         let ns_type = resources::find("", "v1", "namespaces").expect("built in");
         let mut remaining = 0usize;
         for r in resources::RESOURCES.iter().filter(|r| r.namespaced) {
-            let page = self
-                .list(r, Some(name), &ListOptions::default())
-                .await?;
+            let page = self.list(r, Some(name), &ListOptions::default()).await?;
             for item in page.items {
                 remaining += 1;
                 let obj = decode(&item)?;
@@ -1296,7 +1384,9 @@ impl Registry {
                 match self.delete(r, Some(name), &obj_name, &opts).await {
                     Ok(_) => {}
                     Err(e) if e.code == 404 => {}
-                    Err(e) => tracing::warn!(namespace = name, object = obj_name, error = %e.message, "namespace cleanup"),
+                    Err(e) => {
+                        tracing::warn!(namespace = name, object = obj_name, error = %e.message, "namespace cleanup")
+                    }
                 }
             }
         }
@@ -1323,7 +1413,14 @@ impl Registry {
             })
         };
         match self
-            .update_with(ns_type, None, name, Part::Finalize, &WriteOptions::default(), &mut compute)
+            .update_with(
+                ns_type,
+                None,
+                name,
+                Part::Finalize,
+                &WriteOptions::default(),
+                &mut compute,
+            )
             .await
         {
             Ok(_) => {}
@@ -1340,7 +1437,11 @@ impl Registry {
             let mut obj = obj;
             match self
                 .store
-                .delete(&ns_type.key(None, name), Some(kv.mod_revision), Some(&mut |rev| encode_with_revision(&mut obj, rev)))
+                .delete(
+                    &ns_type.key(None, name),
+                    Some(kv.mod_revision),
+                    Some(&mut |rev| encode_with_revision(&mut obj, rev)),
+                )
                 .await
             {
                 Ok(_) | Err(StoreError::NotFound) => return Ok(true),
@@ -1368,7 +1469,11 @@ fn encode_continue(revision: i64, start_after: &str) -> String {
 
 fn decode_continue(token: &str) -> ApiResult<(i64, String)> {
     use base64::Engine;
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|_| bad())?;

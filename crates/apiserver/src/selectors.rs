@@ -126,8 +126,9 @@ impl LabelSelector {
                     lx.peek().map(String::from).unwrap_or_default()
                 ));
             }
-            validate_label_key(&key)
-                .map_err(|e| format!("unable to parse requirement: key: Invalid value: {key:?}: {e}"))?;
+            validate_label_key(&key).map_err(|e| {
+                format!("unable to parse requirement: key: Invalid value: {key:?}: {e}")
+            })?;
             lx.skip_ws();
             let req = if negated {
                 LabelRequirement::DoesNotExist(key)
@@ -137,14 +138,18 @@ impl LabelSelector {
                 lx.skip_ws();
                 let v = lx.word().to_string();
                 validate_label_value(&v).map_err(|e| {
-                    format!("unable to parse requirement: values[0][{key}]: Invalid value: {v:?}: {e}")
+                    format!(
+                        "unable to parse requirement: values[0][{key}]: Invalid value: {v:?}: {e}"
+                    )
                 })?;
                 LabelRequirement::Equals(key, v)
             } else if lx.eat("!=") {
                 lx.skip_ws();
                 let v = lx.word().to_string();
                 validate_label_value(&v).map_err(|e| {
-                    format!("unable to parse requirement: values[0][{key}]: Invalid value: {v:?}: {e}")
+                    format!(
+                        "unable to parse requirement: values[0][{key}]: Invalid value: {v:?}: {e}"
+                    )
                 })?;
                 LabelRequirement::NotEquals(key, v)
             } else if lx.eat(">") || lx.eat("<") {
@@ -189,7 +194,10 @@ impl LabelSelector {
                     if lx.eat(")") {
                         break;
                     }
-                    return Err("unable to parse requirement: found '', expected: ',', ')' or identifier".into());
+                    return Err(
+                        "unable to parse requirement: found '', expected: ',', ')' or identifier"
+                            .into(),
+                    );
                 }
                 values.sort();
                 values.dedup();
@@ -227,19 +235,32 @@ impl LabelSelector {
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let op = e.get("operator").and_then(Value::as_str).unwrap_or_default();
+                let op = e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 requirements.push(match op {
                     "In" => LabelRequirement::In(key, values),
                     "NotIn" => LabelRequirement::NotIn(key, values),
                     "Exists" => LabelRequirement::Exists(key),
                     "DoesNotExist" => LabelRequirement::DoesNotExist(key),
-                    other => return Err(format!("{other:?} is not a valid label selector operator")),
+                    other => {
+                        return Err(format!("{other:?} is not a valid label selector operator"));
+                    }
                 });
             }
         }
@@ -260,12 +281,12 @@ impl LabelSelector {
             LabelRequirement::NotIn(k, vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
             LabelRequirement::Exists(k) => get(k).is_some(),
             LabelRequirement::DoesNotExist(k) => get(k).is_none(),
-            LabelRequirement::GreaterThan(k, n) => {
-                get(k).and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x > *n)
-            }
-            LabelRequirement::LessThan(k, n) => {
-                get(k).and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x < *n)
-            }
+            LabelRequirement::GreaterThan(k, n) => get(k)
+                .and_then(|x| x.parse::<i64>().ok())
+                .is_some_and(|x| x > *n),
+            LabelRequirement::LessThan(k, n) => get(k)
+                .and_then(|x| x.parse::<i64>().ok())
+                .is_some_and(|x| x < *n),
         })
     }
 
@@ -336,7 +357,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once('=') {
                 (f, v, false)
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{term}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{term}'"
+                ));
             };
             requirements.push(FieldRequirement {
                 field: field.trim().to_string(),
@@ -497,7 +520,8 @@ mod tests {
 
     #[test]
     fn parses_equality_and_set_requirements() {
-        let s = LabelSelector::parse("app=web, tier!=db,env in (prod, staging),!legacy,team").unwrap();
+        let s =
+            LabelSelector::parse("app=web, tier!=db,env in (prod, staging),!legacy,team").unwrap();
         assert_eq!(
             s.requirements,
             vec![
@@ -523,7 +547,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_selectors() {
-        for bad in ["a in x", "=b", "a=b c", "a in (b", "a b", "a=-b-", "a/b/c=d"] {
+        for bad in [
+            "a in x", "=b", "a=b c", "a in (b", "a b", "a=-b-", "a/b/c=d",
+        ] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad} should fail");
         }
     }
@@ -539,12 +565,16 @@ mod tests {
         assert!(!sel.matches(pods, &failed));
         let bad = FieldSelector::parse("spec.foo=bar").unwrap();
         let err = bad.check(pods, "", "spec.foo=bar").unwrap_err();
-        assert!(err.contains("\"spec.foo\" is not a known field selector"), "{err}");
+        assert!(
+            err.contains("\"spec.foo\" is not a known field selector"),
+            "{err}"
+        );
         let nodes = crate::resources::find("", "v1", "nodes").unwrap();
         let sel = FieldSelector::parse("spec.unschedulable=false").unwrap();
         assert!(sel.matches(nodes, &json!({"spec": {}})));
         let ev = crate::resources::find("", "v1", "events").unwrap();
-        let sel = FieldSelector::parse("involvedObject.namespace=,involvedObject.kind=Node").unwrap();
+        let sel =
+            FieldSelector::parse("involvedObject.namespace=,involvedObject.kind=Node").unwrap();
         assert!(sel.matches(ev, &json!({"involvedObject": {"kind": "Node"}})));
     }
 

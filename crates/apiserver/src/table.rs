@@ -7,127 +7,437 @@ use crate::resources::ResourceType;
 /// One column: name, type, priority (0 = always shown, 1 = `-o wide`), description.
 type Column = (&'static str, &'static str, u8, &'static str);
 
-const NAME: Column = ("Name", "string", 0, "Name must be unique within a namespace.");
-const AGE: Column = ("Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.");
+const NAME: Column = (
+    "Name",
+    "string",
+    0,
+    "Name must be unique within a namespace.",
+);
+const AGE: Column = (
+    "Age",
+    "string",
+    0,
+    "CreationTimestamp is a timestamp representing the server time when this object was created.",
+);
 
 fn columns(r: &ResourceType) -> Vec<Column> {
     match (r.group, r.plural) {
         ("", "pods") => vec![
             NAME,
-            ("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
-            ("Status", "string", 0, "The aggregate status of the containers in this pod."),
-            ("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            (
+                "Ready",
+                "string",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            (
+                "Status",
+                "string",
+                0,
+                "The aggregate status of the containers in this pod.",
+            ),
+            (
+                "Restarts",
+                "string",
+                0,
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
             AGE,
-            ("IP", "string", 1, "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
-            ("Node", "string", 1, "NodeName is a request to schedule this pod onto a specific node."),
-            ("Nominated Node", "string", 1, "nominatedNodeName is set only when this pod preempts other pods on the node."),
-            ("Readiness Gates", "string", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+            (
+                "IP",
+                "string",
+                1,
+                "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+            ),
+            (
+                "Node",
+                "string",
+                1,
+                "NodeName is a request to schedule this pod onto a specific node.",
+            ),
+            (
+                "Nominated Node",
+                "string",
+                1,
+                "nominatedNodeName is set only when this pod preempts other pods on the node.",
+            ),
+            (
+                "Readiness Gates",
+                "string",
+                1,
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            ),
         ],
         ("", "nodes") => vec![
             NAME,
             ("Status", "string", 0, "The status of the node"),
             ("Roles", "string", 0, "The roles of the node"),
             AGE,
-            ("Version", "string", 0, "Kubelet Version reported by the node."),
-            ("Internal-IP", "string", 1, "List of addresses reachable to the node. Queried from cloud provider, if available."),
-            ("External-IP", "string", 1, "List of addresses reachable to the node. Queried from cloud provider, if available."),
-            ("OS-Image", "string", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
-            ("Kernel-Version", "string", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
-            ("Container-Runtime", "string", 1, "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+            (
+                "Version",
+                "string",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+            (
+                "Internal-IP",
+                "string",
+                1,
+                "List of addresses reachable to the node. Queried from cloud provider, if available.",
+            ),
+            (
+                "External-IP",
+                "string",
+                1,
+                "List of addresses reachable to the node. Queried from cloud provider, if available.",
+            ),
+            (
+                "OS-Image",
+                "string",
+                1,
+                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+            ),
+            (
+                "Kernel-Version",
+                "string",
+                1,
+                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+            ),
+            (
+                "Container-Runtime",
+                "string",
+                1,
+                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+            ),
         ],
-        ("", "namespaces") => vec![NAME, ("Status", "string", 0, "The status of the namespace"), AGE],
+        ("", "namespaces") => vec![
+            NAME,
+            ("Status", "string", 0, "The status of the namespace"),
+            AGE,
+        ],
         ("", "services") => vec![
             NAME,
-            ("Type", "string", 0, "type determines how the Service is exposed."),
-            ("Cluster-IP", "string", 0, "clusterIP is the IP address of the service."),
-            ("External-IP", "string", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
-            ("Port(s)", "string", 0, "The list of ports that are exposed by this service."),
+            (
+                "Type",
+                "string",
+                0,
+                "type determines how the Service is exposed.",
+            ),
+            (
+                "Cluster-IP",
+                "string",
+                0,
+                "clusterIP is the IP address of the service.",
+            ),
+            (
+                "External-IP",
+                "string",
+                0,
+                "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+            ),
+            (
+                "Port(s)",
+                "string",
+                0,
+                "The list of ports that are exposed by this service.",
+            ),
             AGE,
-            ("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
+            (
+                "Selector",
+                "string",
+                1,
+                "Route service traffic to pods with label keys and values matching this selector.",
+            ),
         ],
-        ("", "configmaps") => vec![NAME, ("Data", "integer", 0, "Data contains the configuration data."), AGE],
+        ("", "configmaps") => vec![
+            NAME,
+            (
+                "Data",
+                "integer",
+                0,
+                "Data contains the configuration data.",
+            ),
+            AGE,
+        ],
         ("", "secrets") => vec![
             NAME,
             ("Type", "string", 0, "The type of the secret"),
             ("Data", "integer", 0, "Data contains the secret data."),
             AGE,
         ],
-        ("", "serviceaccounts") => vec![NAME, ("Secrets", "integer", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), AGE],
-        ("", "endpoints") => vec![NAME, ("Endpoints", "string", 0, "Endpoints is the list of endpoints in the service."), AGE],
+        ("", "serviceaccounts") => vec![
+            NAME,
+            (
+                "Secrets",
+                "integer",
+                0,
+                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+            ),
+            AGE,
+        ],
+        ("", "endpoints") => vec![
+            NAME,
+            (
+                "Endpoints",
+                "string",
+                0,
+                "Endpoints is the list of endpoints in the service.",
+            ),
+            AGE,
+        ],
         ("", "events") | ("events.k8s.io", "events") => vec![
-            ("Last Seen", "string", 0, "Time when this Event was last seen"),
-            ("Type", "string", 0, "Type of this event (Normal, Warning), new types could be added in the future."),
+            (
+                "Last Seen",
+                "string",
+                0,
+                "Time when this Event was last seen",
+            ),
+            (
+                "Type",
+                "string",
+                0,
+                "Type of this event (Normal, Warning), new types could be added in the future.",
+            ),
             ("Reason", "string", 0, "Reason is why the action was taken."),
-            ("Object", "string", 0, "The object that this event is about."),
-            ("Message", "string", 0, "A human-readable description of the status of this operation."),
+            (
+                "Object",
+                "string",
+                0,
+                "The object that this event is about.",
+            ),
+            (
+                "Message",
+                "string",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
         ],
         ("apps", "deployments") => vec![
             NAME,
             ("Ready", "string", 0, "Number of the pod with ready state"),
-            ("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-            ("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+            (
+                "Up-to-date",
+                "string",
+                0,
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+            ),
+            (
+                "Available",
+                "string",
+                0,
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+            ),
             AGE,
-            ("Containers", "string", 1, "Names of each container in the template."),
-            ("Images", "string", 1, "Images referenced by each container in the template."),
-            ("Selector", "string", 1, "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
+            (
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            (
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+            (
+                "Selector",
+                "string",
+                1,
+                "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
+            ),
         ],
         ("apps", "replicasets") | ("", "replicationcontrollers") => vec![
             NAME,
-            ("Desired", "integer", 0, "Replicas is the number of desired replicas."),
-            ("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
-            ("Ready", "integer", 0, "The number of ready replicas for this replica set."),
+            (
+                "Desired",
+                "integer",
+                0,
+                "Replicas is the number of desired replicas.",
+            ),
+            (
+                "Current",
+                "integer",
+                0,
+                "Replicas is the most recently observed number of replicas.",
+            ),
+            (
+                "Ready",
+                "integer",
+                0,
+                "The number of ready replicas for this replica set.",
+            ),
             AGE,
-            ("Containers", "string", 1, "Names of each container in the template."),
-            ("Images", "string", 1, "Images referenced by each container in the template."),
-            ("Selector", "string", 1, "Selector is a label query over pods that should match the replica count."),
+            (
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            (
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+            (
+                "Selector",
+                "string",
+                1,
+                "Selector is a label query over pods that should match the replica count.",
+            ),
         ],
         ("apps", "statefulsets") => vec![
             NAME,
             ("Ready", "string", 0, "Number of the pod with ready state"),
             AGE,
-            ("Containers", "string", 1, "Names of each container in the template."),
-            ("Images", "string", 1, "Images referenced by each container in the template."),
+            (
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            (
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
         ],
         ("apps", "daemonsets") => vec![
             NAME,
-            ("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod."),
-            ("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
-            ("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
-            ("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
-            ("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
-            ("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
+            (
+                "Desired",
+                "integer",
+                0,
+                "The total number of nodes that should be running the daemon pod.",
+            ),
+            (
+                "Current",
+                "integer",
+                0,
+                "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+            ),
+            (
+                "Ready",
+                "integer",
+                0,
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.",
+            ),
+            (
+                "Up-to-date",
+                "integer",
+                0,
+                "The total number of nodes that are running updated daemon pod",
+            ),
+            (
+                "Available",
+                "integer",
+                0,
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.",
+            ),
+            (
+                "Node Selector",
+                "string",
+                0,
+                "NodeSelector is a selector which must be true for the pod to fit on a node.",
+            ),
             AGE,
         ],
         ("batch", "jobs") => vec![
             NAME,
             ("Status", "string", 0, "Status of the job."),
-            ("Completions", "string", 0, "The desired number of successfully finished pods the job should be run with."),
-            ("Duration", "string", 0, "Time required to complete the job."),
+            (
+                "Completions",
+                "string",
+                0,
+                "The desired number of successfully finished pods the job should be run with.",
+            ),
+            (
+                "Duration",
+                "string",
+                0,
+                "Time required to complete the job.",
+            ),
             AGE,
         ],
         ("batch", "cronjobs") => vec![
             NAME,
             ("Schedule", "string", 0, "The schedule in Cron format"),
-            ("Timezone", "string", 0, "The time zone name for the given schedule"),
-            ("Suspend", "boolean", 0, "This flag tells the controller to suspend subsequent executions."),
-            ("Active", "integer", 0, "A list of pointers to currently running jobs."),
-            ("Last Schedule", "string", 0, "Information when was the last time the job was successfully scheduled."),
+            (
+                "Timezone",
+                "string",
+                0,
+                "The time zone name for the given schedule",
+            ),
+            (
+                "Suspend",
+                "boolean",
+                0,
+                "This flag tells the controller to suspend subsequent executions.",
+            ),
+            (
+                "Active",
+                "integer",
+                0,
+                "A list of pointers to currently running jobs.",
+            ),
+            (
+                "Last Schedule",
+                "string",
+                0,
+                "Information when was the last time the job was successfully scheduled.",
+            ),
             AGE,
         ],
-        ("coordination.k8s.io", "leases") => vec![NAME, ("Holder", "string", 0, "holderIdentity contains the identity of the holder of a current lease."), AGE],
+        ("coordination.k8s.io", "leases") => vec![
+            NAME,
+            (
+                "Holder",
+                "string",
+                0,
+                "holderIdentity contains the identity of the holder of a current lease.",
+            ),
+            AGE,
+        ],
         ("", "persistentvolumeclaims") => vec![
             NAME,
             ("Status", "string", 0, "The phase of the claim"),
-            ("Volume", "string", 0, "The binding reference to the PersistentVolume backing this claim."),
-            ("Capacity", "string", 0, "The actual resources of the underlying volume."),
-            ("Access Modes", "string", 0, "The access modes of the volume"),
-            ("StorageClass", "string", 0, "The storage class of the claim"),
+            (
+                "Volume",
+                "string",
+                0,
+                "The binding reference to the PersistentVolume backing this claim.",
+            ),
+            (
+                "Capacity",
+                "string",
+                0,
+                "The actual resources of the underlying volume.",
+            ),
+            (
+                "Access Modes",
+                "string",
+                0,
+                "The access modes of the volume",
+            ),
+            (
+                "StorageClass",
+                "string",
+                0,
+                "The storage class of the claim",
+            ),
             AGE,
         ],
         ("scheduling.k8s.io", "priorityclasses") => vec![
             NAME,
             ("Value", "integer", 0, "The value of this priority class."),
-            ("Global-Default", "boolean", 0, "globalDefault specifies whether this PriorityClass should be considered as the default priority."),
+            (
+                "Global-Default",
+                "boolean",
+                0,
+                "globalDefault specifies whether this PriorityClass should be considered as the default priority.",
+            ),
             AGE,
         ],
         _ => vec![NAME, AGE],
@@ -280,20 +590,30 @@ fn pod_status(pod: &Value) -> String {
 
 fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
     let name = json!(s(o, "/metadata/name"));
-    let created = age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str), now);
+    let created = age(
+        o.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str),
+        now,
+    );
     match (r.group, r.plural) {
         ("", "pods") => {
             let total = o
                 .pointer("/spec/containers")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
-            let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
+            let statuses = o
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array);
             let ready = statuses
                 .into_iter()
                 .flatten()
                 .filter(|c| c.get("ready") == Some(&json!(true)))
                 .count();
-            let restarts: i64 = statuses.into_iter().flatten().map(|c| n(c, "/restartCount")).sum();
+            let restarts: i64 = statuses
+                .into_iter()
+                .flatten()
+                .map(|c| n(c, "/restartCount"))
+                .sum();
             let gates = o.pointer("/spec/readinessGates").and_then(Value::as_array);
             let gate_text = match gates {
                 Some(g) if !g.is_empty() => format!("0/{}", g.len()),
@@ -361,7 +681,9 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                 json!(addr("ExternalIP")),
                 json!(or_none(s(o, "/status/nodeInfo/osImage").to_string())),
                 json!(or_none(s(o, "/status/nodeInfo/kernelVersion").to_string())),
-                json!(or_none(s(o, "/status/nodeInfo/containerRuntimeVersion").to_string())),
+                json!(or_none(
+                    s(o, "/status/nodeInfo/containerRuntimeVersion").to_string()
+                )),
             ]
         }
         ("", "namespaces") => vec![name, json!(s(o, "/status/phase")), json!(created)],
@@ -421,16 +743,27 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             vec![name, json!(count), json!(created)]
         }
         ("", "secrets") => {
-            let count = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len());
+            let count = o
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len());
             vec![name, json!(s(o, "/type")), json!(count), json!(created)]
         }
         ("", "serviceaccounts") => {
-            let count = o.get("secrets").and_then(Value::as_array).map_or(0, Vec::len);
+            let count = o
+                .get("secrets")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             vec![name, json!(count), json!(created)]
         }
         ("", "endpoints") => {
             let mut eps = Vec::new();
-            for subset in o.get("subsets").and_then(Value::as_array).into_iter().flatten() {
+            for subset in o
+                .get("subsets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let ports: Vec<i64> = subset
                     .get("ports")
                     .and_then(Value::as_array)
@@ -438,7 +771,12 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                     .flatten()
                     .map(|p| n(p, "/port"))
                     .collect();
-                for a in subset.get("addresses").and_then(Value::as_array).into_iter().flatten() {
+                for a in subset
+                    .get("addresses")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if ports.is_empty() {
                         eps.push(s(a, "/ip").to_string());
                     }
@@ -455,11 +793,16 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             } else {
                 ("/regarding", "/note")
             };
-            let last = ["/lastTimestamp", "/eventTime", "/series/lastObservedTime", "/metadata/creationTimestamp"]
-                .iter()
-                .find_map(|p| o.pointer(p).and_then(Value::as_str))
-                .map(|t| age(Some(t), now))
-                .unwrap_or_else(|| "<unknown>".into());
+            let last = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/series/lastObservedTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .find_map(|p| o.pointer(p).and_then(Value::as_str))
+            .map(|t| age(Some(t), now))
+            .unwrap_or_else(|| "<unknown>".into());
             let kind = s(o, &format!("{obj_ptr}/kind")).to_lowercase();
             vec![
                 json!(last),
@@ -473,7 +816,11 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             let (c, i) = template_containers(o, "/spec/template/spec/containers");
             vec![
                 name,
-                json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas"))),
+                json!(format!(
+                    "{}/{}",
+                    n(o, "/status/readyReplicas"),
+                    n(o, "/spec/replicas")
+                )),
                 json!(n(o, "/status/updatedReplicas")),
                 json!(n(o, "/status/availableReplicas")),
                 json!(created),
@@ -504,7 +851,11 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             let (c, i) = template_containers(o, "/spec/template/spec/containers");
             vec![
                 name,
-                json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas"))),
+                json!(format!(
+                    "{}/{}",
+                    n(o, "/status/readyReplicas"),
+                    n(o, "/spec/replicas")
+                )),
                 json!(created),
                 json!(c),
                 json!(i),
@@ -523,7 +874,11 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
         ("batch", "jobs") => {
             let completions = match o.pointer("/spec/completions").and_then(Value::as_i64) {
                 Some(c) => format!("{}/{c}", n(o, "/status/succeeded")),
-                None => format!("{}/1 of {}", n(o, "/status/succeeded"), n(o, "/spec/parallelism")),
+                None => format!(
+                    "{}/1 of {}",
+                    n(o, "/status/succeeded"),
+                    n(o, "/spec/parallelism")
+                ),
             };
             let conds = o.pointer("/status/conditions").and_then(Value::as_array);
             let has = |t: &str| {
@@ -547,31 +902,49 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             };
             let start = o.pointer("/status/startTime").and_then(Value::as_str);
             let end = o.pointer("/status/completionTime").and_then(Value::as_str);
-            let secs = |t: Option<&str>| t.and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(|t| t.as_second());
+            let secs = |t: Option<&str>| {
+                t.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .map(|t| t.as_second())
+            };
             let duration = match (secs(start), secs(end)) {
                 (Some(a), Some(b)) => human_duration(b - a),
                 (Some(a), None) => human_duration(now - a),
                 _ => String::new(),
             };
-            vec![name, json!(status), json!(completions), json!(duration), json!(created)]
+            vec![
+                name,
+                json!(status),
+                json!(completions),
+                json!(duration),
+                json!(created),
+            ]
         }
         ("batch", "cronjobs") => vec![
             name,
             json!(s(o, "/spec/schedule")),
             json!(or_none(s(o, "/spec/timeZone").to_string())),
-            json!(o.pointer("/spec/suspend").and_then(Value::as_bool).unwrap_or(false)),
-            json!(o.pointer("/status/active").and_then(Value::as_array).map_or(0, Vec::len)),
-            json!(match o.pointer("/status/lastScheduleTime").and_then(Value::as_str) {
+            json!(
+                o.pointer("/spec/suspend")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+            json!(
+                o.pointer("/status/active")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            ),
+            json!(match o
+                .pointer("/status/lastScheduleTime")
+                .and_then(Value::as_str)
+            {
                 Some(t) => age(Some(t), now),
                 None => "<none>".into(),
             }),
             json!(created),
         ],
-        ("coordination.k8s.io", "leases") => vec![
-            name,
-            json!(s(o, "/spec/holderIdentity")),
-            json!(created),
-        ],
+        ("coordination.k8s.io", "leases") => {
+            vec![name, json!(s(o, "/spec/holderIdentity")), json!(created)]
+        }
         ("", "persistentvolumeclaims") => {
             let modes: Vec<&str> = o
                 .pointer("/status/accessModes")
@@ -600,7 +973,11 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
         ("scheduling.k8s.io", "priorityclasses") => vec![
             name,
             json!(n(o, "/value")),
-            json!(o.get("globalDefault").and_then(Value::as_bool).unwrap_or(false)),
+            json!(
+                o.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
             json!(created),
         ],
         _ => vec![name, json!(created)],
@@ -708,13 +1085,22 @@ mod tests {
         assert_eq!(cells[3], "3");
         assert_eq!(cells[6], "n1");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
-        assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), cells.as_array().unwrap().len());
+        assert_eq!(
+            t["columnDefinitions"].as_array().unwrap().len(),
+            cells.as_array().unwrap().len()
+        );
     }
 
     #[test]
     fn every_kind_has_as_many_cells_as_columns() {
         for r in crate::resources::RESOURCES {
-            let t = table(r, &[json!({"metadata": {"name": "x"}})], json!({}), IncludeObject::None, true);
+            let t = table(
+                r,
+                &[json!({"metadata": {"name": "x"}})],
+                json!({}),
+                IncludeObject::None,
+                true,
+            );
             assert_eq!(
                 t["columnDefinitions"].as_array().unwrap().len(),
                 t["rows"][0]["cells"].as_array().unwrap().len(),

@@ -14,7 +14,8 @@ const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanume
 fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -99,10 +100,18 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
     } else if let Some(ns) = str_at(obj, "/metadata/namespace")
         && !ns.is_empty()
     {
-        causes.push(Cause::forbidden("metadata.namespace", "not allowed on this type"));
+        causes.push(Cause::forbidden(
+            "metadata.namespace",
+            "not allowed on this type",
+        ));
     }
     validate_string_map(meta.get("labels"), "metadata.labels", true, &mut causes);
-    validate_string_map(meta.get("annotations"), "metadata.annotations", false, &mut causes);
+    validate_string_map(
+        meta.get("annotations"),
+        "metadata.annotations",
+        false,
+        &mut causes,
+    );
     if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
         let total: usize = annotations
             .iter()
@@ -129,7 +138,9 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             validate_workload(r, obj, old, &mut causes)
         }
-        ("batch", "Job") => validate_template("spec.template", obj.pointer("/spec/template"), &mut causes),
+        ("batch", "Job") => {
+            validate_template("spec.template", obj.pointer("/spec/template"), &mut causes)
+        }
         ("", "ConfigMap") | ("", "Secret") => validate_data_keys(obj, &mut causes),
         ("coordination.k8s.io", "Lease") => {}
         _ => {}
@@ -168,8 +179,7 @@ fn validate_data_keys(obj: &Value, causes: &mut Vec<Cause>) {
             for k in map.keys() {
                 let ok = !k.is_empty()
                     && k.len() <= 253
-                    && k
-                        .chars()
+                    && k.chars()
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                     && k != "."
                     && k != "..";
@@ -199,15 +209,27 @@ fn validate_containers(path: &str, list: Option<&Value>, required: bool, causes:
             None | Some("") => causes.push(Cause::required(format!("{path}[{i}].name"))),
             Some(n) => {
                 if let Err(e) = dns1123_label(n) {
-                    causes.push(Cause::invalid(format!("{path}[{i}].name"), &Value::from(n), e));
+                    causes.push(Cause::invalid(
+                        format!("{path}[{i}].name"),
+                        &Value::from(n),
+                        e,
+                    ));
                 }
                 if names.contains(&n) {
-                    causes.push(Cause::duplicate(format!("{path}[{i}].name"), &Value::from(n)));
+                    causes.push(Cause::duplicate(
+                        format!("{path}[{i}].name"),
+                        &Value::from(n),
+                    ));
                 }
                 names.push(n);
             }
         }
-        if c.get("image").and_then(Value::as_str).unwrap_or("").trim().is_empty() {
+        if c.get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .is_empty()
+        {
             causes.push(Cause::required(format!("{path}[{i}].image")));
         }
     }
@@ -218,8 +240,18 @@ fn validate_pod_spec(path: &str, spec: Option<&Value>, causes: &mut Vec<Cause>) 
         causes.push(Cause::required(format!("{path}.containers")));
         return;
     };
-    validate_containers(&format!("{path}.containers"), spec.get("containers"), true, causes);
-    validate_containers(&format!("{path}.initContainers"), spec.get("initContainers"), false, causes);
+    validate_containers(
+        &format!("{path}.containers"),
+        spec.get("containers"),
+        true,
+        causes,
+    );
+    validate_containers(
+        &format!("{path}.initContainers"),
+        spec.get("initContainers"),
+        false,
+        causes,
+    );
     if let Some(policy) = spec.get("restartPolicy")
         && !matches!(policy.as_str(), Some("Always" | "OnFailure" | "Never"))
     {
@@ -390,6 +422,10 @@ mod tests {
         changed["spec"]["selector"]["matchLabels"]["app"] = json!("z");
         changed["spec"]["template"]["metadata"]["labels"]["app"] = json!("z");
         let causes = validate(d, &changed, Some(&fixed));
-        assert!(causes.iter().any(|c| c.field == "spec.selector" && c.message.contains("immutable")));
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.field == "spec.selector" && c.message.contains("immutable"))
+        );
     }
 }

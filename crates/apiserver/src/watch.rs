@@ -114,8 +114,13 @@ pub fn start(
     };
     let watch = match store.watch(filter.clone(), start_rev) {
         Ok(w) => Some(w),
-        Err(store::Error::Compacted { requested, compacted }) => {
-            let err = ApiError::expired(format!("too old resource version: {requested} ({compacted})"));
+        Err(store::Error::Compacted {
+            requested,
+            compacted,
+        }) => {
+            let err = ApiError::expired(format!(
+                "too old resource version: {requested} ({compacted})"
+            ));
             initial.push(WatchEvent::error(&err));
             None
         }

@@ -187,8 +187,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create(&self, key: &str, encode: Encoder<'_>) -> Result<KeyValue>;
 
     /// Replaces `key` if its `mod_revision` equals `expected`, else [`Error::Conflict`].
-    async fn update(&self, key: &str, expected: Revision, encode: Encoder<'_>)
-    -> Result<KeyValue>;
+    async fn update(&self, key: &str, expected: Revision, encode: Encoder<'_>) -> Result<KeyValue>;
 
     /// Deletes `key` if its `mod_revision` equals `expected` (when given). `tombstone` builds the
     /// value watchers see for the deletion; without it they see the last value. Returns the

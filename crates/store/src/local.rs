@@ -403,12 +403,7 @@ impl Store for LocalStore {
         Ok(kv)
     }
 
-    async fn update(
-        &self,
-        key: &str,
-        expected: Revision,
-        encode: Encoder<'_>,
-    ) -> Result<KeyValue> {
+    async fn update(&self, key: &str, expected: Revision, encode: Encoder<'_>) -> Result<KeyValue> {
         let (kv, seq) = {
             let mut st = self.state.write().unwrap();
             let Some(current) = st.data.get(key) else {

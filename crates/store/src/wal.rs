@@ -294,11 +294,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
 }
 
 /// Writes a snapshot of `data` at `revision` and removes the segments it covers.
-pub(crate) fn write_snapshot(
-    dir: &Path,
-    revision: Revision,
-    data: &[KeyValue],
-) -> io::Result<u64> {
+pub(crate) fn write_snapshot(dir: &Path, revision: Revision, data: &[KeyValue]) -> io::Result<u64> {
     let tmp = dir.join("snapshot.tmp");
     let file = File::create(&tmp)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);

@@ -28,7 +28,10 @@ async fn revisions_increase_and_cas_is_enforced() {
     assert_eq!(d.mod_revision, 4);
     assert_eq!(d.value, Bytes::from("b@3"));
     assert!(s.get("/a").await.unwrap().is_none());
-    assert!(matches!(s.delete("/a", None, None).await, Err(Error::NotFound)));
+    assert!(matches!(
+        s.delete("/a", None, None).await,
+        Err(Error::NotFound)
+    ));
     assert_eq!(s.current_revision(), 4);
 }
 
@@ -76,7 +79,9 @@ async fn watch_replays_history_then_follows() {
     assert_eq!((&*e2.kv.key, e2.kind), ("/w/a", EventKind::Delete));
     assert_eq!(e2.prev.unwrap().value, Bytes::from("a@2"));
     assert!(w.try_next().is_none());
-    let mut exact = s.watch(KeyFilter::Exact("/w/b".into()), 0.max(start)).unwrap();
+    let mut exact = s
+        .watch(KeyFilter::Exact("/w/b".into()), 0.max(start))
+        .unwrap();
     assert_eq!(&*exact.next().await.unwrap().kv.key, "/w/b");
     assert!(exact.try_next().is_none());
 }
@@ -111,7 +116,9 @@ async fn slow_watchers_are_dropped() {
         ..Options::default()
     })
     .unwrap();
-    let mut w = s.watch(KeyFilter::Prefix("/".into()), s.current_revision()).unwrap();
+    let mut w = s
+        .watch(KeyFilter::Prefix("/".into()), s.current_revision())
+        .unwrap();
     for i in 0..5 {
         s.create(&format!("/s/{i}"), &mut put("v")).await.unwrap();
     }
@@ -161,9 +168,11 @@ async fn durable_store_recovers_everything() {
     assert_eq!(s.current_revision(), 1 + 200 + 50 + 50);
     let next = s.create("/d/new", &mut put("x")).await.unwrap();
     assert_eq!(next.mod_revision, 302);
-    assert!(std::fs::read_dir(dir.path())
-        .unwrap()
-        .any(|e| e.unwrap().file_name() == "snapshot"));
+    assert!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .any(|e| e.unwrap().file_name() == "snapshot")
+    );
 }
 
 #[tokio::test]
@@ -184,7 +193,10 @@ async fn torn_tail_is_cut_off() {
         .find(|p| p.extension().is_some_and(|e| e == "log"))
         .unwrap();
     let len = std::fs::metadata(&segment).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(&segment).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
     f.set_len(len - 3).unwrap();
     drop(f);
     let s = LocalStore::open(opts.clone()).unwrap();

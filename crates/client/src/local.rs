@@ -1,0 +1,281 @@
+//! The in-process implementation: calls the embedded API server's registry directly.
+
+use std::sync::Arc;
+
+use apiserver::Registry;
+use apiserver::errors::ApiError;
+use apiserver::patch::PatchType;
+use apiserver::resources::{self, ResourceType};
+use apiserver::rest::{self, Part, WriteOptions};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::{
+    Cluster, DeleteParams, Error, ListParams, ObjectList, Patch, Resource, Result, WatchEvent,
+    WatchStream,
+};
+
+/// A cluster reached in-process, through the same registry that serves HTTP requests.
+#[derive(Clone)]
+pub struct LocalCluster {
+    registry: Arc<Registry>,
+}
+
+impl LocalCluster {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+}
+
+fn api_error(e: ApiError) -> Error {
+    Error {
+        code: e.code,
+        reason: e.reason.to_string(),
+        message: e.message,
+    }
+}
+
+fn decode(bytes: &Bytes) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| Error::transport(format!("decode object: {e}")))
+}
+
+fn lookup(r: &Resource) -> Result<&'static ResourceType> {
+    resources::find(&r.group, &r.version, &r.plural).ok_or_else(|| Error {
+        code: 404,
+        reason: "NotFound".into(),
+        message: format!(
+            "the server could not find the requested resource ({})",
+            r.plural
+        ),
+    })
+}
+
+fn list_options(params: &ListParams) -> rest::ListOptions {
+    rest::ListOptions {
+        label_selector: params.label_selector.clone().unwrap_or_default(),
+        field_selector: params.field_selector.clone().unwrap_or_default(),
+        limit: params.limit.unwrap_or(0),
+        continue_token: params.continue_token.clone().unwrap_or_default(),
+        resource_version: params.resource_version.clone().unwrap_or_default(),
+        resource_version_match: String::new(),
+        timeout_seconds: params.timeout_seconds,
+        allow_bookmarks: params.allow_bookmarks,
+        send_initial_events: None,
+    }
+}
+
+fn name_of(object: &Value) -> String {
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[async_trait::async_trait]
+impl Cluster for LocalCluster {
+    async fn get(&self, r: &Resource, namespace: Option<&str>, name: &str) -> Result<Value> {
+        let t = lookup(r)?;
+        decode(
+            &self
+                .registry
+                .get(t, namespace, name)
+                .await
+                .map_err(api_error)?,
+        )
+    }
+
+    async fn list(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<ObjectList> {
+        let t = lookup(r)?;
+        let page = self
+            .registry
+            .list(t, namespace, &list_options(params))
+            .await
+            .map_err(api_error)?;
+        Ok(ObjectList {
+            items: page.items.iter().map(decode).collect::<Result<_>>()?,
+            resource_version: page.resource_version.to_string(),
+            continue_token: page.continue_token,
+        })
+    }
+
+    async fn watch(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<WatchStream> {
+        let t = lookup(r)?;
+        let rx = apiserver::watch::start(
+            self.registry.clone(),
+            t,
+            namespace.map(String::from),
+            list_options(params),
+        )
+        .map_err(api_error)?;
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            let ev = rx.recv().await?;
+            let event = match serde_json::from_slice::<Value>(&ev.object) {
+                Err(e) => WatchEvent::Error(Error::transport(e)),
+                Ok(obj) => match ev.kind {
+                    "ADDED" => WatchEvent::Added(obj),
+                    "MODIFIED" => WatchEvent::Modified(obj),
+                    "DELETED" => WatchEvent::Deleted(obj),
+                    "BOOKMARK" => WatchEvent::Bookmark(
+                        obj.pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                    ),
+                    _ => WatchEvent::Error(Error {
+                        code: obj.get("code").and_then(Value::as_u64).unwrap_or(500) as u16,
+                        reason: obj
+                            .get("reason")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        message: obj
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                    }),
+                },
+            };
+            Some((event, rx))
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn create(&self, r: &Resource, namespace: Option<&str>, object: &Value) -> Result<Value> {
+        let t = lookup(r)?;
+        let w = self
+            .registry
+            .create(t, namespace, object.clone(), &WriteOptions::default())
+            .await
+            .map_err(api_error)?;
+        decode(&w.body)
+    }
+
+    async fn update(&self, r: &Resource, namespace: Option<&str>, object: &Value) -> Result<Value> {
+        let t = lookup(r)?;
+        let w = self
+            .registry
+            .update(
+                t,
+                namespace,
+                &name_of(object),
+                object.clone(),
+                Part::Main,
+                &WriteOptions::default(),
+            )
+            .await
+            .map_err(api_error)?;
+        decode(&w.body)
+    }
+
+    async fn update_status(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        object: &Value,
+    ) -> Result<Value> {
+        let t = lookup(r)?;
+        let w = self
+            .registry
+            .update(
+                t,
+                namespace,
+                &name_of(object),
+                object.clone(),
+                Part::Status,
+                &WriteOptions::default(),
+            )
+            .await
+            .map_err(api_error)?;
+        decode(&w.body)
+    }
+
+    async fn patch(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Patch,
+        subresource: Option<&str>,
+    ) -> Result<Value> {
+        let t = lookup(r)?;
+        let (patch_type, body) = match patch {
+            Patch::Merge(v) => (PatchType::Merge, v),
+            Patch::Json(v) => (PatchType::Json, v),
+            Patch::Strategic(v) => (PatchType::Strategic, v),
+        };
+        let part = match subresource {
+            Some("status") => Part::Status,
+            None => Part::Main,
+            Some(other) => {
+                return Err(Error {
+                    code: 404,
+                    reason: "NotFound".into(),
+                    message: format!("subresource {other} cannot be patched in-process"),
+                });
+            }
+        };
+        let w = self
+            .registry
+            .patch(
+                t,
+                namespace,
+                name,
+                patch_type,
+                body.clone(),
+                part,
+                &WriteOptions::default(),
+            )
+            .await
+            .map_err(api_error)?;
+        decode(&w.body)
+    }
+
+    async fn delete(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<Value> {
+        let t = lookup(r)?;
+        let opts = rest::DeleteOptions {
+            grace_period_seconds: params.grace_period_seconds,
+            propagation_policy: params.propagation_policy.clone(),
+            precondition_uid: params.precondition_uid.clone(),
+            precondition_resource_version: None,
+            dry_run: false,
+        };
+        decode(
+            &self
+                .registry
+                .delete(t, namespace, name, &opts)
+                .await
+                .map_err(api_error)?,
+        )
+    }
+
+    async fn bind(&self, namespace: &str, pod: &str, node: &str) -> Result<()> {
+        let binding = json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": pod, "namespace": namespace},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        });
+        self.registry
+            .bind(namespace, pod, &binding)
+            .await
+            .map_err(api_error)
+    }
+}
