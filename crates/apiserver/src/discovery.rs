@@ -3,9 +3,10 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{
-    ALL_VERBS, RESOURCES, ResourceType, group_versions, subresource_kind, subresource_verbs,
-};
+use crate::resources::{ResourceType, group_versions_of, subresource_kind, subresource_verbs};
+
+/// The served types discovery describes.
+pub type Types<'a> = &'a [&'static ResourceType];
 
 /// Which aggregated discovery version a client asked for, if any.
 pub fn aggregated_version(accept: &str) -> Option<&'static str> {
@@ -31,8 +32,7 @@ pub fn aggregated_version(accept: &str) -> Option<&'static str> {
 }
 
 fn verbs(r: &ResourceType) -> &'static [&'static str] {
-    let _ = r;
-    ALL_VERBS
+    r.verbs()
 }
 
 fn resource_list_entry(r: &ResourceType) -> Vec<Value> {
@@ -82,11 +82,11 @@ fn storage_hash(r: &ResourceType) -> String {
 }
 
 /// `APIResourceList` for one group-version, or None if not served.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let resources: Vec<Value> = RESOURCES
+pub fn resource_list(types: Types, group: &str, version: &str) -> Option<Value> {
+    let resources: Vec<Value> = types
         .iter()
         .filter(|r| r.group == group && r.version == version)
-        .flat_map(resource_list_entry)
+        .flat_map(|r| resource_list_entry(r))
         .collect();
     if resources.is_empty() {
         return None;
@@ -113,8 +113,8 @@ pub fn core_versions(server_address: &str) -> Value {
     })
 }
 
-fn api_group(group: &str) -> Value {
-    let versions: Vec<Value> = group_versions()
+fn api_group(types: Types, group: &str) -> Value {
+    let versions: Vec<Value> = group_versions_of(types)
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
@@ -126,9 +126,9 @@ fn api_group(group: &str) -> Value {
     })
 }
 
-fn named_groups() -> Vec<&'static str> {
+fn named_groups(types: Types) -> Vec<&'static str> {
     let mut groups: Vec<&str> = Vec::new();
-    for (g, _) in group_versions() {
+    for (g, _) in group_versions_of(types) {
         if !g.is_empty() && !groups.contains(&g) {
             groups.push(g);
         }
@@ -137,15 +137,18 @@ fn named_groups() -> Vec<&'static str> {
 }
 
 /// `APIGroupList` for `/apis`.
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = named_groups().into_iter().map(api_group).collect();
+pub fn group_list(types: Types) -> Value {
+    let groups: Vec<Value> = named_groups(types)
+        .into_iter()
+        .map(|g| api_group(types, g))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `APIGroup` for `/apis/{group}`, or None.
-pub fn group(name: &str) -> Option<Value> {
-    named_groups().contains(&name).then(|| {
-        let mut g = api_group(name);
+pub fn group(types: Types, name: &str) -> Option<Value> {
+    named_groups(types).contains(&name).then(|| {
+        let mut g = api_group(types, name);
         g["kind"] = json!("APIGroup");
         g["apiVersion"] = json!("v1");
         g
@@ -185,19 +188,19 @@ fn aggregated_resource(r: &ResourceType) -> Value {
 }
 
 /// `APIGroupDiscoveryList` for `/api` (core) or `/apis` (named groups).
-pub fn aggregated(core: bool, version: &str) -> Value {
-    let groups: Vec<&str> = if core { vec![""] } else { named_groups() };
+pub fn aggregated(types: Types, core: bool, version: &str) -> Value {
+    let groups: Vec<&str> = if core { vec![""] } else { named_groups(types) };
     let items: Vec<Value> = groups
         .into_iter()
         .map(|g| {
-            let versions: Vec<Value> = group_versions()
+            let versions: Vec<Value> = group_versions_of(types)
                 .into_iter()
                 .filter(|(gg, _)| *gg == g)
                 .map(|(_, v)| {
-                    let resources: Vec<Value> = RESOURCES
+                    let resources: Vec<Value> = types
                         .iter()
                         .filter(|r| r.group == g && r.version == v)
-                        .map(aggregated_resource)
+                        .map(|r| aggregated_resource(r))
                         .collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
@@ -231,9 +234,13 @@ mod tests {
         assert_eq!(aggregated_version("application/json, */*"), None);
     }
 
+    fn builtins() -> Vec<&'static ResourceType> {
+        crate::resources::RESOURCES.iter().collect()
+    }
+
     #[test]
     fn core_list_has_pod_subresources() {
-        let list = resource_list("", "v1").unwrap();
+        let list = resource_list(&builtins(), "", "v1").unwrap();
         let names: Vec<&str> = list["resources"]
             .as_array()
             .unwrap()
@@ -249,17 +256,18 @@ mod tests {
             .find(|r| r["name"] == "pods/eviction")
             .unwrap();
         assert_eq!(eviction["group"], "policy");
-        assert!(resource_list("apps", "v1").is_some());
-        assert!(resource_list("nope", "v1").is_none());
+        assert!(resource_list(&builtins(), "apps", "v1").is_some());
+        assert!(resource_list(&builtins(), "nope", "v1").is_none());
     }
 
     #[test]
     fn aggregated_lists_every_group() {
-        let all = aggregated(false, "v2");
+        let types = builtins();
+        let all = aggregated(&types, false, "v2");
         let n = all["items"].as_array().unwrap().len();
-        assert_eq!(n, named_groups().len());
+        assert_eq!(n, named_groups(&types).len());
         assert_eq!(
-            aggregated(true, "v2beta1")["items"][0]["versions"][0]["version"],
+            aggregated(&types, true, "v2beta1")["items"][0]["versions"][0]["version"],
             "v1"
         );
     }

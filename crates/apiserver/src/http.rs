@@ -14,7 +14,7 @@ use crate::discovery;
 use crate::errors::{ApiError, ApiResult};
 use crate::objects::decode;
 use crate::patch::PatchType;
-use crate::resources::{self, ResourceType};
+use crate::resources::ResourceType;
 use crate::rest::{DeleteOptions, FieldValidation, ListOptions, ListPage, Part, WriteOptions};
 use crate::table::{self, IncludeObject};
 use crate::{ApiServer, Authenticated};
@@ -242,8 +242,7 @@ fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> Ap
             serde_saphyr::from_str::<Value>(text)
                 .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
         }
-        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body, r)
-            .map_err(|e| ApiError::new(415, "UnsupportedMediaType", e)),
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body, r),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -337,7 +336,7 @@ struct Target {
     sub: Option<String>,
 }
 
-fn route(segments: &[&str]) -> ApiResult<Option<Target>> {
+fn route(registry: &crate::Registry, segments: &[&str]) -> ApiResult<Option<Target>> {
     let (group, version, rest) = match segments {
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
@@ -346,7 +345,7 @@ fn route(segments: &[&str]) -> ApiResult<Option<Target>> {
     if rest.is_empty() {
         return Ok(None);
     }
-    let find = |plural: &str| resources::find(group, version, plural);
+    let find = |plural: &str| registry.find(group, version, plural);
     let not_found = ApiError::not_found_path;
     let target = match rest {
         ["namespaces", ns, plural, tail @ ..] if find(plural).is_some_and(|r| r.namespaced) => {
@@ -490,29 +489,37 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         }
         (Method::GET, ["api"]) => {
             return Ok(match discovery::aggregated_version(&accept) {
-                Some(v) => aggregated_response(discovery::aggregated(true, v), v),
+                Some(v) => {
+                    aggregated_response(discovery::aggregated(&server.registry.types(), true, v), v)
+                }
                 None => json_response(StatusCode::OK, &discovery::core_versions(&server.address)),
             });
         }
         (Method::GET, ["apis"]) => {
             return Ok(match discovery::aggregated_version(&accept) {
-                Some(v) => aggregated_response(discovery::aggregated(false, v), v),
-                None => json_response(StatusCode::OK, &discovery::group_list()),
+                Some(v) => aggregated_response(
+                    discovery::aggregated(&server.registry.types(), false, v),
+                    v,
+                ),
+                None => json_response(
+                    StatusCode::OK,
+                    &discovery::group_list(&server.registry.types()),
+                ),
             });
         }
         (Method::GET, ["api", "v1"]) => {
             return Ok(json_response(
                 StatusCode::OK,
-                &discovery::resource_list("", "v1").expect("core"),
+                &discovery::resource_list(&server.registry.types(), "", "v1").expect("core"),
             ));
         }
         (Method::GET, ["apis", group]) => {
-            return discovery::group(group)
+            return discovery::group(&server.registry.types(), group)
                 .map(|g| json_response(StatusCode::OK, &g))
                 .ok_or_else(ApiError::not_found_path);
         }
         (Method::GET, ["apis", group, version]) => {
-            return discovery::resource_list(group, version)
+            return discovery::resource_list(&server.registry.types(), group, version)
                 .map(|l| json_response(StatusCode::OK, &l))
                 .ok_or_else(ApiError::not_found_path);
         }
@@ -562,7 +569,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         return Ok(json_response(StatusCode::CREATED, &success_status()));
     }
 
-    let Some(target) = route(&segments)? else {
+    let Some(target) = route(&server.registry, &segments)? else {
         return Err(ApiError::not_found_path());
     };
     let r = target.r;
@@ -587,6 +594,22 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             let body = registry.get(r, ns, name).await?;
             encode_object(format, r, body, StatusCode::OK)
         }
+        (Method::POST, None, None) if r.is_review() => {
+            let body = read_body(body).await?;
+            let review = decode_body(&headers, &body, Some(r))?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &answer_review(r, review)?,
+            ))
+        }
+        (method, _, _) if r.is_review() => Err(ApiError::method_not_allowed(
+            if method == Method::GET {
+                "get"
+            } else {
+                "update"
+            },
+            Some(r),
+        )),
         (Method::POST, None, None) => {
             let format = format?;
             let body = read_body(body).await?;
@@ -759,6 +782,33 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     }
 }
 
+/// Answers an access or identity review: every authenticated user is an administrator.
+fn answer_review(r: &ResourceType, mut review: Value) -> ApiResult<Value> {
+    if !review.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "expected a {} object",
+            r.kind
+        )));
+    }
+    review["apiVersion"] = json!(r.api_version());
+    review["kind"] = json!(r.kind);
+    let user =
+        json!({"username": pki::ADMIN_USER, "groups": [pki::ADMIN_GROUP, "system:authenticated"]});
+    review["status"] = match r.kind {
+        "SelfSubjectRulesReview" => json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false,
+        }),
+        "SelfSubjectReview" => json!({"userInfo": user}),
+        "TokenReview" => json!({"authenticated": true, "user": user}),
+        _ => {
+            json!({"allowed": true, "reason": "kwok: authenticated users are cluster administrators"})
+        }
+    };
+    Ok(review)
+}
+
 fn success_status() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 }
@@ -775,16 +825,16 @@ fn aggregated_response(body: Value, version: &str) -> Response<Body> {
 
 fn watch_response(
     r: &'static ResourceType,
-    mut rx: tokio::sync::mpsc::Receiver<crate::watch::WatchEvent>,
+    rx: tokio::sync::mpsc::Receiver<crate::watch::WatchEvent>,
     format: Format,
 ) -> Response<Body> {
     let content_type = match format {
         Format::Table(_) => "application/json;as=Table;v=v1;g=meta.k8s.io",
         _ => "application/json",
     };
-    let stream = async_stream(move |yield_tx| async move {
-        let mut first = true;
-        while let Some(ev) = rx.recv().await {
+    let stream = futures::stream::unfold((rx, true), move |(mut rx, first)| async move {
+        loop {
+            let ev = rx.recv().await?;
             let frame = match format {
                 Format::Table(include) if ev.kind != "ERROR" && ev.kind != "BOOKMARK" => {
                     let Ok(obj) = decode(&ev.object) else {
@@ -795,11 +845,10 @@ fn watch_response(
                         .cloned()
                         .unwrap_or(json!(""));
                     let t = table::table(r, &[obj], json!({"resourceVersion": rv}), include, first);
-                    first = false;
                     let mut line = serde_json::to_vec(&json!({"type": ev.kind, "object": t}))
                         .expect("serialises");
                     line.push(b'\n');
-                    Bytes::from(line)
+                    return Some((Ok::<Bytes, Infallible>(Bytes::from(line)), (rx, false)));
                 }
                 Format::PartialMetadata if ev.kind != "ERROR" => {
                     let Ok(obj) = decode(&ev.object) else {
@@ -822,9 +871,7 @@ fn watch_response(
                     out.freeze()
                 }
             };
-            if yield_tx.send(frame).await.is_err() {
-                return;
-            }
+            return Some((Ok(frame), (rx, first)));
         }
     });
     let mut resp = Response::new(Body::from_stream(stream));
@@ -835,19 +882,4 @@ fn watch_response(
         HeaderValue::from_static("no-cache, private"),
     );
     resp
-}
-
-/// A stream fed by a task: the producer gets a sender, the consumer the stream. When the HTTP
-/// client goes away the stream is dropped, the sender fails and the producer stops.
-fn async_stream<F, Fut>(produce: F) -> impl futures::Stream<Item = Result<Bytes, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    tokio::spawn(produce(tx));
-    futures::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
-    )
 }

@@ -8,6 +8,7 @@
 //! [`rest::Registry`] holds the transport-free logic, so in-process clients share one code path
 //! with HTTP requests. [`ApiServer::serve_tls`] puts it on the network.
 
+pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;
@@ -174,6 +175,10 @@ impl ApiServer {
                 Err(e) => anyhow::bail!("create service kubernetes: {}", e.message),
             }
         }
+        self.registry
+            .load_custom_types()
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         // Resume namespaces that were terminating when the server stopped.
         let page = self
             .registry
@@ -283,7 +288,7 @@ fn build_openapi() -> openapi::OpenApi {
             plural: r.plural,
             namespaced: r.namespaced,
             subresources: r.subresources,
-            verbs: resources::ALL_VERBS,
+            verbs: r.verbs(),
         })
         .collect();
     openapi::OpenApi::new(&types)

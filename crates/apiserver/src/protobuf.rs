@@ -2,11 +2,19 @@
 
 use serde_json::Value;
 
+use crate::errors::ApiError;
 use crate::resources::ResourceType;
 
-/// Decodes a protobuf-encoded object. Not all kinds can be decoded yet; those are answered with
-/// an error that names the fallback.
-pub fn decode(body: &[u8], r: Option<&ResourceType>) -> Result<Value, String> {
-    let _ = (body, r);
-    Err("protobuf request bodies are not supported by this server yet; send JSON (kubectl <= 1.31, or `kubectl apply -f`/`create -f`)".into())
+/// Decodes a protobuf-encoded built-in object (the `k8s\0` envelope) into its JSON form.
+pub fn decode(body: &[u8], r: Option<&ResourceType>) -> Result<Value, ApiError> {
+    if r.is_some_and(|r| r.custom.is_some()) {
+        return Err(ApiError::unsupported_media_type(
+            "application/vnd.kubernetes.protobuf",
+        ));
+    }
+    kube_proto::decode(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as protobuf: {e}"
+        ))
+    })
 }

@@ -27,9 +27,25 @@ pub struct ResourceType {
     pub subresources: &'static [&'static str],
     /// Whether `metadata.generation` tracks changes to the desired state.
     pub generation: bool,
+    /// Set for types served from a CustomResourceDefinition.
+    pub custom: Option<&'static crate::crd::CustomType>,
 }
 
 impl ResourceType {
+    /// Reviews are answered, never stored: they only support `create`.
+    pub fn is_review(&self) -> bool {
+        matches!(self.group, "authorization.k8s.io" | "authentication.k8s.io")
+    }
+
+    /// The verbs this type supports.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        if self.is_review() {
+            &["create"]
+        } else {
+            ALL_VERBS
+        }
+    }
+
     pub fn has_subresource(&self, sub: &str) -> bool {
         self.subresources.contains(&sub)
     }
@@ -92,6 +108,7 @@ macro_rules! resource {
             categories: &[$($cat),*],
             subresources: &[$($sub),*],
             generation: $gen,
+            custom: None,
         }
     };
 }
@@ -131,6 +148,13 @@ pub static RESOURCES: &[ResourceType] = &[
     resource!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", namespaced: false, short: ["pc"], categories: [], sub: [], generation: false),
     resource!("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", namespaced: false, short: [], categories: [], sub: [], generation: false),
     resource!("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", namespaced: false, short: ["sc"], categories: [], sub: [], generation: false),
+    resource!("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition", namespaced: false, short: ["crd", "crds"], categories: ["api-extensions"], sub: ["status"], generation: true),
+    resource!("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", namespaced: false, short: [], categories: [], sub: [], generation: false),
     resource!("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", namespaced: true, short: ["hpa"], categories: ["all"], sub: ["status"], generation: true),
 ];
 
@@ -148,10 +172,15 @@ pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceType> {
         .find(|r| r.group == group && r.kind == kind)
 }
 
-/// The served group-versions, each with its resources, in discovery order (core first).
+/// The served group-versions of built-in types, in discovery order (core first).
 pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    group_versions_of(&RESOURCES.iter().collect::<Vec<_>>())
+}
+
+/// The group-versions of `types`, in order of first appearance.
+pub fn group_versions_of(types: &[&'static ResourceType]) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
-    for r in RESOURCES {
+    for r in types {
         if !out.contains(&(r.group, r.version)) {
             out.push((r.group, r.version));
         }

@@ -165,6 +165,8 @@ pub type NamespaceHook = Arc<dyn Fn(String) + Send + Sync>;
 /// The transport-free API server core.
 pub struct Registry {
     pub(crate) store: Arc<dyn Store>,
+    /// Types served from CustomResourceDefinitions.
+    pub(crate) custom_types: std::sync::RwLock<Vec<&'static ResourceType>>,
     pub(crate) openapi: Option<Arc<openapi_check::Checker>>,
     pub(crate) namespace_terminating: std::sync::Mutex<Option<NamespaceHook>>,
 }
@@ -254,6 +256,7 @@ impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
+            custom_types: Default::default(),
             openapi: None,
             namespace_terminating: std::sync::Mutex::new(None),
         }
@@ -261,6 +264,25 @@ impl Registry {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Looks up a served type, built-in or custom.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+        resources::find(group, version, plural).or_else(|| {
+            self.custom_types
+                .read()
+                .unwrap()
+                .iter()
+                .find(|r| r.group == group && r.version == version && r.plural == plural)
+                .copied()
+        })
+    }
+
+    /// Every served type: built-ins first, then custom types.
+    pub fn types(&self) -> Vec<&'static ResourceType> {
+        let mut all: Vec<&'static ResourceType> = resources::RESOURCES.iter().collect();
+        all.extend(self.custom_types.read().unwrap().iter().copied());
+        all
     }
 
     fn unknown_fields(
@@ -272,10 +294,14 @@ impl Registry {
         if validation == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let Some(check) = &self.openapi else {
-            return Ok(Vec::new());
+        let unknown = match (r.custom, &self.openapi) {
+            (Some(custom), _) => match &custom.schema {
+                Some(schema) => crate::crd::apply_schema(schema, &mut obj.clone()).unknown,
+                None => Vec::new(),
+            },
+            (None, Some(check)) => check(r.group, r.version, r.kind, obj),
+            (None, None) => Vec::new(),
         };
-        let unknown = check(r.group, r.version, r.kind, obj);
         if unknown.is_empty() {
             return Ok(Vec::new());
         }
@@ -295,10 +321,13 @@ impl Registry {
         }
     }
 
-    async fn namespace_state(&self, namespace: &str) -> ApiResult<Value> {
+    /// Whether the namespace is terminating; NotFound when it does not exist.
+    async fn namespace_terminating(&self, namespace: &str) -> ApiResult<bool> {
         let ns = resources::find("", "v1", "namespaces").expect("namespaces are built in");
         match self.store.get(&ns.key(None, namespace)).await? {
-            Some(kv) => decode(&kv.value),
+            // Most namespaces are not being deleted; only those need decoding.
+            Some(kv) if !contains(&kv.value, b"deletionTimestamp") => Ok(false),
+            Some(kv) => Ok(is_deleting(&decode(&kv.value)?)),
             None => Err(ApiError::namespace_not_found(namespace)),
         }
     }
@@ -551,19 +580,17 @@ impl Registry {
             meta_mut(&mut obj).insert("name".into(), json!(objects::generate_name(&prefix)));
         }
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
-        let causes = validation::validate(r, &obj, None);
+        let mut causes = validation::validate(r, &obj, None);
+        causes.extend(admit_custom(r, &mut obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
-        if r.namespaced {
-            let ns = self.namespace_state(namespace.unwrap_or("")).await?;
-            if is_deleting(&ns) {
-                return Err(ApiError::forbidden(format!(
-                    "{} \"{name}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
-                    r.qualified_name(),
-                    namespace.unwrap_or("")
-                )));
-            }
+        if r.namespaced && self.namespace_terminating(namespace.unwrap_or("")).await? {
+            return Err(ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                r.qualified_name(),
+                namespace.unwrap_or("")
+            )));
         }
         if opts.dry_run {
             return Ok(Written {
@@ -585,6 +612,13 @@ impl Registry {
                 .await;
             match result {
                 Ok(kv) => {
+                    if is_crd(r) {
+                        return Ok(Written {
+                            body: self.establish(&obj).await?,
+                            created: true,
+                            warnings,
+                        });
+                    }
                     return Ok(Written {
                         body: kv.value,
                         created: true,
@@ -746,7 +780,8 @@ impl Registry {
                 .unwrap_or(0);
             meta_mut(&mut next).insert("generation".into(), json!(g + 1));
         }
-        let causes = validation::validate(r, &next, Some(old));
+        let mut causes = validation::validate(r, &next, Some(old));
+        causes.extend(admit_custom(r, &mut next));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -865,7 +900,89 @@ impl Registry {
         if r.kind == "Namespace" && r.group.is_empty() && is_deleting(old) {
             self.notify_namespace(meta_str(old, "name").unwrap_or(""));
         }
-        let _ = new;
+        if is_crd(r)
+            && let Ok(crd) = decode(&new.value)
+        {
+            self.register_crd(&crd);
+        }
+    }
+
+    /// Serves a CRD's types and marks it Established. Returns the CRD as stored afterwards.
+    async fn establish(&self, crd: &Value) -> ApiResult<Bytes> {
+        self.register_crd(crd);
+        let crd_type = resources::find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .expect("built in");
+        let name = meta_str(crd, "name").unwrap_or("").to_string();
+        let status = crate::crd::established_status(crd);
+        let mut compute = |current: Option<&Value>| -> ApiResult<Computed> {
+            let Some(current) = current else {
+                return Err(ApiError::not_found(crd_type, &name));
+            };
+            let mut object = current.clone();
+            object["status"] = status.clone();
+            Ok(Computed {
+                object,
+                precondition: None,
+                warnings: Vec::new(),
+            })
+        };
+        self.update_internal(crd_type, None, &name, &mut compute)
+            .await
+    }
+
+    fn register_crd(&self, crd: &Value) {
+        let name = meta_str(crd, "name").unwrap_or("").to_string();
+        let types = crate::crd::resource_types(crd);
+        let mut custom = self.custom_types.write().unwrap();
+        custom.retain(|t| t.custom.is_none_or(|c| c.crd_name != name));
+        for t in types {
+            if resources::find(t.group, t.version, t.plural).is_none() {
+                custom.push(Box::leak(Box::new(t)));
+            }
+        }
+    }
+
+    /// Serves the types of every stored CRD (at start).
+    pub(crate) async fn load_custom_types(&self) -> ApiResult<()> {
+        let crd_type = resources::find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .expect("built in");
+        let page = self.list(crd_type, None, &ListOptions::default()).await?;
+        for item in page.items {
+            self.register_crd(&decode(&item)?);
+        }
+        Ok(())
+    }
+
+    /// Deletes every object of a CRD's types, then stops serving them.
+    async fn remove_crd_content(&self, crd_name: &str) -> ApiResult<()> {
+        let types: Vec<&'static ResourceType> = self
+            .custom_types
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|t| t.custom.is_some_and(|c| c.crd_name == crd_name))
+            .copied()
+            .collect();
+        if let Some(t) = types.first() {
+            let prefix = t.key_prefix();
+            loop {
+                let page = self.store.range(&prefix, None, 1000, None).await?;
+                if page.kvs.is_empty() {
+                    break;
+                }
+                for kv in page.kvs {
+                    match self.store.delete(&kv.key, None, None).await {
+                        Ok(_) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        self.custom_types
+            .write()
+            .unwrap()
+            .retain(|t| t.custom.is_none_or(|c| c.crd_name != crd_name));
+        Ok(())
     }
 
     fn notify_namespace(&self, name: &str) {
@@ -1045,6 +1162,9 @@ impl Registry {
                 if opts.dry_run {
                     return Ok(kv.value);
                 }
+                if is_crd(r) {
+                    self.remove_crd_content(name).await?;
+                }
                 let result = self
                     .store
                     .delete(
@@ -1173,16 +1293,27 @@ impl Registry {
 
     /// The `autoscaling/v1 Scale` view of an object.
     pub fn scale_of(&self, r: &ResourceType, obj: &Value) -> Value {
-        let selector = obj
-            .pointer("/spec/selector")
-            .map(|s| {
-                if r.group.is_empty() {
-                    crate::table::map_selector(Some(s))
-                } else {
-                    crate::table::selector_string(Some(s))
-                }
-            })
-            .unwrap_or_default();
+        let (spec_ptr, status_ptr) = scale_pointers(r);
+        let selector = match r.custom {
+            Some(c) => c
+                .label_selector_path
+                .as_ref()
+                .and_then(|p| obj.pointer(&crate::crd::json_path_pointer(p)))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            None => obj
+                .pointer("/spec/selector")
+                .map(|s| {
+                    if r.group.is_empty() {
+                        crate::table::map_selector(Some(s))
+                    } else {
+                        crate::table::selector_string(Some(s))
+                    }
+                })
+                .filter(|s| s != "<none>")
+                .unwrap_or_default(),
+        };
         let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
         let mut scale_meta = json!({});
         for f in [
@@ -1200,9 +1331,9 @@ impl Registry {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
             "metadata": scale_meta,
-            "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+            "spec": {"replicas": obj.pointer(&spec_ptr).and_then(Value::as_i64).unwrap_or(0)},
             "status": {
-                "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+                "replicas": obj.pointer(&status_ptr).and_then(Value::as_i64).unwrap_or(0),
                 "selector": selector,
             },
         })
@@ -1246,7 +1377,7 @@ impl Registry {
                 _ => None,
             };
             let mut object = current.clone();
-            object["spec"]["replicas"] = replicas;
+            set_pointer(&mut object, &scale_pointers(r).0, replicas);
             Ok(Computed {
                 object,
                 precondition,
@@ -1368,7 +1499,7 @@ impl Registry {
     pub(crate) async fn finish_namespace(&self, name: &str) -> ApiResult<bool> {
         let ns_type = resources::find("", "v1", "namespaces").expect("built in");
         let mut remaining = 0usize;
-        for r in resources::RESOURCES.iter().filter(|r| r.namespaced) {
+        for r in self.types().into_iter().filter(|r| r.namespaced) {
             let page = self.list(r, Some(name), &ListOptions::default()).await?;
             for item in page.items {
                 remaining += 1;
@@ -1393,7 +1524,7 @@ impl Registry {
         if remaining > 0 {
             // Whatever was deleted outright is gone; check again on the next round.
             let mut left = 0;
-            for r in resources::RESOURCES.iter().filter(|r| r.namespaced) {
+            for r in self.types().into_iter().filter(|r| r.namespaced) {
                 left += self.store.count(&r.key(Some(name), "")).await?;
             }
             if left > 0 {
@@ -1459,6 +1590,56 @@ pub struct Computed {
     /// The resourceVersion the client required, if any.
     pub precondition: Option<i64>,
     pub warnings: Vec<String>,
+}
+
+/// JSON pointers of the desired and observed replica counts behind `/scale`.
+fn scale_pointers(r: &ResourceType) -> (String, String) {
+    match r.custom {
+        Some(c) => (
+            c.spec_replicas_path
+                .as_deref()
+                .map(crate::crd::json_path_pointer)
+                .unwrap_or_else(|| "/spec/replicas".into()),
+            c.status_replicas_path
+                .as_deref()
+                .map(crate::crd::json_path_pointer)
+                .unwrap_or_else(|| "/status/replicas".into()),
+        ),
+        None => ("/spec/replicas".into(), "/status/replicas".into()),
+    }
+}
+
+/// Sets the value at a JSON pointer, creating objects on the way.
+fn set_pointer(obj: &mut Value, pointer: &str, value: Value) {
+    let mut cur = obj;
+    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let map = cur.as_object_mut().expect("just made an object");
+        if i == parts.len() - 1 {
+            map.insert((*part).to_string(), value);
+            return;
+        }
+        cur = map.entry((*part).to_string()).or_insert_with(|| json!({}));
+    }
+}
+
+fn is_crd(r: &ResourceType) -> bool {
+    r.group == "apiextensions.k8s.io" && r.plural == "customresourcedefinitions"
+}
+
+/// Prunes, defaults and validates a custom object against its CRD schema.
+fn admit_custom(r: &ResourceType, obj: &mut Value) -> Vec<Cause> {
+    match r.custom.and_then(|c| c.schema.as_ref()) {
+        Some(schema) => crate::crd::apply_schema(schema, obj).causes,
+        None => Vec::new(),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn encode_continue(revision: i64, start_after: &str) -> String {

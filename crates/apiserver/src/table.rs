@@ -21,6 +21,22 @@ const AGE: Column = (
 );
 
 fn columns(r: &ResourceType) -> Vec<Column> {
+    if let Some(custom) = r.custom {
+        if custom.printer_columns.is_empty() {
+            return vec![NAME, AGE];
+        }
+        let mut cols = vec![NAME];
+        for c in &custom.printer_columns {
+            let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+            cols.push((
+                leak(&c.name),
+                leak(&c.type_),
+                c.priority,
+                leak(&c.description),
+            ));
+        }
+        return cols;
+    }
     match (r.group, r.plural) {
         ("", "pods") => vec![
             NAME,
@@ -588,6 +604,30 @@ fn pod_status(pod: &Value) -> String {
     reason
 }
 
+fn custom_cells(
+    custom: &crate::crd::CustomType,
+    o: &Value,
+    name: Value,
+    created: String,
+    now: i64,
+) -> Vec<Value> {
+    if custom.printer_columns.is_empty() {
+        return vec![name, json!(created)];
+    }
+    let mut out = vec![name];
+    for c in &custom.printer_columns {
+        let v = crate::crd::eval_json_path(o, &c.json_path);
+        out.push(match (c.type_.as_str(), v) {
+            ("date", Some(Value::String(t))) => json!(age(Some(&t), now)),
+            (_, Some(Value::String(t))) => json!(t),
+            (_, Some(Value::Null)) | (_, None) => json!(""),
+            ("string", Some(other)) => json!(other.to_string()),
+            (_, Some(other)) => other,
+        });
+    }
+    out
+}
+
 fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
     let name = json!(s(o, "/metadata/name"));
     let created = age(
@@ -595,6 +635,9 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             .and_then(Value::as_str),
         now,
     );
+    if let Some(custom) = r.custom {
+        return custom_cells(custom, o, name, created, now);
+    }
     match (r.group, r.plural) {
         ("", "pods") => {
             let total = o

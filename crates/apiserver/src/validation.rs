@@ -142,7 +142,9 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
             validate_template("spec.template", obj.pointer("/spec/template"), &mut causes)
         }
         ("", "ConfigMap") | ("", "Secret") => validate_data_keys(obj, &mut causes),
-        ("coordination.k8s.io", "Lease") => {}
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            causes.extend(crate::crd::validate(obj))
+        }
         _ => {}
     }
     causes

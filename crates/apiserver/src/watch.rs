@@ -98,7 +98,15 @@ pub fn start(
         1800 + rand::rng().random_range(0..1800)
     }));
     let (tx, rx) = mpsc::channel::<WatchEvent>(1024);
+    // Only selectors that the key filter does not already answer need the object decoded.
+    let exact_key = matches!(filter, KeyFilter::Exact(_));
+    let name_only = exact_key && plan.fields.requirements.len() == 1;
+    let needs_decode = !plan.labels.is_empty() || !(plan.fields.is_empty() || name_only);
     let matches = move |obj: &Value| plan.labels.matches_object(obj) && plan.fields.matches(r, obj);
+    let matcher = Matcher {
+        needs_decode,
+        matches,
+    };
     // Find the starting point now, so a bad resourceVersion fails the request itself.
     let mut initial = Vec::new();
     let start_rev = if with_initial {
@@ -155,18 +163,16 @@ pub fn start(
                 let done = page.remaining == 0;
                 start_after = page.kvs.last().map(|kv| kv.key.to_string());
                 for kv in page.kvs {
-                    if !filter.matches(&kv.key) {
+                    if !filter.matches(&kv.key) || !matcher.accepts(&kv.value) {
                         continue;
                     }
-                    let Ok(obj) = decode(&kv.value) else { continue };
-                    if matches(&obj)
-                        && tx
-                            .send(WatchEvent {
-                                kind: "ADDED",
-                                object: kv.value,
-                            })
-                            .await
-                            .is_err()
+                    if tx
+                        .send(WatchEvent {
+                            kind: "ADDED",
+                            object: kv.value,
+                        })
+                        .await
+                        .is_err()
                     {
                         return;
                     }
@@ -189,13 +195,13 @@ pub fn start(
                     // Everything up to this revision is already queued in `watch`.
                     let revision = registry2.store().current_revision();
                     while let Some(ev) = watch.try_next() {
-                        if !forward(&tx, ev, &matches).await { return; }
+                        if !forward(&tx, ev, &matcher).await { return; }
                     }
                     if tx.send(bookmark(r, revision, false)).await.is_err() { return; }
                 }
                 ev = watch.next() => {
                     let Some(ev) = ev else { return };
-                    if !forward(&tx, ev, &matches).await { return; }
+                    if !forward(&tx, ev, &matcher).await { return; }
                 }
             }
         }
@@ -203,21 +209,31 @@ pub fn start(
     Ok(rx)
 }
 
+/// Decides whether a stored object passes the watch's selectors, decoding it only when a
+/// selector needs to look inside.
+struct Matcher<F> {
+    needs_decode: bool,
+    matches: F,
+}
+
+impl<F: Fn(&Value) -> bool> Matcher<F> {
+    fn accepts(&self, bytes: &[u8]) -> bool {
+        if !self.needs_decode {
+            return true;
+        }
+        decode(bytes).is_ok_and(|obj| (self.matches)(&obj))
+    }
+}
+
 /// Sends one store event as the watch event a client of this selector sees. Returns false when
 /// the client is gone.
-async fn forward(
+async fn forward<F: Fn(&Value) -> bool + Send>(
     tx: &mpsc::Sender<WatchEvent>,
     ev: store::Event,
-    matches: &(impl Fn(&Value) -> bool + Send),
+    matcher: &Matcher<F>,
 ) -> bool {
-    let Ok(new) = decode(&ev.kv.value) else {
-        return true;
-    };
-    let now_matches = matches(&new);
-    let before = match &ev.prev {
-        Some(prev) => decode(&prev.value).ok().map(|p| matches(&p)),
-        None => None,
-    };
+    let now_matches = matcher.accepts(&ev.kv.value);
+    let before = ev.prev.as_ref().map(|prev| matcher.accepts(&prev.value));
     let kind = match (ev.kind, before, now_matches) {
         (EventKind::Delete, Some(true), _) => "DELETED",
         (EventKind::Delete, None, true) => "DELETED",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use apiserver::Registry;
 use apiserver::errors::ApiError;
 use apiserver::patch::PatchType;
-use apiserver::resources::{self, ResourceType};
+use apiserver::resources::ResourceType;
 use apiserver::rest::{self, Part, WriteOptions};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -40,15 +40,17 @@ fn decode(bytes: &Bytes) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| Error::transport(format!("decode object: {e}")))
 }
 
-fn lookup(r: &Resource) -> Result<&'static ResourceType> {
-    resources::find(&r.group, &r.version, &r.plural).ok_or_else(|| Error {
-        code: 404,
-        reason: "NotFound".into(),
-        message: format!(
-            "the server could not find the requested resource ({})",
-            r.plural
-        ),
-    })
+fn lookup(registry: &Registry, r: &Resource) -> Result<&'static ResourceType> {
+    registry
+        .find(&r.group, &r.version, &r.plural)
+        .ok_or_else(|| Error {
+            code: 404,
+            reason: "NotFound".into(),
+            message: format!(
+                "the server could not find the requested resource ({})",
+                r.plural
+            ),
+        })
 }
 
 fn list_options(params: &ListParams) -> rest::ListOptions {
@@ -76,7 +78,7 @@ fn name_of(object: &Value) -> String {
 #[async_trait::async_trait]
 impl Cluster for LocalCluster {
     async fn get(&self, r: &Resource, namespace: Option<&str>, name: &str) -> Result<Value> {
-        let t = lookup(r)?;
+        let t = lookup(&self.registry, r)?;
         decode(
             &self
                 .registry
@@ -92,7 +94,7 @@ impl Cluster for LocalCluster {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<ObjectList> {
-        let t = lookup(r)?;
+        let t = lookup(&self.registry, r)?;
         let page = self
             .registry
             .list(t, namespace, &list_options(params))
@@ -111,7 +113,7 @@ impl Cluster for LocalCluster {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<WatchStream> {
-        let t = lookup(r)?;
+        let t = lookup(&self.registry, r)?;
         let rx = apiserver::watch::start(
             self.registry.clone(),
             t,
@@ -154,7 +156,7 @@ impl Cluster for LocalCluster {
     }
 
     async fn create(&self, r: &Resource, namespace: Option<&str>, object: &Value) -> Result<Value> {
-        let t = lookup(r)?;
+        let t = lookup(&self.registry, r)?;
         let w = self
             .registry
             .create(t, namespace, object.clone(), &WriteOptions::default())
@@ -164,7 +166,7 @@ impl Cluster for LocalCluster {
     }
 
     async fn update(&self, r: &Resource, namespace: Option<&str>, object: &Value) -> Result<Value> {
-        let t = lookup(r)?;
+        let t = lookup(&self.registry, r)?;
         let w = self
             .registry
             .update(
@@ -186,7 +188,7 @@ impl Cluster for LocalCluster {
         namespace: Option<&str>,
         object: &Value,
     ) -> Result<Value> {
-        let t = lookup(r)?;
+        let t = lookup(&self.registry, r)?;
         let w = self
             .registry
             .update(
@@ -210,7 +212,7 @@ impl Cluster for LocalCluster {
         patch: &Patch,
         subresource: Option<&str>,
     ) -> Result<Value> {
-        let t = lookup(r)?;
+        let t = lookup(&self.registry, r)?;
         let (patch_type, body) = match patch {
             Patch::Merge(v) => (PatchType::Merge, v),
             Patch::Json(v) => (PatchType::Json, v),
@@ -250,7 +252,7 @@ impl Cluster for LocalCluster {
         name: &str,
         params: &DeleteParams,
     ) -> Result<Value> {
-        let t = lookup(r)?;
+        let t = lookup(&self.registry, r)?;
         let opts = rest::DeleteOptions {
             grace_period_seconds: params.grace_period_seconds,
             propagation_policy: params.propagation_policy.clone(),

@@ -94,11 +94,14 @@ def parse_go(texts):
                 tag = tm.group(1)
                 js = re.search(r'json:"([^"]*)"', tag)
                 pb = re.search(r'protobuf:"([^"]*)"', tag).group(1).split(',')
+                if len(pb) < 2 or not pb[1].isdigit():
+                    continue
                 num = int(pb[1])
                 pbname = next((p[5:] for p in pb if p.startswith('name=')), '')
                 jparts = js.group(1).split(',') if js else [pbname]
                 jname = jparts[0] or pbname
-                inline = 'inline' in jparts[1:]
+                # An anonymous (embedded) struct without a JSON name has its fields promoted.
+                inline = len(decl) == 1 and jparts[0] == ''
                 fields[num] = (jname, gotype.startswith('*'), 'omitempty' in jparts[1:], inline)
             structs[name] = fields
     return structs, slices
@@ -116,7 +119,7 @@ def main():
     sources = []  # (repo, proto path, go dir)
     for path in git_ls(machinery, r'^pkg/(api/resource|apis/meta/v1|runtime|runtime/schema|util/intstr)/generated\.proto$'):
         sources.append((machinery, path))
-    for path in git_ls(api, r'^[a-z]+/v\d+/generated\.proto$'):
+    for path in git_ls(api, r'^[a-z]+/v\d+((alpha|beta)\d+)?/generated\.proto$'):
         sources.append((api, path))
 
     packages = []
@@ -139,6 +142,7 @@ def main():
         aliases[pkg] = alias
 
     def ref(pkg, typ):
+        typ = typ.lstrip('.')
         if '.' not in typ:
             return typ if typ in SCALARS else f'{aliases[pkg]}.{typ}'
         p, n = typ.rsplit('.', 1)
@@ -157,6 +161,7 @@ def main():
             for f in fields:
                 jname, ptr, omit, inline = gofields.get(f['num'], (f['name'], False, True, False))
                 flags = ('p' if ptr else '') + ('o' if omit else '') + ('i' if inline else '')
+                jname = jname or f['name']
                 t = ref(pkg, f['type'])
                 if f['label'] == 'map':
                     t = f'map:{f["key"]}:{t}'

@@ -70,43 +70,79 @@ fn rate(n: usize, elapsed: Duration) -> f64 {
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
 
 async fn durable_server(dir: &Path) -> anyhow::Result<(Arc<LocalStore>, Arc<ApiServer>)> {
+    server_with(dir, SyncMode::Always).await
+}
+
+async fn server_with(
+    dir: &Path,
+    sync: SyncMode,
+) -> anyhow::Result<(Arc<LocalStore>, Arc<ApiServer>)> {
     let store = LocalStore::open(Options {
         data_dir: Some(dir.to_path_buf()),
-        sync: SyncMode::Always,
+        sync,
         ..Options::default()
     })?;
     let server = ApiServer::new(store.clone(), "127.0.0.1:0".into()).await?;
     Ok((store, server))
 }
 
-async fn in_process_creates(n: usize, concurrency: usize) -> anyhow::Result<f64> {
+async fn in_process_creates(n: usize, concurrency: usize, sync: SyncMode) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
-    let (_store, server) = durable_server(dir.path()).await?;
+    let (_store, server) = server_with(dir.path(), sync).await?;
     let pods = resources::find("", "v1", "pods").expect("built in");
+    let bodies: Vec<Value> = (0..n).map(|i| pod(&format!("p-{i}"))).collect();
     let start = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let server = server.clone();
-            async move {
-                server
-                    .registry
-                    .create(pods, Some("default"), pod(&format!("p-{i}")), &WriteOptions::default())
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message))
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    run_workers(bodies, concurrency, move |body| {
+        let server = server.clone();
+        async move {
+            server
+                .registry
+                .create(pods, Some("default"), body, &WriteOptions::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!(e.message))
+        }
+    })
+    .await?;
     Ok(rate(n, start.elapsed()))
+}
+
+/// Runs `work` on every item with `concurrency` tasks, so the load spreads over the cores.
+async fn run_workers<T, F, Fut>(items: Vec<T>, concurrency: usize, work: F) -> anyhow::Result<()>
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let queue = Arc::new(Mutex::new(items));
+    let work = Arc::new(work);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (queue, work) = (queue.clone(), work.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().unwrap().pop();
+                let Some(item) = next else {
+                    return Ok::<(), anyhow::Error>(());
+                };
+                work(item).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
 }
 
 /// A served cluster on a loopback port with a kube-rs client.
@@ -124,9 +160,13 @@ impl Drop for HttpsCluster {
     }
 }
 
-async fn https_cluster(server: Arc<ApiServer>, dir: tempfile::TempDir) -> anyhow::Result<HttpsCluster> {
+async fn https_cluster(
+    server: Arc<ApiServer>,
+    dir: tempfile::TempDir,
+) -> anyhow::Result<HttpsCluster> {
     let pki = pki::ensure(&dir.path().join("pki"), &[])?;
-    let tls = apiserver::tls_config_from_files(&pki.serving_cert(), &pki.serving_key(), &pki.ca_cert())?;
+    let tls =
+        apiserver::tls_config_from_files(&pki.serving_cert(), &pki.serving_key(), &pki.ca_cert())?;
     let listener = apiserver::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let port = listener.local_addr()?.port();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -141,7 +181,11 @@ async fn https_cluster(server: Arc<ApiServer>, dir: tempfile::TempDir) -> anyhow
     );
     let path = dir.path().join("kubeconfig");
     std::fs::write(&path, kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&path)?, &Default::default()).await?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&path)?,
+        &Default::default(),
+    )
+    .await?;
     let client = kube::Client::try_from(config)?;
     Ok(HttpsCluster {
         _dir: dir,
@@ -150,7 +194,12 @@ async fn https_cluster(server: Arc<ApiServer>, dir: tempfile::TempDir) -> anyhow
     })
 }
 
-async fn send(client: &kube::Client, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Bytes)> {
+async fn send(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<(u16, Bytes)> {
     let req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -158,7 +207,9 @@ async fn send(client: &kube::Client, method: &str, path: &str, body: Vec<u8>) ->
         .body(kube::client::Body::from(body))?;
     let resp = client.send(req).await?;
     let status = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body()).await?.to_bytes();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await?
+        .to_bytes();
     Ok((status, body))
 }
 
@@ -167,22 +218,24 @@ async fn https_creates(n: usize, concurrency: usize) -> anyhow::Result<f64> {
     let (_store, server) = durable_server(&dir.path().join("store")).await?;
     let cluster = https_cluster(server, dir).await?;
     let client = cluster.client.clone();
+    let bodies: Vec<Vec<u8>> = (0..n)
+        .map(|i| serde_json::to_vec(&pod(&format!("p-{i}"))))
+        .collect::<Result<_, _>>()?;
     let start = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                let body = serde_json::to_vec(&pod(&format!("p-{i}")))?;
-                let (status, text) = send(&client, "POST", "/api/v1/namespaces/default/pods", body).await?;
-                anyhow::ensure!(status == 201, "create returned {status}: {}", String::from_utf8_lossy(&text));
-                Ok(())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<anyhow::Result<()>>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    run_workers(bodies, concurrency, move |body| {
+        let client = client.clone();
+        async move {
+            let (status, text) =
+                send(&client, "POST", "/api/v1/namespaces/default/pods", body).await?;
+            anyhow::ensure!(
+                status == 201,
+                "create returned {status}: {}",
+                String::from_utf8_lossy(&text)
+            );
+            Ok(())
+        }
+    })
+    .await?;
     Ok(rate(n, start.elapsed()))
 }
 
@@ -208,7 +261,12 @@ async fn list_and_memory(n: usize) -> anyhow::Result<ListFigures> {
             async move {
                 server
                     .registry
-                    .create(pods, Some("default"), pod(&format!("pod-{i:06}")), &WriteOptions::default())
+                    .create(
+                        pods,
+                        Some("default"),
+                        pod(&format!("pod-{i:06}")),
+                        &WriteOptions::default(),
+                    )
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message))
             }
@@ -226,7 +284,11 @@ async fn list_and_memory(n: usize) -> anyhow::Result<ListFigures> {
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     let in_process = start.elapsed();
-    anyhow::ensure!(page.items.len() == n, "listed {} of {n} pods", page.items.len());
+    anyhow::ensure!(
+        page.items.len() == n,
+        "listed {} of {n} pods",
+        page.items.len()
+    );
     let json_bytes: usize = page.items.iter().map(Bytes::len).sum();
     let avg_json = json_bytes as f64 / n as f64;
     let per_pod_overhead = (rss_after.saturating_sub(rss_before)) as f64 / n as f64 - avg_json;
@@ -247,20 +309,30 @@ async fn list_and_memory(n: usize) -> anyhow::Result<ListFigures> {
     })
 }
 
-async fn watch_latency(watchers: usize, events: usize) -> anyhow::Result<(Duration, Duration, usize)> {
+async fn watch_latency(
+    watchers: usize,
+    events: usize,
+) -> anyhow::Result<(Duration, Duration, usize)> {
     let dir = tempfile::tempdir()?;
     let (_store, server) = durable_server(&dir.path().join("store")).await?;
     let cluster = https_cluster(server, dir).await?;
     let client = cluster.client.clone();
     let (_, ns) = send(&client, "GET", "/api/v1/namespaces/default", vec![]).await?;
     let ns: Value = serde_json::from_slice(&ns)?;
-    let rv = ns["metadata"]["resourceVersion"].as_str().unwrap_or("1").to_string();
+    let rv = ns["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("1")
+        .to_string();
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let mut tasks = Vec::new();
     for _ in 0..watchers {
-        let path = format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&timeoutSeconds=600");
-        let req = http::Request::builder().uri(path).body(kube::client::Body::empty())?;
+        let path = format!(
+            "/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&timeoutSeconds=600"
+        );
+        let req = http::Request::builder()
+            .uri(path)
+            .body(kube::client::Body::empty())?;
         let resp = client.send(req).await?;
         anyhow::ensure!(resp.status() == 200, "watch returned {}", resp.status());
         let (sent, latencies) = (sent.clone(), latencies.clone());
@@ -269,14 +341,20 @@ async fn watch_latency(watchers: usize, events: usize) -> anyhow::Result<(Durati
             let mut buf = Vec::new();
             let mut seen = 0;
             while seen < events {
-                let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await else { break };
-                let Ok(data) = frame.into_data() else { continue };
+                let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await else {
+                    break;
+                };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 buf.extend_from_slice(&data);
                 while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
                     let now = Instant::now();
-                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else { continue };
-                    let Some(name) = ev.pointer("/object/metadata/name").and_then(Value::as_str) else { continue };
+                    // The name is the first "name" field of the object; no full parse needed.
+                    let Some(name) = first_name(&line) else {
+                        continue;
+                    };
                     if let Some(at) = sent.lock().unwrap().get(name) {
                         latencies.lock().unwrap().push(now - *at);
                     }
@@ -286,7 +364,7 @@ async fn watch_latency(watchers: usize, events: usize) -> anyhow::Result<(Durati
         }));
     }
     // Paced creates, so latency is measured under load rather than behind a backlog.
-    let mut tick = tokio::time::interval(Duration::from_micros(2_000));
+    let mut tick = tokio::time::interval(Duration::from_micros(5_000));
     for i in 0..events {
         tick.tick().await;
         let name = format!("w-{i}");
@@ -307,6 +385,13 @@ async fn watch_latency(watchers: usize, events: usize) -> anyhow::Result<(Durati
     Ok((pct(0.50), pct(0.99), all.len()))
 }
 
+fn first_name(line: &[u8]) -> Option<&str> {
+    let key = b"\"name\":\"";
+    let start = line.windows(key.len()).position(|w| w == key)? + key.len();
+    let end = line[start..].iter().position(|b| *b == b'"')? + start;
+    std::str::from_utf8(&line[start..end]).ok()
+}
+
 struct Etcd {
     child: Child,
     _dir: tempfile::TempDir,
@@ -321,7 +406,9 @@ impl Drop for Etcd {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn start_etcd() -> anyhow::Result<Etcd> {
@@ -330,17 +417,33 @@ async fn start_etcd() -> anyhow::Result<Etcd> {
     let child = Command::new("etcd")
         .args(["--name", "bench", "--data-dir"])
         .arg(dir.path().join("etcd"))
-        .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
-        .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+        .args([
+            "--listen-client-urls",
+            &format!("http://127.0.0.1:{client}"),
+        ])
+        .args([
+            "--advertise-client-urls",
+            &format!("http://127.0.0.1:{client}"),
+        ])
         .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args(["--initial-cluster", &format!("bench=http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("bench=http://127.0.0.1:{peer}"),
+        ])
         .args(["--quota-backend-bytes", "4294967296"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .context("start etcd")?;
-    let etcd = Etcd { child, _dir: dir, port: client };
+    let etcd = Etcd {
+        child,
+        _dir: dir,
+        port: client,
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", client)).is_ok() {
@@ -362,36 +465,44 @@ async fn etcd_puts(etcd: &Etcd, n: usize, concurrency: usize) -> anyhow::Result<
             .build_http();
     let value = serde_json::to_vec(&pod("etcd-value"))?;
     let url = format!("http://127.0.0.1:{}/v3/kv/put", etcd.port);
-    let start = Instant::now();
-    futures::stream::iter(0..n)
+    let bodies: Vec<String> = (0..n)
         .map(|i| {
-            let body = json!({
+            json!({
                 "key": b64.encode(format!("/registry/pods/default/p-{concurrency}-{i}")),
                 "value": b64.encode(&value),
             })
-            .to_string();
-            let req = http::Request::post(&url)
-                .header("content-type", "application/json")
-                .body(http_body_util::Full::new(Bytes::from(body)));
-            let client = client.clone();
-            async move {
-                let resp = client.request(req?).await?;
-                anyhow::ensure!(resp.status() == 200, "etcd put returned {}", resp.status());
-                http_body_util::BodyExt::collect(resp.into_body()).await?;
-                Ok(())
-            }
+            .to_string()
         })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<anyhow::Result<()>>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect();
+    let start = Instant::now();
+    run_workers(bodies, concurrency, move |body| {
+        let req = http::Request::post(&url)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body)));
+        let client = client.clone();
+        async move {
+            let resp = client.request(req?).await?;
+            anyhow::ensure!(resp.status() == 200, "etcd put returned {}", resp.status());
+            http_body_util::BodyExt::collect(resp.into_body()).await?;
+            Ok(())
+        }
+    })
+    .await?;
     Ok(rate(n, start.elapsed()))
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let profile = if cfg!(debug_assertions) { "debug build (figures are much lower than release)" } else { "release build" };
-    println!("kwok bench: {profile}, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let profile = if cfg!(debug_assertions) {
+        "debug build (figures are much lower than release)"
+    } else {
+        "release build"
+    };
+    println!(
+        "kwok bench: {profile}, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
 
     let (list, memory_n) = (list_and_memory(args.list_pods).await?, args.list_pods);
     println!(
@@ -406,12 +517,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     for concurrency in [1, 64] {
-        let n = if concurrency == 1 { args.creates / 4 } else { args.creates };
-        let r = in_process_creates(n, concurrency).await?;
+        let n = if concurrency == 1 {
+            args.creates / 4
+        } else {
+            args.creates
+        };
+        let r = in_process_creates(n, concurrency, SyncMode::Always).await?;
         println!("durable pod creates, in-process, {concurrency:>2} clients: {r:>9.0}/s");
     }
+    let r = in_process_creates(args.creates, 64, SyncMode::None).await?;
+    println!("pod creates without fsync, in-process, 64 clients: {r:>9.0}/s");
     for concurrency in [1, 64] {
-        let n = if concurrency == 1 { args.creates / 4 } else { args.creates };
+        let n = if concurrency == 1 {
+            args.creates / 4
+        } else {
+            args.creates
+        };
         let r = https_creates(n, concurrency).await?;
         println!("durable pod creates, HTTPS,      {concurrency:>2} clients: {r:>9.0}/s");
     }
@@ -424,14 +545,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         p99.as_secs_f64() * 1e3
     );
 
-    let has_etcd = Command::new("etcd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let has_etcd = Command::new("etcd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
     if args.skip_etcd || !has_etcd {
-        println!("etcd reference: skipped ({})", if args.skip_etcd { "--skip-etcd" } else { "etcd is not installed" });
+        println!(
+            "etcd reference: skipped ({})",
+            if args.skip_etcd {
+                "--skip-etcd"
+            } else {
+                "etcd is not installed"
+            }
+        );
         return Ok(());
     }
     let etcd = start_etcd().await?;
     for concurrency in [1, 64] {
-        let n = if concurrency == 1 { args.creates / 4 } else { args.creates };
+        let n = if concurrency == 1 {
+            args.creates / 4
+        } else {
+            args.creates
+        };
         let r = etcd_puts(&etcd, n, concurrency).await?;
         println!("etcd puts (JSON gateway),        {concurrency:>2} clients: {r:>9.0}/s");
     }

@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use store::{LocalStore, Options, SyncMode};
 
 #[derive(Parser)]
-#[command(name = "kwok", version, about = "kwok simulates Kubernetes nodes and pods, and serves the embedded cluster")]
+#[command(
+    name = "kwok",
+    version,
+    about = "kwok simulates Kubernetes nodes and pods, and serves the embedded cluster"
+)]
 struct Cli {
     /// Log verbosity: 0 = info, 1 = debug, 2+ = trace.
     #[arg(short = 'v', long = "v", global = true, default_value_t = 0)]
@@ -91,7 +95,11 @@ async fn shutdown_signal() {
 }
 
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
-    let (cert, key, ca) = match (&args.tls_cert_file, &args.tls_private_key_file, &args.client_ca_file) {
+    let (cert, key, ca) = match (
+        &args.tls_cert_file,
+        &args.tls_private_key_file,
+        &args.client_ca_file,
+    ) {
         (Some(c), Some(k), Some(ca)) => (c.clone(), k.clone(), ca.clone()),
         _ => {
             let dir = args
@@ -120,9 +128,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
     tracing::info!(address = %local, "serving the Kubernetes API");
-    server
-        .serve_tls(listener, tls, shutdown_signal())
-        .await?;
+    server.serve_tls(listener, tls, shutdown_signal()).await?;
     tracing::info!("shutting down");
     store.close();
     drop::<Arc<LocalStore>>(store);
@@ -132,7 +138,10 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbosity);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: start the async runtime: {e}");

@@ -6,7 +6,9 @@ mod common;
 use common::Server;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use serde_json::json;
 
 fn configmap(name: &str, value: &str) -> ConfigMap {
@@ -31,12 +33,19 @@ async fn create_list_watch_and_conflict() {
     let client = server.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
-    let created = cms.create(&PostParams::default(), &configmap("one", "1")).await.unwrap();
+    let created = cms
+        .create(&PostParams::default(), &configmap("one", "1"))
+        .await
+        .unwrap();
     let rv = created.metadata.resource_version.clone().unwrap();
     assert!(created.metadata.uid.is_some());
     assert!(created.metadata.creation_timestamp.is_some());
 
-    let err = api_error(cms.create(&PostParams::default(), &configmap("one", "1")).await.unwrap_err());
+    let err = api_error(
+        cms.create(&PostParams::default(), &configmap("one", "1"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
 
     // Watch from the create's resourceVersion sees only later changes, in order.
@@ -45,10 +54,19 @@ async fn create_list_watch_and_conflict() {
         .await
         .unwrap()
         .boxed();
-    cms.create(&PostParams::default(), &configmap("two", "2")).await.unwrap();
+    cms.create(&PostParams::default(), &configmap("two", "2"))
+        .await
+        .unwrap();
     let mut updated = created.clone();
-    updated.data.as_mut().unwrap().insert("value".into(), "changed".into());
-    let updated = cms.replace("one", &PostParams::default(), &updated).await.unwrap();
+    updated
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("value".into(), "changed".into());
+    let updated = cms
+        .replace("one", &PostParams::default(), &updated)
+        .await
+        .unwrap();
     cms.delete("two", &DeleteParams::default()).await.unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
@@ -70,21 +88,49 @@ async fn create_list_watch_and_conflict() {
     );
 
     // The stale object (old resourceVersion) conflicts.
-    let err = api_error(cms.replace("one", &PostParams::default(), &created).await.unwrap_err());
+    let err = api_error(
+        cms.replace("one", &PostParams::default(), &created)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
-    assert!(err.message.contains("the object has been modified"), "{}", err.message);
+    assert!(
+        err.message.contains("the object has been modified"),
+        "{}",
+        err.message
+    );
 
     // A list is consistent with the writes and pages with continue tokens.
     for i in 0..7 {
-        cms.create(&PostParams::default(), &configmap(&format!("page-{i}"), "x")).await.unwrap();
+        cms.create(
+            &PostParams::default(),
+            &configmap(&format!("page-{i}"), "x"),
+        )
+        .await
+        .unwrap();
     }
-    let first = cms.list(&ListParams::default().limit(3).labels("set=a")).await.unwrap();
+    let first = cms
+        .list(&ListParams::default().limit(3).labels("set=a"))
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 3);
     let token = first.metadata.continue_.clone().unwrap();
-    let mut names: Vec<String> = first.items.iter().map(|c| c.metadata.name.clone().unwrap()).collect();
+    let mut names: Vec<String> = first
+        .items
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
     let mut next = token;
     loop {
-        let page = cms.list(&ListParams::default().limit(3).labels("set=a").continue_token(&next)).await.unwrap();
+        let page = cms
+            .list(
+                &ListParams::default()
+                    .limit(3)
+                    .labels("set=a")
+                    .continue_token(&next),
+            )
+            .await
+            .unwrap();
         names.extend(page.items.iter().map(|c| c.metadata.name.clone().unwrap()));
         match page.metadata.continue_ {
             Some(t) if !t.is_empty() => next = t,
@@ -100,7 +146,11 @@ async fn create_list_watch_and_conflict() {
 
     // Merge patch through the client.
     let patched = cms
-        .patch("one", &PatchParams::default(), &Patch::Merge(json!({"data": {"extra": "1"}})))
+        .patch(
+            "one",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"extra": "1"}})),
+        )
         .await
         .unwrap();
     assert_eq!(patched.data.unwrap()["extra"], "1");
@@ -112,9 +162,15 @@ async fn watch_from_an_expired_revision_gets_410() {
     let client = server.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..3 {
-        cms.create(&PostParams::default(), &configmap(&format!("c{i}"), "x")).await.unwrap();
+        cms.create(&PostParams::default(), &configmap(&format!("c{i}"), "x"))
+            .await
+            .unwrap();
     }
-    let mut events = cms.watch(&WatchParams::default().timeout(5), "2").await.unwrap().boxed();
+    let mut events = cms
+        .watch(&WatchParams::default().timeout(5), "2")
+        .await
+        .unwrap()
+        .boxed();
     match events.try_next().await.unwrap() {
         Some(WatchEvent::Error(e)) => {
             assert_eq!(e.code, 410);
@@ -122,20 +178,36 @@ async fn watch_from_an_expired_revision_gets_410() {
         }
         other => panic!("expected a 410 error event, got {other:?}"),
     }
-    let err = api_error(cms.list(&ListParams::default().limit(1).at("2")).await.unwrap_err());
+    let err = api_error(
+        cms.list(&ListParams::default().limit(1).at("2"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(err.code, 410);
 }
 
-async fn raw(client: &kube::Client, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+async fn raw(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
     let req = http::Request::builder()
         .method(method)
         .uri(path)
         .header("content-type", content_type)
         .body(body)
         .unwrap();
-    let resp = client.send(req.map(kube::client::Body::from)).await.unwrap();
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, value)
 }
@@ -148,49 +220,152 @@ async fn bad_input_gets_kube_apiserver_errors() {
     let json_ct = "application/json";
 
     let (code, status) = raw(&client, "POST", cms, json_ct, b"{not json".to_vec()).await;
-    assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")), "{status}");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{status}"
+    );
 
     let (code, status) = raw(&client, "POST", cms, json_ct, b"[1,2]".to_vec()).await;
     assert_eq!(code, 400, "{status}");
 
-    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "bogus": 1});
-    let (code, status) = raw(&client, "POST", &format!("{cms}?fieldValidation=Strict"), json_ct, body.to_string().into_bytes()).await;
+    let body =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "bogus": 1});
+    let (code, status) = raw(
+        &client,
+        "POST",
+        &format!("{cms}?fieldValidation=Strict"),
+        json_ct,
+        body.to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(code, 400, "{status}");
-    assert!(status["message"].as_str().unwrap().contains("unknown field \"bogus\""), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"bogus\""),
+        "{status}"
+    );
 
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}});
     let (code, status) = raw(&client, "POST", cms, json_ct, body.to_string().into_bytes()).await;
-    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")), "{status}");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{status}"
+    );
     assert_eq!(status["details"]["causes"][0]["field"], "metadata.name");
 
     let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}});
-    let (code, status) = raw(&client, "POST", "/api/v1/namespaces/default/pods", json_ct, body.to_string().into_bytes()).await;
+    let (code, status) = raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        json_ct,
+        body.to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(code, 422, "{status}");
-    assert!(status["message"].as_str().unwrap().contains("spec.containers[0].image: Required value"), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.containers[0].image: Required value"),
+        "{status}"
+    );
 
     let big = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"a": "x".repeat(4 << 20)}});
     let (code, status) = raw(&client, "POST", cms, json_ct, big.to_string().into_bytes()).await;
-    assert_eq!((code, status["reason"].as_str()), (413, Some("RequestEntityTooLarge")), "{status}");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (413, Some("RequestEntityTooLarge")),
+        "{status}"
+    );
 
-    let (code, _) = raw(&client, "GET", "/api/v1/namespaces/default/widgets", json_ct, vec![]).await;
+    let (code, _) = raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/widgets",
+        json_ct,
+        vec![],
+    )
+    .await;
     assert_eq!(code, 404);
-    let (code, status) = raw(&client, "GET", &format!("{cms}?labelSelector=a%20in%20b"), json_ct, vec![]).await;
+    let (code, status) = raw(
+        &client,
+        "GET",
+        &format!("{cms}?labelSelector=a%20in%20b"),
+        json_ct,
+        vec![],
+    )
+    .await;
     assert_eq!(code, 400, "{status}");
-    let (code, status) = raw(&client, "GET", &format!("{cms}?resourceVersion=abc"), json_ct, vec![]).await;
+    let (code, status) = raw(
+        &client,
+        "GET",
+        &format!("{cms}?resourceVersion=abc"),
+        json_ct,
+        vec![],
+    )
+    .await;
     assert_eq!(code, 400, "{status}");
-    let (code, status) = raw(&client, "GET", &format!("{cms}?watch=1&sendInitialEvents=true"), json_ct, vec![]).await;
-    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")), "{status}");
+    let (code, status) = raw(
+        &client,
+        "GET",
+        &format!("{cms}?watch=1&sendInitialEvents=true"),
+        json_ct,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{status}"
+    );
     let (code, status) = raw(&client, "POST", cms, "text/plain", b"hello".to_vec()).await;
-    assert_eq!((code, status["reason"].as_str()), (415, Some("UnsupportedMediaType")), "{status}");
-    let (code, status) = raw(&client, "PUT", "/api/v1/namespaces/default/configmaps", json_ct, b"{}".to_vec()).await;
-    assert_eq!((code, status["reason"].as_str()), (405, Some("MethodNotAllowed")), "{status}");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (415, Some("UnsupportedMediaType")),
+        "{status}"
+    );
+    let (code, status) = raw(
+        &client,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps",
+        json_ct,
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (405, Some("MethodNotAllowed")),
+        "{status}"
+    );
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
-    let (code, status) = raw(&client, "POST", "/api/v1/namespaces/nowhere/configmaps", json_ct, body.to_string().into_bytes()).await;
-    assert_eq!((code, status["message"].as_str()), (404, Some("namespaces \"nowhere\" not found")), "{status}");
+    let (code, status) = raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/nowhere/configmaps",
+        json_ct,
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (code, status["message"].as_str()),
+        (404, Some("namespaces \"nowhere\" not found")),
+        "{status}"
+    );
 
     // The server still serves and nothing was half-written.
     let list: Api<ConfigMap> = Api::namespaced(client, "default");
-    assert!(list.list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(
+        list.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -203,10 +378,15 @@ async fn requests_without_a_client_certificate_are_unauthorized() {
             info.client_key = None;
         }
     }
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
     let client = kube::Client::try_from(config).unwrap();
     let (code, status) = raw(&client, "GET", "/api/v1/pods", "application/json", vec![]).await;
-    assert_eq!((code, status["reason"].as_str()), (401, Some("Unauthorized")));
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (401, Some("Unauthorized"))
+    );
     let (code, version) = raw(&client, "GET", "/version", "application/json", vec![]).await;
     assert_eq!(code, 200);
     assert_eq!(version["major"], "1");
@@ -220,7 +400,14 @@ async fn acknowledged_writes_survive_kill_9() {
     let written: Vec<ConfigMap> = futures::stream::iter(0..1000)
         .map(|i| {
             let cms = cms.clone();
-            async move { cms.create(&PostParams::default(), &configmap(&format!("cm-{i:04}"), &i.to_string())).await.unwrap() }
+            async move {
+                cms.create(
+                    &PostParams::default(),
+                    &configmap(&format!("cm-{i:04}"), &i.to_string()),
+                )
+                .await
+                .unwrap()
+            }
         })
         .buffer_unordered(32)
         .collect()
@@ -233,16 +420,39 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_eq!(after.items.len(), 1000);
     let before: std::collections::HashMap<String, String> = written
         .iter()
-        .map(|c| (c.metadata.name.clone().unwrap(), c.metadata.resource_version.clone().unwrap()))
+        .map(|c| {
+            (
+                c.metadata.name.clone().unwrap(),
+                c.metadata.resource_version.clone().unwrap(),
+            )
+        })
         .collect();
     for cm in &after.items {
         let name = cm.metadata.name.clone().unwrap();
-        assert_eq!(Some(cm.metadata.resource_version.as_ref().unwrap()), before.get(&name), "{name}");
+        assert_eq!(
+            Some(cm.metadata.resource_version.as_ref().unwrap()),
+            before.get(&name),
+            "{name}"
+        );
     }
     // Revisions continue upward after the restart.
-    let max_before: i64 = before.values().map(|v| v.parse::<i64>().unwrap()).max().unwrap();
-    let next = cms.create(&PostParams::default(), &configmap("after", "x")).await.unwrap();
-    assert!(next.metadata.resource_version.unwrap().parse::<i64>().unwrap() > max_before);
+    let max_before: i64 = before
+        .values()
+        .map(|v| v.parse::<i64>().unwrap())
+        .max()
+        .unwrap();
+    let next = cms
+        .create(&PostParams::default(), &configmap("after", "x"))
+        .await
+        .unwrap();
+    assert!(
+        next.metadata
+            .resource_version
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > max_before
+    );
 }
 
 #[tokio::test]
@@ -257,17 +467,33 @@ async fn pods_bind_and_delete_gracefully() {
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "node-1"}});
-    let (code, status) = raw(&client, "POST", "/api/v1/namespaces/default/pods/p/binding", "application/json", binding.to_string().into_bytes()).await;
+    let (code, status) = raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/pods/p/binding",
+        "application/json",
+        binding.to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(code, 201, "{status}");
     let bound = pods.get("p").await.unwrap();
     assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("node-1"));
-    let (code, _) = raw(&client, "POST", "/api/v1/namespaces/default/pods/p/binding", "application/json", binding.to_string().into_bytes()).await;
+    let (code, _) = raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/pods/p/binding",
+        "application/json",
+        binding.to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(code, 409);
     // A pod on a node is deleted gracefully: it stays until deleted with grace period 0.
     pods.delete("p", &DeleteParams::default()).await.unwrap();
     let terminating = pods.get("p").await.unwrap();
     assert!(terminating.metadata.deletion_timestamp.is_some());
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
-    pods.delete("p", &DeleteParams::default().grace_period(0)).await.unwrap();
+    pods.delete("p", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     assert_eq!(api_error(pods.get("p").await.unwrap_err()).code, 404);
 }

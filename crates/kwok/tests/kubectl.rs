@@ -71,7 +71,10 @@ fn lifecycle(minor: u32) {
         assert!(out.contains(ns), "{out}");
     }
     let out = server.ok(minor, &["get", "svc", "-A"]);
-    assert!(out.contains("kubernetes") && out.contains("10.96.0.1"), "{out}");
+    assert!(
+        out.contains("kubernetes") && out.contains("10.96.0.1"),
+        "{out}"
+    );
 
     // Defaults and server-owned metadata.
     let pod = json(&server.ok(minor, &["get", "pod", "solo", "-o", "json"]));
@@ -79,16 +82,27 @@ fn lifecycle(minor: u32) {
     assert_eq!(pod["spec"]["schedulerName"], "default-scheduler");
     assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
     assert_eq!(pod["status"]["phase"], "Pending");
-    assert!(pod["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36));
+    assert!(
+        pod["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| u.len() == 36)
+    );
     let yaml = server.ok(minor, &["get", "cm", "settings", "-o", "yaml"]);
     assert!(yaml.contains("color: blue"), "{yaml}");
 
     // A changed manifest is patched (strategic merge) and bumps the generation.
-    write(dir, "app.yaml", &MANIFEST.replace("nginx:1.27", "nginx:1.28"));
+    write(
+        dir,
+        "app.yaml",
+        &MANIFEST.replace("nginx:1.27", "nginx:1.28"),
+    );
     let out = server.ok(minor, &["apply", "-f", m]);
     assert!(out.contains("deployment.apps/web configured"), "{out}");
     let dep = json(&server.ok(minor, &["get", "deploy", "web", "-o", "json"]));
-    assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.28");
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.28"
+    );
     assert_eq!(dep["metadata"]["generation"], 2);
 
     // label, annotate, patch (merge and json), scale, replace.
@@ -96,10 +110,35 @@ fn lifecycle(minor: u32) {
     server.ok(minor, &["annotate", "pod", "solo", "note=hello"]);
     let out = server.ok(minor, &["get", "pods", "-l", "tier=backend", "-o", "name"]);
     assert_eq!(out.trim(), "pod/solo");
-    let out = server.ok(minor, &["get", "pods", "-l", "tier in (frontend)", "-o", "name"]);
+    let out = server.ok(
+        minor,
+        &["get", "pods", "-l", "tier in (frontend)", "-o", "name"],
+    );
     assert_eq!(out.trim(), "");
-    server.ok(minor, &["patch", "cm", "settings", "--type", "merge", "-p", r#"{"data":{"size":"xl"}}"#]);
-    server.ok(minor, &["patch", "cm", "settings", "--type", "json", "-p", r#"[{"op":"remove","path":"/data/color"}]"#]);
+    server.ok(
+        minor,
+        &[
+            "patch",
+            "cm",
+            "settings",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"size":"xl"}}"#,
+        ],
+    );
+    server.ok(
+        minor,
+        &[
+            "patch",
+            "cm",
+            "settings",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/color"}]"#,
+        ],
+    );
     let cm = json(&server.ok(minor, &["get", "cm", "settings", "-o", "json"]));
     assert_eq!(cm["data"], serde_json::json!({"size": "xl"}));
     server.ok(minor, &["scale", "deploy", "web", "--replicas=5"]);
@@ -114,14 +153,30 @@ fn lifecycle(minor: u32) {
     assert!(err.contains("the object has been modified"), "{err}");
 
     // Field selectors kubectl relies on.
-    let out = server.ok(minor, &["get", "pods", "--field-selector", "status.phase!=Failed,spec.nodeName=", "-o", "name"]);
+    let out = server.ok(
+        minor,
+        &[
+            "get",
+            "pods",
+            "--field-selector",
+            "status.phase!=Failed,spec.nodeName=",
+            "-o",
+            "name",
+        ],
+    );
     assert_eq!(out.trim(), "pod/solo");
     let err = server.fails(minor, &["get", "pods", "--field-selector", "spec.foo=bar"]);
     assert!(err.contains("is not a known field selector"), "{err}");
 
     // Discovery, OpenAPI, version.
     let out = server.ok(minor, &["api-resources"]);
-    for line in ["deployments", "deploy", "apps/v1", "leases", "horizontalpodautoscalers"] {
+    for line in [
+        "deployments",
+        "deploy",
+        "apps/v1",
+        "leases",
+        "horizontalpodautoscalers",
+    ] {
         assert!(out.contains(line), "{line} missing: {out}");
     }
     let out = server.ok(minor, &["explain", "pod.spec.containers.image"]);
@@ -130,7 +185,11 @@ fn lifecycle(minor: u32) {
     assert_eq!(json(&out)["serverVersion"]["minor"], "33");
 
     // Unknown fields are rejected under kubectl's default strict validation.
-    let bad = write(dir, "bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\nspecial: 1\n");
+    let bad = write(
+        dir,
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\nspecial: 1\n",
+    );
     let err = server.fails(minor, &["create", "-f", bad.to_str().unwrap()]);
     assert!(err.contains("unknown field \"special\""), "{err}");
 
@@ -147,7 +206,18 @@ fn lifecycle(minor: u32) {
     server.ok(minor, &["delete", "cm", "held", "--wait=false"]);
     let obj = json(&server.ok(minor, &["get", "cm", "held", "-o", "json"]));
     assert!(obj["metadata"]["deletionTimestamp"].is_string());
-    server.ok(minor, &["patch", "cm", "held", "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+    server.ok(
+        minor,
+        &[
+            "patch",
+            "cm",
+            "held",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
     server.ok(minor, &["wait", "--for=delete", "cm/held", "--timeout=20s"]);
     server.fails(minor, &["get", "cm", "held"]);
 
@@ -205,8 +275,20 @@ fn watch_and_wait(minor: u32) {
         })
     };
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let status = r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#;
-    server.ok(minor, &["patch", "pod", "w", "--subresource=status", "--type=merge", "-p", status]);
+    let status =
+        r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#;
+    server.ok(
+        minor,
+        &[
+            "patch",
+            "pod",
+            "w",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            status,
+        ],
+    );
     let waited = waiter.join().unwrap();
     assert!(
         waited.status.success(),
@@ -219,7 +301,10 @@ fn watch_and_wait(minor: u32) {
     watcher.kill().unwrap();
     let out = watcher.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().filter(|l| l.contains("pod/w")).count() >= 3, "{text}");
+    assert!(
+        text.lines().filter(|l| l.contains("pod/w")).count() >= 3,
+        "{text}"
+    );
 }
 
 #[test]
@@ -240,12 +325,30 @@ fn namespaces_terminate_and_take_their_content() {
         &["apply", "-f", "-"],
         Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: team\n"),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = server.ok(33, &["delete", "ns", "team", "--timeout=30s"]);
     assert!(out.contains("namespace \"team\" deleted"), "{out}");
     server.fails(33, &["get", "ns", "team"]);
     let err = server.fails(33, &["get", "cm", "-n", "team", "c"]);
     assert!(err.contains("not found"), "{err}");
-    let err = server.fails(33, &["create", "cm", "x", "-n", "missing", "--from-literal=a=b", "--dry-run=server"]);
-    assert!(err.contains("not found") || err.contains("protobuf"), "{err}");
+    let err = server.fails(
+        33,
+        &[
+            "create",
+            "cm",
+            "x",
+            "-n",
+            "missing",
+            "--from-literal=a=b",
+            "--dry-run=server",
+        ],
+    );
+    assert!(
+        err.contains("not found") || err.contains("protobuf"),
+        "{err}"
+    );
 }

@@ -116,7 +116,10 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if self.port != 0 {
-                panic!("kwok apiserver did not start: {}", std::fs::read_to_string(self.log_path()).unwrap_or_default());
+                panic!(
+                    "kwok apiserver did not start: {}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                );
             }
         }
         panic!("could not find a free port");
@@ -181,13 +184,22 @@ current-context: kwok
             .arg(&cache)
             .args(args)
             .env("HOME", self.dir.path())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run kubectl");
         if let Some(input) = stdin {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().unwrap()
     }

@@ -1,0 +1,663 @@
+//! CustomResourceDefinitions: validating CRDs, turning them into served resource types, and
+//! applying their structural schemas to custom objects (pruning, defaulting, validation).
+
+use serde_json::{Map, Value, json};
+
+use crate::errors::Cause;
+use crate::resources::ResourceType;
+
+/// One additional printer column of a CRD version.
+#[derive(Debug, Clone)]
+pub struct PrinterColumn {
+    pub name: String,
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    pub priority: u8,
+    pub json_path: String,
+}
+
+/// What a custom type carries beyond a built-in one.
+#[derive(Debug)]
+pub struct CustomType {
+    /// The CRD's name (`<plural>.<group>`).
+    pub crd_name: String,
+    pub schema: Option<Value>,
+    pub printer_columns: Vec<PrinterColumn>,
+    pub spec_replicas_path: Option<String>,
+    pub status_replicas_path: Option<String>,
+    pub label_selector_path: Option<String>,
+    /// The version objects are stored in.
+    pub storage_version: String,
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+fn leak_list(items: Vec<String>) -> &'static [&'static str] {
+    Box::leak(
+        items
+            .iter()
+            .map(|s| leak(s))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    )
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Checks a CRD as kube-apiserver's validation does for what matters to serving it.
+pub fn validate(crd: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let group = s(crd, "/spec/group");
+    let plural = s(crd, "/spec/names/plural");
+    let kind = s(crd, "/spec/names/kind");
+    if group.is_empty() {
+        causes.push(Cause::required("spec.group"));
+    } else if !group.contains('.') {
+        causes.push(Cause::invalid(
+            "spec.group",
+            &json!(group),
+            "should be a domain with at least one dot",
+        ));
+    }
+    if plural.is_empty() {
+        causes.push(Cause::required("spec.names.plural"));
+    }
+    if kind.is_empty() {
+        causes.push(Cause::required("spec.names.kind"));
+    }
+    let name = s(crd, "/metadata/name");
+    if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &json!(name),
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
+    }
+    match s(crd, "/spec/scope") {
+        "Namespaced" | "Cluster" => {}
+        "" => causes.push(Cause::required("spec.scope")),
+        other => causes.push(Cause::not_supported(
+            "spec.scope",
+            &json!(other),
+            &["Cluster", "Namespaced"],
+        )),
+    }
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
+    match versions {
+        None => causes.push(Cause::required("spec.versions")),
+        Some(vs) if vs.is_empty() => causes.push(Cause::required("spec.versions")),
+        Some(vs) => {
+            let storage = vs
+                .iter()
+                .filter(|v| v.get("storage") == Some(&json!(true)))
+                .count();
+            if storage != 1 {
+                causes.push(Cause::invalid(
+                    "spec.versions",
+                    &json!(vs.iter().map(|v| s(v, "/name")).collect::<Vec<_>>()),
+                    "must have exactly one version marked as storage version",
+                ));
+            }
+            for (i, v) in vs.iter().enumerate() {
+                if s(v, "/name").is_empty() {
+                    causes.push(Cause::required(format!("spec.versions[{i}].name")));
+                }
+                match v.pointer("/schema/openAPIV3Schema") {
+                    None => causes.push(Cause::required(format!(
+                        "spec.versions[{i}].schema.openAPIV3Schema"
+                    ))),
+                    Some(schema) => {
+                        let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+                        if schema.get("type").and_then(Value::as_str) != Some("object") {
+                            causes.push(Cause::invalid(
+                                format!("{path}.type"),
+                                schema.get("type").unwrap_or(&Value::Null),
+                                "must be object at the root",
+                            ));
+                        }
+                        structural(schema, &path, true, &mut causes);
+                    }
+                }
+            }
+        }
+    }
+    causes
+}
+
+/// Checks that every schema node states its type (a structural schema), except where
+/// `x-kubernetes-int-or-string` or `x-kubernetes-preserve-unknown-fields` say otherwise.
+fn structural(schema: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) {
+    let Some(m) = schema.as_object() else { return };
+    let typed = m
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty());
+    let exempt = m.get("x-kubernetes-int-or-string") == Some(&json!(true))
+        || m.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+    if !typed && !exempt && !root {
+        causes.push(Cause::required(format!("{path}.type")));
+    }
+    if let Some(t) = m.get("type").and_then(Value::as_str)
+        && !matches!(
+            t,
+            "object" | "array" | "string" | "integer" | "number" | "boolean"
+        )
+    {
+        causes.push(Cause::not_supported(
+            format!("{path}.type"),
+            &json!(t),
+            &["array", "boolean", "integer", "number", "object", "string"],
+        ));
+    }
+    if let Some(props) = m.get("properties").and_then(Value::as_object) {
+        for (k, v) in props {
+            structural(v, &format!("{path}.properties[{k}]"), false, causes);
+        }
+    }
+    if let Some(items) = m.get("items") {
+        structural(items, &format!("{path}.items"), false, causes);
+    } else if m.get("type").and_then(Value::as_str) == Some("array") {
+        causes.push(Cause::required(format!("{path}.items")));
+    }
+    if let Some(ap) = m.get("additionalProperties").filter(|v| v.is_object()) {
+        structural(ap, &format!("{path}.additionalProperties"), false, causes);
+    }
+}
+
+/// The resource types a CRD serves, one per served version.
+pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
+    let group = leak(s(crd, "/spec/group"));
+    let plural = leak(s(crd, "/spec/names/plural"));
+    let kind = leak(s(crd, "/spec/names/kind"));
+    let singular = match s(crd, "/spec/names/singular") {
+        "" => kind.to_lowercase(),
+        other => other.to_string(),
+    };
+    let singular = leak(&singular);
+    let namespaced = s(crd, "/spec/scope") != "Cluster";
+    let short_names = leak_list(strings(crd.pointer("/spec/names/shortNames")));
+    let categories = leak_list(strings(crd.pointer("/spec/names/categories")));
+    let storage_version = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().find(|v| v.get("storage") == Some(&json!(true))))
+        .map(|v| s(v, "/name").to_string())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for v in crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if v.get("served") == Some(&json!(false)) {
+            continue;
+        }
+        let mut subs = Vec::new();
+        if v.pointer("/subresources/status").is_some() {
+            subs.push("status".to_string());
+        }
+        let scale = v.pointer("/subresources/scale");
+        if scale.is_some() {
+            subs.push("scale".to_string());
+        }
+        let printer_columns = v
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| PrinterColumn {
+                name: s(c, "/name").to_string(),
+                type_: s(c, "/type").to_string(),
+                format: s(c, "/format").to_string(),
+                description: s(c, "/description").to_string(),
+                priority: c
+                    .get("priority")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(255) as u8,
+                json_path: s(c, "/jsonPath").to_string(),
+            })
+            .collect();
+        let custom: &'static CustomType = Box::leak(Box::new(CustomType {
+            crd_name: s(crd, "/metadata/name").to_string(),
+            schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            printer_columns,
+            spec_replicas_path: scale.map(|sc| s(sc, "/specReplicasPath").to_string()),
+            status_replicas_path: scale.map(|sc| s(sc, "/statusReplicasPath").to_string()),
+            label_selector_path: scale
+                .map(|sc| s(sc, "/labelSelectorPath").to_string())
+                .filter(|p| !p.is_empty()),
+            storage_version: storage_version.clone(),
+        }));
+        out.push(ResourceType {
+            group,
+            version: leak(s(v, "/name")),
+            kind,
+            plural,
+            singular,
+            namespaced,
+            short_names,
+            categories,
+            subresources: leak_list(subs),
+            generation: true,
+            custom: Some(custom),
+        });
+    }
+    out
+}
+
+/// A JSONPath such as `.spec.replicas` as a JSON pointer.
+pub fn json_path_pointer(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.trim_start_matches('.').split('.') {
+        if part.is_empty() {
+            continue;
+        }
+        out.push('/');
+        out.push_str(part);
+    }
+    out
+}
+
+/// Evaluates the simple JSONPath forms printer columns use: `.a.b`, `.a[0].b`,
+/// `.a[?(@.type=="Ready")].status`.
+pub fn eval_json_path(obj: &Value, path: &str) -> Option<Value> {
+    let mut cur = obj.clone();
+    let mut rest = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('.');
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            let inner = &after[..end];
+            rest = after[end + 1..].trim_start_matches('.');
+            if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                let (field, want) = filter.split_once("==")?;
+                let want = want.trim().trim_matches('"').trim_matches('\'');
+                cur = cur
+                    .as_array()?
+                    .iter()
+                    .find(|e| e.get(field.trim()).and_then(Value::as_str) == Some(want))?
+                    .clone();
+            } else {
+                let i: usize = inner.parse().ok()?;
+                cur = cur.as_array()?.get(i)?.clone();
+            }
+            continue;
+        }
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let key = &rest[..end];
+        cur = cur.get(key)?.clone();
+        rest = rest[end..].trim_start_matches('.');
+    }
+    Some(cur)
+}
+
+/// What applying a schema to an object found.
+#[derive(Debug, Default)]
+pub struct SchemaReport {
+    /// Paths of fields the schema does not know (pruned).
+    pub unknown: Vec<String>,
+    pub causes: Vec<Cause>,
+}
+
+/// Prunes unknown fields, applies defaults and validates types, as kube-apiserver does for
+/// custom objects. `metadata`, `apiVersion` and `kind` are left to the generic rules.
+pub fn apply_schema(schema: &Value, obj: &mut Value) -> SchemaReport {
+    let mut report = SchemaReport::default();
+    let Some(map) = obj.as_object_mut() else {
+        return report;
+    };
+    let props = schema.get("properties").and_then(Value::as_object);
+    let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for key in keys {
+        if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        match props.and_then(|p| p.get(&key)) {
+            Some(sub) => walk(sub, map.get_mut(&key).expect("listed"), &key, &mut report),
+            None if preserve => {}
+            None => {
+                map.remove(&key);
+                report.unknown.push(key);
+            }
+        }
+    }
+    if let Some(props) = props {
+        apply_defaults(props, map, "", &mut report);
+    }
+    required(schema, map, "", &mut report);
+    report
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn apply_defaults(
+    props: &Map<String, Value>,
+    map: &mut Map<String, Value>,
+    path: &str,
+    report: &mut SchemaReport,
+) {
+    for (k, sub) in props {
+        if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") && path.is_empty() {
+            continue;
+        }
+        if !map.contains_key(k)
+            && let Some(d) = sub.get("default")
+        {
+            let mut value = d.clone();
+            walk(sub, &mut value, &join(path, k), report);
+            map.insert(k.clone(), value);
+        }
+    }
+}
+
+fn required(schema: &Value, map: &Map<String, Value>, path: &str, report: &mut SchemaReport) {
+    for r in strings(schema.get("required")) {
+        if path.is_empty() && matches!(r.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        if !map.contains_key(&r) {
+            report.causes.push(Cause::required(join(path, &r)));
+        }
+    }
+}
+
+fn type_error(path: &str, value: &Value, want: &str) -> Cause {
+    let got = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    Cause::invalid(
+        path,
+        &json!(got),
+        format!("{path} in body must be of type {want}: {got:?}"),
+    )
+}
+
+fn walk(schema: &Value, value: &mut Value, path: &str, report: &mut SchemaReport) {
+    let nullable = schema.get("nullable") == Some(&json!(true));
+    if value.is_null() {
+        if !nullable && schema.get("type").is_some() {
+            report.causes.push(type_error(
+                path,
+                value,
+                schema["type"].as_str().unwrap_or(""),
+            ));
+        }
+        return;
+    }
+    if schema.get("x-kubernetes-int-or-string") == Some(&json!(true)) {
+        if !(value.is_string() || value.is_i64() || value.is_u64()) {
+            report
+                .causes
+                .push(type_error(path, value, "integer or string"));
+        }
+        return;
+    }
+    let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let Some(map) = value.as_object_mut() else {
+                report.causes.push(type_error(path, value, "object"));
+                return;
+            };
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties");
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                let child = join(path, &key);
+                match (props.and_then(|p| p.get(&key)), additional) {
+                    (Some(sub), _) => walk(sub, map.get_mut(&key).expect("listed"), &child, report),
+                    (None, Some(ap)) if ap.is_object() => {
+                        walk(ap, map.get_mut(&key).expect("listed"), &child, report)
+                    }
+                    (None, Some(Value::Bool(true))) => {}
+                    (None, _) if preserve => {}
+                    (None, _) => {
+                        map.remove(&key);
+                        report.unknown.push(child);
+                    }
+                }
+            }
+            if let Some(props) = props {
+                apply_defaults(props, map, path, report);
+            }
+            required(schema, map, path, report);
+        }
+        Some("array") => {
+            let Some(items) = value.as_array_mut() else {
+                report.causes.push(type_error(path, value, "array"));
+                return;
+            };
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    walk(item_schema, item, &format!("{path}[{i}]"), report);
+                }
+            }
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                && items.len() as u64 > max
+            {
+                report.causes.push(Cause {
+                    reason: "FieldValueTooMany",
+                    message: format!("Too many: {}: must have at most {max} items", items.len()),
+                    field: path.to_string(),
+                });
+            }
+        }
+        Some("string") => {
+            let Some(text) = value.as_str() else {
+                report.causes.push(type_error(path, value, "string"));
+                return;
+            };
+            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+                && text.chars().count() as u64 > max
+            {
+                report.causes.push(Cause {
+                    reason: "FieldValueTooLong",
+                    message: format!("Too long: may not be more than {max} bytes"),
+                    field: path.to_string(),
+                });
+            }
+            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+                && (text.chars().count() as u64) < min
+            {
+                report.causes.push(Cause::invalid(
+                    path,
+                    value,
+                    format!("{path} in body should be at least {min} chars long"),
+                ));
+            }
+        }
+        Some("integer") => {
+            if !(value.is_i64() || value.is_u64()) {
+                report.causes.push(type_error(path, value, "integer"));
+                return;
+            }
+            bounds(schema, value, path, report);
+        }
+        Some("number") => {
+            if !value.is_number() {
+                report.causes.push(type_error(path, value, "number"));
+                return;
+            }
+            bounds(schema, value, path, report);
+        }
+        Some("boolean") if !value.is_boolean() => {
+            report.causes.push(type_error(path, value, "boolean"));
+        }
+        _ => {}
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+        report.causes.push(Cause {
+            reason: "FieldValueNotSupported",
+            message: format!(
+                "Unsupported value: {value}: supported values: {}",
+                list.join(", ")
+            ),
+            field: path.to_string(),
+        });
+    }
+}
+
+fn bounds(schema: &Value, value: &Value, path: &str, report: &mut SchemaReport) {
+    let n = value.as_f64().unwrap_or(0.0);
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && n < min
+    {
+        report.causes.push(Cause::invalid(
+            path,
+            value,
+            format!("{path} in body should be greater than or equal to {min}"),
+        ));
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && n > max
+    {
+        report.causes.push(Cause::invalid(
+            path,
+            value,
+            format!("{path} in body should be less than or equal to {max}"),
+        ));
+    }
+}
+
+/// The status a CRD gets once its names are accepted and it is served.
+pub fn established_status(crd: &Value) -> Value {
+    let now = crate::objects::now_rfc3339();
+    let names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut accepted = names.clone();
+    if accepted
+        .get("singular")
+        .is_none_or(|s| s.as_str().is_none_or(str::is_empty))
+    {
+        accepted["singular"] = json!(s(crd, "/spec/names/kind").to_lowercase());
+    }
+    if accepted.get("listKind").is_none() {
+        accepted["listKind"] = json!(format!("{}List", s(crd, "/spec/names/kind")));
+    }
+    let stored: Vec<Value> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("storage") == Some(&json!(true)))
+        .map(|v| json!(s(v, "/name")))
+        .collect();
+    json!({
+        "acceptedNames": accepted,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts", "message": "no conflicts found"},
+            {"type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+        ],
+        "storedVersions": stored,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {
+            "spec": {"type": "object", "required": ["size"], "properties": {
+                "size": {"type": "integer", "minimum": 1},
+                "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "port": {"x-kubernetes-int-or-string": true},
+                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            }},
+            "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+        }})
+    }
+
+    #[test]
+    fn prunes_defaults_and_validates() {
+        let mut obj = json!({"apiVersion": "x.io/v1", "kind": "W", "metadata": {"name": "n"},
+            "spec": {"size": 2, "bogus": 1, "port": "http", "extra": {"anything": [1]}, "labels": {"a": "b"}}, "top": 1});
+        let r = apply_schema(&schema(), &mut obj);
+        assert!(r.causes.is_empty(), "{:?}", r.causes);
+        assert_eq!(r.unknown, ["spec.bogus", "top"]);
+        assert_eq!(obj["spec"]["mode"], "a");
+        assert!(obj.get("top").is_none());
+        assert_eq!(obj["spec"]["extra"]["anything"], json!([1]));
+        let mut bad = json!({"spec": {"size": "big", "mode": "z", "tags": [1]}});
+        let r = apply_schema(&schema(), &mut bad);
+        let fields: Vec<&str> = r.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.mode", "spec.size", "spec.tags[0]"]);
+        let mut missing = json!({"spec": {}});
+        let r = apply_schema(&schema(), &mut missing);
+        assert_eq!(r.causes[0].field, "spec.size");
+    }
+
+    #[test]
+    fn crd_validation_requires_structural_schemas() {
+        let crd = json!({"metadata": {"name": "widgets.x.io"}, "spec": {"group": "x.io", "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"properties": {}}}}}}]}});
+        let causes = validate(&crd);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert!(causes[0].field.ends_with("properties[spec].type"));
+        let types = {
+            let mut ok = crd.clone();
+            ok["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["type"] =
+                json!("object");
+            assert!(validate(&ok).is_empty());
+            resource_types(&ok)
+        };
+        assert_eq!(types[0].plural, "widgets");
+        assert_eq!(types[0].singular, "widget");
+    }
+
+    #[test]
+    fn json_paths() {
+        let obj = json!({"status": {"conditions": [{"type": "A", "status": "x"}, {"type": "Ready", "status": "True"}]}, "spec": {"r": 3}});
+        assert_eq!(eval_json_path(&obj, ".spec.r"), Some(json!(3)));
+        assert_eq!(
+            eval_json_path(&obj, r#".status.conditions[?(@.type=="Ready")].status"#),
+            Some(json!("True"))
+        );
+        assert_eq!(
+            eval_json_path(&obj, ".status.conditions[0].type"),
+            Some(json!("A"))
+        );
+        assert_eq!(eval_json_path(&obj, ".nope"), None);
+    }
+}

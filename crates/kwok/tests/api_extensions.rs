@@ -1,0 +1,243 @@
+//! Black-box tests: CustomResourceDefinitions and kubectl 1.33's protobuf bodies.
+
+mod common;
+
+use common::{Server, write};
+use serde_json::Value;
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: widgets
+    singular: widget
+    kind: Widget
+    shortNames: [wd]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale:
+        specReplicasPath: .spec.size
+        statusReplicasPath: .status.size
+    additionalPrinterColumns:
+    - name: Size
+      type: integer
+      jsonPath: .spec.size
+    - name: Color
+      type: string
+      jsonPath: .spec.color
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 0}
+              color: {type: string, default: blue}
+          status:
+            type: object
+            properties:
+              size: {type: integer}
+"#;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn crd_round_trip(minor: u32) {
+    let server = Server::start();
+    let dir = server.dir.path();
+    let crd = write(dir, "crd.yaml", CRD);
+    server.ok(minor, &["apply", "-f", crd.to_str().unwrap()]);
+    server.ok(
+        minor,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.example.com",
+            "--timeout=10s",
+        ],
+    );
+    let out = server.ok(minor, &["api-resources", "--api-group=example.com"]);
+    assert!(out.contains("widgets") && out.contains("wd"), "{out}");
+
+    let w = write(
+        dir,
+        "w.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n",
+    );
+    server.ok(minor, &["apply", "-f", w.to_str().unwrap()]);
+    let out = server.ok(minor, &["get", "widgets"]);
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("SIZE") && header.contains("COLOR"), "{out}");
+    assert!(
+        out.contains("w1") && out.contains('3') && out.contains("blue"),
+        "{out}"
+    );
+    let obj = json(&server.ok(minor, &["get", "wd", "w1", "-o", "json"]));
+    assert_eq!(obj["spec"]["color"], "blue", "defaulted from the schema");
+
+    // Schema violations and unknown fields.
+    let bad = write(
+        dir,
+        "bad.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w2\nspec:\n  size: -1\n",
+    );
+    let err = server.fails(minor, &["apply", "-f", bad.to_str().unwrap()]);
+    assert!(err.contains("spec.size"), "{err}");
+    let unknown = write(
+        dir,
+        "unknown.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w3\nspec:\n  size: 1\n  shape: round\n",
+    );
+    let out = server.kubectl(
+        minor,
+        &["apply", "-f", unknown.to_str().unwrap(), "--validate=false"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let obj = json(&server.ok(minor, &["get", "wd", "w3", "-o", "json"]));
+    assert!(
+        obj["spec"].get("shape").is_none(),
+        "unknown fields are pruned: {obj}"
+    );
+
+    // Scale and status subresources.
+    server.ok(minor, &["scale", "widget", "w1", "--replicas=5"]);
+    let obj = json(&server.ok(minor, &["get", "wd", "w1", "-o", "json"]));
+    assert_eq!(obj["spec"]["size"], 5);
+    server.ok(
+        minor,
+        &[
+            "patch",
+            "wd",
+            "w1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"size":5}}"#,
+        ],
+    );
+    server.ok(
+        minor,
+        &[
+            "patch",
+            "wd",
+            "w1",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"size":9}}"#,
+        ],
+    );
+    let obj = json(&server.ok(minor, &["get", "wd", "w1", "-o", "json"]));
+    assert_eq!(obj["status"]["size"], 5, "the main resource ignores status");
+
+    // Deleting the CRD deletes its objects and stops serving the type.
+    server.ok(minor, &["delete", "crd", "widgets.example.com"]);
+    let err = server.fails(minor, &["get", "widgets"]);
+    // kubectl's cached discovery may still list the type; the server no longer serves it.
+    assert!(
+        err.contains("the server doesn't have a resource type")
+            || err.contains("the server could not find the requested resource"),
+        "{err}"
+    );
+}
+
+#[test]
+fn crd_round_trip_kubectl_1_27() {
+    crd_round_trip(27);
+}
+
+#[test]
+fn crd_round_trip_kubectl_1_33() {
+    crd_round_trip(33);
+}
+
+#[test]
+fn non_structural_crd_is_invalid() {
+    let server = Server::start();
+    let dir = server.dir.path();
+    let bad = CRD.replace(
+        "            type: object\n            required: [size]",
+        "            required: [size]",
+    );
+    let crd = write(dir, "crd.yaml", &bad);
+    let err = server.fails(33, &["apply", "-f", crd.to_str().unwrap()]);
+    assert!(err.contains("is invalid") && err.contains("type"), "{err}");
+    server.fails(33, &["get", "crd", "widgets.example.com"]);
+}
+
+#[test]
+fn kubectl_1_33_generators_send_protobuf() {
+    let server = Server::start();
+    server.ok(33, &["create", "namespace", "pb"]);
+    server.ok(
+        33,
+        &["create", "configmap", "c", "-n", "pb", "--from-literal=a=b"],
+    );
+    server.ok(
+        33,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "-n",
+            "pb",
+            "--from-literal=k=v",
+        ],
+    );
+    server.ok(
+        33,
+        &[
+            "create",
+            "deployment",
+            "d",
+            "-n",
+            "pb",
+            "--image=nginx:1.27",
+            "--replicas=2",
+            "--port=80",
+        ],
+    );
+    server.ok(
+        33,
+        &[
+            "create",
+            "service",
+            "clusterip",
+            "svc",
+            "-n",
+            "pb",
+            "--tcp=80:8080",
+        ],
+    );
+    server.ok(33, &["create", "serviceaccount", "sa", "-n", "pb"]);
+    server.ok(33, &["create", "job", "j", "-n", "pb", "--image=busybox"]);
+    let cm = json(&server.ok(33, &["get", "cm", "c", "-n", "pb", "-o", "json"]));
+    assert_eq!(cm["data"]["a"], "b");
+    let secret = json(&server.ok(33, &["get", "secret", "s", "-n", "pb", "-o", "json"]));
+    assert_eq!(secret["data"]["k"], "dg==");
+    let d = json(&server.ok(33, &["get", "deploy", "d", "-n", "pb", "-o", "json"]));
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        80
+    );
+    let svc = json(&server.ok(33, &["get", "svc", "svc", "-n", "pb", "-o", "json"]));
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    let out = server.ok(33, &["auth", "can-i", "create", "pods"]);
+    assert_eq!(out.trim(), "yes");
+}
