@@ -206,18 +206,19 @@ fn merge_list(
     field: &str,
 ) -> Result<Vec<Value>, PatchError> {
     let parent_path = &path[..path.len() - 1];
+    // `$patch: replace` in a list means: the list is exactly the other elements.
+    if patch
+        .iter()
+        .any(|v| v.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        return Ok(patch
+            .iter()
+            .filter(|v| v.get("$patch").is_none())
+            .map(strip_directives)
+            .collect());
+    }
     match list_strategy(parent_path, field) {
         ListStrategy::Replace => {
-            if patch
-                .iter()
-                .any(|v| v.get("$patch").and_then(Value::as_str) == Some("replace"))
-            {
-                return Ok(patch
-                    .iter()
-                    .filter(|v| v.get("$patch").is_none())
-                    .map(strip_directives)
-                    .collect());
-            }
             Ok(patch.iter().map(strip_directives).collect())
         }
         ListStrategy::MergePrimitives => {
@@ -229,16 +230,6 @@ fn merge_list(
             Ok(base)
         }
         ListStrategy::MergeKey(merge_key) => {
-            if patch
-                .iter()
-                .any(|v| v.get("$patch").and_then(Value::as_str) == Some("replace"))
-            {
-                return Ok(patch
-                    .iter()
-                    .filter(|v| v.get("$patch").is_none())
-                    .map(strip_directives)
-                    .collect());
-            }
             for pv in patch {
                 let Value::Object(pm) = pv else {
                     // Not a list of objects after all: replace.

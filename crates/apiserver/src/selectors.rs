@@ -29,6 +29,13 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
 }
 
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, the shape of label names and values.
+fn is_qualified_part(s: &str) -> bool {
+    s.chars().all(is_name_char)
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 /// Checks a qualified name (`prefix/name` or `name`) as label keys require.
 pub fn validate_label_key(key: &str) -> Result<(), String> {
     let (prefix, name) = match key.split_once('/') {
@@ -46,10 +53,7 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
     if name.len() > 63 {
         return Err("name part must be no more than 63 characters".into());
     }
-    if !name.chars().all(is_name_char)
-        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
-    {
+    if !is_qualified_part(name) {
         return Err("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into());
     }
     Ok(())
@@ -63,10 +67,7 @@ pub fn validate_label_value(value: &str) -> Result<(), String> {
     if value.len() > 63 {
         return Err("must be no more than 63 characters".into());
     }
-    if !value.chars().all(is_name_char)
-        || !value.starts_with(|c: char| c.is_ascii_alphanumeric())
-        || !value.ends_with(|c: char| c.is_ascii_alphanumeric())
-    {
+    if !is_qualified_part(value) {
         return Err("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into());
     }
     Ok(())

@@ -1,0 +1,408 @@
+//! The garbage collector: deletes objects whose owners are gone, and carries out foreground and
+//! orphan deletion, following `metadata.ownerReferences` as kube-controller-manager does.
+//!
+//! It watches every listed type, keeps a graph of owners and dependents keyed by UID, and acts
+//! through the cluster API only. An owner that seems absent is confirmed with a live read before
+//! its dependents are deleted, so a watch that lags never costs an object.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::{Cluster, DeleteParams, ListParams, Patch, Resource, WatchEvent};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+const FOREGROUND: &str = "foregroundDeletion";
+const ORPHAN: &str = "orphan";
+
+#[derive(Debug, Clone)]
+struct OwnerRef {
+    uid: String,
+    api_version: String,
+    kind: String,
+    name: String,
+    block: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    kind_index: usize,
+    namespace: Option<String>,
+    name: String,
+    owners: Vec<OwnerRef>,
+    deleting: bool,
+    finalizers: Vec<String>,
+}
+
+/// The owner/dependent graph.
+#[derive(Default)]
+struct Graph {
+    nodes: HashMap<String, Node>,
+    dependents: HashMap<String, HashSet<String>>,
+}
+
+impl Graph {
+    fn upsert(&mut self, uid: String, node: Node) {
+        self.remove(&uid);
+        for owner in &node.owners {
+            self.dependents
+                .entry(owner.uid.clone())
+                .or_default()
+                .insert(uid.clone());
+        }
+        self.nodes.insert(uid, node);
+    }
+
+    fn remove(&mut self, uid: &str) -> Option<Node> {
+        let old = self.nodes.remove(uid)?;
+        for owner in &old.owners {
+            if let Some(set) = self.dependents.get_mut(&owner.uid) {
+                set.remove(uid);
+                if set.is_empty() {
+                    self.dependents.remove(&owner.uid);
+                }
+            }
+        }
+        Some(old)
+    }
+
+    fn dependents_of(&self, uid: &str) -> Vec<String> {
+        self.dependents
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn node_of(kind_index: usize, obj: &Value) -> Option<(String, Node)> {
+    let meta = obj.get("metadata")?;
+    let uid = meta.get("uid")?.as_str()?.to_string();
+    let owners = meta
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            Some(OwnerRef {
+                uid: o.get("uid")?.as_str()?.to_string(),
+                api_version: o.get("apiVersion")?.as_str()?.to_string(),
+                kind: o.get("kind")?.as_str()?.to_string(),
+                name: o.get("name")?.as_str()?.to_string(),
+                block: o.get("blockOwnerDeletion") == Some(&json!(true)),
+            })
+        })
+        .collect();
+    let finalizers = meta
+        .get("finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((
+        uid,
+        Node {
+            kind_index,
+            namespace: meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .map(String::from),
+            name: meta.get("name")?.as_str()?.to_string(),
+            owners,
+            deleting: meta.get("deletionTimestamp").is_some_and(|d| !d.is_null()),
+            finalizers,
+        },
+    ))
+}
+
+/// The garbage collector over a set of resource types.
+pub struct GarbageCollector {
+    cluster: Arc<dyn Cluster>,
+    types: Vec<Resource>,
+}
+
+enum Input {
+    Upsert(usize, Value),
+    Delete(Value),
+}
+
+impl GarbageCollector {
+    pub fn new(cluster: Arc<dyn Cluster>, types: Vec<Resource>) -> Self {
+        Self { cluster, types }
+    }
+
+    /// Runs until the cluster stops answering or the task is dropped.
+    pub async fn run(self) {
+        let (tx, mut rx) = mpsc::channel::<Input>(4096);
+        for (i, r) in self.types.iter().enumerate() {
+            tokio::spawn(follow(self.cluster.clone(), r.clone(), i, tx.clone()));
+        }
+        drop(tx);
+        let mut graph = Graph::default();
+        let mut queue: VecDeque<String> = VecDeque::new();
+        let mut queued: HashSet<String> = HashSet::new();
+        // Owners may arrive after their dependents while the initial lists stream in; give the
+        // watches a moment before acting on references that look dangling.
+        let settle = tokio::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            let input = if queue.is_empty() || tokio::time::Instant::now() < settle {
+                tokio::select! {
+                    input = rx.recv() => match input { Some(i) => Some(i), None => return },
+                    _ = tokio::time::sleep_until(settle), if !queue.is_empty() => None,
+                }
+            } else {
+                rx.try_recv().ok()
+            };
+            if let Some(input) = input {
+                let touched = apply_input(&mut graph, input);
+                for uid in touched {
+                    if queued.insert(uid.clone()) {
+                        queue.push_back(uid);
+                    }
+                }
+                continue;
+            }
+            if let Some(uid) = queue.pop_front() {
+                queued.remove(&uid);
+                self.check(&graph, &uid).await;
+            }
+        }
+    }
+
+    fn resource_for(&self, api_version: &str, kind: &str) -> Option<&Resource> {
+        self.types
+            .iter()
+            .find(|r| r.kind == kind && r.api_version() == api_version)
+    }
+
+    /// Whether an owner still exists (the graph first, then a live read).
+    async fn owner_exists(&self, graph: &Graph, owner: &OwnerRef, namespace: Option<&str>) -> bool {
+        if graph.nodes.contains_key(&owner.uid) {
+            return true;
+        }
+        let Some(r) = self.resource_for(&owner.api_version, &owner.kind) else {
+            // A kind this collector cannot see is assumed present.
+            return true;
+        };
+        let ns = if r.namespaced { namespace } else { None };
+        match self.cluster.get(r, ns, &owner.name).await {
+            Ok(obj) => {
+                obj.pointer("/metadata/uid").and_then(Value::as_str) == Some(owner.uid.as_str())
+            }
+            Err(e) if e.is_not_found() => false,
+            Err(_) => true,
+        }
+    }
+
+    async fn check(&self, graph: &Graph, uid: &str) {
+        let Some(node) = graph.nodes.get(uid) else {
+            return;
+        };
+        let r = &self.types[node.kind_index];
+        let ns = node.namespace.as_deref();
+        if node.deleting && node.finalizers.iter().any(|f| f == ORPHAN) {
+            for dep_uid in graph.dependents_of(uid) {
+                let Some(dep) = graph.nodes.get(&dep_uid) else {
+                    continue;
+                };
+                let patch =
+                    json!({"metadata": {"ownerReferences": [{"uid": uid, "$patch": "delete"}]}});
+                let dep_r = &self.types[dep.kind_index];
+                if let Err(e) = self
+                    .cluster
+                    .patch(
+                        dep_r,
+                        dep.namespace.as_deref(),
+                        &dep.name,
+                        &Patch::Strategic(patch),
+                        None,
+                    )
+                    .await
+                    && !e.is_not_found()
+                {
+                    tracing::warn!(object = %dep.name, error = %e, "orphan dependent");
+                    return;
+                }
+            }
+            self.remove_finalizer(r, ns, &node.name, ORPHAN).await;
+            return;
+        }
+        if node.deleting && node.finalizers.iter().any(|f| f == FOREGROUND) {
+            let mut blocking = 0;
+            for dep_uid in graph.dependents_of(uid) {
+                let Some(dep) = graph.nodes.get(&dep_uid) else {
+                    continue;
+                };
+                if dep.owners.iter().any(|o| o.uid == uid && o.block) {
+                    blocking += 1;
+                }
+                if !dep.deleting {
+                    let params = DeleteParams {
+                        propagation_policy: Some("Foreground".into()),
+                        ..Default::default()
+                    };
+                    let dep_r = &self.types[dep.kind_index];
+                    if let Err(e) = self
+                        .cluster
+                        .delete(dep_r, dep.namespace.as_deref(), &dep.name, &params)
+                        .await
+                        && !e.is_not_found()
+                    {
+                        tracing::warn!(object = %dep.name, error = %e, "delete dependent");
+                    }
+                }
+            }
+            if blocking == 0 {
+                self.remove_finalizer(r, ns, &node.name, FOREGROUND).await;
+            }
+            return;
+        }
+        if node.owners.is_empty() || node.deleting {
+            return;
+        }
+        let mut absent = Vec::new();
+        for owner in &node.owners {
+            if !self.owner_exists(graph, owner, ns).await {
+                absent.push(owner.uid.clone());
+            }
+        }
+        if absent.is_empty() {
+            return;
+        }
+        if absent.len() == node.owners.len() {
+            let params = DeleteParams {
+                propagation_policy: Some("Background".into()),
+                precondition_uid: Some(uid.to_string()),
+                ..Default::default()
+            };
+            match self.cluster.delete(r, ns, &node.name, &params).await {
+                Ok(_) => tracing::debug!(kind = %r.kind, name = %node.name, "collected"),
+                Err(e) if e.is_not_found() || e.is_conflict() => {}
+                Err(e) => tracing::warn!(kind = %r.kind, name = %node.name, error = %e, "collect"),
+            }
+        } else {
+            let refs: Vec<Value> = absent
+                .iter()
+                .map(|u| json!({"uid": u, "$patch": "delete"}))
+                .collect();
+            let patch = json!({"metadata": {"ownerReferences": refs}});
+            if let Err(e) = self
+                .cluster
+                .patch(r, ns, &node.name, &Patch::Strategic(patch), None)
+                .await
+                && !e.is_not_found()
+            {
+                tracing::warn!(kind = %r.kind, name = %node.name, error = %e, "drop dangling owner references");
+            }
+        }
+    }
+
+    async fn remove_finalizer(&self, r: &Resource, ns: Option<&str>, name: &str, finalizer: &str) {
+        let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}});
+        if let Err(e) = self
+            .cluster
+            .patch(r, ns, name, &Patch::Strategic(patch), None)
+            .await
+            && !e.is_not_found()
+        {
+            tracing::warn!(kind = %r.kind, %name, error = %e, "remove finalizer");
+        }
+    }
+}
+
+/// Updates the graph; returns the UIDs to check.
+fn apply_input(graph: &mut Graph, input: Input) -> Vec<String> {
+    match input {
+        Input::Upsert(i, obj) => {
+            let Some((uid, node)) = node_of(i, &obj) else {
+                return Vec::new();
+            };
+            let interesting = !node.owners.is_empty()
+                || (node.deleting
+                    && node
+                        .finalizers
+                        .iter()
+                        .any(|f| f == FOREGROUND || f == ORPHAN));
+            graph.upsert(uid.clone(), node);
+            // A foreground owner waits on its dependents: re-check it when one changes.
+            let mut touched: Vec<String> = graph.nodes[&uid]
+                .owners
+                .iter()
+                .map(|o| o.uid.clone())
+                .collect();
+            if interesting {
+                touched.push(uid);
+            }
+            touched
+        }
+        Input::Delete(obj) => {
+            let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) else {
+                return Vec::new();
+            };
+            let old = graph.remove(uid);
+            let mut touched = graph.dependents_of(uid);
+            if let Some(old) = old {
+                touched.extend(old.owners.into_iter().map(|o| o.uid));
+            }
+            touched
+        }
+    }
+}
+
+/// Lists and watches one type, resuming after disconnects, feeding the collector.
+async fn follow(cluster: Arc<dyn Cluster>, r: Resource, index: usize, tx: mpsc::Sender<Input>) {
+    let mut resource_version: Option<String> = None;
+    loop {
+        let params = ListParams {
+            resource_version: resource_version.clone(),
+            allow_bookmarks: true,
+            timeout_seconds: Some(600),
+            ..Default::default()
+        };
+        let mut stream = match cluster.watch(&r, None, &params).await {
+            Ok(s) => s,
+            Err(e) => {
+                if e.is_gone() {
+                    resource_version = None;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(ev) = stream.next().await {
+            let input = match ev {
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                    resource_version = o
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                    Input::Upsert(index, o)
+                }
+                WatchEvent::Deleted(o) => {
+                    resource_version = o
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                    Input::Delete(o)
+                }
+                WatchEvent::Bookmark(rv) => {
+                    resource_version = Some(rv);
+                    continue;
+                }
+                WatchEvent::Error(e) => {
+                    if e.is_gone() {
+                        resource_version = None;
+                    }
+                    break;
+                }
+            };
+            if tx.send(input).await.is_err() {
+                return;
+            }
+        }
+    }
+}

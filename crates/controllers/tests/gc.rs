@@ -1,0 +1,153 @@
+//! The garbage collector against the real API server, in-process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::{Cluster, DeleteParams, LocalCluster, Resource};
+use controllers::GarbageCollector;
+use serde_json::{Value, json};
+
+async fn setup() -> Arc<dyn Cluster> {
+    let server = apiserver::ApiServer::new(store::LocalStore::in_memory(), "127.0.0.1:0".into())
+        .await
+        .unwrap();
+    let cluster: Arc<dyn Cluster> = Arc::new(LocalCluster::new(server.registry.clone()));
+    let types = vec![
+        Resource::new("", "v1", "configmaps", "ConfigMap", true),
+        Resource::new("", "v1", "secrets", "Secret", true),
+    ];
+    tokio::spawn(GarbageCollector::new(cluster.clone(), types).run());
+    // Keep the server alive for the test.
+    std::mem::forget(server);
+    cluster
+}
+
+fn cms() -> Resource {
+    Resource::new("", "v1", "configmaps", "ConfigMap", true)
+}
+
+fn secrets() -> Resource {
+    Resource::new("", "v1", "secrets", "Secret", true)
+}
+
+async fn owner(cluster: &Arc<dyn Cluster>, name: &str) -> Value {
+    cluster
+        .create(
+            &cms(),
+            Some("default"),
+            &json!({"metadata": {"name": name}}),
+        )
+        .await
+        .unwrap()
+}
+
+async fn dependent(cluster: &Arc<dyn Cluster>, name: &str, owner: &Value, block: bool) {
+    let owner_ref = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"], "blockOwnerDeletion": block});
+    cluster
+        .create(
+            &secrets(),
+            Some("default"),
+            &json!({"metadata": {"name": name, "ownerReferences": [owner_ref]}}),
+        )
+        .await
+        .unwrap();
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn exists(cluster: &Arc<dyn Cluster>, r: &Resource, name: &str) -> bool {
+    cluster.get(r, Some("default"), name).await.is_ok()
+}
+
+#[tokio::test]
+async fn background_deletion_collects_dependents() {
+    let cluster = setup().await;
+    let o = owner(&cluster, "o").await;
+    dependent(&cluster, "d1", &o, false).await;
+    dependent(&cluster, "d2", &o, false).await;
+    cluster
+        .delete(&cms(), Some("default"), "o", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("dependents collected", async || {
+        !exists(&cluster, &secrets(), "d1").await && !exists(&cluster, &secrets(), "d2").await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dangling_references_are_collected_and_live_owners_kept() {
+    let cluster = setup().await;
+    let o = owner(&cluster, "alive").await;
+    dependent(&cluster, "kept", &o, false).await;
+    let ghost =
+        json!({"metadata": {"name": "ghost", "uid": "00000000-0000-0000-0000-000000000000"}});
+    dependent(&cluster, "orphaned", &ghost, false).await;
+    eventually("dangling dependent collected", async || {
+        !exists(&cluster, &secrets(), "orphaned").await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(exists(&cluster, &secrets(), "kept").await);
+}
+
+#[tokio::test]
+async fn foreground_deletion_waits_for_blocking_dependents() {
+    let cluster = setup().await;
+    let o = owner(&cluster, "fg").await;
+    dependent(&cluster, "child", &o, true).await;
+    let params = DeleteParams {
+        propagation_policy: Some("Foreground".into()),
+        ..Default::default()
+    };
+    let marked = cluster
+        .delete(&cms(), Some("default"), "fg", &params)
+        .await
+        .unwrap();
+    assert!(
+        marked["metadata"]["finalizers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "foregroundDeletion")
+    );
+    eventually("owner gone after its dependent", async || {
+        !exists(&cluster, &cms(), "fg").await && !exists(&cluster, &secrets(), "child").await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orphan_deletion_keeps_dependents_without_the_reference() {
+    let cluster = setup().await;
+    let o = owner(&cluster, "or").await;
+    dependent(&cluster, "survivor", &o, false).await;
+    let params = DeleteParams {
+        propagation_policy: Some("Orphan".into()),
+        ..Default::default()
+    };
+    cluster
+        .delete(&cms(), Some("default"), "or", &params)
+        .await
+        .unwrap();
+    eventually("owner gone", async || !exists(&cluster, &cms(), "or").await).await;
+    let s = cluster
+        .get(&secrets(), Some("default"), "survivor")
+        .await
+        .unwrap();
+    assert!(
+        s["metadata"]
+            .get("ownerReferences")
+            .is_none_or(|r| r.as_array().unwrap().is_empty()),
+        "{s}"
+    );
+}
