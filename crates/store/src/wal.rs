@@ -330,6 +330,8 @@ enum Chunk {
 
 struct Pending {
     chunks: VecDeque<Chunk>,
+    /// Whether the syncer sleeps on the condition variable (only then does it need a wake-up).
+    idle: bool,
     /// Sequence number of the last appended record.
     appended: u64,
     closing: bool,
@@ -355,6 +357,7 @@ impl Log {
         let pending = Arc::new((
             Mutex::new(Pending {
                 chunks: VecDeque::new(),
+                idle: false,
                 appended: 0,
                 closing: false,
             }),
@@ -389,7 +392,9 @@ impl Log {
         }
         p.appended += 1;
         let seq = p.appended;
-        cond.notify_one();
+        if p.idle {
+            cond.notify_one();
+        }
         seq
     }
 
@@ -461,7 +466,9 @@ fn run_syncer(
         let (chunks, appended, closing) = {
             let mut p = lock.lock().unwrap();
             while p.chunks.is_empty() && !p.closing {
+                p.idle = true;
                 p = cond.wait(p).unwrap();
+                p.idle = false;
             }
             (std::mem::take(&mut p.chunks), p.appended, p.closing)
         };
