@@ -497,3 +497,54 @@ async fn pods_bind_and_delete_gracefully() {
         .unwrap();
     assert_eq!(api_error(pods.get("p").await.unwrap_err()).code, 404);
 }
+
+#[tokio::test]
+async fn deletecollection_dry_run_and_negotiation() {
+    let server = Server::start();
+    let client = server.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for i in 0..4 {
+        let mut cm = configmap(&format!("dc-{i}"), "x");
+        if i % 2 == 0 {
+            cm.metadata.labels = Some([("set".to_string(), "b".to_string())].into());
+        }
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    // A dry run answers like a create and stores nothing.
+    let dry = cms
+        .create(&PostParams { dry_run: true, ..Default::default() }, &configmap("dry", "x"))
+        .await
+        .unwrap();
+    assert_eq!(dry.metadata.name.as_deref(), Some("dry"));
+    assert_eq!(api_error(cms.get("dry").await.unwrap_err()).code, 404);
+
+    cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("set=b"))
+        .await
+        .unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["dc-1", "dc-3"]);
+
+    let req = http::Request::builder()
+        .uri("/api/v1/namespaces/default/configmaps")
+        .header("accept", "application/cbor")
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 406);
+    let req = http::Request::builder()
+        .uri("/api/v1/namespaces/default/configmaps/dc-1")
+        .header("accept", "application/yaml")
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/yaml");
+    let text = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&text).contains("name: dc-1"));
+}
