@@ -1,7 +1,15 @@
-//! The `kwok` binary: runs the embedded Kubernetes API server (`kwok apiserver`) and, as they
-//! land, the node and pod simulator and the benchmarks that measure them.
+//! The `kwok` binary: without a subcommand it is upstream's `kwok` controller (the node and
+//! pod simulator, against any cluster reached through a kubeconfig); `kwok apiserver` serves the
+//! embedded Kubernetes API server (with `--simulate`, the simulator runs inside it); `kwok bench`
+//! and `kwok bench-sim` measure them.
 
 mod bench;
+mod bench_sim;
+mod controller;
+
+// The server's work is allocation-heavy JSON handling; mimalloc keeps that cheap across threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -16,14 +24,17 @@ use store::{LocalStore, Options, SyncMode};
 #[command(
     name = "kwok",
     version,
-    about = "kwok simulates Kubernetes nodes and pods, and serves the embedded cluster"
+    about = "kwok simulates Kubernetes nodes and pods, and serves the embedded cluster",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     /// Log verbosity: 0 = info, 1 = debug, 2+ = trace.
     #[arg(short = 'v', long = "v", global = true, default_value_t = 0)]
     verbosity: u8,
+    #[command(flatten)]
+    controller: controller::ControllerArgs,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +43,8 @@ enum Command {
     Apiserver(ApiserverArgs),
     /// Measure the API server and print the figures.
     Bench(bench::BenchArgs),
+    /// Measure the simulator (nodes Ready, pods Running, heartbeats) and print the figures.
+    BenchSim(bench_sim::BenchSimArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -68,6 +81,13 @@ struct ApiserverArgs {
     /// Seconds of watch history kept (resume window for watches).
     #[arg(long, default_value_t = 300)]
     watch_history_seconds: u64,
+    /// Run the node and pod simulator in-process, with the default Stages, on every node.
+    #[arg(long, default_value_t = false)]
+    simulate: bool,
+    /// Built-in controllers to run in-process: `*` for all, or a comma-separated list
+    /// (`garbage-collector`); empty for none.
+    #[arg(long, default_value = "*")]
+    controllers: String,
 }
 
 fn init_logging(verbosity: u8) {
@@ -127,6 +147,32 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let listener = apiserver::bind(addr).await?;
     let local = listener.local_addr()?;
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
+    let wanted: Vec<&str> = args.controllers.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+    for name in &wanted {
+        if !matches!(*name, "*" | "garbage-collector") {
+            anyhow::bail!("unknown controller {name:?} in --controllers (known: garbage-collector)");
+        }
+    }
+    if wanted.iter().any(|c| *c == "*" || *c == "garbage-collector") {
+        let cluster: Arc<dyn client::Cluster> =
+            Arc::new(client::LocalCluster::new(server.registry.clone()));
+        let types: Vec<client::Resource> = server
+            .registry
+            .types()
+            .into_iter()
+            .filter(|r| !r.is_review())
+            .map(|r| client::Resource::new(r.group, r.version, r.plural, r.kind, r.namespaced))
+            .collect();
+        tokio::spawn(controllers::GarbageCollector::new(cluster, types).run());
+    }
+    if args.simulate {
+        let cluster: Arc<dyn client::Cluster> =
+            Arc::new(client::LocalCluster::new(server.registry.clone()));
+        kwok::Simulator::start(cluster, controller::embedded_options())
+            .await
+            .map_err(|e| anyhow::anyhow!("start the simulator: {e}"))?;
+        tracing::info!("simulating nodes and pods in-process");
+    }
     tracing::info!(address = %local, "serving the Kubernetes API");
     server.serve_tls(listener, tls, shutdown_signal()).await?;
     tracing::info!("shutting down");
@@ -150,8 +196,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Apiserver(args) => run_apiserver(args).await,
-            Command::Bench(args) => bench::run(args).await,
+            Some(Command::Apiserver(args)) => run_apiserver(args).await,
+            Some(Command::Bench(args)) => bench::run(args).await,
+            Some(Command::BenchSim(args)) => bench_sim::run(args).await,
+            None => controller::run(cli.controller, shutdown_signal()).await,
         }
     });
     match result {

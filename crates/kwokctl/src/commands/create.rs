@@ -253,6 +253,8 @@ pub fn embedded_component(
         pki.serving_key().display().to_string(),
         "--client-ca-file".into(),
         pki.ca_cert().display().to_string(),
+        // The embedded cluster simulates its nodes and pods in-process, as kwok-controller would.
+        "--simulate".into(),
     ];
     args.extend(
         extra_args

@@ -1,0 +1,236 @@
+//! Pod IP allocation: one pool per CIDR.
+//!
+//! A pool hands out addresses from the network address + 1 upwards, skipping those in use, and
+//! takes them back when a pod is deleted. Addresses pods already carry (from before a restart)
+//! are marked used when the simulator first sees them. The same pod always gets the same
+//! address from a pool while it holds one.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+
+/// A parsed CIDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    base: u128,
+    bits: u8,
+    v6: bool,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/24` or `fd00::/64`.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (ip, len) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("invalid CIDR {s:?}: missing prefix length"))?;
+        let ip: IpAddr = ip.parse().map_err(|e| format!("invalid CIDR {s:?}: {e}"))?;
+        let len: u8 = len
+            .parse()
+            .map_err(|e| format!("invalid CIDR {s:?}: {e}"))?;
+        let (v, bits, v6) = match ip {
+            IpAddr::V4(a) => (u32::from(a) as u128, 32u8, false),
+            IpAddr::V6(a) => (u128::from(a), 128u8, true),
+        };
+        if len > bits {
+            return Err(format!(
+                "invalid CIDR {s:?}: prefix longer than the address"
+            ));
+        }
+        let host_bits = bits - len;
+        let mask = if host_bits >= 128 {
+            0
+        } else {
+            !((1u128 << host_bits) - 1)
+        };
+        Ok(Cidr {
+            base: v & mask,
+            bits: host_bits,
+            v6,
+        })
+    }
+
+    fn size(&self) -> u128 {
+        if self.bits >= 127 {
+            u128::MAX
+        } else {
+            1u128 << self.bits
+        }
+    }
+
+    fn contains(&self, ip: &IpAddr) -> bool {
+        match (ip, self.v6) {
+            (IpAddr::V4(a), false) => {
+                let v = u32::from(*a) as u128;
+                v >= self.base && v - self.base < self.size()
+            }
+            (IpAddr::V6(a), true) => {
+                let v = u128::from(*a);
+                v >= self.base && v - self.base < self.size()
+            }
+            _ => false,
+        }
+    }
+
+    fn offset_of(&self, ip: &IpAddr) -> Option<u128> {
+        if !self.contains(ip) {
+            return None;
+        }
+        Some(match ip {
+            IpAddr::V4(a) => u32::from(*a) as u128 - self.base,
+            IpAddr::V6(a) => u128::from(*a) - self.base,
+        })
+    }
+
+    fn at(&self, offset: u128) -> IpAddr {
+        let v = self.base + offset;
+        if self.v6 {
+            IpAddr::V6(v.into())
+        } else {
+            IpAddr::V4((v as u32).into())
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pool {
+    cidr: Cidr,
+    next: u128,
+    used: HashSet<u128>,
+    owners: HashMap<String, u128>,
+    /// Released addresses, handed out again first (lowest first).
+    recycled: BTreeSet<u128>,
+}
+
+impl Pool {
+    fn new(cidr: Cidr) -> Pool {
+        Pool {
+            cidr,
+            next: 1,
+            used: HashSet::new(),
+            owners: HashMap::new(),
+            recycled: BTreeSet::new(),
+        }
+    }
+
+    fn get(&mut self, owner: &str) -> Option<IpAddr> {
+        if let Some(o) = self.owners.get(owner) {
+            return Some(self.cidr.at(*o));
+        }
+        // IPv4 keeps the broadcast address out.
+        let limit = if self.cidr.v6 {
+            self.cidr.size()
+        } else {
+            self.cidr.size().saturating_sub(1)
+        };
+        let usable = limit.saturating_sub(1);
+        if self.used.len() as u128 >= usable {
+            return None;
+        }
+        while let Some(o) = self.recycled.pop_first() {
+            if self.used.insert(o) {
+                self.owners.insert(owner.to_string(), o);
+                return Some(self.cidr.at(o));
+            }
+        }
+        loop {
+            if self.next >= limit {
+                self.next = 1;
+            }
+            let o = self.next;
+            self.next += 1;
+            if self.used.insert(o) {
+                self.owners.insert(owner.to_string(), o);
+                return Some(self.cidr.at(o));
+            }
+        }
+    }
+}
+
+/// All pools, keyed by CIDR text.
+#[derive(Debug, Default)]
+pub struct Ipam {
+    pools: HashMap<String, Pool>,
+}
+
+impl Ipam {
+    fn pool(&mut self, cidr: &str) -> Result<&mut Pool, String> {
+        if !self.pools.contains_key(cidr) {
+            let parsed = Cidr::parse(cidr)?;
+            self.pools.insert(cidr.to_string(), Pool::new(parsed));
+        }
+        Ok(self.pools.get_mut(cidr).expect("just inserted"))
+    }
+
+    /// The address of `owner` in `cidr`, allocating one when it has none.
+    pub fn allocate(&mut self, cidr: &str, owner: &str) -> Result<IpAddr, String> {
+        self.pool(cidr)?
+            .get(owner)
+            .ok_or_else(|| format!("no free address left in {cidr}"))
+    }
+
+    /// Records that `owner` already holds `ip` (when it is inside `cidr`).
+    pub fn mark_used(&mut self, cidr: &str, owner: &str, ip: &str) {
+        let Ok(ip) = ip.parse::<IpAddr>() else { return };
+        let Ok(pool) = self.pool(cidr) else { return };
+        if let Some(o) = pool.cidr.offset_of(&ip)
+            && !pool.owners.contains_key(owner)
+            && pool.used.insert(o)
+        {
+            pool.owners.insert(owner.to_string(), o);
+        }
+    }
+
+    /// Gives back every address `owner` holds.
+    pub fn release(&mut self, owner: &str) {
+        for pool in self.pools.values_mut() {
+            if let Some(o) = pool.owners.remove(owner) {
+                pool.used.remove(&o);
+                pool.recycled.insert(o);
+            }
+        }
+    }
+
+    /// Addresses in use across pools.
+    pub fn in_use(&self) -> usize {
+        self.pools.values().map(|p| p.used.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocates_sequentially_and_recycles() {
+        let mut ipam = Ipam::default();
+        let a = ipam.allocate("10.0.0.0/30", "a").unwrap();
+        let b = ipam.allocate("10.0.0.0/30", "b").unwrap();
+        assert_eq!(a.to_string(), "10.0.0.1");
+        assert_eq!(b.to_string(), "10.0.0.2");
+        assert_eq!(ipam.allocate("10.0.0.0/30", "a").unwrap(), a);
+        assert!(ipam.allocate("10.0.0.0/30", "c").is_err());
+        ipam.release("a");
+        assert_eq!(
+            ipam.allocate("10.0.0.0/30", "c").unwrap().to_string(),
+            "10.0.0.1"
+        );
+    }
+
+    #[test]
+    fn marks_existing_and_handles_v6() {
+        let mut ipam = Ipam::default();
+        ipam.mark_used("10.244.1.0/24", "old", "10.244.1.1");
+        ipam.mark_used("10.244.1.0/24", "outside", "192.168.0.1");
+        assert_eq!(
+            ipam.allocate("10.244.1.0/24", "new").unwrap().to_string(),
+            "10.244.1.2"
+        );
+        assert_eq!(
+            ipam.allocate("fd00::/120", "x").unwrap().to_string(),
+            "fd00::1"
+        );
+        assert!(Cidr::parse("10.0.0.0").is_err());
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert_eq!(ipam.in_use(), 3);
+    }
+}
