@@ -247,7 +247,7 @@ fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> Ap
     }
 }
 
-fn write_options(query: &Query) -> ApiResult<WriteOptions> {
+fn write_options(query: &Query, headers: &HeaderMap) -> ApiResult<WriteOptions> {
     let dry_run = match query.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
@@ -268,6 +268,11 @@ fn write_options(query: &Query) -> ApiResult<WriteOptions> {
         field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?,
         field_manager,
         force: query.get("force").is_some_and(|f| f == "true"),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        applied: false,
     })
 }
 
@@ -614,7 +619,9 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             let format = format?;
             let body = read_body(body).await?;
             let obj = decode_body(&headers, &body, Some(r))?;
-            let written = registry.create(r, ns, obj, &write_options(&query)?).await?;
+            let written = registry
+                .create(r, ns, obj, &write_options(&query, &headers)?)
+                .await?;
             let mut resp = encode_object(format, r, written.body, StatusCode::CREATED)?;
             add_warnings(&mut resp, &written.warnings);
             Ok(resp)
@@ -629,7 +636,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             let body = read_body(body).await?;
             let obj = decode_body(&headers, &body, Some(r))?;
             let written = registry
-                .update(r, ns, name, obj, part, &write_options(&query)?)
+                .update(r, ns, name, obj, part, &write_options(&query, &headers)?)
                 .await?;
             let status = if written.created {
                 StatusCode::CREATED
@@ -663,7 +670,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                     patch_type,
                     patch,
                     part,
-                    &write_options(&query)?,
+                    &write_options(&query, &headers)?,
                 )
                 .await?;
             let status = if written.created {
@@ -691,7 +698,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 .to_string();
             let body = read_body(body).await?;
             let input = decode_body(&headers, &body, None)?;
-            let opts = write_options(&query)?;
+            let opts = write_options(&query, &headers)?;
             let is_put = method == Method::PUT;
             let patch_type = PatchType::from_content_type(&ct);
             if !is_put && patch_type.is_none() {

@@ -12,6 +12,7 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;
+pub mod fieldmanager;
 mod http;
 pub mod objects;
 pub mod patch;

@@ -218,9 +218,7 @@ fn merge_list(
             .collect());
     }
     match list_strategy(parent_path, field) {
-        ListStrategy::Replace => {
-            Ok(patch.iter().map(strip_directives).collect())
-        }
+        ListStrategy::Replace => Ok(patch.iter().map(strip_directives).collect()),
         ListStrategy::MergePrimitives => {
             for v in patch {
                 if !base.contains(v) {

@@ -10,6 +10,7 @@ use store::{Error as StoreError, KeyValue, Store};
 
 use crate::defaults;
 use crate::errors::{ApiError, ApiResult, Cause};
+use crate::fieldmanager;
 use crate::objects::{
     self, decode, desired_state_changed, encode_with_revision, finalizers, is_deleting, meta_mut,
     meta_str,
@@ -48,6 +49,10 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     pub field_manager: Option<String>,
     pub force: bool,
+    /// The request's User-Agent; names the manager of writes without `fieldManager`.
+    pub user_agent: Option<String>,
+    /// Set while serving an apply patch, whose managedFields the apply itself computes.
+    pub applied: bool,
 }
 
 /// The result of a write.
@@ -573,6 +578,7 @@ impl Registry {
             meta_mut(&mut obj).remove("namespace");
         }
         self.prepare_create(r, &mut obj);
+        self.record_fields(r, None, &mut obj, Part::Main, opts);
         if meta_str(&obj, "name").unwrap_or("").is_empty()
             && let Some(prefix) = meta_str(&obj, "generateName").map(String::from)
             && !prefix.is_empty()
@@ -825,6 +831,7 @@ impl Registry {
                 return Err(ApiError::conflict(r, name));
             }
             let mut next = self.prepare_update(r, &old, requested, part)?;
+            self.record_fields(r, Some(&old), &mut next, part, opts);
             let mut old_cmp = old.clone();
             meta_mut(&mut old_cmp).remove("resourceVersion");
             meta_mut(&mut next).remove("resourceVersion");
@@ -1055,13 +1062,14 @@ impl Registry {
                 "PATCH, application/apply-patch+yaml requires fieldManager to be set",
             ));
         }
+        let write_opts = WriteOptions {
+            applied: patch_type == PatchType::Apply,
+            ..opts.clone()
+        };
         let mut compute = |current: Option<&Value>| -> ApiResult<Computed> {
             let Some(current) = current else {
                 if patch_type == PatchType::Apply {
-                    let mut object = patch.clone();
-                    if let Some(m) = object.as_object_mut() {
-                        m.entry("metadata").or_insert_with(|| json!({}));
-                    }
+                    let mut object = self.apply_patch(r, name, None, &patch, part, opts)?;
                     meta_mut(&mut object).insert("name".into(), json!(name));
                     if let Some(m) = object.as_object_mut() {
                         m.entry("apiVersion")
@@ -1080,8 +1088,9 @@ impl Registry {
             let patched = match patch_type {
                 PatchType::Json => patch::json_patch(current, &patch),
                 PatchType::Merge => patch::merge_patch(current, &patch),
-                PatchType::Strategic | PatchType::Apply => {
-                    patch::strategic_merge_patch(current, &patch)
+                PatchType::Strategic => patch::strategic_merge_patch(current, &patch),
+                PatchType::Apply => {
+                    Ok(self.apply_patch(r, name, Some(current), &patch, part, opts)?)
                 }
             };
             let patched = patched.map_err(|e| match e {
@@ -1103,8 +1112,133 @@ impl Registry {
                 warnings,
             })
         };
-        self.update_with(r, namespace, name, part, opts, &mut compute)
+        self.update_with(r, namespace, name, part, &write_opts, &mut compute)
             .await
+    }
+
+    /// The manager of a write: `fieldManager`, else the User-Agent's program name.
+    fn manager_name(opts: &WriteOptions) -> Option<String> {
+        match (&opts.field_manager, &opts.user_agent) {
+            (Some(m), _) if !m.is_empty() => Some(m.clone()),
+            (_, Some(ua)) => Some(fieldmanager::manager_from_user_agent(ua)),
+            _ => None,
+        }
+    }
+
+    fn field_tracking(
+        r: &ResourceType,
+        part: Part,
+    ) -> (fieldmanager::Schema<'static>, fieldmanager::Tracked) {
+        let schema = match r.custom {
+            Some(c) => fieldmanager::Schema::custom(c.schema.as_ref()),
+            None => fieldmanager::Schema::builtin(),
+        };
+        let tracked = match part {
+            Part::Status => fieldmanager::Tracked::StatusOnly,
+            _ if r.has_subresource("status") || r.kind == "Namespace" => {
+                fieldmanager::Tracked::NoStatus
+            }
+            _ => fieldmanager::Tracked::All,
+        };
+        (schema, tracked)
+    }
+
+    /// Records a create, update or non-apply patch in the object's managedFields.
+    fn record_fields(
+        &self,
+        r: &ResourceType,
+        old: Option<&Value>,
+        next: &mut Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) {
+        if opts.applied || part == Part::Finalize {
+            return;
+        }
+        let Some(name) = Self::manager_name(opts) else {
+            return;
+        };
+        let (schema, tracked) = Self::field_tracking(r, part);
+        let api_version = r.api_version();
+        let manager = fieldmanager::Manager {
+            name: &name,
+            api_version: &api_version,
+            subresource: (part == Part::Status).then_some("status"),
+        };
+        fieldmanager::record_update(
+            &schema,
+            old,
+            next,
+            &manager,
+            tracked,
+            &objects::now_rfc3339(),
+        );
+    }
+
+    /// Server-side apply of `config` to the current object (None: create).
+    fn apply_patch(
+        &self,
+        r: &ResourceType,
+        name: &str,
+        current: Option<&Value>,
+        config: &Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let mut typed = parse_body_object(r, config.clone())?;
+        check_type_meta(r, &mut typed, r.kind, &r.api_version())?;
+        if let Some(n) = meta_str(config, "name")
+            && !n.is_empty()
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        let manager_name = opts.field_manager.clone().unwrap_or_default();
+        let (schema, tracked) = Self::field_tracking(r, part);
+        let api_version = r.api_version();
+        let manager = fieldmanager::Manager {
+            name: &manager_name,
+            api_version: &api_version,
+            subresource: (part == Part::Status).then_some("status"),
+        };
+        match fieldmanager::apply_from_kubectl(
+            &schema,
+            current,
+            config,
+            &manager,
+            opts.force,
+            tracked,
+            &objects::now_rfc3339(),
+        ) {
+            Ok(mut object) => {
+                if let Some(rv) = meta_str(config, "resourceVersion").filter(|v| !v.is_empty()) {
+                    meta_mut(&mut object).insert("resourceVersion".into(), json!(rv));
+                }
+                if let Some(m) = object.as_object_mut() {
+                    m.insert("apiVersion".into(), json!(api_version));
+                    m.insert("kind".into(), json!(r.kind));
+                }
+                Ok(object)
+            }
+            Err(conflicts) => {
+                let causes: Vec<Value> = conflicts
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "reason": "FieldManagerConflict",
+                            "message": format!("conflict with {}", c.manager),
+                            "field": c.field,
+                        })
+                    })
+                    .collect();
+                let mut e =
+                    ApiError::new(409, "Conflict", fieldmanager::conflict_message(&conflicts));
+                e.details = Some(json!({ "causes": causes }));
+                Err(e)
+            }
+        }
     }
 
     /// Deletes an object, honouring finalizers and graceful deletion. Returns the body and the
@@ -1151,6 +1285,23 @@ impl Registry {
                 )));
             }
             let grace = self.grace_period(r, &obj, opts);
+            // Foreground and Orphan deletion hand the object to the garbage collector through
+            // a finalizer, as kube-apiserver does.
+            let policy_finalizer = match opts.propagation_policy.as_deref() {
+                Some("Foreground") => Some("foregroundDeletion"),
+                Some("Orphan") => Some("orphan"),
+                _ => None,
+            };
+            if let Some(f) = policy_finalizer
+                && !is_deleting(&obj)
+                && !finalizers(&obj).iter().any(|x| x == f)
+            {
+                let meta = meta_mut(&mut obj);
+                let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(items) = list.as_array_mut() {
+                    items.push(json!(f));
+                }
+            }
             let pending_finalizers = !finalizers(&obj).is_empty();
             let namespace_pending = is_namespace
                 && obj
@@ -1639,7 +1790,7 @@ fn admit_custom(r: &ResourceType, obj: &mut Value) -> Vec<Cause> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 fn encode_continue(revision: i64, start_after: &str) -> String {

@@ -147,13 +147,23 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let listener = apiserver::bind(addr).await?;
     let local = listener.local_addr()?;
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
-    let wanted: Vec<&str> = args.controllers.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+    let wanted: Vec<&str> = args
+        .controllers
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
     for name in &wanted {
         if !matches!(*name, "*" | "garbage-collector") {
-            anyhow::bail!("unknown controller {name:?} in --controllers (known: garbage-collector)");
+            anyhow::bail!(
+                "unknown controller {name:?} in --controllers (known: garbage-collector)"
+            );
         }
     }
-    if wanted.iter().any(|c| *c == "*" || *c == "garbage-collector") {
+    if wanted
+        .iter()
+        .any(|c| *c == "*" || *c == "garbage-collector")
+    {
         let cluster: Arc<dyn client::Cluster> =
             Arc::new(client::LocalCluster::new(server.registry.clone()));
         let types: Vec<client::Resource> = server

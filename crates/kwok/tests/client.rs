@@ -512,15 +512,24 @@ async fn deletecollection_dry_run_and_negotiation() {
     }
     // A dry run answers like a create and stores nothing.
     let dry = cms
-        .create(&PostParams { dry_run: true, ..Default::default() }, &configmap("dry", "x"))
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &configmap("dry", "x"),
+        )
         .await
         .unwrap();
     assert_eq!(dry.metadata.name.as_deref(), Some("dry"));
     assert_eq!(api_error(cms.get("dry").await.unwrap_err()).code, 404);
 
-    cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("set=b"))
-        .await
-        .unwrap();
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("set=b"),
+    )
+    .await
+    .unwrap();
     let left: Vec<String> = cms
         .list(&ListParams::default())
         .await
@@ -545,6 +554,9 @@ async fn deletecollection_dry_run_and_negotiation() {
         .unwrap();
     let resp = client.send(req).await.unwrap();
     assert_eq!(resp.headers()["content-type"], "application/yaml");
-    let text = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    let text = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     assert!(String::from_utf8_lossy(&text).contains("name: dc-1"));
 }
