@@ -75,8 +75,9 @@ pub fn generate_name(prefix: &str) -> String {
     format!("{cut}{suffix}")
 }
 
+/// A random (version 4) UUID, from the thread-local generator rather than a system call.
 pub fn new_uid() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()
 }
 
 /// Parses a resourceVersion parameter ("" = unset).

@@ -340,15 +340,47 @@ struct Pending {
 /// The durable side of the store: a background thread that writes and syncs what writers append.
 pub(crate) struct Log {
     pending: Arc<(Mutex<Pending>, Condvar)>,
-    synced: tokio::sync::watch::Receiver<Synced>,
+    synced: Arc<Synced>,
     thread: Mutex<Option<JoinHandle<()>>>,
     fsync: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+type Waiter = tokio::sync::oneshot::Sender<Result<(), Arc<io::Error>>>;
+
+/// How far the log is durable, and the writers waiting for more. Each writer is woken exactly
+/// once, when its own record is synced.
+#[derive(Default)]
 pub(crate) struct Synced {
-    pub seq: u64,
-    pub error: Option<Arc<io::Error>>,
+    state: Mutex<SyncedState>,
+}
+
+#[derive(Default)]
+struct SyncedState {
+    seq: u64,
+    error: Option<Arc<io::Error>>,
+    waiters: Vec<(u64, Waiter)>,
+}
+
+impl Synced {
+    fn advance(&self, seq: u64, error: Option<Arc<io::Error>>) {
+        let mut st = self.state.lock().unwrap();
+        if error.is_none() {
+            st.seq = seq;
+        }
+        st.error = error;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.waiters)
+            .into_iter()
+            .partition(|(s, _)| *s <= st.seq || st.error.is_some());
+        st.waiters = waiting;
+        let outcome = match &st.error {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        };
+        drop(st);
+        for (s, tx) in done {
+            let _ = tx.send(if s <= seq { Ok(()) } else { outcome.clone() });
+        }
+    }
 }
 
 impl Log {
@@ -363,16 +395,17 @@ impl Log {
             }),
             Condvar::new(),
         ));
-        let (tx, rx) = tokio::sync::watch::channel(Synced::default());
+        let synced = Arc::new(Synced::default());
         let file = open_segment(dir, first_revision)?;
         let thread_pending = pending.clone();
+        let thread_synced = synced.clone();
         let dir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("store-wal".into())
-            .spawn(move || run_syncer(dir, file, thread_pending, tx, fsync))?;
+            .spawn(move || run_syncer(dir, file, thread_pending, thread_synced, fsync))?;
         Ok(Self {
             pending,
-            synced: rx,
+            synced,
             thread: Mutex::new(Some(thread)),
             fsync,
         })
@@ -411,18 +444,20 @@ impl Log {
         if !self.fsync {
             return Ok(());
         }
-        let mut rx = self.synced.clone();
-        let result = rx
-            .wait_for(|s| s.seq >= seq || s.error.is_some())
-            .await
-            .map(|s| s.clone());
-        match result {
-            Ok(s) => match s.error {
-                Some(err) if s.seq < seq => Err(err),
-                _ => Ok(()),
-            },
-            Err(_) => Err(Arc::new(io::Error::other("write-ahead log stopped"))),
-        }
+        let rx = {
+            let mut st = self.synced.state.lock().unwrap();
+            if st.seq >= seq {
+                return Ok(());
+            }
+            if let Some(e) = &st.error {
+                return Err(e.clone());
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            st.waiters.push((seq, tx));
+            rx
+        };
+        rx.await
+            .unwrap_or_else(|_| Err(Arc::new(io::Error::other("write-ahead log stopped"))))
     }
 
     /// Flushes everything queued and stops the background thread.
@@ -457,7 +492,7 @@ fn run_syncer(
     dir: PathBuf,
     mut file: File,
     pending: Arc<(Mutex<Pending>, Condvar)>,
-    synced: tokio::sync::watch::Sender<Synced>,
+    synced: Arc<Synced>,
     fsync: bool,
 ) {
     let (lock, cond) = &*pending;
@@ -493,12 +528,7 @@ fn run_syncer(
                 failed = Some(Arc::new(err));
             }
         }
-        synced.send_modify(|s| {
-            if failed.is_none() {
-                s.seq = appended;
-            }
-            s.error = failed.clone();
-        });
+        synced.advance(appended, failed.clone());
         if closing {
             let p = lock.lock().unwrap();
             if p.chunks.is_empty() {
