@@ -856,38 +856,20 @@ impl Registry {
                 .pointer("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 == Some(0);
-            if is_deleting(&next) && finalizers(&next).is_empty() && grace_zero {
-                let result = self
-                    .store
-                    .delete(
-                        &key,
-                        Some(kv.mod_revision),
-                        Some(&mut |rev| encode_with_revision(&mut next, rev)),
-                    )
-                    .await;
-                match result {
-                    Ok(kv) => {
-                        return Ok(Written {
-                            body: kv.value,
-                            created: false,
-                            warnings,
-                        });
-                    }
-                    Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
-                    Err(StoreError::Conflict { .. }) => return Err(ApiError::conflict(r, name)),
-                    Err(StoreError::NotFound) => return Err(ApiError::not_found(r, name)),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let result = self
-                .store
-                .update(&key, kv.mod_revision, &mut |rev| {
-                    encode_with_revision(&mut next, rev)
-                })
-                .await;
+            let finished = is_deleting(&next) && finalizers(&next).is_empty() && grace_zero;
+            let mut encode = |rev| encode_with_revision(&mut next, rev);
+            let result = if finished {
+                self.store
+                    .delete(&key, Some(kv.mod_revision), Some(&mut encode))
+                    .await
+            } else {
+                self.store.update(&key, kv.mod_revision, &mut encode).await
+            };
             match result {
                 Ok(kv) => {
-                    self.after_update(r, &old, &kv);
+                    if !finished {
+                        self.after_update(r, &old, &kv);
+                    }
                     return Ok(Written {
                         body: kv.value,
                         created: false,
