@@ -262,6 +262,26 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
     out
 }
 
+/// Presents a stored custom object in the version `r` serves. Versions of a CRD share storage
+/// and convert with the `None` strategy: only `apiVersion` changes. Built-in types pass through.
+pub fn present(r: &ResourceType, stored: bytes::Bytes) -> bytes::Bytes {
+    let Some(_) = r.custom else { return stored };
+    let api_version = format!("{}/{}", r.group, r.version);
+    let marker = format!("\"apiVersion\":\"{api_version}\"");
+    if memchr::memmem::find(&stored, marker.as_bytes()).is_some() {
+        return stored;
+    }
+    match serde_json::from_slice::<Value>(&stored) {
+        Ok(mut obj) => {
+            obj["apiVersion"] = json!(api_version);
+            serde_json::to_vec(&obj)
+                .map(bytes::Bytes::from)
+                .unwrap_or(stored)
+        }
+        Err(_) => stored,
+    }
+}
+
 /// A JSONPath such as `.spec.replicas` as a JSON pointer.
 pub fn json_path_pointer(path: &str) -> String {
     let mut out = String::new();

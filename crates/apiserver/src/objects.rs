@@ -77,7 +77,9 @@ pub fn generate_name(prefix: &str) -> String {
 
 /// A random (version 4) UUID, from the thread-local generator rather than a system call.
 pub fn new_uid() -> String {
-    uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 /// Parses a resourceVersion parameter ("" = unset).

@@ -345,7 +345,7 @@ impl Registry {
         name: &str,
     ) -> ApiResult<Bytes> {
         match self.store.get(&r.key(namespace, name)).await? {
-            Some(kv) => Ok(kv.value),
+            Some(kv) => Ok(crate::crd::present(r, kv.value)),
             None => Err(ApiError::not_found(r, name)),
         }
     }
@@ -470,7 +470,7 @@ impl Registry {
                 if let Some(kv) = self.store.get(&key).await? {
                     let obj = decode(&kv.value)?;
                     if plan.labels.matches_object(&obj) && plan.fields.matches(r, &obj) {
-                        items.push(kv.value);
+                        items.push(crate::crd::present(r, kv.value));
                     }
                 }
                 return Ok(ListPage {
@@ -522,7 +522,7 @@ impl Registry {
                         continue;
                     }
                 }
-                items.push(kv.value);
+                items.push(crate::crd::present(r, kv.value));
             }
             if more {
                 break;
@@ -837,7 +837,7 @@ impl Registry {
             meta_mut(&mut next).remove("resourceVersion");
             if next == old_cmp {
                 return Ok(Written {
-                    body: kv.value,
+                    body: crate::crd::present(r, kv.value),
                     created: false,
                     warnings,
                 });

@@ -169,7 +169,7 @@ pub fn start(
                     if tx
                         .send(WatchEvent {
                             kind: "ADDED",
-                            object: kv.value,
+                            object: crate::crd::present(r, kv.value),
                         })
                         .await
                         .is_err()
@@ -195,13 +195,13 @@ pub fn start(
                     // Everything up to this revision is already queued in `watch`.
                     let revision = registry2.store().current_revision();
                     while let Some(ev) = watch.try_next() {
-                        if !forward(&tx, ev, &matcher).await { return; }
+                        if !forward(&tx, r, ev, &matcher).await { return; }
                     }
                     if tx.send(bookmark(r, revision, false)).await.is_err() { return; }
                 }
                 ev = watch.next() => {
                     let Some(ev) = ev else { return };
-                    if !forward(&tx, ev, &matcher).await { return; }
+                    if !forward(&tx, r, ev, &matcher).await { return; }
                 }
             }
         }
@@ -229,6 +229,7 @@ impl<F: Fn(&Value) -> bool> Matcher<F> {
 /// the client is gone.
 async fn forward<F: Fn(&Value) -> bool + Send>(
     tx: &mpsc::Sender<WatchEvent>,
+    r: &ResourceType,
     ev: store::Event,
     matcher: &Matcher<F>,
 ) -> bool {
@@ -245,7 +246,7 @@ async fn forward<F: Fn(&Value) -> bool + Send>(
     };
     tx.send(WatchEvent {
         kind,
-        object: ev.kv.value,
+        object: crate::crd::present(r, ev.kv.value),
     })
     .await
     .is_ok()

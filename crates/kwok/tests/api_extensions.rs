@@ -241,3 +241,53 @@ fn kubectl_1_33_generators_send_protobuf() {
     let out = server.ok(33, &["auth", "can-i", "create", "pods"]);
     assert_eq!(out.trim(), "yes");
 }
+
+#[test]
+fn crd_versions_share_storage() {
+    let server = Server::start();
+    let dir = server.dir.path();
+    let two_versions = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names: {plural: gadgets, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+  - name: v2
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+    let crd = write(dir, "crd.yaml", two_versions);
+    server.ok(33, &["apply", "-f", crd.to_str().unwrap()]);
+    server.ok(
+        33,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/gadgets.example.com",
+            "--timeout=10s",
+        ],
+    );
+    let g = write(
+        dir,
+        "g.yaml",
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g1\nsize: 2\n",
+    );
+    server.ok(33, &["apply", "-f", g.to_str().unwrap()]);
+    let v2 = json(&server.ok(33, &["get", "--raw", "/apis/example.com/v2/gadgets/g1"]));
+    assert_eq!(v2["apiVersion"], "example.com/v2");
+    assert_eq!(v2["size"], 2);
+    let list = json(&server.ok(33, &["get", "--raw", "/apis/example.com/v2/gadgets"]));
+    assert_eq!(list["items"][0]["apiVersion"], "example.com/v2");
+    let v1 = json(&server.ok(33, &["get", "--raw", "/apis/example.com/v1/gadgets/g1"]));
+    assert_eq!(v1["apiVersion"], "example.com/v1");
+}
