@@ -64,6 +64,11 @@ pub enum Command {
     Get(GetCommand),
     /// Logs one of [audit, kube-apiserver, ...]
     Logs(LogsArgs),
+    /// Scale a resource in cluster
+    Scale(ScaleArgs),
+    /// Snapshot [save, restore, export] one of cluster
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Exports one of [logs]
     #[command(subcommand)]
     Export(ExportCommand),
@@ -254,4 +259,80 @@ pub struct BenchArgs {
     /// How many create/delete cycles to measure
     #[arg(long, default_value_t = 20)]
     pub iterations: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// The resource to scale: node, pod, or the name of a KwokctlResource from the config
+    pub kind: String,
+    /// The name of the scale: objects are named <name>-000000, ... (default: the resource name)
+    #[arg(id = "scale_name", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Number of replicas
+    #[arg(long, default_value_t = 1)]
+    pub replicas: u64,
+    /// Length of the serial number in object names
+    #[arg(long, default_value_t = 6)]
+    pub serial_length: usize,
+    /// Namespace of namespaced resources
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Parameter assignments, e.g. '.allocatable.cpu="64"' or '.nodeName="node-000000"'
+    #[arg(long)]
+    pub param: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save the snapshot of cluster
+    Save(SnapshotSaveArgs),
+    /// Restore the snapshot of cluster
+    Restore(SnapshotRestoreArgs),
+    /// Export the snapshot of any cluster (read through its kubeconfig) in the k8s format
+    Export(SnapshotExportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotSaveArgs {
+    /// Path to the snapshot
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Format of the snapshot file (etcd, k8s)
+    #[arg(long, default_value = "etcd")]
+    pub format: String,
+    /// Filter the resources to save, only support for k8s format
+    #[arg(long, value_delimiter = ',')]
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotRestoreArgs {
+    /// Path to the snapshot
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Format of the snapshot file (etcd, k8s)
+    #[arg(long, default_value = "etcd")]
+    pub format: String,
+    /// Filter the resources to restore, only support for k8s format
+    #[arg(long, value_delimiter = ',')]
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotExportArgs {
+    /// Path to the snapshot
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// The kubeconfig of the cluster to export [default: ~/.kube/config]
+    #[arg(long)]
+    pub kubeconfig: Option<String>,
+    /// The context to use (default: the current context)
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Filter the resources to export
+    #[arg(long, value_delimiter = ',')]
+    pub filter: Vec<String>,
+    /// Objects per list request
+    #[arg(long, default_value_t = 500)]
+    pub page_size: usize,
 }

@@ -8,10 +8,12 @@
 //! and deleted), per-cluster locking, and the audit log of deletions.
 //!
 //! It holds no Kubernetes API semantics: the `embedded` runtime starts the `kwok apiserver`
-//! process and talks to it only to learn whether it serves (`GET /readyz`).
+//! process and talks to it to learn whether it serves (`GET /readyz`); `scale` and `snapshot`
+//! create, list and delete objects through a small HTTPS client ([`apiclient`]).
 //!
 //! The binary is a thin wrapper around [`run`].
 
+pub mod apiclient;
 pub mod audit;
 pub mod cli;
 pub mod commands;
@@ -26,7 +28,11 @@ pub mod logging;
 pub mod paths;
 pub mod probe;
 pub mod process;
+pub mod progress;
 pub mod runtime;
+pub mod scale;
+pub mod snapshot;
+pub mod template;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

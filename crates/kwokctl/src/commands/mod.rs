@@ -8,6 +8,8 @@ mod get;
 mod kubectl;
 mod lifecycle;
 mod logs;
+mod scale;
+mod snapshot;
 
 use std::process::ExitCode;
 
@@ -15,7 +17,7 @@ use clap::CommandFactory;
 
 use crate::cli::{
     Cli, Command, ConfigCommand, CreateCommand, DeleteCommand, ExportCommand, GetCommand, Shell,
-    StartCommand, StopCommand,
+    SnapshotCommand, StartCommand, StopCommand,
 };
 use crate::context::Context;
 use crate::paths::{Env, Workdir};
@@ -39,6 +41,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(GetCommand::Components(args)) => get::components(&ctx, args.output)?,
         Command::Get(GetCommand::Kubeconfig(args)) => get::kubeconfig(&ctx, &args)?,
         Command::Logs(args) => logs::logs(&ctx, &args)?,
+        Command::Scale(args) => scale::scale(&ctx, &args)?,
+        Command::Snapshot(SnapshotCommand::Save(args)) => snapshot::save(&ctx, &args)?,
+        Command::Snapshot(SnapshotCommand::Restore(args)) => snapshot::restore(&ctx, &args)?,
+        Command::Snapshot(SnapshotCommand::Export(args)) => snapshot::export(&ctx, &args)?,
         Command::Export(ExportCommand::Logs(args)) => logs::export_logs(&ctx, &args)?,
         Command::Config(ConfigCommand::View) => config_cmd::view(&ctx)?,
         Command::Config(ConfigCommand::Tidy) => config_cmd::tidy(&ctx)?,

@@ -1,0 +1,526 @@
+//! `kwokctl scale` and `kwokctl snapshot` against real embedded clusters.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::{TestEnv, kwok_binary};
+use serde_json::Value;
+
+const SCALE_LABEL: &str = "kwok.x-k8s.io/kwokctl-scale";
+
+fn new_env() -> TestEnv {
+    kwok_binary();
+    TestEnv::new()
+}
+
+fn create(env: &TestEnv, name: &str) {
+    env.kwokctl(&["--name", name, "create", "cluster", "--wait", "30s"])
+        .success();
+}
+
+/// `kubectl get <what> -o json` in cluster `name`; returns the items.
+fn items(env: &TestEnv, name: &str, args: &[&str]) -> Vec<Value> {
+    let context = format!("kwok-{name}");
+    let mut full = vec!["--context", context.as_str(), "get"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["-o", "json"]);
+    let run = env.kubectl("1.33", &full).success();
+    let list: Value = serde_json::from_str(&run.stdout).expect("kubectl prints JSON");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// `kubectl get <what> -o json` for one object in cluster `name`.
+fn get(env: &TestEnv, name: &str, args: &[&str]) -> Value {
+    let context = format!("kwok-{name}");
+    let mut full = vec!["--context", context.as_str(), "get"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["-o", "json"]);
+    let run = env.kubectl("1.33", &full).success();
+    serde_json::from_str(&run.stdout).expect("kubectl prints JSON")
+}
+
+fn names(items: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = items
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn apply(env: &TestEnv, cluster: &str, body: Value) {
+    let file = env.root.path().join(format!(
+        "{}-{}.json",
+        body["kind"].as_str().unwrap(),
+        body["metadata"]["name"].as_str().unwrap()
+    ));
+    fs::write(&file, body.to_string()).unwrap();
+    env.kubectl(
+        "1.33",
+        &[
+            "--context",
+            &format!("kwok-{cluster}"),
+            "apply",
+            "-f",
+            &file.display().to_string(),
+        ],
+    )
+    .success();
+}
+
+fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    check()
+}
+
+fn node_ready(node: &Value) -> bool {
+    node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn expected_names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:06}")).collect()
+}
+
+#[test]
+fn scale_nodes_up_and_down_and_pods_run() {
+    let env = new_env();
+    create(&env, "kwok");
+
+    let run = env
+        .kwokctl(&["scale", "node", "--replicas", "50"])
+        .success();
+    assert!(run.stderr.contains("Created resources"), "{run:?}");
+    assert!(run.stderr.contains("counter=50"), "{run:?}");
+    assert!(run.stderr.contains("elapsed="), "{run:?}");
+    let nodes = items(&env, "kwok", &["nodes"]);
+    assert_eq!(names(&nodes), expected_names("node", 50));
+    for node in &nodes {
+        assert_eq!(node["metadata"]["labels"][SCALE_LABEL], "node");
+        assert_eq!(node["metadata"]["labels"]["type"], "kwok");
+        assert_eq!(
+            node["metadata"]["annotations"]["kwok.x-k8s.io/node"],
+            "fake"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let nodes = items(&env, "kwok", &["nodes"]);
+            nodes.len() == 50 && nodes.iter().all(node_ready)
+        }),
+        "nodes did not become Ready"
+    );
+
+    // The same count again changes nothing.
+    let run = env
+        .kwokctl(&["scale", "node", "--replicas", "50"])
+        .success();
+    assert!(run.stderr.contains("Nothing to do"), "{run:?}");
+
+    // Down to 20: the newest 30 go.
+    let run = env
+        .kwokctl(&["scale", "node", "--replicas", "20"])
+        .success();
+    assert!(run.stderr.contains("Deleted resources"), "{run:?}");
+    assert!(
+        wait_until(Duration::from_secs(10), || names(&items(
+            &env,
+            "kwok",
+            &["nodes"]
+        )) == expected_names("node", 20)),
+        "scale down did not keep node-000000..node-000019"
+    );
+
+    // Pods bound to a node through --param run.
+    env.kwokctl(&[
+        "scale",
+        "pod",
+        "--replicas",
+        "10",
+        "--param",
+        ".spec.nodeName=\"node-000000\"",
+    ])
+    .success();
+    let pods = items(&env, "kwok", &["pods", "-n", "default"]);
+    assert_eq!(names(&pods), expected_names("pod", 10));
+    assert!(pods.iter().all(|p| p["spec"]["nodeName"] == "node-000000"
+        && p["metadata"]["labels"][SCALE_LABEL] == "pod"
+        && p["spec"]["containers"][0]["image"] == "busybox"));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let pods = items(&env, "kwok", &["pods", "-n", "default"]);
+            pods.len() == 10 && pods.iter().all(|p| p["status"]["phase"] == "Running")
+        }),
+        "pods did not become Running"
+    );
+
+    // Parameters of the built-in template, a custom name, a namespace and serial length.
+    env.kubectl(
+        "1.33",
+        &["--context", "kwok-kwok", "create", "namespace", "other"],
+    )
+    .success();
+    env.kwokctl(&[
+        "scale",
+        "pod",
+        "web",
+        "-n",
+        "other",
+        "--replicas",
+        "2",
+        "--serial-length",
+        "3",
+        "--param",
+        ".nodeName=\"node-000001\"",
+        "--param",
+        ".containers[0].image=\"nginx\"",
+    ])
+    .success();
+    let pods = items(&env, "kwok", &["pods", "-n", "other"]);
+    assert_eq!(names(&pods), vec!["web-000", "web-001"]);
+    assert!(pods.iter().all(|p| p["spec"]["nodeName"] == "node-000001"
+        && p["spec"]["containers"][0]["image"] == "nginx"
+        && p["metadata"]["labels"][SCALE_LABEL] == "web"));
+}
+
+#[test]
+fn kwokctl_resource_from_config_scales_other_kinds() {
+    let env = new_env();
+    create(&env, "kwok");
+    let config = env.root.path().join("resources.yaml");
+    fs::write(
+        &config,
+        r#"apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlResource
+metadata:
+  name: configmap
+parameters:
+  color: blue
+template: |-
+  apiVersion: v1
+  kind: ConfigMap
+  metadata:
+    name: {{ Name }}
+    namespace: {{ Namespace }}
+  data:
+    color: {{ .color }}
+    index: {{ Quote Index }}
+"#,
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    env.kwokctl(&[
+        "-c",
+        &config,
+        "scale",
+        "configmap",
+        "--replicas",
+        "3",
+        "--param",
+        ".color=\"green\"",
+    ])
+    .success();
+    let cms: Vec<Value> = items(&env, "kwok", &["configmaps", "-n", "default"])
+        .into_iter()
+        .filter(|c| c["metadata"]["labels"][SCALE_LABEL] == "configmap")
+        .collect();
+    assert_eq!(names(&cms), expected_names("configmap", 3));
+    let by_name: BTreeMap<String, Value> = cms
+        .iter()
+        .map(|c| {
+            (
+                c["metadata"]["name"].as_str().unwrap().to_string(),
+                c.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(by_name["configmap-000002"]["data"]["index"], "2");
+    assert_eq!(by_name["configmap-000000"]["data"]["color"], "green");
+
+    env.kwokctl(&["-c", &config, "scale", "configmap", "--replicas", "1"])
+        .success();
+    let left: Vec<Value> = items(&env, "kwok", &["configmaps", "-n", "default"])
+        .into_iter()
+        .filter(|c| c["metadata"]["labels"][SCALE_LABEL] == "configmap")
+        .collect();
+    assert_eq!(names(&left), expected_names("configmap", 1));
+
+    // An unknown resource says what is available.
+    let run = env
+        .kwokctl(&["scale", "widget", "--replicas", "1"])
+        .failure();
+    assert!(run.stderr.contains("KwokctlResource"), "{run:?}");
+}
+
+#[test]
+fn snapshot_k8s_restores_into_another_cluster_with_owners_relinked() {
+    let env = new_env();
+    create(&env, "a");
+    env.kwokctl(&["--name", "a", "scale", "node", "--replicas", "3"])
+        .success();
+    // An owner chain no built-in controller acts on: ConfigMap -> ConfigMap, ConfigMap -> Pod.
+    apply(
+        &env,
+        "a",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "owner", "namespace": "default", "labels": {"app": "web"}},
+            "data": {"k": "v"}
+        }),
+    );
+    let owner_uid = get(&env, "a", &["configmap", "owner", "-n", "default"])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let owner_ref = serde_json::json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                                        "uid": owner_uid, "controller": true, "blockOwnerDeletion": true}]);
+    apply(
+        &env,
+        "a",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "child", "namespace": "default", "ownerReferences": owner_ref},
+            "data": {"k": "v"}
+        }),
+    );
+    apply(
+        &env,
+        "a",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "default", "labels": {"app": "web", "tier": "front"},
+                         "ownerReferences": owner_ref},
+            "spec": {"nodeName": "node-000001", "containers": [{"name": "c", "image": "busybox"}]}
+        }),
+    );
+
+    let path = env.root.path().join("snap").join("a.yaml");
+    let path_s = path.display().to_string();
+    env.kwokctl(&[
+        "--name", "a", "snapshot", "save", "--format", "k8s", "--path", &path_s,
+    ])
+    .success();
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("kind: Node"), "{text}");
+    assert!(text.contains("name: child"), "{text}");
+    assert!(text.contains("---"), "{text}");
+
+    // The path must not exist yet.
+    let again = env
+        .kwokctl(&[
+            "--name", "a", "snapshot", "save", "--format", "k8s", "--path", &path_s,
+        ])
+        .failure();
+    assert!(again.stderr.contains("already exists"), "{again:?}");
+    let bad = env
+        .kwokctl(&[
+            "--name", "a", "snapshot", "save", "--format", "zip", "--path", "x",
+        ])
+        .failure();
+    assert!(bad.stderr.contains("unsupport format"), "{bad:?}");
+
+    create(&env, "b");
+    let run = env
+        .kwokctl(&[
+            "--name", "b", "snapshot", "restore", "--format", "k8s", "--path", &path_s,
+        ])
+        .success();
+    assert!(run.stderr.contains("Restored snapshot"), "{run:?}");
+
+    assert_eq!(
+        names(&items(&env, "b", &["nodes"])),
+        expected_names("node", 3)
+    );
+    let nodes_b = items(&env, "b", &["nodes"]);
+    assert!(
+        nodes_b
+            .iter()
+            .all(|n| n["metadata"]["labels"][SCALE_LABEL] == "node")
+    );
+    let get_cm = |name: &str| get(&env, "b", &["configmap", name, "-n", "default"]);
+    let owner_b = get_cm("owner");
+    let new_owner_uid = owner_b["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_ne!(new_owner_uid, owner_uid);
+    assert_eq!(owner_b["metadata"]["labels"]["app"], "web");
+    let child_b = get_cm("child");
+    assert_eq!(
+        child_b["metadata"]["ownerReferences"][0]["uid"],
+        new_owner_uid
+    );
+    let pods_b = items(&env, "b", &["pods", "-n", "default"]);
+    assert_eq!(names(&pods_b), vec!["web-1"]);
+    let pod = &pods_b[0];
+    assert_eq!(pod["metadata"]["labels"]["tier"], "front");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], new_owner_uid);
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["name"], "owner");
+    // The garbage collector keeps the dependents: their owner exists.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        names(&items(&env, "b", &["pods", "-n", "default"])),
+        vec!["web-1"]
+    );
+    get_cm("child");
+
+    // Restoring the same snapshot again finds everything in place.
+    env.kwokctl(&[
+        "--name", "b", "snapshot", "restore", "--format", "k8s", "--path", &path_s,
+    ])
+    .success();
+}
+
+fn resource_versions(env: &TestEnv, cluster: &str) -> BTreeMap<String, String> {
+    items(env, cluster, &["nodes"])
+        .iter()
+        .chain(items(env, cluster, &["configmaps", "-n", "default"]).iter())
+        .map(|o| {
+            (
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap_or(""),
+                    o["metadata"]["name"].as_str().unwrap()
+                ),
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn snapshot_etcd_preserves_resource_versions() {
+    let env = new_env();
+    create(&env, "kwok");
+    env.kwokctl(&["scale", "node", "--replicas", "5"]).success();
+    apply(
+        &env,
+        "kwok",
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": "keep", "namespace": "default"}, "data": {"a": "1"}}),
+    );
+    // Let the simulator settle so nothing changes between reading and saving.
+    assert!(wait_until(Duration::from_secs(10), || items(
+        &env,
+        "kwok",
+        &["nodes"]
+    )
+    .iter()
+    .all(node_ready)));
+    std::thread::sleep(Duration::from_secs(1));
+    let path = env.root.path().join("store.db");
+    let path_s = path.display().to_string();
+    let run = env
+        .kwokctl(&["snapshot", "save", "--path", &path_s])
+        .success();
+    assert!(path.is_file());
+    assert!(run.stderr.contains("Saved snapshot"), "{run:?}");
+    let before = resource_versions(&env, "kwok");
+    assert!(before.len() >= 6, "{before:?}");
+
+    // Change things, then go back.
+    env.kwokctl(&["scale", "node", "--replicas", "1"]).success();
+    env.kubectl(
+        "1.33",
+        &["--context", "kwok-kwok", "delete", "configmap", "keep"],
+    )
+    .success();
+    let run = env
+        .kwokctl(&["snapshot", "restore", "--path", &path_s])
+        .success();
+    assert!(run.stderr.contains("Restored snapshot"), "{run:?}");
+    let after = resource_versions(&env, "kwok");
+    for (key, rv) in &before {
+        assert_eq!(after.get(key), Some(rv), "{key}: {after:?}");
+    }
+    let wide = env.kwokctl(&["get", "clusters", "-o", "wide"]).success();
+    assert!(wide.stdout.contains("Ready"), "{}", wide.stdout);
+
+    let missing = env
+        .kwokctl(&["snapshot", "restore", "--path", "/nonexistent/x.db"])
+        .failure();
+    assert!(missing.stderr.contains("does not exist"), "{missing:?}");
+}
+
+#[test]
+fn snapshot_export_reads_any_cluster_through_a_kubeconfig() {
+    let env = new_env();
+    create(&env, "kwok");
+    env.kwokctl(&["scale", "node", "--replicas", "7"]).success();
+    env.kwokctl(&[
+        "scale",
+        "pod",
+        "--replicas",
+        "3",
+        "--param",
+        ".spec.nodeName=\"node-000000\"",
+    ])
+    .success();
+
+    // The user's kubeconfig (certificate files) ...
+    let out = env.root.path().join("export.yaml");
+    env.kwokctl(&[
+        "snapshot",
+        "export",
+        "--kubeconfig",
+        &env.kubeconfig.display().to_string(),
+        "--path",
+        &out.display().to_string(),
+        "--page-size",
+        "2",
+    ])
+    .success();
+    let text = fs::read_to_string(&out).unwrap();
+    assert_eq!(text.matches("kind: Node\n").count(), 7, "{text}");
+    assert_eq!(text.matches("kind: Pod\n").count(), 3, "{text}");
+
+    // ... and a flattened one (embedded data), filtered.
+    let flat = env.kwokctl(&["get", "kubeconfig"]).success();
+    let flat_path = env.root.path().join("flat.yaml");
+    fs::write(&flat_path, flat.stdout).unwrap();
+    let out2 = env.root.path().join("nodes.yaml");
+    env.kwokctl(&[
+        "snapshot",
+        "export",
+        "--kubeconfig",
+        &flat_path.display().to_string(),
+        "--path",
+        &out2.display().to_string(),
+        "--filter",
+        "node",
+    ])
+    .success();
+    let text = fs::read_to_string(&out2).unwrap();
+    assert_eq!(text.matches("kind: Node\n").count(), 7, "{text}");
+    assert!(!text.contains("kind: Pod\n"));
+
+    // The export restores like a saved snapshot.
+    create(&env, "copy");
+    env.kwokctl(&[
+        "--name",
+        "copy",
+        "snapshot",
+        "restore",
+        "--format",
+        "k8s",
+        "--path",
+        &out.display().to_string(),
+    ])
+    .success();
+    assert_eq!(
+        names(&items(&env, "copy", &["nodes"])),
+        expected_names("node", 7)
+    );
+}
