@@ -1,7 +1,16 @@
 //! The cluster's built-in controllers, reaching the cluster only through [`client::Cluster`]:
-//! for now the garbage collector, which makes `ownerReferences` and the `Foreground` and
-//! `Orphan` deletion policies work.
+//! the garbage collector, which makes `ownerReferences` and the `Foreground` and `Orphan`
+//! deletion policies work, the scheduler, which binds pods to nodes, and the workload
+//! controllers (ReplicaSet, Deployment, Job) over one shared informer cache.
 
+pub mod deployment;
 pub mod gc;
+mod informer;
+pub mod job;
+pub mod replicaset;
+pub mod scheduler;
+pub mod workloads;
 
 pub use gc::GarbageCollector;
+pub use scheduler::Scheduler;
+pub use workloads::{WORKLOAD_CONTROLLERS, Workloads};

@@ -85,7 +85,8 @@ struct ApiserverArgs {
     #[arg(long, default_value_t = false)]
     simulate: bool,
     /// Built-in controllers to run in-process: `*` for all, or a comma-separated list
-    /// (`garbage-collector`); empty for none.
+    /// (`garbage-collector`, `scheduler`, `replicaset`, `replicationcontroller`, `deployment`,
+    /// `job`); empty for none.
     #[arg(long, default_value = "*")]
     controllers: String,
 }
@@ -154,9 +155,11 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         .filter(|c| !c.is_empty())
         .collect();
     for name in &wanted {
-        if !matches!(*name, "*" | "garbage-collector") {
+        if !matches!(*name, "*" | "garbage-collector" | "scheduler")
+            && !controllers::WORKLOAD_CONTROLLERS.contains(name)
+        {
             anyhow::bail!(
-                "unknown controller {name:?} in --controllers (known: garbage-collector)"
+                "unknown controller {name:?} in --controllers (known: garbage-collector, scheduler, replicaset, replicationcontroller, deployment, job)"
             );
         }
     }
@@ -174,6 +177,18 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             .map(|r| client::Resource::new(r.group, r.version, r.plural, r.kind, r.namespaced))
             .collect();
         tokio::spawn(controllers::GarbageCollector::new(cluster, types).run());
+    }
+    if wanted.iter().any(|c| *c == "*" || *c == "scheduler") {
+        let cluster: Arc<dyn client::Cluster> =
+            Arc::new(client::LocalCluster::new(server.registry.clone()));
+        tokio::spawn(controllers::Scheduler::new(cluster).run());
+    }
+    let workloads = controllers::Workloads::only(
+        Arc::new(client::LocalCluster::new(server.registry.clone())),
+        &wanted,
+    );
+    if !workloads.is_empty() {
+        tokio::spawn(workloads.run());
     }
     if args.simulate {
         let cluster: Arc<dyn client::Cluster> =

@@ -152,12 +152,14 @@ fn lifecycle(minor: u32) {
     let err = server.fails(minor, &["replace", "-f", replaced.to_str().unwrap()]);
     assert!(err.contains("the object has been modified"), "{err}");
 
-    // Field selectors kubectl relies on.
+    // Field selectors kubectl relies on (the deployment's pods are left out by label).
     let out = server.ok(
         minor,
         &[
             "get",
             "pods",
+            "-l",
+            "app=solo",
             "--field-selector",
             "status.phase!=Failed,spec.nodeName=",
             "-o",
@@ -356,25 +358,79 @@ fn namespaces_terminate_and_take_their_content() {
 fn cascading_deletion(minor: u32) {
     let server = Server::start();
     let dir = server.dir.path();
-    for (owner, child) in [("fg", "fg-child"), ("orph", "orph-child"), ("bg", "bg-child")] {
-        server.ok(minor, &["apply", "-f", write(dir, "o.yaml", &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {owner}\n")).to_str().unwrap()]);
-        let uid = server.ok(minor, &["get", "cm", owner, "-o", "jsonpath={.metadata.uid}"]);
+    for (owner, child) in [
+        ("fg", "fg-child"),
+        ("orph", "orph-child"),
+        ("bg", "bg-child"),
+    ] {
+        server.ok(
+            minor,
+            &[
+                "apply",
+                "-f",
+                write(
+                    dir,
+                    "o.yaml",
+                    &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {owner}\n"),
+                )
+                .to_str()
+                .unwrap(),
+            ],
+        );
+        let uid = server.ok(
+            minor,
+            &["get", "cm", owner, "-o", "jsonpath={.metadata.uid}"],
+        );
         let dependent = format!(
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {child}\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: {owner}\n    uid: {uid}\n    blockOwnerDeletion: true\n"
         );
-        server.ok(minor, &["apply", "-f", write(dir, "d.yaml", &dependent).to_str().unwrap()]);
+        server.ok(
+            minor,
+            &[
+                "apply",
+                "-f",
+                write(dir, "d.yaml", &dependent).to_str().unwrap(),
+            ],
+        );
     }
-    server.ok(minor, &["delete", "cm", "fg", "--cascade=foreground", "--timeout=30s"]);
-    server.ok(minor, &["wait", "--for=delete", "secret/fg-child", "--timeout=30s"]);
+    server.ok(
+        minor,
+        &[
+            "delete",
+            "cm",
+            "fg",
+            "--cascade=foreground",
+            "--timeout=30s",
+        ],
+    );
+    server.ok(
+        minor,
+        &["wait", "--for=delete", "secret/fg-child", "--timeout=30s"],
+    );
     server.fails(minor, &["get", "cm", "fg"]);
 
-    server.ok(minor, &["delete", "cm", "orph", "--cascade=orphan", "--timeout=30s"]);
+    server.ok(
+        minor,
+        &["delete", "cm", "orph", "--cascade=orphan", "--timeout=30s"],
+    );
     server.fails(minor, &["get", "cm", "orph"]);
-    let refs = server.ok(minor, &["get", "secret", "orph-child", "-o", "jsonpath={.metadata.ownerReferences}"]);
+    let refs = server.ok(
+        minor,
+        &[
+            "get",
+            "secret",
+            "orph-child",
+            "-o",
+            "jsonpath={.metadata.ownerReferences}",
+        ],
+    );
     assert!(refs.trim().is_empty() || refs.trim() == "[]", "{refs}");
 
     server.ok(minor, &["delete", "cm", "bg"]);
-    server.ok(minor, &["wait", "--for=delete", "secret/bg-child", "--timeout=30s"]);
+    server.ok(
+        minor,
+        &["wait", "--for=delete", "secret/bg-child", "--timeout=30s"],
+    );
 }
 
 #[test]

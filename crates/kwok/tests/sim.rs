@@ -116,9 +116,11 @@ async fn default_scenario(c: &dyn Cluster, node_ip: Option<&str>) {
     let mut hn = pod("hn", "n1");
     hn["spec"]["hostNetwork"] = json!(true);
     c.create(&pods, Some("default"), &hn).await.unwrap();
-    // A pod bound through pods/binding.
+    // A pod bound through pods/binding (by hand: the built-in scheduler leaves pods that
+    // name another scheduler alone).
     let mut p2 = pod("p2", "n1");
     p2["spec"].as_object_mut().unwrap().remove("nodeName");
+    p2["spec"]["schedulerName"] = json!("manual-scheduler");
     c.create(&pods, Some("default"), &p2).await.unwrap();
     c.bind("default", "p2", "n1").await.unwrap();
     // A Job's pod.

@@ -1,0 +1,980 @@
+//! Shared machinery of the workload controllers: one list+watch per kind feeding an in-memory
+//! cache, event handlers that turn changes into keys, a work queue of keys with rate-limited
+//! retries, creation/deletion expectations, and small helpers on object JSON (selectors, owner
+//! references, pod readiness, timestamps).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use client::{Cluster, ListParams, Resource, WatchEvent};
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// The kinds the workload controllers follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Pod,
+    ReplicaSet,
+    Deployment,
+    Job,
+    ReplicationController,
+}
+
+impl Kind {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn resource(self) -> Resource {
+        match self {
+            Kind::Pod => Resource::pods(),
+            Kind::ReplicaSet => Resource::new("apps", "v1", "replicasets", "ReplicaSet", true),
+            Kind::Deployment => Resource::new("apps", "v1", "deployments", "Deployment", true),
+            Kind::Job => Resource::new("batch", "v1", "jobs", "Job", true),
+            Kind::ReplicationController => Resource::new(
+                "",
+                "v1",
+                "replicationcontrollers",
+                "ReplicationController",
+                true,
+            ),
+        }
+    }
+}
+
+/// A change seen by an informer.
+pub struct Event {
+    pub kind: Kind,
+    pub old: Option<Arc<Value>>,
+    pub new: Option<Arc<Value>>,
+}
+
+type Objects = HashMap<String, BTreeMap<String, Arc<Value>>>;
+
+/// The objects of every followed kind, by namespace and name.
+#[derive(Default)]
+pub struct Cache {
+    stores: [RwLock<Objects>; 5],
+    synced: [AtomicBool; 5],
+}
+
+impl Cache {
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        let store = self.stores[kind.index()].read().unwrap();
+        store.get(namespace)?.get(name).cloned()
+    }
+
+    pub fn list(&self, kind: Kind, namespace: &str) -> Vec<Arc<Value>> {
+        let store = self.stores[kind.index()].read().unwrap();
+        store
+            .get(namespace)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn put(&self, kind: Kind, obj: Arc<Value>) -> Option<Arc<Value>> {
+        let mut store = self.stores[kind.index()].write().unwrap();
+        store
+            .entry(namespace(&obj).to_string())
+            .or_default()
+            .insert(name(&obj).to_string(), obj)
+    }
+
+    fn remove(&self, kind: Kind, obj: &Value) -> Option<Arc<Value>> {
+        let mut store = self.stores[kind.index()].write().unwrap();
+        let ns = store.get_mut(namespace(obj))?;
+        let old = ns.remove(name(obj));
+        if ns.is_empty() {
+            store.remove(namespace(obj));
+        }
+        old
+    }
+
+    fn all(&self, kind: Kind) -> Vec<Arc<Value>> {
+        let store = self.stores[kind.index()].read().unwrap();
+        store.values().flat_map(|m| m.values().cloned()).collect()
+    }
+
+    pub fn synced(&self, kinds: &[Kind]) -> bool {
+        kinds
+            .iter()
+            .all(|k| self.synced[k.index()].load(Ordering::Acquire))
+    }
+
+    /// Waits until every kind has been listed once.
+    pub async fn wait_synced(&self, kinds: &[Kind]) {
+        while !self.synced(kinds) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+pub type Handler = Arc<dyn Fn(&Cache, &Event) + Send + Sync>;
+
+/// Starts one list+watch task per kind, each updating the cache and calling every handler.
+pub fn start_informers(
+    cluster: Arc<dyn Cluster>,
+    cache: Arc<Cache>,
+    kinds: &[Kind],
+    handlers: Vec<Handler>,
+) {
+    let handlers = Arc::new(handlers);
+    for &kind in kinds {
+        tokio::spawn(follow(
+            cluster.clone(),
+            cache.clone(),
+            kind,
+            handlers.clone(),
+        ));
+    }
+}
+
+fn dispatch(cache: &Cache, handlers: &[Handler], event: Event) {
+    for h in handlers {
+        h(cache, &event);
+    }
+}
+
+async fn follow(
+    cluster: Arc<dyn Cluster>,
+    cache: Arc<Cache>,
+    kind: Kind,
+    handlers: Arc<Vec<Handler>>,
+) {
+    let r = kind.resource();
+    let mut resource_version: Option<String> = None;
+    loop {
+        if resource_version.is_none() {
+            let list = match client::list_all(&*cluster, &r, None, &ListParams::default()).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(kind = ?kind, error = %e, "list");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut seen = HashSet::new();
+            for item in list.items {
+                let item = Arc::new(item);
+                seen.insert((namespace(&item).to_string(), name(&item).to_string()));
+                let old = cache.put(kind, item.clone());
+                if old.as_ref().map(|o| resource_version_of(o)) != Some(resource_version_of(&item))
+                {
+                    dispatch(
+                        &cache,
+                        &handlers,
+                        Event {
+                            kind,
+                            old,
+                            new: Some(item),
+                        },
+                    );
+                }
+            }
+            for stale in cache.all(kind) {
+                if !seen.contains(&(namespace(&stale).to_string(), name(&stale).to_string())) {
+                    cache.remove(kind, &stale);
+                    dispatch(
+                        &cache,
+                        &handlers,
+                        Event {
+                            kind,
+                            old: Some(stale),
+                            new: None,
+                        },
+                    );
+                }
+            }
+            cache.synced[kind.index()].store(true, Ordering::Release);
+            resource_version = Some(list.resource_version);
+        }
+        let params = ListParams {
+            resource_version: resource_version.clone(),
+            allow_bookmarks: true,
+            timeout_seconds: Some(600),
+            ..Default::default()
+        };
+        let mut stream = match cluster.watch(&r, None, &params).await {
+            Ok(s) => s,
+            Err(e) => {
+                if e.is_gone() {
+                    resource_version = None;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        while let Some(ev) = stream.next().await {
+            let event = match ev {
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                    resource_version = Some(resource_version_of(&o).to_string());
+                    let o = Arc::new(o);
+                    let old = cache.put(kind, o.clone());
+                    Event {
+                        kind,
+                        old,
+                        new: Some(o),
+                    }
+                }
+                WatchEvent::Deleted(o) => {
+                    resource_version = Some(resource_version_of(&o).to_string());
+                    let old = cache.remove(kind, &o).unwrap_or_else(|| Arc::new(o));
+                    Event {
+                        kind,
+                        old: Some(old),
+                        new: None,
+                    }
+                }
+                WatchEvent::Bookmark(rv) => {
+                    resource_version = Some(rv);
+                    continue;
+                }
+                WatchEvent::Error(e) => {
+                    if e.is_gone() {
+                        resource_version = None;
+                    }
+                    break;
+                }
+            };
+            dispatch(&cache, &handlers, event);
+        }
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    ready: VecDeque<String>,
+    queued: HashSet<String>,
+    active: HashSet<String>,
+    dirty: HashSet<String>,
+    delayed: BinaryHeap<Reverse<(Instant, String)>>,
+    failures: HashMap<String, u32>,
+}
+
+impl QueueState {
+    fn push(&mut self, key: String) -> bool {
+        if self.active.contains(&key) {
+            self.dirty.insert(key);
+            false
+        } else if self.queued.insert(key.clone()) {
+            self.ready.push_back(key);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Keys to reconcile: each key is queued at most once and handled by one worker at a time; a
+/// key added while it is being handled is handled again afterwards.
+#[derive(Default)]
+pub struct WorkQueue {
+    state: Mutex<QueueState>,
+    notify: Notify,
+}
+
+impl WorkQueue {
+    pub fn add(&self, key: String) {
+        if self.state.lock().unwrap().push(key) {
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn add_after(&self, key: String, delay: Duration) {
+        if delay.is_zero() {
+            return self.add(key);
+        }
+        self.state
+            .lock()
+            .unwrap()
+            .delayed
+            .push(Reverse((Instant::now() + delay, key)));
+        self.notify.notify_one();
+    }
+
+    /// Requeues after a delay that doubles with each consecutive failure (5 ms up to 30 s).
+    pub fn retry(&self, key: String) {
+        let n = {
+            let mut s = self.state.lock().unwrap();
+            let n = s.failures.entry(key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let delay =
+            Duration::from_millis(5u64.saturating_mul(1 << n.min(13))).min(Duration::from_secs(30));
+        self.add_after(key, delay);
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.state.lock().unwrap().failures.remove(key);
+    }
+
+    /// The next key to handle; call [`WorkQueue::done`] when finished with it.
+    pub async fn next(&self) -> String {
+        loop {
+            let notified = self.notify.notified();
+            let wake = {
+                let mut s = self.state.lock().unwrap();
+                let now = Instant::now();
+                while let Some(Reverse((at, _))) = s.delayed.peek() {
+                    if *at > now {
+                        break;
+                    }
+                    let Reverse((_, key)) = s.delayed.pop().unwrap();
+                    s.push(key);
+                }
+                if let Some(key) = s.ready.pop_front() {
+                    s.queued.remove(&key);
+                    s.active.insert(key.clone());
+                    return key;
+                }
+                s.delayed.peek().map(|Reverse((at, _))| *at)
+            };
+            match wake {
+                Some(at) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    pub fn done(&self, key: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.active.remove(key);
+        if s.dirty.remove(key) && s.push(key.to_string()) {
+            drop(s);
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// What a sync asks for: nothing more, or another look after a delay.
+pub type SyncResult = Result<Option<Duration>, client::Error>;
+
+/// Runs `workers` loops taking keys from the queue and syncing them.
+pub fn spawn_workers<F, Fut>(queue: Arc<WorkQueue>, workers: usize, name: &'static str, sync: F)
+where
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = SyncResult> + Send + 'static,
+{
+    for _ in 0..workers {
+        let queue = queue.clone();
+        let sync = sync.clone();
+        tokio::spawn(async move {
+            loop {
+                let key = queue.next().await;
+                let result = sync(key.clone()).await;
+                queue.done(&key);
+                match result {
+                    Ok(None) => queue.forget(&key),
+                    Ok(Some(after)) => {
+                        queue.forget(&key);
+                        queue.add_after(key, after);
+                    }
+                    Err(e) => {
+                        if e.is_conflict() {
+                            tracing::debug!(controller = name, %key, error = %e, "conflict, requeue");
+                        } else {
+                            tracing::warn!(controller = name, %key, error = %e, "sync failed");
+                        }
+                        queue.retry(key);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Pod creations and deletions a controller has asked for and not yet seen in its cache.
+#[derive(Default)]
+pub struct Expectations {
+    map: Mutex<HashMap<String, (i64, i64, std::time::Instant)>>,
+}
+
+const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Expectations {
+    pub fn expect(&self, key: &str, adds: i64, dels: i64) {
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), (adds, dels, std::time::Instant::now()));
+    }
+
+    /// Adds to what is expected (a satisfied or expired record starts over).
+    pub fn raise(&self, key: &str, adds: i64, dels: i64) {
+        let mut map = self.map.lock().unwrap();
+        let now = std::time::Instant::now();
+        let e = map.entry(key.to_string()).or_insert((0, 0, now));
+        if (e.0 <= 0 && e.1 <= 0) || e.2.elapsed() > EXPECTATIONS_TIMEOUT {
+            *e = (0, 0, now);
+        }
+        e.0 += adds;
+        e.1 += dels;
+        e.2 = now;
+    }
+
+    pub fn observed(&self, key: &str, adds: i64, dels: i64) {
+        if let Some(e) = self.map.lock().unwrap().get_mut(key) {
+            e.0 -= adds;
+            e.1 -= dels;
+        }
+    }
+
+    /// Whether the cache has caught up with earlier requests (or they are too old to wait for).
+    pub fn satisfied(&self, key: &str) -> bool {
+        match self.map.lock().unwrap().get(key) {
+            None => true,
+            Some((a, d, at)) => (*a <= 0 && *d <= 0) || at.elapsed() > EXPECTATIONS_TIMEOUT,
+        }
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.map.lock().unwrap().remove(key);
+    }
+}
+
+/// Feeds pod creations/deletions of pods controlled by `owner_kind` into the expectations.
+pub fn observe_pod_expectations(event: &Event, owner_kind: &str, exp: &Expectations) {
+    let (old, new) = (event.old.as_deref(), event.new.as_deref());
+    match (old, new) {
+        (None, Some(pod)) => {
+            if let Some(key) = controller_key(pod, owner_kind) {
+                exp.observed(&key, 1, 0);
+                if is_deleting(pod) {
+                    exp.observed(&key, 0, 1);
+                }
+            }
+        }
+        (Some(old), Some(new)) if !is_deleting(old) && is_deleting(new) => {
+            if let Some(key) = controller_key(new, owner_kind) {
+                exp.observed(&key, 0, 1);
+            }
+        }
+        (Some(old), None) if !is_deleting(old) => {
+            if let Some(key) = controller_key(old, owner_kind) {
+                exp.observed(&key, 0, 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---- object helpers ----
+
+pub fn namespace(obj: &Value) -> &str {
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+pub fn name(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+pub fn uid(obj: &Value) -> &str {
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+pub fn resource_version_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+pub fn key_of(obj: &Value) -> String {
+    format!("{}/{}", namespace(obj), name(obj))
+}
+
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
+
+pub fn is_deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}
+
+pub fn generation(obj: &Value) -> i64 {
+    obj.pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+pub fn labels(obj: &Value) -> &Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    obj.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+}
+
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+pub fn int_at(obj: &Value, pointer: &str) -> Option<i64> {
+    obj.pointer(pointer).and_then(Value::as_i64)
+}
+
+pub fn creation(obj: &Value) -> &str {
+    obj.pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The owner reference with `controller: true`.
+pub fn controller_ref(obj: &Value) -> Option<&Value> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("controller") == Some(&json!(true)))
+}
+
+/// `namespace/name` of the controller of `obj` when it is of `kind`.
+pub fn controller_key(obj: &Value, kind: &str) -> Option<String> {
+    let r = controller_ref(obj)?;
+    if r.get("kind").and_then(Value::as_str) != Some(kind) {
+        return None;
+    }
+    Some(format!(
+        "{}/{}",
+        namespace(obj),
+        r.get("name").and_then(Value::as_str)?
+    ))
+}
+
+pub fn controller_uid(obj: &Value) -> Option<&str> {
+    controller_ref(obj)?.get("uid").and_then(Value::as_str)
+}
+
+/// An owner reference naming `owner` as the controller.
+pub fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name(owner),
+        "uid": uid(owner),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// Whether a label selector (`matchLabels`/`matchExpressions`) matches the labels. A missing or
+/// empty selector matches nothing, as controllers treat it.
+pub fn selector_matches(selector: Option<&Value>, labels: &Map<String, Value>) -> bool {
+    let Some(sel) = selector.and_then(Value::as_object) else {
+        return false;
+    };
+    let match_labels = sel.get("matchLabels").and_then(Value::as_object);
+    let exprs = sel.get("matchExpressions").and_then(Value::as_array);
+    if match_labels.is_none_or(|m| m.is_empty()) && exprs.is_none_or(|e| e.is_empty()) {
+        return false;
+    }
+    if let Some(m) = match_labels {
+        for (k, v) in m {
+            if labels.get(k) != Some(v) {
+                return false;
+            }
+        }
+    }
+    for e in exprs.into_iter().flatten() {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let have = labels.get(key).and_then(Value::as_str);
+        let ok = match e
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+        {
+            "In" => have.is_some_and(|h| values.contains(&h)),
+            "NotIn" => have.is_none_or(|h| !values.contains(&h)),
+            "Exists" => have.is_some(),
+            "DoesNotExist" => have.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+pub fn phase(pod: &Value) -> &str {
+    pod.pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Not finished and not being deleted.
+pub fn is_pod_active(pod: &Value) -> bool {
+    !matches!(phase(pod), "Succeeded" | "Failed") && !is_deleting(pod)
+}
+
+fn ready_condition(pod: &Value) -> Option<&Value> {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c.get("type") == Some(&json!("Ready")))
+}
+
+pub fn is_pod_ready(pod: &Value) -> bool {
+    ready_condition(pod).is_some_and(|c| c.get("status") == Some(&json!("True")))
+}
+
+/// Whether the pod has been ready for `min_ready` seconds; otherwise, when it is ready, how long
+/// until it will be.
+pub fn pod_available(
+    pod: &Value,
+    min_ready: i64,
+    now: jiff::Timestamp,
+) -> (bool, Option<Duration>) {
+    if !is_pod_ready(pod) {
+        return (false, None);
+    }
+    if min_ready <= 0 {
+        return (true, None);
+    }
+    let since = ready_condition(pod)
+        .and_then(|c| c.get("lastTransitionTime"))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<jiff::Timestamp>().ok());
+    let Some(since) = since else {
+        return (true, None);
+    };
+    let elapsed = now.as_second() - since.as_second();
+    if elapsed >= min_ready {
+        (true, None)
+    } else {
+        (
+            false,
+            Some(Duration::from_secs((min_ready - elapsed) as u64) + Duration::from_millis(50)),
+        )
+    }
+}
+
+pub fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+/// RFC 3339 at second precision, as Kubernetes writes times.
+pub fn timestamp(t: jiff::Timestamp) -> String {
+    jiff::Timestamp::from_second(t.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+pub fn parse_time(s: &str) -> Option<jiff::Timestamp> {
+    s.parse().ok()
+}
+
+/// Records an Event about `obj` (failures are only logged).
+pub async fn record_event(
+    cluster: &dyn Cluster,
+    obj: &Value,
+    (api_version, obj_kind): (&str, &str),
+    component: &str,
+    kind: &str,
+    reason: &str,
+    message: &str,
+) {
+    use std::sync::atomic::AtomicU64;
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let now = timestamp(now());
+    let ns = namespace(obj);
+    let event = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": format!("{}.{:x}", name(obj), nanos.wrapping_add(seq)),
+            "namespace": ns,
+        },
+        "involvedObject": {
+            "apiVersion": api_version,
+            "kind": obj_kind,
+            "namespace": ns,
+            "name": name(obj),
+            "uid": uid(obj),
+            "resourceVersion": resource_version_of(obj),
+        },
+        "reason": reason,
+        "message": message,
+        "type": kind,
+        "source": {"component": component},
+        "reportingComponent": component,
+        "reportingInstance": component,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    if let Err(e) = cluster.create(&Resource::events(), Some(ns), &event).await {
+        tracing::debug!(error = %e, "record event");
+    }
+}
+
+/// A pod from a template: the template's labels and annotations plus the extra ones, its spec,
+/// controlled by `owner`.
+pub fn pod_from_template(
+    template: &Value,
+    namespace: &str,
+    generate_name: &str,
+    owner: Value,
+    extra_labels: &Map<String, Value>,
+    extra_annotations: &Map<String, Value>,
+) -> Value {
+    let mut labels = template
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    labels.extend(extra_labels.clone());
+    let mut annotations = template
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    annotations.extend(extra_annotations.clone());
+    let mut meta = json!({
+        "generateName": generate_name,
+        "namespace": namespace,
+        "ownerReferences": [owner],
+    });
+    if !labels.is_empty() {
+        meta["labels"] = Value::Object(labels);
+    }
+    if !annotations.is_empty() {
+        meta["annotations"] = Value::Object(annotations);
+    }
+    if let Some(f) = template.pointer("/metadata/finalizers") {
+        meta["finalizers"] = f.clone();
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// Orders pods so that the ones to delete first come first: unscheduled, then pending, then
+/// not ready, then the most recently ready, then the newest.
+pub fn deletion_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    fn rank(p: &Value) -> (u8, u8, u8) {
+        let assigned = p
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let phase = match phase(p) {
+            "Pending" | "" => 0,
+            "Unknown" => 1,
+            _ => 2,
+        };
+        (assigned as u8, phase, is_pod_ready(p) as u8)
+    }
+    rank(a)
+        .cmp(&rank(b))
+        .then_with(|| creation(b).cmp(creation(a)))
+        .then_with(|| name(b).cmp(name(a)))
+}
+
+/// Sets a status condition: unchanged when status and reason match; the transition time is kept
+/// when only the reason or message changes. Returns whether anything changed.
+pub fn set_condition(
+    conditions: &mut Vec<Value>,
+    kind: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    update_time: bool,
+) -> bool {
+    let now = timestamp(now());
+    let pos = conditions
+        .iter()
+        .position(|c| c.get("type").and_then(Value::as_str) == Some(kind));
+    let mut cond = json!({
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now,
+    });
+    if update_time {
+        cond["lastUpdateTime"] = json!(now);
+    }
+    match pos {
+        Some(i) => {
+            let old = &conditions[i];
+            if old.get("status") == Some(&json!(status))
+                && old.get("reason") == Some(&json!(reason))
+            {
+                return false;
+            }
+            if old.get("status") == Some(&json!(status))
+                && let Some(t) = old.get("lastTransitionTime")
+            {
+                cond["lastTransitionTime"] = t.clone();
+            }
+            conditions[i] = cond;
+        }
+        None => conditions.push(cond),
+    }
+    true
+}
+
+pub fn conditions_of(obj: &Value) -> Vec<Value> {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn has_condition(obj: &Value, kind: &str) -> bool {
+    conditions_of(obj)
+        .iter()
+        .any(|c| c.get("type") == Some(&json!(kind)) && c.get("status") == Some(&json!("True")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        let l = json!({"app": "web", "tier": "fe"});
+        let l = l.as_object().unwrap();
+        assert!(selector_matches(
+            Some(&json!({"matchLabels": {"app": "web"}})),
+            l
+        ));
+        assert!(!selector_matches(
+            Some(&json!({"matchLabels": {"app": "db"}})),
+            l
+        ));
+        assert!(!selector_matches(Some(&json!({})), l));
+        assert!(selector_matches(
+            Some(
+                &json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]})
+            ),
+            l
+        ));
+        assert!(!selector_matches(
+            Some(&json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})),
+            l
+        ));
+    }
+
+    #[test]
+    fn deletion_prefers_unscheduled_pending_unready_newest() {
+        let pod = |name: &str, node: Option<&str>, phase: &str, ready: bool, created: &str| {
+            let mut p = json!({"metadata": {"name": name, "creationTimestamp": created},
+                "spec": {}, "status": {"phase": phase, "conditions": [
+                    {"type": "Ready", "status": if ready { "True" } else { "False" }}]}});
+            if let Some(n) = node {
+                p["spec"]["nodeName"] = json!(n);
+            }
+            p
+        };
+        let mut pods = [
+            pod(
+                "old-ready",
+                Some("n"),
+                "Running",
+                true,
+                "2024-01-01T00:00:00Z",
+            ),
+            pod(
+                "new-ready",
+                Some("n"),
+                "Running",
+                true,
+                "2024-01-02T00:00:00Z",
+            ),
+            pod(
+                "unready",
+                Some("n"),
+                "Running",
+                false,
+                "2024-01-01T00:00:00Z",
+            ),
+            pod(
+                "pending",
+                Some("n"),
+                "Pending",
+                false,
+                "2024-01-01T00:00:00Z",
+            ),
+            pod(
+                "unscheduled",
+                None,
+                "Pending",
+                false,
+                "2024-01-01T00:00:00Z",
+            ),
+        ];
+        pods.sort_by(deletion_order);
+        let names: Vec<&str> = pods.iter().map(name).collect();
+        assert_eq!(
+            names,
+            [
+                "unscheduled",
+                "pending",
+                "unready",
+                "new-ready",
+                "old-ready"
+            ]
+        );
+    }
+
+    #[test]
+    fn expectations_wait_for_observations() {
+        let e = Expectations::default();
+        assert!(e.satisfied("k"));
+        e.expect("k", 2, 0);
+        assert!(!e.satisfied("k"));
+        e.observed("k", 1, 0);
+        assert!(!e.satisfied("k"));
+        e.observed("k", 1, 0);
+        assert!(e.satisfied("k"));
+        e.raise("k", 0, 1);
+        assert!(!e.satisfied("k"));
+        e.observed("k", 0, 1);
+        assert!(e.satisfied("k"));
+    }
+
+    #[tokio::test]
+    async fn queue_dedups_and_requeues_dirty_keys() {
+        let q = WorkQueue::default();
+        q.add("a".into());
+        q.add("a".into());
+        q.add("b".into());
+        let k = q.next().await;
+        assert_eq!(k, "a");
+        q.add("a".into());
+        assert_eq!(q.next().await, "b");
+        q.done("b");
+        q.done("a");
+        assert_eq!(q.next().await, "a");
+    }
+}
