@@ -151,3 +151,45 @@ async fn orphan_deletion_keeps_dependents_without_the_reference() {
         "{s}"
     );
 }
+
+#[tokio::test]
+async fn namespaces_get_default_service_account_and_root_ca() {
+    let server = apiserver::ApiServer::new(store::LocalStore::in_memory(), "127.0.0.1:0".into())
+        .await
+        .unwrap();
+    let cluster: Arc<dyn Cluster> = Arc::new(LocalCluster::new(server.registry.clone()));
+    tokio::spawn(controllers::NamespaceDefaults::new(cluster.clone(), Some("PEM".into())).run());
+    let sa = Resource::new("", "v1", "serviceaccounts", "ServiceAccount", true);
+    let ns = Resource::new("", "v1", "namespaces", "Namespace", false);
+    cluster
+        .create(&ns, None, &json!({"metadata": {"name": "team"}}))
+        .await
+        .unwrap();
+    for namespace in ["default", "kube-system", "team"] {
+        eventually("default service account", async || {
+            cluster.get(&sa, Some(namespace), "default").await.is_ok()
+        })
+        .await;
+        eventually("root CA config map", async || {
+            cluster
+                .get(&cms(), Some(namespace), "kube-root-ca.crt")
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+    cluster
+        .delete(&sa, Some("team"), "default", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("service account recreated", async || {
+        cluster.get(&sa, Some("team"), "default").await.is_ok()
+    })
+    .await;
+    let cm = cluster
+        .get(&cms(), Some("team"), "kube-root-ca.crt")
+        .await
+        .unwrap();
+    assert_eq!(cm["data"]["ca.crt"], "PEM");
+    std::mem::forget(server);
+}

@@ -85,7 +85,7 @@ struct ApiserverArgs {
     #[arg(long, default_value_t = false)]
     simulate: bool,
     /// Built-in controllers to run in-process: `*` for all, or a comma-separated list
-    /// (`garbage-collector`, `scheduler`, `replicaset`, `replicationcontroller`, `deployment`,
+    /// (`garbage-collector`, `scheduler`, `serviceaccount`, `replicaset`, `replicationcontroller`, `deployment`,
     /// `job`); empty for none.
     #[arg(long, default_value = "*")]
     controllers: String,
@@ -155,11 +155,13 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         .filter(|c| !c.is_empty())
         .collect();
     for name in &wanted {
-        if !matches!(*name, "*" | "garbage-collector" | "scheduler")
-            && !controllers::WORKLOAD_CONTROLLERS.contains(name)
+        if !matches!(
+            *name,
+            "*" | "garbage-collector" | "scheduler" | "serviceaccount"
+        ) && !controllers::WORKLOAD_CONTROLLERS.contains(name)
         {
             anyhow::bail!(
-                "unknown controller {name:?} in --controllers (known: garbage-collector, scheduler, replicaset, replicationcontroller, deployment, job)"
+                "unknown controller {name:?} in --controllers (known: garbage-collector, scheduler, serviceaccount, replicaset, replicationcontroller, deployment, job)"
             );
         }
     }
@@ -182,6 +184,12 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         let cluster: Arc<dyn client::Cluster> =
             Arc::new(client::LocalCluster::new(server.registry.clone()));
         tokio::spawn(controllers::Scheduler::new(cluster).run());
+    }
+    if wanted.iter().any(|c| *c == "*" || *c == "serviceaccount") {
+        let cluster: Arc<dyn client::Cluster> =
+            Arc::new(client::LocalCluster::new(server.registry.clone()));
+        let root_ca = std::fs::read_to_string(&ca).ok();
+        tokio::spawn(controllers::NamespaceDefaults::new(cluster, root_ca).run());
     }
     let workloads = controllers::Workloads::only(
         Arc::new(client::LocalCluster::new(server.registry.clone())),
