@@ -417,7 +417,10 @@ async fn acknowledged_writes_survive_kill_9() {
     server.launch();
     let client = server.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let after = cms.list(&ListParams::default().labels("set=a")).await.unwrap();
+    let after = cms
+        .list(&ListParams::default().labels("set=a"))
+        .await
+        .unwrap();
     assert_eq!(after.items.len(), 1000);
     let before: std::collections::HashMap<String, String> = written
         .iter()
