@@ -705,6 +705,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                 .filter(|r| !r.is_empty())
                 .collect();
             roles.sort();
+            roles.dedup();
             let addr = |t: &str| -> String {
                 o.pointer("/status/addresses")
                     .and_then(Value::as_array)
