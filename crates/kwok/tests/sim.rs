@@ -615,6 +615,8 @@ kind: Stage
 metadata: {name: label-node}
 spec:
   resourceRef: {apiGroup: v1, kind: Node}
+  # The default node Stages match too; a weight makes this one the pick instead of a coin toss.
+  weight: 1
   selector:
     matchLabels: {mark: "please"}
   next:
