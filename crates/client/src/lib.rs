@@ -230,3 +230,72 @@ pub async fn list_all(
         }
     }
 }
+
+/// Watches `r` for as long as the stream is polled, reconnecting after the server ends a watch:
+/// it resumes from the last revision seen (objects and bookmarks), and after 410 Gone starts
+/// over, getting the current objects again as `Added`. Yields object events only.
+pub fn watch_resuming(
+    cluster: std::sync::Arc<dyn Cluster>,
+    r: Resource,
+    params: ListParams,
+) -> WatchStream {
+    struct State {
+        cluster: std::sync::Arc<dyn Cluster>,
+        r: Resource,
+        params: ListParams,
+        stream: Option<WatchStream>,
+    }
+    let state = State {
+        cluster,
+        r,
+        params: ListParams {
+            allow_bookmarks: true,
+            timeout_seconds: params.timeout_seconds.or(Some(600)),
+            ..params
+        },
+        stream: None,
+    };
+    let events = futures::stream::unfold(state, |mut st| async move {
+        use futures::StreamExt;
+        loop {
+            let Some(stream) = st.stream.as_mut() else {
+                match st.cluster.watch(&st.r, None, &st.params).await {
+                    Ok(s) => st.stream = Some(s),
+                    Err(e) => {
+                        if e.is_gone() {
+                            st.params.resource_version = None;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+                continue;
+            };
+            let revision_of = |o: &Value| {
+                o.pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            };
+            match stream.next().await {
+                Some(WatchEvent::Bookmark(rv)) => st.params.resource_version = Some(rv),
+                Some(WatchEvent::Error(e)) => {
+                    if e.is_gone() {
+                        st.params.resource_version = None;
+                    }
+                    st.stream = None;
+                }
+                None => st.stream = None,
+                Some(
+                    ev @ (WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_)),
+                ) => {
+                    if let WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) =
+                        &ev
+                    {
+                        st.params.resource_version = revision_of(o);
+                    }
+                    return Some((ev, st));
+                }
+            }
+        }
+    });
+    Box::pin(events)
+}

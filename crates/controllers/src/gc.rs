@@ -355,54 +355,15 @@ fn apply_input(graph: &mut Graph, input: Input) -> Vec<String> {
 
 /// Lists and watches one type, resuming after disconnects, feeding the collector.
 async fn follow(cluster: Arc<dyn Cluster>, r: Resource, index: usize, tx: mpsc::Sender<Input>) {
-    let mut resource_version: Option<String> = None;
-    loop {
-        let params = ListParams {
-            resource_version: resource_version.clone(),
-            allow_bookmarks: true,
-            timeout_seconds: Some(600),
-            ..Default::default()
+    let mut events = client::watch_resuming(cluster, r, ListParams::default());
+    while let Some(ev) = events.next().await {
+        let input = match ev {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) => Input::Upsert(index, o),
+            WatchEvent::Deleted(o) => Input::Delete(o),
+            WatchEvent::Bookmark(_) | WatchEvent::Error(_) => continue,
         };
-        let mut stream = match cluster.watch(&r, None, &params).await {
-            Ok(s) => s,
-            Err(e) => {
-                if e.is_gone() {
-                    resource_version = None;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(ev) = stream.next().await {
-            let input = match ev {
-                WatchEvent::Added(o) | WatchEvent::Modified(o) => {
-                    resource_version = o
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-                        .map(String::from);
-                    Input::Upsert(index, o)
-                }
-                WatchEvent::Deleted(o) => {
-                    resource_version = o
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-                        .map(String::from);
-                    Input::Delete(o)
-                }
-                WatchEvent::Bookmark(rv) => {
-                    resource_version = Some(rv);
-                    continue;
-                }
-                WatchEvent::Error(e) => {
-                    if e.is_gone() {
-                        resource_version = None;
-                    }
-                    break;
-                }
-            };
-            if tx.send(input).await.is_err() {
-                return;
-            }
+        if tx.send(input).await.is_err() {
+            return;
         }
     }
 }

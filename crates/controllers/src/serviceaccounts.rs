@@ -3,7 +3,6 @@
 //! serviceaccount and root-ca-cert-publisher controllers provide them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use client::{Cluster, ListParams, Resource, WatchEvent};
 use futures::StreamExt;
@@ -97,53 +96,25 @@ async fn follow(
     fields: Option<String>,
     tx: mpsc::Sender<String>,
 ) {
-    let mut resource_version: Option<String> = None;
-    loop {
-        let params = ListParams {
-            field_selector: fields.clone(),
-            resource_version: resource_version.clone(),
-            allow_bookmarks: true,
-            timeout_seconds: Some(600),
-            ..Default::default()
+    let params = ListParams {
+        field_selector: fields,
+        ..Default::default()
+    };
+    let mut events = client::watch_resuming(cluster, r.clone(), params);
+    while let Some(ev) = events.next().await {
+        let obj = match ev {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o,
+            WatchEvent::Bookmark(_) | WatchEvent::Error(_) => continue,
         };
-        let mut stream = match cluster.watch(&r, None, &params).await {
-            Ok(s) => s,
-            Err(e) => {
-                if e.is_gone() {
-                    resource_version = None;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
+        let ns = if r.namespaced {
+            obj.pointer("/metadata/namespace")
+        } else {
+            obj.pointer("/metadata/name")
         };
-        while let Some(ev) = stream.next().await {
-            let obj = match ev {
-                WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o,
-                WatchEvent::Bookmark(rv) => {
-                    resource_version = Some(rv);
-                    continue;
-                }
-                WatchEvent::Error(e) => {
-                    if e.is_gone() {
-                        resource_version = None;
-                    }
-                    break;
-                }
-            };
-            resource_version = obj
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .map(String::from);
-            let ns = if r.namespaced {
-                obj.pointer("/metadata/namespace")
-            } else {
-                obj.pointer("/metadata/name")
-            };
-            if let Some(ns) = ns.and_then(Value::as_str)
-                && tx.send(ns.to_string()).await.is_err()
-            {
-                return;
-            }
+        if let Some(ns) = ns.and_then(Value::as_str)
+            && tx.send(ns.to_string()).await.is_err()
+        {
+            return;
         }
     }
 }
