@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -25,3 +26,5 @@ fi
 # One build of everything (binaries included) that the tests then share.
 cargo build --workspace --all-targets
 cargo nextest run --workspace --no-fail-fast "$@"
+# The API server's black-box suites again, on the etcd backend.
+KWOK_TEST_STORE=etcd cargo nextest run -p kwok --no-fail-fast -E 'kind(test)' "$@"
