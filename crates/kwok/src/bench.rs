@@ -3,7 +3,8 @@
 //!
 //! Figures: durable pod creates per second in-process and over HTTPS (1 and 64 concurrent
 //! clients), the time to list 100,000 pods, watch event latency with 100 watchers, and memory per
-//! stored pod; and etcd's put rate for the same values and concurrency.
+//! stored pod; and etcd's put rate for the same values and concurrency, the same creates on the
+//! etcd backend, and reads through one and two API server replicas sharing that etcd.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,7 +19,7 @@ use apiserver::{ApiServer, resources};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use store::{LocalStore, Options, SyncMode};
+use store::{EtcdOptions, EtcdStore, LocalStore, Options, SyncMode};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -99,6 +100,14 @@ async fn server_with(
 async fn in_process_creates(n: usize, concurrency: usize, sync: SyncMode) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let (_store, server) = server_with(dir.path(), sync).await?;
+    in_process_creates_on(server, n, concurrency).await
+}
+
+async fn in_process_creates_on(
+    server: Arc<ApiServer>,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
     let pods = resources::find("", "v1", "pods").expect("built in");
     let bodies: Vec<Value> = (0..n).map(|i| pod(&format!("p-{i}"))).collect();
     let start = Instant::now();
@@ -216,6 +225,15 @@ async fn send(
 async fn https_creates(n: usize, concurrency: usize) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let (_store, server) = durable_server(&dir.path().join("store")).await?;
+    https_creates_on(server, dir, n, concurrency).await
+}
+
+async fn https_creates_on(
+    server: Arc<ApiServer>,
+    dir: tempfile::TempDir,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
     let cluster = https_cluster(server, dir).await?;
     let client = cluster.client.clone();
     let bodies: Vec<Vec<u8>> = (0..n)
@@ -455,6 +473,94 @@ async fn start_etcd() -> anyhow::Result<Etcd> {
     anyhow::bail!("etcd did not start")
 }
 
+/// A fresh API server on the bench etcd, under its own key prefix.
+async fn etcd_server(etcd: &Etcd) -> anyhow::Result<(Arc<EtcdStore>, Arc<ApiServer>)> {
+    static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let store = etcd_store(etcd, &format!("/bench-{n}")).await?;
+    let server = ApiServer::new(store.clone(), "127.0.0.1:0".into()).await?;
+    Ok((store, server))
+}
+
+async fn etcd_store(etcd: &Etcd, prefix: &str) -> anyhow::Result<Arc<EtcdStore>> {
+    Ok(EtcdStore::connect(
+        EtcdOptions {
+            endpoints: vec![format!("http://127.0.0.1:{}", etcd.port)],
+            prefix: prefix.to_string(),
+            compaction_interval: None,
+            ..EtcdOptions::default()
+        },
+        Arc::new(apiserver::stamp_resource_version),
+    )
+    .await?)
+}
+
+/// etcd puts per second through its gRPC API, one connection, values the size of a pod.
+async fn etcd_grpc_puts(etcd: &Etcd, n: usize, concurrency: usize) -> anyhow::Result<f64> {
+    let store = etcd_store(etcd, &format!("/raw-{concurrency}")).await?;
+    let value = Bytes::from(serde_json::to_vec(&pod("etcd-value"))?);
+    let keys: Vec<String> = (0..n)
+        .map(|i| format!("/registry/pods/default/p-{i}"))
+        .collect();
+    let start = Instant::now();
+    run_workers(keys, concurrency, move |key| {
+        let (store, value) = (store.clone(), value.clone());
+        async move {
+            store.put(&key, value).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(rate(n, start.elapsed()))
+}
+
+/// GETs per second of stored pods, with the clients spread over `replicas` API servers that
+/// share one etcd.
+async fn etcd_replica_reads(
+    etcd: &Etcd,
+    replicas: usize,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    const STORED: usize = 1_000;
+    let mut clusters = Vec::new();
+    for _ in 0..replicas {
+        let store = etcd_store(etcd, "/reads").await?;
+        let server = ApiServer::new(store, "127.0.0.1:0".into()).await?;
+        clusters.push(https_cluster(server, tempfile::tempdir()?).await?);
+    }
+    let client = clusters[0].client.clone();
+    for i in 0..STORED {
+        let body = serde_json::to_vec(&pod(&format!("r-{i}")))?;
+        let (status, text) = send(&client, "POST", "/api/v1/namespaces/default/pods", body).await?;
+        anyhow::ensure!(
+            status == 201 || status == 409,
+            "create returned {status}: {}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+    let clients: Vec<kube::Client> = clusters.iter().map(|c| c.client.clone()).collect();
+    let requests: Vec<(usize, String)> = (0..n)
+        .map(|i| {
+            (
+                i % clients.len(),
+                format!("/api/v1/namespaces/default/pods/r-{}", i % STORED),
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    run_workers(requests, concurrency, move |(replica, path)| {
+        let client = clients[replica].clone();
+        async move {
+            let (status, _) = send(&client, "GET", &path, vec![]).await?;
+            anyhow::ensure!(status == 200, "get returned {status}");
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(rate(n, start.elapsed()))
+}
+
 /// etcd puts per second through its JSON gateway (`/v3/kv/put`), values the size of a pod.
 async fn etcd_puts(etcd: &Etcd, n: usize, concurrency: usize) -> anyhow::Result<f64> {
     use base64::Engine;
@@ -572,5 +678,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let r = etcd_puts(&etcd, n, concurrency).await?;
         println!("etcd puts (JSON gateway),        {concurrency:>2} clients: {r:>9.0}/s");
     }
+    for concurrency in [1, 64] {
+        let n = if concurrency == 1 {
+            args.creates / 4
+        } else {
+            args.creates
+        };
+        let raw = etcd_grpc_puts(&etcd, n, concurrency).await?;
+        println!("etcd puts (gRPC),                {concurrency:>2} clients: {raw:>9.0}/s");
+        let (_store, server) = etcd_server(&etcd).await?;
+        let r = in_process_creates_on(server, n, concurrency).await?;
+        println!(
+            "pod creates on etcd, in-process, {concurrency:>2} clients: {r:>9.0}/s ({:.0}% of etcd gRPC puts)",
+            100.0 * r / raw
+        );
+        let (_store, server) = etcd_server(&etcd).await?;
+        let r = https_creates_on(server, tempfile::tempdir()?, n, concurrency).await?;
+        println!(
+            "pod creates on etcd, HTTPS,      {concurrency:>2} clients: {r:>9.0}/s ({:.0}% of etcd gRPC puts)",
+            100.0 * r / raw
+        );
+    }
+    let one = etcd_replica_reads(&etcd, 1, args.creates, 64).await?;
+    let two = etcd_replica_reads(&etcd, 2, args.creates, 64).await?;
+    println!(
+        "pod GETs on etcd, HTTPS, 64 clients: 1 replica {one:>7.0}/s, 2 replicas {two:>7.0}/s ({:.2}x)",
+        two / one
+    );
     Ok(())
 }

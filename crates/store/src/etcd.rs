@@ -122,6 +122,22 @@ impl EtcdStore {
         Ok(store)
     }
 
+    /// An unconditional put, outside the [`Store`] interface: for tools and benchmarks that
+    /// measure etcd itself through the same connection. Returns the write's revision.
+    pub async fn put(&self, key: &str, value: Bytes) -> Result<Revision> {
+        let response: proto::PutResponse = self
+            .call(
+                "/etcdserverpb.KV/Put",
+                proto::PutRequest {
+                    key: self.codec.etcd_key(key),
+                    value,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(self.observe(response.header.as_ref()))
+    }
+
     fn observe(&self, header: Option<&proto::ResponseHeader>) -> Revision {
         let revision = header.map_or(0, |h| h.revision);
         self.revision.fetch_max(revision, Ordering::AcqRel);
