@@ -80,7 +80,8 @@ pub enum Command {
     Kubectl(PassthroughArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
-    /// Measure create and delete times of embedded clusters
+    /// Benchmark embedded clusters: create and delete times, then nodes Ready, pods Running and
+    /// pods deleted at scale, next to upstream's gates
     #[command(hide = true)]
     Bench(BenchArgs),
 }
@@ -257,8 +258,15 @@ pub struct CompletionArgs {
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// How many create/delete cycles to measure
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 5)]
     pub iterations: usize,
+    /// Node counts to scale to, in order, each timed until all nodes are Ready (empty: skip)
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [1_000, 10_000])]
+    pub nodes: Vec<usize>,
+    /// Pod counts to scale to, in order, each timed until all pods are Running; then all are
+    /// deleted (empty: skip)
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [10_000, 100_000])]
+    pub pods: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Args)]

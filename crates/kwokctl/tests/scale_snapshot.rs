@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, kwok_binary};
+use common::{TestEnv, kwok_binary, run_with_timeout};
 use serde_json::Value;
 
 const SCALE_LABEL: &str = "kwok.x-k8s.io/kwokctl-scale";
@@ -522,5 +522,52 @@ fn snapshot_export_reads_any_cluster_through_a_kubeconfig() {
     assert_eq!(
         names(&items(&env, "copy", &["nodes"])),
         expected_names("node", 7)
+    );
+}
+
+#[test]
+fn bench_runs_the_scale_scenario_and_prints_its_table() {
+    let env = new_env();
+    let run = run_with_timeout(
+        env.kwokctl_command(&[
+            "bench",
+            "--iterations",
+            "1",
+            "--nodes",
+            "3,5",
+            "--pods",
+            "4",
+        ]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let row = |step: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(step))
+            .unwrap_or_else(|| panic!("no {step:?} row in:\n{}", run.stdout))
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert!(row("create cluster (median of 1)").len() >= 6);
+    let nodes: Vec<Vec<String>> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("nodes Ready"))
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(nodes.len(), 2, "{}", run.stdout);
+    assert_eq!((nodes[0][2].as_str(), nodes[1][2].as_str()), ("3", "5"));
+    assert_eq!(row("pods Running")[2], "4");
+    assert_eq!(row("pods deleted")[2], "4");
+    assert!(row("cluster process:").join(" ").contains("peak RSS"));
+    // The scratch clusters are gone; the user's workdir was never touched.
+    assert!(
+        !env.workdir.join("clusters").exists()
+            || fs::read_dir(env.workdir.join("clusters"))
+                .unwrap()
+                .next()
+                .is_none()
     );
 }

@@ -1,65 +1,373 @@
-//! `kwokctl bench` (hidden): creates and deletes embedded clusters in a scratch workdir and prints
-//! the median, minimum and maximum of each, measured as a user sees them (whole kwokctl runs).
+//! `kwokctl bench`: the cluster benchmark. On a fresh embedded cluster in a scratch workdir it
+//! runs upstream KWOK's CI scenario and more, through kwokctl as a user would (`create cluster`,
+//! `scale node`, `scale pod`, `delete cluster`), and prints one table with upstream's gate
+//! beside each step. The table's layout is stable so runs can be compared across commits.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use serde::Deserialize;
 
+use crate::apiclient::{Client, Endpoint};
 use crate::cli::BenchArgs;
 use crate::context::Context;
+use crate::paths::{ClusterPaths, context_name};
 
-pub fn bench(ctx: &Context, args: &BenchArgs) -> anyhow::Result<()> {
-    let kwok = ctx.kwok_binary(None).map_err(anyhow::Error::msg)?;
-    let exe = std::env::current_exe().context("locate kwokctl")?;
-    let scratch = std::env::temp_dir().join(format!("kwokctl-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch)?;
-    let run = |name: &str, verb: &[&str]| -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        let status = Command::new(&exe)
-            .args(["--name", name])
+/// Gives up on a step after this long.
+const STEP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs kwokctl itself in the scratch workdir.
+struct Kwokctl {
+    exe: PathBuf,
+    kwok: PathBuf,
+    scratch: PathBuf,
+}
+
+impl Kwokctl {
+    fn command(&self, name: &str, verb: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(["--name", name])
             .args(verb)
-            .env("KWOK_WORKDIR", scratch.join("workdir"))
-            .env("KUBECONFIG", scratch.join("kubeconfig"))
-            .env("KWOK_KWOK_BINARY", &kwok)
+            .env("KWOK_WORKDIR", self.workdir())
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("KWOK_KWOK_BINARY", &self.kwok)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn run(&self, name: &str, verb: &[&str]) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let out = self.command(name, verb).output()?;
         let elapsed = started.elapsed();
-        if !status.success() {
-            bail!("kwokctl {} failed with {status}", verb.join(" "));
+        if !out.status.success() {
+            bail!(
+                "kwokctl {} failed with {}: {}",
+                verb.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(elapsed)
+    }
+
+    fn workdir(&self) -> PathBuf {
+        self.scratch.join("workdir")
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.scratch.join("kubeconfig")
+    }
+}
+
+pub fn bench(ctx: &Context, args: &BenchArgs) -> anyhow::Result<()> {
+    let kwokctl = Kwokctl {
+        exe: std::env::current_exe().context("locate kwokctl")?,
+        kwok: ctx.kwok_binary(None).map_err(anyhow::Error::msg)?,
+        scratch: std::env::temp_dir().join(format!("kwokctl-bench-{}", std::process::id())),
     };
+    std::fs::create_dir_all(&kwokctl.scratch)?;
+    let result = run_all(&kwokctl, args);
+    if result.is_err() {
+        let _ = kwokctl.run("bench", &["delete", "cluster", "--all", "--force"]);
+    }
+    let _ = std::fs::remove_dir_all(&kwokctl.scratch);
+    result
+}
+
+fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
+    println!(
+        "kwokctl bench: {} build, {} cores, runtime embedded",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "{:<30} {:>9} {:>9} {:>10}   upstream gate",
+        "step", "objects", "seconds", "rate/s"
+    );
     let mut creates = Vec::new();
     let mut deletes = Vec::new();
-    let result = (|| -> anyhow::Result<()> {
-        for i in 0..args.iterations.max(1) {
-            let name = format!("bench-{i}");
-            creates.push(run(&name, &["create", "cluster"])?);
-            deletes.push(run(&name, &["delete", "cluster"])?);
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = run("bench", &["delete", "cluster", "--all", "--force"]);
+    for i in 0..args.iterations {
+        let name = format!("bench-{i}");
+        creates.push(kwokctl.run(&name, &["create", "cluster"])?);
+        deletes.push(kwokctl.run(&name, &["delete", "cluster"])?);
     }
-    let _ = std::fs::remove_dir_all(&scratch);
-    result?;
-    report("create cluster (until it serves)", &mut creates);
-    report("delete cluster", &mut deletes);
+    if !creates.is_empty() {
+        let n = creates.len();
+        row_time(
+            &format!("create cluster (median of {n})"),
+            median(&mut creates),
+            "-",
+        );
+        row_time(
+            &format!("delete cluster (median of {n})"),
+            median(&mut deletes),
+            "-",
+        );
+    }
+    if args.nodes.is_empty() && args.pods.is_empty() {
+        return Ok(());
+    }
+    scale_scenario(kwokctl, args)
+}
+
+fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
+    let name = "bench-scale";
+    let created = kwokctl.run(name, &["create", "cluster"])?;
+    row_time("create cluster", created, "-");
+    let paths = ClusterPaths::new(kwokctl.workdir().join("clusters").join(name));
+    let pid = cluster_pid(&paths)?;
+    let client = Client::new(&Endpoint::from_kubeconfig(
+        &kwokctl.kubeconfig(),
+        Some(&context_name(name)),
+    )?)?;
+    let revision_before = latest_revision(&client)?;
+    let cpu_before = cpu_seconds(pid)?;
+    let started = Instant::now();
+
+    let mut before = 0;
+    for &n in &args.nodes {
+        let took = scale_until(kwokctl, name, "node", n, n, || ready_nodes(&client))?;
+        row_rate(
+            "nodes Ready",
+            n,
+            n.abs_diff(before),
+            took,
+            "5,000 in 60 s (83/s)",
+        );
+        before = n;
+    }
+    before = 0;
+    for &n in &args.pods {
+        let took = scale_until(kwokctl, name, "pod", n, n, || running_pods(&client))?;
+        row_rate(
+            "pods Running",
+            n,
+            n.abs_diff(before),
+            took,
+            "10,000 in 60 s (167/s)",
+        );
+        before = n;
+    }
+    if let Some(&most) = args.pods.iter().max() {
+        let took = scale_until(kwokctl, name, "pod", 0, most, || {
+            Ok(most - pod_count(&client)?.min(most))
+        })?;
+        row_rate("pods deleted", most, most, took, "10,000 in 90 s (111/s)");
+    }
+
+    let elapsed = started.elapsed();
+    let writes = latest_revision(&client)? - revision_before;
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let peak = peak_rss_bytes(pid)?;
+    let deleted = kwokctl.run(name, &["delete", "cluster"])?;
+    row_time("delete cluster", deleted, "-");
+    println!(
+        "cluster process: peak RSS {:.0} MiB, CPU {:.1} s over {:.1} s, API writes {:.0}/s ({} writes)",
+        peak as f64 / (1 << 20) as f64,
+        cpu,
+        elapsed.as_secs_f64(),
+        writes as f64 / elapsed.as_secs_f64(),
+        writes
+    );
     Ok(())
 }
 
-fn report(what: &str, samples: &mut [Duration]) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let median = ms(samples[samples.len() / 2]);
+/// Runs `kwokctl scale <kind> --replicas <n>` and waits until `reached()` reports `target`,
+/// timing both together as a user experiences them.
+fn scale_until(
+    kwokctl: &Kwokctl,
+    name: &str,
+    kind: &str,
+    n: usize,
+    target: usize,
+    reached: impl Fn() -> anyhow::Result<usize>,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let replicas = n.to_string();
+    let mut child = kwokctl
+        .command(name, &["scale", kind, "--replicas", &replicas])
+        .spawn()?;
+    let mut scaled = false;
+    loop {
+        if !scaled && let Some(status) = child.try_wait()? {
+            if !status.success() {
+                let out = child.wait_with_output()?;
+                bail!(
+                    "kwokctl scale {kind} --replicas {n} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            scaled = true;
+        }
+        if scaled && reached()? >= target {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > STEP_TIMEOUT {
+            let _ = child.kill();
+            bail!("scaling {kind}s to {n} did not finish within {STEP_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn row_time(step: &str, took: Duration, gate: &str) {
     println!(
-        "{what}: median {median:.1} ms, min {:.1} ms, max {:.1} ms (n={})",
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
-        samples.len()
+        "{step:<30} {:>9} {:>9.3} {:>10}   {gate}",
+        "-",
+        took.as_secs_f64(),
+        "-"
     );
+}
+
+/// A scaling step: `objects` in the cluster afterwards, `changed` of them by this step.
+fn row_rate(step: &str, objects: usize, changed: usize, took: Duration, gate: &str) {
+    println!(
+        "{step:<30} {objects:>9} {:>9.3} {:>10.0}   {gate}",
+        took.as_secs_f64(),
+        changed as f64 / took.as_secs_f64()
+    );
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn cluster_pid(paths: &ClusterPaths) -> anyhow::Result<u32> {
+    let pids = std::fs::read_dir(paths.pids()).context("read the cluster's pid files")?;
+    for entry in pids {
+        let text = std::fs::read_to_string(entry?.path())?;
+        if let Ok(pid) = text.trim().parse() {
+            return Ok(pid);
+        }
+    }
+    bail!("no pid file in {}", paths.pids().display())
+}
+
+fn proc_file(pid: u32, file: &str) -> anyhow::Result<String> {
+    let path = Path::new("/proc").join(pid.to_string()).join(file);
+    std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))
+}
+
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = proc_file(pid, "stat")?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    let clock = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(11) + ticks(12)) / clock.max(1.0))
+}
+
+fn peak_rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = proc_file(pid, "status")?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .context("VmHWM missing")?;
+    Ok(kib * 1024)
+}
+
+fn latest_revision(client: &Client) -> anyhow::Result<u64> {
+    let list = client.get_json("/api/v1/namespaces?limit=1")?;
+    list.pointer("/metadata/resourceVersion")
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse().ok())
+        .context("list without a resourceVersion")
+}
+
+#[derive(Deserialize)]
+struct List<T> {
+    items: Vec<T>,
+    #[serde(default)]
+    metadata: ListMeta,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ListMeta {
+    #[serde(default)]
+    remaining_item_count: Option<usize>,
+    #[serde(default, rename = "continue")]
+    continue_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Node {
+    #[serde(default)]
+    status: NodeStatus,
+}
+
+#[derive(Deserialize, Default)]
+struct NodeStatus {
+    #[serde(default)]
+    conditions: Vec<Condition>,
+}
+
+#[derive(Deserialize)]
+struct Condition {
+    #[serde(rename = "type")]
+    kind: String,
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct Named {}
+
+fn list<T: for<'de> Deserialize<'de>>(client: &Client, path: &str) -> anyhow::Result<List<T>> {
+    let resp = client.get(path)?;
+    if !resp.ok() {
+        bail!("GET {path}: {}", resp.message());
+    }
+    Ok(serde_json::from_slice(&resp.body)?)
+}
+
+fn ready_nodes(client: &Client) -> anyhow::Result<usize> {
+    let nodes: List<Node> = list(client, "/api/v1/nodes")?;
+    Ok(nodes
+        .items
+        .iter()
+        .filter(|n| {
+            n.status
+                .conditions
+                .iter()
+                .any(|c| c.kind == "Ready" && c.status == "True")
+        })
+        .count())
+}
+
+/// Pods in the cluster, from one single-item page and its remaining count.
+fn pod_count(client: &Client) -> anyhow::Result<usize> {
+    let page: List<Named> = list(client, "/api/v1/pods?limit=1")?;
+    Ok(page.items.len() + page.metadata.remaining_item_count.unwrap_or(0))
+}
+
+/// Running pods: all pods when none is left in another phase.
+fn running_pods(client: &Client) -> anyhow::Result<usize> {
+    let waiting: List<Named> = list(
+        client,
+        "/api/v1/pods?limit=1&fieldSelector=status.phase%21%3DRunning",
+    )?;
+    let total = pod_count(client)?;
+    if waiting.items.is_empty() && waiting.metadata.continue_token.is_none() {
+        Ok(total)
+    } else {
+        Ok(0)
+    }
 }
