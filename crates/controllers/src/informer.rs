@@ -35,10 +35,11 @@ pub enum Kind {
     ResourceQuota,
     ConfigMap,
     Secret,
+    Lease,
 }
 
 /// How many kinds there are.
-const KINDS: usize = Kind::Secret as usize + 1;
+const KINDS: usize = Kind::Lease as usize + 1;
 
 impl Kind {
     fn index(self) -> usize {
@@ -88,6 +89,7 @@ impl Kind {
             Kind::ResourceQuota => Resource::new("", "v1", "resourcequotas", "ResourceQuota", true),
             Kind::ConfigMap => Resource::new("", "v1", "configmaps", "ConfigMap", true),
             Kind::Secret => Resource::new("", "v1", "secrets", "Secret", true),
+            Kind::Lease => Resource::leases(),
         }
     }
 }

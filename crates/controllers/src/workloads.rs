@@ -8,13 +8,17 @@ use std::sync::Arc;
 
 use client::Cluster;
 
+use crate::cronjob::{self, CronJobController};
 use crate::daemonset::{self, DaemonSetController};
 use crate::deployment::{self, DeploymentController};
+use crate::endpoints::{self, EndpointSliceController, EndpointsController};
 use crate::informer::{
     Cache, Expectations, Handler, Kind, WorkQueue, spawn_workers, start_informers,
 };
 use crate::job::{self, JobController};
+use crate::nodelifecycle::{self, NodeLifecycleController};
 use crate::replicaset::{self, ReplicaSetController};
+use crate::resourcequota::{self, ResourceQuotaController};
 use crate::selection::Selection;
 use crate::statefulset::{self, StatefulSetController};
 
@@ -173,6 +177,88 @@ impl Workloads {
             let workers = self.workers;
             starters.push(Box::new(move || {
                 spawn_workers(queue, workers, "daemonset", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("cronjob") {
+            kinds.extend([Kind::CronJob, Kind::Job]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(cronjob::handler(queue.clone()));
+            let c = Arc::new(CronJobController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+                clock: jiff::Timestamp::now,
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "cronjob", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("endpoint") {
+            kinds.extend([Kind::Service, Kind::Endpoints]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(endpoints::handler(queue.clone()));
+            let c = Arc::new(EndpointsController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "endpoint", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("endpointslice") {
+            kinds.extend([Kind::Service, Kind::EndpointSlice]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(endpoints::handler(queue.clone()));
+            let c = Arc::new(EndpointSliceController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "endpointslice", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("nodelifecycle") {
+            kinds.extend([Kind::Node, Kind::Lease]);
+            let nodes = Arc::new(WorkQueue::default());
+            let pods = Arc::new(WorkQueue::default());
+            handlers.push(nodelifecycle::handler(nodes.clone(), pods.clone()));
+            let c = Arc::new(NodeLifecycleController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+                grace: nodelifecycle::DEFAULT_GRACE,
+                heartbeats: Default::default(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                tokio::spawn(c.clone().monitor(nodes.clone()));
+                let node_sync = c.clone();
+                spawn_workers(nodes, workers, "nodelifecycle", move |k| {
+                    node_sync.clone().sync_node(k)
+                });
+                spawn_workers(pods, workers, "taint-eviction", move |k| {
+                    c.clone().sync_pod(k)
+                });
+            }));
+        }
+        if self.enabled.contains("resourcequota") {
+            kinds.extend([
+                Kind::ResourceQuota,
+                Kind::Service,
+                Kind::ConfigMap,
+                Kind::Secret,
+                Kind::PersistentVolumeClaim,
+            ]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(resourcequota::handler(queue.clone()));
+            let c = Arc::new(ResourceQuotaController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "resourcequota", move |k| c.clone().sync(k))
             }));
         }
         kinds.sort_by_key(|k| *k as usize);

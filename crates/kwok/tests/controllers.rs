@@ -335,3 +335,472 @@ fn daemonset_runs_one_pod_per_node_and_follows_nodes() {
     let revisions = server.ok(33, &["get", "controllerrevisions", "-o", "name"]);
     assert_eq!(lines(&revisions).len(), 2, "{revisions}");
 }
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        ports:
+        - name: http
+          containerPort: 8080
+        resources:
+          requests:
+            cpu: 100m
+            memory: 64Mi
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  labels: {tier: front}
+spec:
+  selector: {app: web}
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: manual
+spec:
+  ports:
+  - port: 5432
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: manual
+subsets:
+- addresses:
+  - ip: 192.168.1.1
+  ports:
+  - port: 5432
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: quota
+spec:
+  hard:
+    pods: "10"
+    requests.cpu: "2"
+    requests.memory: 1Gi
+    services: "5"
+"#;
+
+#[test]
+fn services_get_endpoints_and_quotas_count_pods() {
+    let server = Server::start_with(&["--simulate"]);
+    apply(&server, 33, &nodes(&["node-0"]));
+    apply(&server, 33, WEB);
+    server.ok(
+        33,
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+    );
+    let pod_ips = || {
+        lines(&server.ok(
+            33,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "--field-selector=status.phase=Running",
+                "-o",
+                "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}",
+            ],
+        ))
+    };
+    let ips = pod_ips();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    let endpoints = "jsonpath={range .subsets[*].addresses[*]}{.ip}{\"\\n\"}{end}";
+    wait_for(
+        &server,
+        &["get", "endpoints", "web", "-o", endpoints],
+        Duration::from_secs(30),
+        "Endpoints list the pods",
+        |out| lines(out) == ips,
+    );
+    let meta = server.ok(
+        33,
+        &[
+            "get",
+            "endpoints",
+            "web",
+            "-o",
+            "jsonpath={.subsets[0].ports[0].port} {.subsets[0].ports[0].name} {.metadata.labels.tier} {.metadata.labels.endpoints\\.kubernetes\\.io/managed-by} {.subsets[0].addresses[0].targetRef.kind}",
+        ],
+    );
+    assert_eq!(meta, "8080 http front endpoint-controller Pod");
+    let slice_ips =
+        "jsonpath={range .items[*].endpoints[*]}{.addresses[0]} {.conditions.ready}{\"\\n\"}{end}";
+    let want: Vec<String> = ips.iter().map(|ip| format!("{ip} true")).collect();
+    wait_for(
+        &server,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            slice_ips,
+        ],
+        Duration::from_secs(30),
+        "the EndpointSlice lists the pods",
+        |out| lines(out) == want,
+    );
+    let slice = server.ok(
+        33,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "jsonpath={.items[0].addressType} {.items[0].ports[0].port} {.items[0].metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.items[0].metadata.ownerReferences[0].name}",
+        ],
+    );
+    assert_eq!(slice, "IPv4 8080 endpointslice-controller.k8s.io web");
+
+    // Without a selector, the hand-written Endpoints stay as they are and get no slice.
+    let manual = server.ok(
+        33,
+        &[
+            "get",
+            "endpoints",
+            "manual",
+            "-o",
+            "jsonpath={.subsets[0].addresses[0].ip}",
+        ],
+    );
+    assert_eq!(manual, "192.168.1.1");
+    let slices = server.ok(
+        33,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=manual",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(slices.trim(), "");
+
+    // The quota counts the running pods and their requests, and the services (`kubernetes`
+    // included).
+    let used = "jsonpath={.status.used.pods} {.status.used.requests\\.cpu} {.status.used.requests\\.memory} {.status.used.services} {.status.hard.pods}";
+    wait_for(
+        &server,
+        &["get", "resourcequota", "quota", "-o", used],
+        Duration::from_secs(30),
+        "quota usage of two pods",
+        |out| out == "2 200m 128Mi 3 10",
+    );
+
+    // Scaling down shrinks the Endpoints, the slice and the quota usage.
+    server.ok(33, &["scale", "deployment", "web", "--replicas=1"]);
+    let remaining = wait_for(
+        &server,
+        &["get", "pods", "-l", "app=web", "-o", "name"],
+        Duration::from_secs(30),
+        "one pod left",
+        |out| lines(out).len() == 1,
+    );
+    assert_eq!(lines(&remaining).len(), 1);
+    let ips = pod_ips();
+    wait_for(
+        &server,
+        &["get", "endpoints", "web", "-o", endpoints],
+        Duration::from_secs(30),
+        "Endpoints follow the scale-down",
+        |out| lines(out) == ips,
+    );
+    wait_for(
+        &server,
+        &["get", "resourcequota", "quota", "-o", used],
+        Duration::from_secs(30),
+        "quota usage of one pod",
+        |out| out == "1 100m 64Mi 3 10",
+    );
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    jiff::Timestamp::from_second(secs).unwrap().to_string()
+}
+
+#[test]
+fn a_due_cronjob_creates_its_job() {
+    let server = Server::start();
+    apply(
+        &server,
+        33,
+        r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+spec:
+  schedule: "*/5 * * * *"
+  suspend: true
+  jobTemplate:
+    metadata:
+      labels: {app: tick}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: work
+            image: busybox
+"#,
+    );
+    // As if the last run was twelve minutes ago: the latest five-minute mark since then is due.
+    let before = std::time::SystemTime::now();
+    let last = rfc3339(before - Duration::from_secs(12 * 60));
+    server.ok(
+        33,
+        &[
+            "patch",
+            "cronjob",
+            "tick",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!("{{\"status\":{{\"lastScheduleTime\":\"{last}\"}}}}"),
+        ],
+    );
+    server.ok(
+        33,
+        &[
+            "patch",
+            "cronjob",
+            "tick",
+            "--type=merge",
+            "-p",
+            "{\"spec\":{\"suspend\":false}}",
+        ],
+    );
+    let jobs = wait_for(
+        &server,
+        &[
+            "get",
+            "jobs",
+            "-l",
+            "app=tick",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.metadata.annotations.batch\\.kubernetes\\.io/cronjob-scheduled-timestamp} {.metadata.ownerReferences[0].kind}{\"\\n\"}{end}",
+        ],
+        Duration::from_secs(30),
+        "the CronJob creates a Job",
+        |out| !out.trim().is_empty(),
+    );
+    let after = std::time::SystemTime::now();
+    let row: Vec<&str> = jobs.trim().split(' ').collect();
+    assert_eq!(row.len(), 3, "{jobs}");
+    let scheduled: jiff::Timestamp = row[1].parse().unwrap();
+    let secs = scheduled.as_second();
+    assert_eq!(secs % 300, 0, "{jobs}");
+    let epoch = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    };
+    assert!(secs > epoch(before) - 300 && secs <= epoch(after), "{jobs}");
+    assert_eq!(row[0], format!("tick-{}", secs / 60));
+    assert_eq!(row[2], "CronJob");
+    let status = wait_for(
+        &server,
+        &[
+            "get",
+            "cronjob",
+            "tick",
+            "-o",
+            "jsonpath={.status.lastScheduleTime} {.status.active[0].name}",
+        ],
+        Duration::from_secs(30),
+        "the CronJob status lists the active Job",
+        |out| out.split(' ').nth(1).is_some_and(|n| !n.is_empty()),
+    );
+    assert_eq!(status, format!("{} {}", row[1], row[0]));
+    // Only the latest missed time runs.
+    assert_eq!(lines(&jobs).len(), 1, "{jobs}");
+}
+
+#[test]
+fn a_not_ready_node_is_tainted_and_its_pods_evicted() {
+    let server = Server::start_with(&["--controllers", "*,-daemonset"]);
+    let now = rfc3339(std::time::SystemTime::now());
+    apply(
+        &server,
+        33,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-a
+status:
+  conditions:
+  - type: Ready
+    status: "True"
+    reason: KubeletReady
+    lastHeartbeatTime: "{now}"
+    lastTransitionTime: "{now}"
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: brief
+spec:
+  nodeName: node-a
+  tolerations:
+  - key: node.kubernetes.io/not-ready
+    operator: Exists
+    effect: NoExecute
+    tolerationSeconds: 2
+  containers:
+  - name: c
+    image: busybox
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: steadfast
+spec:
+  nodeName: node-a
+  tolerations:
+  - key: node.kubernetes.io/not-ready
+    operator: Exists
+    effect: NoExecute
+  containers:
+  - name: c
+    image: busybox
+"#
+        ),
+    );
+    let taints = "jsonpath={range .spec.taints[*]}{.key}:{.effect}{\"\\n\"}{end}";
+    let out = server.ok(33, &["get", "node", "node-a", "-o", taints]);
+    assert_eq!(out.trim(), "", "a Ready node has no taints");
+    server.ok(
+        33,
+        &[
+            "patch",
+            "node",
+            "node-a",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(
+                "{{\"status\":{{\"conditions\":[{{\"type\":\"Ready\",\"status\":\"False\",\"reason\":\"KubeletNotReady\",\"lastHeartbeatTime\":\"{now}\",\"lastTransitionTime\":\"{now}\"}}]}}}}"
+            ),
+        ],
+    );
+    wait_for(
+        &server,
+        &["get", "node", "node-a", "-o", taints],
+        Duration::from_secs(30),
+        "the not-ready taints",
+        |out| {
+            lines(out)
+                == [
+                    "node.kubernetes.io/not-ready:NoExecute",
+                    "node.kubernetes.io/not-ready:NoSchedule",
+                ]
+        },
+    );
+    // Evicted after its two seconds: deleted, which leaves a bound pod terminating.
+    wait_for(
+        &server,
+        &[
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
+        ],
+        Duration::from_secs(30),
+        "the pod with a short toleration is evicted",
+        |out| {
+            let rows = lines(out);
+            let brief_gone = !rows.iter().any(|r| r == "brief");
+            brief_gone && rows.iter().any(|r| r == "steadfast")
+        },
+    );
+    let events = server.ok(
+        33,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=TaintManagerEviction",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(lines(&events).len(), 1, "{events}");
+
+    // Ready again: the taints go.
+    server.ok(
+        33,
+        &[
+            "patch",
+            "node",
+            "node-a",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(
+                "{{\"status\":{{\"conditions\":[{{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"lastHeartbeatTime\":\"{now}\",\"lastTransitionTime\":\"{now}\"}}]}}}}"
+            ),
+        ],
+    );
+    wait_for(
+        &server,
+        &["get", "node", "node-a", "-o", taints],
+        Duration::from_secs(30),
+        "no taints once Ready",
+        |out| out.trim().is_empty(),
+    );
+    let steadfast = server.ok(
+        33,
+        &[
+            "get",
+            "pod",
+            "steadfast",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ],
+    );
+    assert_eq!(steadfast, "");
+}
+
+#[test]
+fn unknown_controller_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::kwok_bin())
+        .args(["apiserver", "--data-dir"])
+        .arg(dir.path())
+        .args(["--secure-port", &common::free_port().to_string()])
+        .args(["--controllers", "*,-bogus"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bogus") && stderr.contains("known controllers"),
+        "{stderr}"
+    );
+}
