@@ -69,7 +69,7 @@ pub(crate) fn handler(queue: Arc<WorkQueue>) -> Handler {
                     }
                 }
             }
-            Kind::Job | Kind::ReplicationController => {}
+            _ => {}
         }
         for k in keys {
             queue.add(k);

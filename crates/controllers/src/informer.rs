@@ -23,7 +23,23 @@ pub enum Kind {
     Deployment,
     Job,
     ReplicationController,
+    StatefulSet,
+    DaemonSet,
+    ControllerRevision,
+    CronJob,
+    Node,
+    Service,
+    Endpoints,
+    EndpointSlice,
+    PersistentVolumeClaim,
+    ResourceQuota,
+    ConfigMap,
+    Secret,
+    Lease,
 }
+
+/// How many kinds there are.
+const KINDS: usize = Kind::Lease as usize + 1;
 
 impl Kind {
     fn index(self) -> usize {
@@ -43,6 +59,37 @@ impl Kind {
                 "ReplicationController",
                 true,
             ),
+            Kind::StatefulSet => Resource::new("apps", "v1", "statefulsets", "StatefulSet", true),
+            Kind::DaemonSet => Resource::new("apps", "v1", "daemonsets", "DaemonSet", true),
+            Kind::ControllerRevision => Resource::new(
+                "apps",
+                "v1",
+                "controllerrevisions",
+                "ControllerRevision",
+                true,
+            ),
+            Kind::CronJob => Resource::new("batch", "v1", "cronjobs", "CronJob", true),
+            Kind::Node => Resource::nodes(),
+            Kind::Service => Resource::new("", "v1", "services", "Service", true),
+            Kind::Endpoints => Resource::new("", "v1", "endpoints", "Endpoints", true),
+            Kind::EndpointSlice => Resource::new(
+                "discovery.k8s.io",
+                "v1",
+                "endpointslices",
+                "EndpointSlice",
+                true,
+            ),
+            Kind::PersistentVolumeClaim => Resource::new(
+                "",
+                "v1",
+                "persistentvolumeclaims",
+                "PersistentVolumeClaim",
+                true,
+            ),
+            Kind::ResourceQuota => Resource::new("", "v1", "resourcequotas", "ResourceQuota", true),
+            Kind::ConfigMap => Resource::new("", "v1", "configmaps", "ConfigMap", true),
+            Kind::Secret => Resource::new("", "v1", "secrets", "Secret", true),
+            Kind::Lease => Resource::leases(),
         }
     }
 }
@@ -59,8 +106,8 @@ type Objects = HashMap<String, BTreeMap<String, Arc<Value>>>;
 /// The objects of every followed kind, by namespace and name.
 #[derive(Default)]
 pub struct Cache {
-    stores: [RwLock<Objects>; 5],
-    synced: [AtomicBool; 5],
+    stores: [RwLock<Objects>; KINDS],
+    synced: [AtomicBool; KINDS],
 }
 
 impl Cache {
@@ -95,7 +142,7 @@ impl Cache {
         old
     }
 
-    fn all(&self, kind: Kind) -> Vec<Arc<Value>> {
+    pub fn all(&self, kind: Kind) -> Vec<Arc<Value>> {
         let store = self.stores[kind.index()].read().unwrap();
         store.values().flat_map(|m| m.values().cloned()).collect()
     }

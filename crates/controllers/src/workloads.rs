@@ -1,22 +1,41 @@
-//! Runs the workload controllers (`replicaset`, `replicationcontroller`, `deployment`, `job`) over one shared set of
-//! informers: one list+watch per kind feeds a cache that every controller reads, and each
-//! controller works through its own queue of `namespace/name` keys.
+//! Runs the cache-based controllers (`replicaset`, `replicationcontroller`, `deployment`, `job`,
+//! `statefulset`, `daemonset`, `cronjob`, `endpoint`, `endpointslice`, `nodelifecycle`,
+//! `resourcequota`) over one shared set of informers: one list+watch per kind feeds a cache that
+//! every controller reads, and each controller works through its own queue of keys.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use client::Cluster;
 
+use crate::cronjob::{self, CronJobController};
+use crate::daemonset::{self, DaemonSetController};
 use crate::deployment::{self, DeploymentController};
+use crate::endpoints::{self, EndpointSliceController, EndpointsController};
 use crate::informer::{
     Cache, Expectations, Handler, Kind, WorkQueue, spawn_workers, start_informers,
 };
 use crate::job::{self, JobController};
+use crate::nodelifecycle::{self, NodeLifecycleController};
 use crate::replicaset::{self, ReplicaSetController};
+use crate::resourcequota::{self, ResourceQuotaController};
+use crate::selection::Selection;
+use crate::statefulset::{self, StatefulSetController};
 
-/// The names `--controllers` knows the workload controllers by.
-pub const WORKLOAD_CONTROLLERS: &[&str] =
-    &["replicaset", "replicationcontroller", "deployment", "job"];
+/// The names `--controllers` knows these controllers by.
+pub const WORKLOAD_CONTROLLERS: &[&str] = &[
+    "replicaset",
+    "replicationcontroller",
+    "deployment",
+    "job",
+    "statefulset",
+    "daemonset",
+    "cronjob",
+    "endpoint",
+    "endpointslice",
+    "nodelifecycle",
+    "resourcequota",
+];
 
 /// The workload controllers to run, sharing one cache.
 pub struct Workloads {
@@ -35,14 +54,24 @@ impl Workloads {
         }
     }
 
-    /// Only the named controllers (names outside [`WORKLOAD_CONTROLLERS`] are ignored; `*`
-    /// enables all).
+    /// Only the named controllers, in `--controllers` syntax (`*`, `name`, `-name`); unknown
+    /// names are ignored.
     pub fn only(cluster: Arc<dyn Cluster>, names: &[&str]) -> Self {
-        let all = names.contains(&"*");
+        let known: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| *n == "*" || Selection::from_entries(&[n.trim_start_matches('-')]).is_ok())
+            .collect();
+        let selection = Selection::from_entries(&known).unwrap_or_else(|_| Selection::all());
+        Self::selected(cluster, &selection)
+    }
+
+    /// The controllers a [`Selection`] enables.
+    pub fn selected(cluster: Arc<dyn Cluster>, selection: &Selection) -> Self {
         let enabled = WORKLOAD_CONTROLLERS
             .iter()
             .copied()
-            .filter(|c| all || names.contains(c))
+            .filter(|c| selection.enabled(c))
             .collect();
         Self {
             cluster,
@@ -122,6 +151,118 @@ impl Workloads {
                 spawn_workers(queue, workers, "job", move |k| c.clone().sync(k))
             }));
         }
+        if self.enabled.contains("statefulset") {
+            kinds.extend([Kind::StatefulSet, Kind::ControllerRevision]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(statefulset::handler(queue.clone()));
+            let c = Arc::new(StatefulSetController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "statefulset", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("daemonset") {
+            kinds.extend([Kind::DaemonSet, Kind::ControllerRevision, Kind::Node]);
+            let queue = Arc::new(WorkQueue::default());
+            let expectations = Arc::new(Expectations::default());
+            handlers.push(daemonset::handler(queue.clone(), expectations.clone()));
+            let c = Arc::new(DaemonSetController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+                expectations,
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "daemonset", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("cronjob") {
+            kinds.extend([Kind::CronJob, Kind::Job]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(cronjob::handler(queue.clone()));
+            let c = Arc::new(CronJobController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+                clock: jiff::Timestamp::now,
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "cronjob", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("endpoint") {
+            kinds.extend([Kind::Service, Kind::Endpoints]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(endpoints::handler(queue.clone()));
+            let c = Arc::new(EndpointsController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "endpoint", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("endpointslice") {
+            kinds.extend([Kind::Service, Kind::EndpointSlice]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(endpoints::handler(queue.clone()));
+            let c = Arc::new(EndpointSliceController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "endpointslice", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("nodelifecycle") {
+            kinds.extend([Kind::Node, Kind::Lease]);
+            let nodes = Arc::new(WorkQueue::default());
+            let pods = Arc::new(WorkQueue::default());
+            handlers.push(nodelifecycle::handler(nodes.clone(), pods.clone()));
+            let c = Arc::new(NodeLifecycleController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+                grace: nodelifecycle::DEFAULT_GRACE,
+                heartbeats: Default::default(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                tokio::spawn(c.clone().monitor(nodes.clone()));
+                let node_sync = c.clone();
+                spawn_workers(nodes, workers, "nodelifecycle", move |k| {
+                    node_sync.clone().sync_node(k)
+                });
+                spawn_workers(pods, workers, "taint-eviction", move |k| {
+                    c.clone().sync_pod(k)
+                });
+            }));
+        }
+        if self.enabled.contains("resourcequota") {
+            kinds.extend([
+                Kind::ResourceQuota,
+                Kind::Service,
+                Kind::ConfigMap,
+                Kind::Secret,
+                Kind::PersistentVolumeClaim,
+            ]);
+            let queue = Arc::new(WorkQueue::default());
+            handlers.push(resourcequota::handler(queue.clone()));
+            let c = Arc::new(ResourceQuotaController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                spawn_workers(queue, workers, "resourcequota", move |k| c.clone().sync(k))
+            }));
+        }
+        kinds.sort_by_key(|k| *k as usize);
+        kinds.dedup();
         start_informers(self.cluster.clone(), cache.clone(), &kinds, handlers);
         cache.wait_synced(&kinds).await;
         for s in starters {

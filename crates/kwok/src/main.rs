@@ -103,9 +103,11 @@ struct ApiserverArgs {
     /// Run the node and pod simulator in-process, with the default Stages, on every node.
     #[arg(long, default_value_t = false)]
     simulate: bool,
-    /// Built-in controllers to run in-process: `*` for all, or a comma-separated list
-    /// (`garbage-collector`, `scheduler`, `serviceaccount`, `replicaset`, `replicationcontroller`, `deployment`,
-    /// `job`); empty for none.
+    /// Built-in controllers to run in-process, as kube-controller-manager takes them: `*` for
+    /// all, `foo` to enable and `-foo` to disable one (`*,-daemonset`); empty for none. Names:
+    /// garbage-collector, scheduler, serviceaccount, replicaset, replicationcontroller,
+    /// deployment, job, statefulset, daemonset, cronjob, endpoint, endpointslice, nodelifecycle,
+    /// resourcequota.
     #[arg(long, default_value = "*")]
     controllers: String,
 }
@@ -223,27 +225,9 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let listener = apiserver::bind(addr).await?;
     let local = listener.local_addr()?;
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
-    let wanted: Vec<&str> = args
-        .controllers
-        .split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
-    for name in &wanted {
-        if !matches!(
-            *name,
-            "*" | "garbage-collector" | "scheduler" | "serviceaccount"
-        ) && !controllers::WORKLOAD_CONTROLLERS.contains(name)
-        {
-            anyhow::bail!(
-                "unknown controller {name:?} in --controllers (known: garbage-collector, scheduler, serviceaccount, replicaset, replicationcontroller, deployment, job)"
-            );
-        }
-    }
-    if wanted
-        .iter()
-        .any(|c| *c == "*" || *c == "garbage-collector")
-    {
+    let selection = controllers::Selection::parse(&args.controllers)
+        .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    if selection.enabled("garbage-collector") {
         let cluster: Arc<dyn client::Cluster> =
             Arc::new(client::LocalCluster::new(server.registry.clone()));
         let types: Vec<client::Resource> = server
@@ -255,20 +239,20 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             .collect();
         tokio::spawn(controllers::GarbageCollector::new(cluster, types).run());
     }
-    if wanted.iter().any(|c| *c == "*" || *c == "scheduler") {
+    if selection.enabled("scheduler") {
         let cluster: Arc<dyn client::Cluster> =
             Arc::new(client::LocalCluster::new(server.registry.clone()));
         tokio::spawn(controllers::Scheduler::new(cluster).run());
     }
-    if wanted.iter().any(|c| *c == "*" || *c == "serviceaccount") {
+    if selection.enabled("serviceaccount") {
         let cluster: Arc<dyn client::Cluster> =
             Arc::new(client::LocalCluster::new(server.registry.clone()));
         let root_ca = std::fs::read_to_string(&ca).ok();
         tokio::spawn(controllers::NamespaceDefaults::new(cluster, root_ca).run());
     }
-    let workloads = controllers::Workloads::only(
+    let workloads = controllers::Workloads::selected(
         Arc::new(client::LocalCluster::new(server.registry.clone())),
-        &wanted,
+        &selection,
     );
     if !workloads.is_empty() {
         tokio::spawn(workloads.run());

@@ -13,7 +13,7 @@
 //! is added or changes or a pod frees room.
 
 mod algorithm;
-mod model;
+pub(crate) mod model;
 mod quantity;
 
 use std::cmp::Reverse;
