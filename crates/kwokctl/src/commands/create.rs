@@ -446,7 +446,7 @@ fn remove_leftovers(paths: &ClusterPaths) -> anyhow::Result<()> {
     if !paths.dir.exists() {
         return Ok(());
     }
-    let looks_like_ours = ["pids", "logs", "pki", "data", "kubeconfig.yaml"]
+    let looks_like_ours = ["pids", "logs", "pki", "data", "etcd", "kubeconfig.yaml"]
         .iter()
         .any(|entry| paths.dir.join(entry).exists());
     if !looks_like_ours {

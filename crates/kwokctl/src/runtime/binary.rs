@@ -340,31 +340,30 @@ fn port(name: &str, port: u16) -> Port {
 
 /// The first port of `component`, as the host reaches it.
 pub fn host_port(component: &Component) -> Option<u16> {
-    component
-        .ports
-        .iter()
-        .map(|p| {
-            if p.host_port != 0 {
-                p.host_port
-            } else {
-                p.port
-            }
-        })
-        .find(|p| *p != 0)
-        .and_then(|p| u16::try_from(p).ok())
+    component.ports.iter().find_map(reachable)
 }
 
-/// The etcd client port of a cluster: `options.etcdPort`, else the etcd component's port.
+fn reachable(port: &Port) -> Option<u16> {
+    let p = if port.host_port != 0 {
+        port.host_port
+    } else {
+        port.port
+    };
+    u16::try_from(p).ok().filter(|p| *p != 0)
+}
+
+/// The etcd client port of a cluster: `options.etcdPort`, else the etcd component's port named
+/// `http`, else its first port.
 pub fn etcd_port(options: &Options, components: &[Component]) -> Option<u16> {
-    u16::try_from(options.etcd_port)
-        .ok()
-        .filter(|p| *p != 0)
-        .or_else(|| {
-            components
-                .iter()
-                .find(|c| c.name == ETCD)
-                .and_then(host_port)
-        })
+    if let Some(port) = u16::try_from(options.etcd_port).ok().filter(|p| *p != 0) {
+        return Some(port);
+    }
+    let etcd = components.iter().find(|c| c.name == ETCD)?;
+    etcd.ports
+        .iter()
+        .filter(|p| p.name == "http")
+        .find_map(reachable)
+        .or_else(|| host_port(etcd))
 }
 
 /// An etcd tool (`etcdctl`, `etcdutl`): the one beside the cluster's etcd binary, else the one

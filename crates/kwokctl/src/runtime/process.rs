@@ -180,7 +180,7 @@ fn component_ready(cluster: &Cluster, component: &Component) -> bool {
         return false;
     }
     match component.name.as_str() {
-        binary::ETCD => binary::host_port(component)
+        binary::ETCD => binary::etcd_port(&cluster.config.options, &cluster.config.components)
             .is_some_and(|port| crate::probe::etcd_healthy(port, Duration::from_millis(500))),
         binary::KUBE_APISERVER => cluster.serves(Duration::from_millis(500)),
         _ => true,
