@@ -26,3 +26,5 @@ fi
 # One build of everything (binaries included) that the tests then share.
 cargo build --workspace --all-targets
 cargo nextest run --workspace --no-fail-fast "$@"
+# The API server's black-box suites again, on the etcd backend.
+KWOK_TEST_STORE=etcd cargo nextest run -p kwok --no-fail-fast -E 'kind(test)' "$@"

@@ -3,7 +3,8 @@
 //! It owns the REST surface that kubectl, client-go style informers and other clients speak:
 //! discovery (legacy and aggregated), the verbs on every built-in resource type, watch streams,
 //! patches, tables, OpenAPI documents, and HTTPS with client-certificate authentication. Objects
-//! live in a [`store::Store`], as JSON that carries its own resourceVersion.
+//! live in a [`store::Store`], as JSON that carries its own resourceVersion (stamped on read when
+//! the store keeps objects without it, as etcd does).
 //!
 //! [`rest::Registry`] holds the transport-free logic, so in-process clients share one code path
 //! with HTTP requests. [`ApiServer::serve_tls`] puts it on the network.
@@ -35,6 +36,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 pub use errors::{ApiError, ApiResult};
+pub use objects::stamp_resource_version;
 pub use rest::Registry;
 
 /// The Kubernetes version whose API behaviour this server implements.

@@ -73,13 +73,25 @@ impl ResourceType {
     }
 
     /// The store key prefix of all objects of this type.
+    ///
+    /// The layout is kube-apiserver's, so that a store shared with it, or read with `etcdctl`,
+    /// looks as users expect: built-in types under their resource name (with kube-apiserver's
+    /// historical names for nodes, services, endpoints and replication controllers), CRDs and
+    /// custom resources under `<group>/<resource>`. Events of `events.k8s.io` are stored apart
+    /// from core events because the two are kept in their own versions here.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            self.group
+        let resource = match (self.group, self.plural) {
+            ("", "nodes") => "minions",
+            ("", "services") => "services/specs",
+            ("", "endpoints") => "services/endpoints",
+            ("", "replicationcontrollers") => "controllers",
+            ("events.k8s.io", _) | ("apiextensions.k8s.io", _) => {
+                return format!("/registry/{}/{}/", self.group, self.plural);
+            }
+            (_, plural) if self.custom.is_none() => plural,
+            _ => return format!("/registry/{}/{}/", self.group, self.plural),
         };
-        format!("/registry/{group}/{}/", self.plural)
+        format!("/registry/{resource}/")
     }
 
     /// Store key of one object (or, with `name` empty, the prefix of a namespace's objects).

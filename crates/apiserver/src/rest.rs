@@ -444,7 +444,7 @@ impl Registry {
             at = Some(tok_rv);
             start_after = Some(format!("{prefix}{start}"));
         } else if let Some(v) = rv {
-            let current = self.store.current_revision();
+            let current = self.store.latest_revision().await?;
             let exact = opts.resource_version_match == "Exact"
                 || (opts.resource_version_match.is_empty() && opts.limit > 0 && v != 0);
             if v > current {

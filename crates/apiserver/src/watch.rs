@@ -45,7 +45,7 @@ fn bookmark(r: &ResourceType, revision: i64, initial_end: bool) -> WatchEvent {
 
 /// Starts a watch and returns its events. The stream ends after the timeout, when the client
 /// goes away (the receiver is dropped), or when the store drops a watcher that fell behind.
-pub fn start(
+pub async fn start(
     registry: Arc<Registry>,
     r: &'static ResourceType,
     namespace: Option<String>,
@@ -110,7 +110,7 @@ pub fn start(
     // Find the starting point now, so a bad resourceVersion fails the request itself.
     let mut initial = Vec::new();
     let start_rev = if with_initial {
-        let page_rev = store.current_revision();
+        let page_rev = store.latest_revision().await?;
         if let Some(v) = rv
             && v > page_rev
         {
@@ -120,7 +120,7 @@ pub fn start(
     } else {
         rv.unwrap_or(0)
     };
-    let watch = match store.watch(filter.clone(), start_rev) {
+    let watch = match store.watch(filter.clone(), start_rev).await {
         Ok(w) => Some(w),
         Err(store::Error::Compacted {
             requested,
@@ -193,7 +193,9 @@ pub fn start(
                 _ = tx.closed() => return,
                 _ = bookmark_timer.tick(), if opts.allow_bookmarks => {
                     // Everything up to this revision is already queued in `watch`.
-                    let revision = registry2.store().current_revision();
+                    let revision = watch
+                        .progress()
+                        .unwrap_or_else(|| registry2.store().current_revision());
                     while let Some(ev) = watch.try_next() {
                         if !forward(&tx, r, ev, &matcher).await { return; }
                     }

@@ -120,6 +120,7 @@ impl Cluster for LocalCluster {
             namespace.map(String::from),
             list_options(params),
         )
+        .await
         .map_err(api_error)?;
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             let ev = rx.recv().await?;

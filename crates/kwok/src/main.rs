@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use store::{LocalStore, Options, SyncMode};
+use store::{EtcdOptions, EtcdStore, EtcdTls, LocalStore, Options, SyncMode};
 
 #[derive(Parser)]
 #[command(
@@ -41,8 +41,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Kubernetes API over HTTPS, with objects stored in a data directory.
-    Apiserver(ApiserverArgs),
+    /// Serve the Kubernetes API over HTTPS, with objects stored in a data directory or etcd.
+    Apiserver(Box<ApiserverArgs>),
     /// Run the built-in controllers against an API server reached through a kubeconfig.
     ControllerManager(controller_manager::ControllerManagerArgs),
     /// Measure the API server and print the figures.
@@ -85,6 +85,25 @@ struct ApiserverArgs {
     /// Seconds of watch history kept (resume window for watches).
     #[arg(long, default_value_t = 300)]
     watch_history_seconds: u64,
+    /// etcd client URLs (comma-separated). With them, objects are stored in etcd instead of
+    /// the data directory.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// Key prefix of every object in etcd.
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
+    /// CA bundle that signs etcd's serving certificate (PEM).
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd (PEM).
+    #[arg(long, requires = "etcd_keyfile")]
+    etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd (PEM).
+    #[arg(long, requires = "etcd_certfile")]
+    etcd_keyfile: Option<PathBuf>,
+    /// How often etcd's history is compacted (`5m`, `300s`, `0` never).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    etcd_compaction_interval: std::time::Duration,
     /// Run the node and pod simulator in-process, with the default Stages, on every node.
     #[arg(long, default_value_t = false)]
     simulate: bool,
@@ -93,6 +112,36 @@ struct ApiserverArgs {
     /// `job`); `-name` leaves one out (`*,-scheduler`); empty for none.
     #[arg(long, default_value = "*")]
     controllers: String,
+}
+
+/// A duration as kube components write them: `90s`, `5m`, `1h`, `1m30s`, or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("invalid duration {text:?}")),
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(format!("invalid duration {text:?}: missing unit"));
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 fn init_logging(verbosity: u8) {
@@ -138,16 +187,42 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         }
     };
     let tls = apiserver::tls_config_from_files(&cert, &key, &ca)?;
-    let store = LocalStore::open(Options {
-        data_dir: args.data_dir.as_ref().map(|d| d.join("store")),
-        sync: match args.storage_sync {
-            StorageSync::Always => SyncMode::Always,
-            StorageSync::None => SyncMode::None,
-        },
-        history_window: std::time::Duration::from_secs(args.watch_history_seconds),
-        ..Options::default()
-    })
-    .context("open the store")?;
+    let (store, local_store): (Arc<dyn store::Store>, Option<Arc<LocalStore>>) = if args
+        .etcd_servers
+        .is_empty()
+    {
+        let local = LocalStore::open(Options {
+            data_dir: args.data_dir.as_ref().map(|d| d.join("store")),
+            sync: match args.storage_sync {
+                StorageSync::Always => SyncMode::Always,
+                StorageSync::None => SyncMode::None,
+            },
+            history_window: std::time::Duration::from_secs(args.watch_history_seconds),
+            ..Options::default()
+        })
+        .context("open the store")?;
+        (local.clone(), Some(local))
+    } else {
+        let etcd = EtcdStore::connect(
+            EtcdOptions {
+                endpoints: args.etcd_servers.clone(),
+                prefix: args.etcd_prefix.clone(),
+                tls: EtcdTls {
+                    ca_file: args.etcd_cafile.clone(),
+                    cert_file: args.etcd_certfile.clone(),
+                    key_file: args.etcd_keyfile.clone(),
+                },
+                compaction_interval: (!args.etcd_compaction_interval.is_zero())
+                    .then_some(args.etcd_compaction_interval),
+                ..EtcdOptions::default()
+            },
+            Arc::new(apiserver::stamp_resource_version),
+        )
+        .await
+        .context("connect to etcd")?;
+        tracing::info!(servers = %args.etcd_servers.join(","), prefix = %args.etcd_prefix, "storing objects in etcd");
+        (etcd, None)
+    };
     let addr = SocketAddr::new(args.bind_address, args.secure_port);
     let listener = apiserver::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -177,8 +252,10 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     tracing::info!(address = %local, "serving the Kubernetes API");
     server.serve_tls(listener, tls, shutdown_signal()).await?;
     tracing::info!("shutting down");
-    store.close();
-    drop::<Arc<LocalStore>>(store);
+    drop(store);
+    if let Some(local) = local_store {
+        local.close();
+    }
     Ok(())
 }
 
@@ -197,7 +274,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Some(Command::Apiserver(args)) => run_apiserver(args).await,
+            Some(Command::Apiserver(args)) => run_apiserver(*args).await,
             Some(Command::ControllerManager(args)) => {
                 controller_manager::run(args, shutdown_signal()).await
             }

@@ -9,7 +9,9 @@
 //! implement it one-to-one. [`LocalStore`] is the embedded backend: all keys in memory, every
 //! write appended to a write-ahead log in a data directory with group commit (one `fsync` for all
 //! writes that arrive while the previous sync runs), and periodic snapshots that bound the log.
+//! [`EtcdStore`] is the same interface on an etcd cluster.
 
+mod etcd;
 mod local;
 mod wal;
 
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use etcd::{EtcdOptions, EtcdStore, EtcdTls, Stamp, UNKNOWN_REVISION};
 pub use local::{LocalStore, Options, SyncMode};
 
 /// The store's revision: a global write counter, starting at 1 for an empty store.
@@ -93,6 +96,8 @@ pub enum Error {
     Io(Arc<std::io::Error>),
     #[error("store is closed")]
     Closed,
+    #[error("storage failure: {0}")]
+    Backend(String),
 }
 
 impl From<std::io::Error> for Error {
@@ -131,6 +136,7 @@ impl KeyFilter {
 pub struct Watch {
     backlog: std::collections::VecDeque<Event>,
     rx: tokio::sync::mpsc::Receiver<Event>,
+    progress: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 impl Watch {
@@ -138,7 +144,26 @@ impl Watch {
         backlog: std::collections::VecDeque<Event>,
         rx: tokio::sync::mpsc::Receiver<Event>,
     ) -> Self {
-        Self { backlog, rx }
+        Self {
+            backlog,
+            rx,
+            progress: None,
+        }
+    }
+
+    /// Makes [`Watch::progress`] report a revision the producer keeps current.
+    pub(crate) fn with_progress(mut self, progress: Arc<std::sync::atomic::AtomicI64>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// For stores whose watches are delivered remotely: a revision such that every event up
+    /// to it has been queued on this watch (so after draining it, a bookmark may report it).
+    /// `None` means the store's current revision serves that purpose.
+    pub fn progress(&self) -> Option<Revision> {
+        self.progress
+            .as_ref()
+            .map(|p| p.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// The next event, or `None` when the watch has ended.
@@ -166,6 +191,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The oldest revision a watch or historical range can start from.
     fn compacted_revision(&self) -> Revision;
+
+    /// The revision of the latest write, asked of the store itself: for a shared store, writes
+    /// by other servers count too.
+    async fn latest_revision(&self) -> Result<Revision> {
+        Ok(self.current_revision())
+    }
 
     /// One key at the current revision.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
@@ -200,7 +231,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<KeyValue>;
 
     /// Events for keys matching `filter` with revision greater than `after`.
-    fn watch(&self, filter: KeyFilter, after: Revision) -> Result<Watch>;
+    async fn watch(&self, filter: KeyFilter, after: Revision) -> Result<Watch>;
 
     /// Forgets history up to `revision`.
     async fn compact(&self, revision: Revision) -> Result<()>;

@@ -482,7 +482,7 @@ impl Store for LocalStore {
         Ok(kv)
     }
 
-    fn watch(&self, filter: KeyFilter, after: Revision) -> Result<Watch> {
+    async fn watch(&self, filter: KeyFilter, after: Revision) -> Result<Watch> {
         let mut st = self.state.write().unwrap();
         if after < st.compacted {
             return Err(Error::Compacted {

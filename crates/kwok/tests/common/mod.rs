@@ -12,6 +12,105 @@ pub struct Server {
     pub port: u16,
     pub child: Option<Child>,
     pub extra_args: Vec<String>,
+    /// The etcd this server stores into, when the suite runs on the etcd backend.
+    pub etcd: Option<Etcd>,
+}
+
+/// Whether the suite runs on the etcd backend (`KWOK_TEST_STORE=etcd`).
+pub fn on_etcd() -> bool {
+    std::env::var("KWOK_TEST_STORE").is_ok_and(|v| v == "etcd")
+}
+
+/// A real etcd process on free loopback ports, killed on drop.
+pub struct Etcd {
+    pub dir: PathBuf,
+    pub client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+impl Etcd {
+    /// Starts etcd with its data under `dir`, waiting until it answers.
+    pub fn start(dir: &Path) -> Etcd {
+        let mut etcd = Etcd {
+            dir: dir.to_path_buf(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            child: None,
+        };
+        etcd.launch();
+        etcd
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn launch(&mut self) {
+        let log = std::fs::File::create(self.dir.join("etcd.log")).unwrap();
+        let client = self.url();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new(which("etcd").expect("etcd on PATH (Debian: etcd-server)"))
+            .arg("--data-dir")
+            .arg(self.dir.join("etcd"))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let log = std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
+            if log.contains("ready to serve client requests") {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("etcd exited with {status}: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("etcd did not start");
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Runs `etcdctl` against this etcd.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        let out = Command::new(which("etcdctl").expect("etcdctl on PATH (Debian: etcd-client)"))
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.url()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Compacts etcd's history up to `revision`.
+    pub fn compact(&self, revision: &str) {
+        self.etcdctl(&["compact", revision]);
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
 
 pub fn kwok_bin() -> PathBuf {
@@ -62,11 +161,18 @@ impl Server {
 
     pub fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let mut extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let etcd = (on_etcd() && !extra.contains(&"--etcd-servers")).then(|| {
+            let etcd = Etcd::start(dir.path());
+            extra_args.extend(["--etcd-servers".to_string(), etcd.url()]);
+            etcd
+        });
         let mut server = Server {
             dir,
             port: 0,
             child: None,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            extra_args,
+            etcd,
         };
         server.launch();
         server.write_kubeconfig();
@@ -239,6 +345,7 @@ current-context: kwok
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        self.etcd.take();
     }
 }
 

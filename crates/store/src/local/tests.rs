@@ -71,7 +71,10 @@ async fn watch_replays_history_then_follows() {
     let start = s.current_revision();
     s.create("/w/b", &mut put("b")).await.unwrap();
     s.create("/x/c", &mut put("c")).await.unwrap();
-    let mut w = s.watch(KeyFilter::Prefix("/w/".into()), start).unwrap();
+    let mut w = s
+        .watch(KeyFilter::Prefix("/w/".into()), start)
+        .await
+        .unwrap();
     s.delete("/w/a", None, None).await.unwrap();
     let e1 = w.next().await.unwrap();
     assert_eq!((&*e1.kv.key, e1.kind), ("/w/b", EventKind::Put));
@@ -81,6 +84,7 @@ async fn watch_replays_history_then_follows() {
     assert!(w.try_next().is_none());
     let mut exact = s
         .watch(KeyFilter::Exact("/w/b".into()), 0.max(start))
+        .await
         .unwrap();
     assert_eq!(&*exact.next().await.unwrap().kv.key, "/w/b");
     assert!(exact.try_next().is_none());
@@ -98,10 +102,10 @@ async fn compaction_expires_old_revisions() {
     }
     assert_eq!(s.compacted_revision(), 4);
     assert!(matches!(
-        s.watch(KeyFilter::Prefix("/c/".into()), 2),
+        s.watch(KeyFilter::Prefix("/c/".into()), 2).await,
         Err(Error::Compacted { .. })
     ));
-    assert!(s.watch(KeyFilter::Prefix("/c/".into()), 4).is_ok());
+    assert!(s.watch(KeyFilter::Prefix("/c/".into()), 4).await.is_ok());
     s.compact(6).await.unwrap();
     assert!(matches!(
         s.range("/c/", None, 0, Some(5)).await,
@@ -118,6 +122,7 @@ async fn slow_watchers_are_dropped() {
     .unwrap();
     let mut w = s
         .watch(KeyFilter::Prefix("/".into()), s.current_revision())
+        .await
         .unwrap();
     for i in 0..5 {
         s.create(&format!("/s/{i}"), &mut put("v")).await.unwrap();
