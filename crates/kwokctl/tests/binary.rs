@@ -232,6 +232,17 @@ fn etcdctl_lists_the_keys_and_snapshots_round_trip() {
         .kubectl("1.33", &["get", "namespace", "after"])
         .failure();
     assert!(gone.stderr.contains("NotFound"), "{gone:?}");
+
+    env.kwokctl(&["stop", "cluster"]).success();
+    let stopped = env.root.path().join("stopped.db");
+    let refused = env
+        .kwokctl(&["snapshot", "save", "--path", &stopped.display().to_string()])
+        .failure();
+    assert!(
+        refused.stderr.contains("start the cluster first"),
+        "{refused:?}"
+    );
+    assert!(!stopped.exists());
 }
 
 #[test]

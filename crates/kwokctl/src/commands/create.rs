@@ -355,7 +355,9 @@ fn lay_out(
         Programs::Embedded(binary) => {
             let port = match fixed.kube_apiserver_port {
                 0 => allocate_ports(&ctx.workdir, &ctx.name, 1)?[0],
-                p => u16::try_from(p).context("--kube-apiserver-port out of range")?,
+                p => u16::try_from(p).map_err(|_| {
+                    anyhow::anyhow!("--kube-apiserver-port {p} is out of range (1-65535)")
+                })?,
             };
             config.options.kube_apiserver_port = u32::from(port);
             config.components = vec![embedded_component(
@@ -370,7 +372,9 @@ fn lay_out(
                 ("--kube-apiserver-port", fixed.kube_apiserver_port),
                 ("--etcd-port", fixed.etcd_port),
             ] {
-                u16::try_from(port).with_context(|| format!("{flag} out of range"))?;
+                if u16::try_from(port).is_err() {
+                    bail!("{flag} {port} is out of range (1-65535)");
+                }
             }
             let free = allocate_ports(&ctx.workdir, &ctx.name, binary::PORT_COUNT)?;
             let ports = binary::Ports::assign(fixed, &free);

@@ -259,6 +259,14 @@ fn save_etcd(
         crate::dryrun::say(format!("ETCDCTL_API=3 {etcdctl} {}", args.join(" ")));
         return Ok(());
     }
+    let port = binary::etcd_port(&cluster.config.options, &cluster.config.components);
+    if !port.is_some_and(|port| crate::probe::etcd_healthy(port, Duration::from_secs(2))) {
+        bail!(
+            "etcd of cluster {:?} does not answer on {endpoint}; start the cluster first (`kwokctl start cluster --name {}`)",
+            ctx.name,
+            ctx.name
+        );
+    }
     crate::exec::run(
         &etcdctl,
         &args,
