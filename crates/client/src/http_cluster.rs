@@ -37,6 +37,71 @@ impl HttpCluster {
         ))
     }
 
+    /// The resource types the server lists in discovery that support list, watch and delete
+    /// (the ones a garbage collector can follow), in the preferred version of each group.
+    pub async fn resources(&self) -> Result<Vec<Resource>> {
+        let mut versions = vec![(String::new(), "v1".to_string())];
+        let groups = self
+            .call("GET", "/apis".into(), "application/json", vec![])
+            .await?;
+        for group in groups
+            .get("groups")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = group.get("name").and_then(Value::as_str);
+            let version = group
+                .pointer("/preferredVersion/version")
+                .and_then(Value::as_str);
+            if let (Some(name), Some(version)) = (name, version) {
+                versions.push((name.to_string(), version.to_string()));
+            }
+        }
+        let mut out = Vec::new();
+        for (group, version) in versions {
+            let path = if group.is_empty() {
+                format!("/api/{version}")
+            } else {
+                format!("/apis/{group}/{version}")
+            };
+            let list = self.call("GET", path, "application/json", vec![]).await?;
+            for r in list
+                .get("resources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(plural), Some(kind)) = (
+                    r.get("name").and_then(Value::as_str),
+                    r.get("kind").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                let verbs: Vec<&str> = r
+                    .get("verbs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if plural.contains('/')
+                    || !["list", "watch", "delete"]
+                        .iter()
+                        .all(|v| verbs.contains(v))
+                {
+                    continue;
+                }
+                let namespaced = r
+                    .get("namespaced")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                out.push(Resource::new(&group, &version, plural, kind, namespaced));
+            }
+        }
+        Ok(out)
+    }
+
     async fn send(
         &self,
         method: &str,

@@ -54,18 +54,6 @@ impl Workloads {
         }
     }
 
-    /// Only the named controllers, in `--controllers` syntax (`*`, `name`, `-name`); unknown
-    /// names are ignored.
-    pub fn only(cluster: Arc<dyn Cluster>, names: &[&str]) -> Self {
-        let known: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| *n == "*" || Selection::from_entries(&[n.trim_start_matches('-')]).is_ok())
-            .collect();
-        let selection = Selection::from_entries(&known).unwrap_or_else(|_| Selection::all());
-        Self::selected(cluster, &selection)
-    }
-
     /// The controllers a [`Selection`] enables.
     pub fn selected(cluster: Arc<dyn Cluster>, selection: &Selection) -> Self {
         let enabled = WORKLOAD_CONTROLLERS

@@ -1,11 +1,13 @@
 //! The `kwok` binary: without a subcommand it is upstream's `kwok` controller (the node and
 //! pod simulator, against any cluster reached through a kubeconfig); `kwok apiserver` serves the
-//! embedded Kubernetes API server (with `--simulate`, the simulator runs inside it); `kwok bench`
+//! embedded Kubernetes API server (with `--simulate`, the simulator runs inside it);
+//! `kwok controller-manager` runs the built-in controllers against any API server; `kwok bench`
 //! and `kwok bench-sim` measure them.
 
 mod bench;
 mod bench_sim;
 mod controller;
+mod controller_manager;
 
 // The server's work is allocation-heavy JSON handling; mimalloc keeps that cheap across threads.
 #[global_allocator]
@@ -41,6 +43,8 @@ struct Cli {
 enum Command {
     /// Serve the Kubernetes API over HTTPS, with objects stored in a data directory or etcd.
     Apiserver(Box<ApiserverArgs>),
+    /// Run the built-in controllers against an API server reached through a kubeconfig.
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Measure the API server and print the figures.
     Bench(bench::BenchArgs),
     /// Measure the simulator (nodes Ready, pods Running, heartbeats) and print the figures.
@@ -227,36 +231,19 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
     let selection = controllers::Selection::parse(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
-    if selection.enabled("garbage-collector") {
-        let cluster: Arc<dyn client::Cluster> =
-            Arc::new(client::LocalCluster::new(server.registry.clone()));
-        let types: Vec<client::Resource> = server
-            .registry
-            .types()
-            .into_iter()
-            .filter(|r| !r.is_review())
-            .map(|r| client::Resource::new(r.group, r.version, r.plural, r.kind, r.namespaced))
-            .collect();
-        tokio::spawn(controllers::GarbageCollector::new(cluster, types).run());
-    }
-    if selection.enabled("scheduler") {
-        let cluster: Arc<dyn client::Cluster> =
-            Arc::new(client::LocalCluster::new(server.registry.clone()));
-        tokio::spawn(controllers::Scheduler::new(cluster).run());
-    }
-    if selection.enabled("serviceaccount") {
-        let cluster: Arc<dyn client::Cluster> =
-            Arc::new(client::LocalCluster::new(server.registry.clone()));
-        let root_ca = std::fs::read_to_string(&ca).ok();
-        tokio::spawn(controllers::NamespaceDefaults::new(cluster, root_ca).run());
-    }
-    let workloads = controllers::Workloads::selected(
+    let types: Vec<client::Resource> = server
+        .registry
+        .types()
+        .into_iter()
+        .filter(|r| !r.is_review())
+        .map(|r| client::Resource::new(r.group, r.version, r.plural, r.kind, r.namespaced))
+        .collect();
+    controller_manager::start_controllers(
         Arc::new(client::LocalCluster::new(server.registry.clone())),
+        types,
+        std::fs::read_to_string(&ca).ok(),
         &selection,
     );
-    if !workloads.is_empty() {
-        tokio::spawn(workloads.run());
-    }
     if args.simulate {
         let cluster: Arc<dyn client::Cluster> =
             Arc::new(client::LocalCluster::new(server.registry.clone()));
@@ -291,6 +278,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Apiserver(args)) => run_apiserver(*args).await,
+            Some(Command::ControllerManager(args)) => {
+                controller_manager::run(args, shutdown_signal()).await
+            }
             Some(Command::Bench(args)) => bench::run(args).await,
             Some(Command::BenchSim(args)) => bench_sim::run(args).await,
             None => controller::run(cli.controller, shutdown_signal()).await,

@@ -78,6 +78,9 @@ pub enum Command {
     /// kubectl in cluster
     #[command(disable_help_flag = true)]
     Kubectl(PassthroughArgs),
+    /// etcdctl in cluster
+    #[command(disable_help_flag = true)]
+    Etcdctl(PassthroughArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
     /// Benchmark embedded clusters: create and delete times, then nodes Ready, pods Running and
@@ -103,6 +106,33 @@ pub struct CreateClusterArgs {
     /// Path to the kwok binary that serves the cluster (a local path)
     #[arg(long)]
     pub kwok_controller_binary: Option<String>,
+    /// Binary of etcd, only for binary runtime (default: etcd on PATH)
+    #[arg(long)]
+    pub etcd_binary: Option<String>,
+    /// Binary of kube-apiserver, only for binary runtime (default: kwok apiserver)
+    #[arg(long)]
+    pub kube_apiserver_binary: Option<String>,
+    /// Binary of kube-controller-manager, only for binary runtime (default: kwok controller-manager)
+    #[arg(long)]
+    pub kube_controller_manager_binary: Option<String>,
+    /// Binary of kube-scheduler, only for binary runtime (default: kwok controller-manager --controllers scheduler)
+    #[arg(long)]
+    pub kube_scheduler_binary: Option<String>,
+    /// Port of etcd given to the host, only for binary runtime (default random)
+    #[arg(long)]
+    pub etcd_port: Option<u32>,
+    /// Prefix of the keys in etcd
+    #[arg(long)]
+    pub etcd_prefix: Option<String>,
+    /// Disable a component, e.g. kube-scheduler or kube-controller-manager
+    #[arg(long, value_delimiter = ',')]
+    pub disable: Vec<String>,
+    /// Disable the kube-scheduler (deprecated: use --disable kube-scheduler)
+    #[arg(long)]
+    pub disable_kube_scheduler: bool,
+    /// Disable the kube-controller-manager (deprecated: use --disable kube-controller-manager)
+    #[arg(long)]
+    pub disable_kube_controller_manager: bool,
     /// A set of key=value pairs that describe command line arguments for a component, e.g. kube-apiserver=storage-sync=none
     #[arg(long)]
     pub extra_args: Vec<String>,

@@ -14,6 +14,8 @@ use crate::paths::Env;
 pub const API_VERSION: &str = "config.kwok.x-k8s.io/v1alpha1";
 /// The kind that describes a cluster and kwokctl's options.
 pub const KWOKCTL_CONFIGURATION: &str = "KwokctlConfiguration";
+/// Where the API server keeps its objects in etcd, unless configured otherwise.
+pub const DEFAULT_ETCD_PREFIX: &str = "/registry";
 
 /// Kinds upstream accepts in configuration files; anything else is warned about.
 const KNOWN_KINDS: &[&str] = &[
@@ -63,8 +65,47 @@ pub struct Options {
     pub kube_apiserver_port: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kwok_controller_binary: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub etcd_binary: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kube_apiserver_binary: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kube_controller_manager_binary: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kube_scheduler_binary: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub etcd_port: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub etcd_peer_port: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kwok_controller_port: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kube_controller_manager_port: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kube_scheduler_port: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub etcd_prefix: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disable: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disable_kube_scheduler: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disable_kube_controller_manager: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Options {
+    /// Whether `component` is switched off by `disable` or the older `disableKube*` options.
+    pub fn is_disabled(&self, component: &str) -> bool {
+        self.disable.iter().any(|d| d == component)
+            || (component == "kube-scheduler" && self.disable_kube_scheduler)
+            || (component == "kube-controller-manager" && self.disable_kube_controller_manager)
+    }
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -299,36 +340,91 @@ pub struct OptionFlags {
     pub runtime: Option<String>,
     pub kube_apiserver_port: Option<u32>,
     pub kwok_controller_binary: Option<String>,
+    pub etcd_binary: Option<String>,
+    pub kube_apiserver_binary: Option<String>,
+    pub kube_controller_manager_binary: Option<String>,
+    pub kube_scheduler_binary: Option<String>,
+    pub etcd_port: Option<u32>,
+    pub etcd_prefix: Option<String>,
+    pub disable: Vec<String>,
+    pub disable_kube_scheduler: bool,
+    pub disable_kube_controller_manager: bool,
 }
 
 /// Applies the precedence flags > `KWOK_*` env > configuration (already merged from files) >
 /// defaults to the options of a new cluster. Unparsable env values are ignored, as upstream does.
 pub fn resolve_options(from_files: &Options, env: &Env, flags: &OptionFlags) -> Options {
     let mut options = from_files.clone();
-    if let Some(runtime) = env.kwok("RUNTIME") {
-        options.runtime = runtime.to_string();
+    let text = |option: &mut String, var: &str, flag: &Option<String>| {
+        if let Some(value) = env.kwok(var) {
+            *option = value.to_string();
+        }
+        if let Some(value) = flag.as_deref().filter(|v| !v.is_empty()) {
+            *option = value.to_string();
+        }
+    };
+    text(&mut options.runtime, "RUNTIME", &flags.runtime);
+    text(
+        &mut options.kwok_controller_binary,
+        "CONTROLLER_BINARY",
+        &flags.kwok_controller_binary,
+    );
+    text(&mut options.etcd_binary, "ETCD_BINARY", &flags.etcd_binary);
+    text(
+        &mut options.kube_apiserver_binary,
+        "KUBE_APISERVER_BINARY",
+        &flags.kube_apiserver_binary,
+    );
+    text(
+        &mut options.kube_controller_manager_binary,
+        "KUBE_CONTROLLER_MANAGER_BINARY",
+        &flags.kube_controller_manager_binary,
+    );
+    text(
+        &mut options.kube_scheduler_binary,
+        "KUBE_SCHEDULER_BINARY",
+        &flags.kube_scheduler_binary,
+    );
+    text(&mut options.etcd_prefix, "ETCD_PREFIX", &flags.etcd_prefix);
+    let port = |option: &mut u32, var: &str, flag: Option<u32>| {
+        if let Some(value) = env.kwok(var).and_then(|p| p.parse::<u32>().ok()) {
+            *option = value;
+        }
+        if let Some(value) = flag {
+            *option = value;
+        }
+    };
+    port(
+        &mut options.kube_apiserver_port,
+        "KUBE_APISERVER_PORT",
+        flags.kube_apiserver_port,
+    );
+    port(&mut options.etcd_port, "ETCD_PORT", flags.etcd_port);
+    let switch = |option: &mut bool, var: &str, flag: bool| {
+        if let Some(value) = env.kwok(var).and_then(|v| v.parse::<bool>().ok()) {
+            *option = value;
+        }
+        if flag {
+            *option = true;
+        }
+    };
+    switch(
+        &mut options.disable_kube_scheduler,
+        "DISABLE_KUBE_SCHEDULER",
+        flags.disable_kube_scheduler,
+    );
+    switch(
+        &mut options.disable_kube_controller_manager,
+        "DISABLE_KUBE_CONTROLLER_MANAGER",
+        flags.disable_kube_controller_manager,
+    );
+    for component in &flags.disable {
+        if !options.disable.contains(component) {
+            options.disable.push(component.clone());
+        }
     }
-    if let Some(port) = env
-        .kwok("KUBE_APISERVER_PORT")
-        .and_then(|p| p.parse::<u32>().ok())
-    {
-        options.kube_apiserver_port = port;
-    }
-    if let Some(binary) = env.kwok("CONTROLLER_BINARY") {
-        options.kwok_controller_binary = binary.to_string();
-    }
-    if let Some(runtime) = flags.runtime.as_deref().filter(|r| !r.is_empty()) {
-        options.runtime = runtime.to_string();
-    }
-    if let Some(port) = flags.kube_apiserver_port {
-        options.kube_apiserver_port = port;
-    }
-    if let Some(binary) = flags
-        .kwok_controller_binary
-        .as_deref()
-        .filter(|b| !b.is_empty())
-    {
-        options.kwok_controller_binary = binary.to_string();
+    if options.etcd_prefix.is_empty() {
+        options.etcd_prefix = DEFAULT_ETCD_PREFIX.to_string();
     }
     if options.runtime.is_empty() && options.runtimes.len() == 1 {
         options.runtime = options.runtimes[0].clone();
@@ -352,7 +448,7 @@ mod tests {
         assert_eq!(conf.options.runtime, "docker");
         assert_eq!(conf.options.kube_apiserver_port, 32766);
         assert_eq!(conf.components.len(), 2);
-        assert_eq!(conf.options.extra["etcdPrefix"], "/registry");
+        assert_eq!(conf.options.etcd_prefix, "/registry");
         assert_eq!(conf.extra["status"]["version"], "0.9.0");
         let again = KwokctlConfiguration::from_value(
             parse_documents(&render_documents(&[conf.to_value()]).unwrap()).unwrap()[0].clone(),

@@ -164,6 +164,10 @@ impl ClusterPaths {
     pub fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
+    /// etcd's data folder of the binary runtime.
+    pub fn etcd(&self) -> PathBuf {
+        self.dir.join("etcd")
+    }
     pub fn log_file(&self, component: &str) -> PathBuf {
         self.logs().join(format!("{component}.log"))
     }

@@ -1,5 +1,6 @@
 //! Asks a cluster's API server whether it serves: `GET /readyz` over HTTPS, verifying the server
-//! against the cluster CA and presenting the admin client certificate.
+//! against the cluster CA and presenting the admin client certificate; and etcd whether it is
+//! healthy: `GET /health` over plain HTTP.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -90,6 +91,31 @@ impl Prober {
     }
 }
 
+/// True when etcd on `127.0.0.1:<port>` answers `/health` with `"health":"true"`.
+pub fn etcd_healthy(port: u16, timeout: Duration) -> bool {
+    let response = (|| -> std::io::Result<Vec<u8>> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut socket = TcpStream::connect_timeout(&addr, timeout)?;
+        socket.set_read_timeout(Some(timeout))?;
+        socket.set_write_timeout(Some(timeout))?;
+        let request =
+            format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        socket.write_all(request.as_bytes())?;
+        let mut response = Vec::new();
+        socket.read_to_end(&mut response)?;
+        Ok(response)
+    })();
+    response.is_ok_and(|r| is_healthy(&r))
+}
+
+fn is_healthy(response: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(response);
+    matches!(parse_status(response), Ok(200))
+        && text
+            .split_once("\r\n\r\n")
+            .is_some_and(|(_, body)| body.replace(' ', "").contains(r#""health":"true""#))
+}
+
 fn parse_status(response: &[u8]) -> anyhow::Result<u16> {
     let line_end = response
         .windows(2)
@@ -119,6 +145,19 @@ mod tests {
             503
         );
         assert!(parse_status(b"garbage").is_err());
+    }
+
+    #[test]
+    fn etcd_health_bodies() {
+        assert!(is_healthy(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"health\":\"true\",\"reason\":\"\"}"
+        ));
+        assert!(!is_healthy(
+            b"HTTP/1.1 503 Service Unavailable\r\n\r\n{\"health\":\"false\"}"
+        ));
+        assert!(!is_healthy(
+            b"HTTP/1.1 200 OK\r\n\r\n{\"health\":\"false\"}"
+        ));
     }
 
     /// A stand-in HTTPS server answering `/readyz`, requiring a client certificate.

@@ -3,14 +3,14 @@
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use crate::cli::CreateClusterArgs;
-use crate::config::{Component, KwokctlConfiguration, OptionFlags, Port, resolve_options};
+use crate::config::{Component, KwokctlConfiguration, OptionFlags, Options, Port, resolve_options};
 use crate::context::Context;
 use crate::duration;
 use crate::kubeconfig::{self, ClusterEntry};
@@ -18,6 +18,7 @@ use crate::lock::lock_cluster;
 use crate::paths::{ClusterPaths, Workdir, context_name};
 use crate::runtime::{
     self, Cluster, ComponentStatus, ExitedEarly, LoadError, RuntimeKind, StartOptions, StopMode,
+    binary,
 };
 
 /// The component name of the embedded cluster process, as upstream names the API server.
@@ -36,6 +37,15 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
         runtime: args.runtime.clone(),
         kube_apiserver_port: args.kube_apiserver_port,
         kwok_controller_binary: args.kwok_controller_binary.clone(),
+        etcd_binary: args.etcd_binary.clone(),
+        kube_apiserver_binary: args.kube_apiserver_binary.clone(),
+        kube_controller_manager_binary: args.kube_controller_manager_binary.clone(),
+        kube_scheduler_binary: args.kube_scheduler_binary.clone(),
+        etcd_port: args.etcd_port,
+        etcd_prefix: args.etcd_prefix.clone(),
+        disable: args.disable.clone(),
+        disable_kube_scheduler: args.disable_kube_scheduler,
+        disable_kube_controller_manager: args.disable_kube_controller_manager,
     };
     let options = resolve_options(&from_files.options, &ctx.env, &flags);
     let runtime_name = choose_runtime(&options.runtime, &options.runtimes)?;
@@ -48,21 +58,21 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
     let name = ctx.name.as_str();
 
     if ctx.dry_run {
-        let binary = ctx
-            .kwok_binary(Some(&options.kwok_controller_binary))
-            .unwrap_or_else(|_| "kwok".into());
-        let port = match options.kube_apiserver_port {
-            0 => allocate_port(&ctx.workdir, name)?,
-            p => u16::try_from(p).context("--kube-apiserver-port out of range")?,
+        let programs = Programs::resolve(ctx, &runtime_name, &options)
+            .unwrap_or_else(|_| Programs::placeholder(&runtime_name));
+        let mut config = KwokctlConfiguration {
+            options: options.clone(),
+            ..Default::default()
         };
-        let component =
-            embedded_component(&paths, port, &binary.display().to_string(), &extra_args);
-        print_plan(&paths, &component, &kubeconfig_path, name);
+        lay_out(ctx, &mut config, &paths, &programs, &options, &extra_args)?;
+        print_plan(&paths, &config.components, &kubeconfig_path, name);
         return Ok(());
     }
 
     let _lock = lock_cluster(&ctx.workdir, name)?;
     let mut auto_port = false;
+    // How a new cluster's components were laid out, to lay them out again on other ports.
+    let mut layout: Option<(Programs, Options)> = None;
     let mut cluster = match Cluster::load(name, &paths) {
         Ok(existing) => {
             tracing::info!(cluster = name, "Cluster already exists");
@@ -72,7 +82,10 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
             }
             tracing::info!(cluster = name, "Cluster is not ready yet, continue it");
             let existing_runtime = existing.runtime_name().to_string();
-            if RuntimeKind::parse(&existing_runtime) != Some(RuntimeKind::Embedded) {
+            if !matches!(
+                RuntimeKind::parse(&existing_runtime),
+                Some(RuntimeKind::Embedded | RuntimeKind::Binary)
+            ) {
                 bail!(
                     "cluster {name:?} uses runtime {existing_runtime:?}, which `create cluster` does not support yet; use `kwokctl start cluster` or delete it"
                 );
@@ -86,30 +99,18 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
         }
         Err(LoadError::NotFound) => {
             remove_leftovers(&paths)?;
-            let binary = ctx
-                .kwok_binary(Some(&options.kwok_controller_binary))
+            let programs = Programs::resolve(ctx, &runtime_name, &options)
                 .map_err(|e| anyhow::anyhow!("runtime {runtime_name} not available: {e}"))?;
-            let port = match options.kube_apiserver_port {
-                0 => {
-                    auto_port = true;
-                    allocate_port(&ctx.workdir, name)?
-                }
-                p => u16::try_from(p).context("--kube-apiserver-port out of range")?,
-            };
+            auto_port = programs.has_free_ports(&options);
             let mut config = KwokctlConfiguration {
-                options,
+                options: options.clone(),
                 ..from_files
             };
             config.kind = crate::config::KWOKCTL_CONFIGURATION.to_string();
             config.api_version = crate::config::API_VERSION.to_string();
             config.options.runtime = runtime_name.clone();
-            config.options.kube_apiserver_port = u32::from(port);
-            config.components = vec![embedded_component(
-                &paths,
-                port,
-                &binary.display().to_string(),
-                &extra_args,
-            )];
+            lay_out(ctx, &mut config, &paths, &programs, &options, &extra_args)?;
+            layout = Some((programs, options.clone()));
             config
                 .extra
                 .insert("status".into(), json!({ "version": crate::VERSION }));
@@ -141,16 +142,28 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
 
     let start = Instant::now();
     tracing::info!(cluster = name, "Cluster is starting");
-    let rt = runtime::for_cluster(ctx, &cluster);
     let mut attempt = 1;
     loop {
+        let rt = runtime::for_cluster(ctx, &cluster);
         match rt.start(&cluster, start_options) {
             Ok(()) => break,
             Err(err) if auto_port && attempt < PORT_ATTEMPTS && err.is::<ExitedEarly>() => {
+                let Some((programs, fixed)) = &layout else {
+                    return Err(err.context(format!("failed to start cluster {name:?}")));
+                };
                 attempt += 1;
-                let port = allocate_port(&ctx.workdir, name)?;
-                tracing::warn!(cluster = name, port, err = %err, "Cluster process exited, retrying on another port");
-                set_port(&mut cluster, port);
+                tracing::warn!(cluster = name, err = %err, "Cluster process exited, retrying on other ports");
+                rt.stop(&cluster, StopMode::Kill)?;
+                // A fresh etcd member on the new ports, not one bootstrapped on the old ones.
+                runtime::remove_dir(&paths.etcd())?;
+                lay_out(
+                    ctx,
+                    &mut cluster.config,
+                    &paths,
+                    programs,
+                    fixed,
+                    &extra_args,
+                )?;
                 cluster.save()?;
                 install(&cluster)?;
             }
@@ -188,14 +201,14 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
     Ok(())
 }
 
-/// Picks the runtime of a new cluster. Only `embedded` can create clusters so far.
+/// Picks the runtime of a new cluster. `embedded` and `binary` can create clusters so far.
 fn choose_runtime(runtime: &str, runtimes: &[String]) -> anyhow::Result<String> {
     let check = |name: &str| -> Result<String, String> {
         match RuntimeKind::parse(name) {
             None => Err(format!("runtime {name:?} not found")),
-            Some(RuntimeKind::Embedded) => Ok(name.to_string()),
+            Some(RuntimeKind::Embedded | RuntimeKind::Binary) => Ok(name.to_string()),
             Some(_) => Err(format!(
-                "runtime {name:?} is not supported yet by `create cluster` (supported: embedded)"
+                "runtime {name:?} is not supported yet by `create cluster` (supported: embedded, binary)"
             )),
         }
     };
@@ -277,25 +290,111 @@ pub fn embedded_component(
     }
 }
 
-fn set_port(cluster: &mut Cluster, port: u16) {
-    cluster.config.options.kube_apiserver_port = u32::from(port);
-    for component in &mut cluster.config.components {
-        if let Some(i) = component.args.iter().position(|a| a == "--secure-port")
-            && let Some(value) = component.args.get_mut(i + 1)
-        {
-            *value = port.to_string();
-        }
-        for p in &mut component.ports {
-            p.port = u32::from(port);
-            p.host_port = u32::from(port);
+/// The programs that run a new cluster's components.
+enum Programs {
+    Embedded(PathBuf),
+    Binary(binary::Programs),
+}
+
+impl Programs {
+    /// Finds the programs of runtime `runtime`; the error says what is missing.
+    fn resolve(ctx: &Context, runtime: &str, options: &Options) -> Result<Self, String> {
+        if RuntimeKind::parse(runtime) == Some(RuntimeKind::Binary) {
+            binary::resolve_programs(ctx, options).map(Programs::Binary)
+        } else {
+            ctx.kwok_binary(Some(&options.kwok_controller_binary))
+                .map(Programs::Embedded)
         }
     }
+
+    /// Bare program names, for a dry run on a machine without them.
+    fn placeholder(runtime: &str) -> Self {
+        if RuntimeKind::parse(runtime) == Some(RuntimeKind::Binary) {
+            Programs::Binary(binary::Programs {
+                etcd: "etcd".into(),
+                kwok: "kwok".into(),
+                kube_apiserver: None,
+                kube_controller_manager: None,
+                kube_scheduler: None,
+            })
+        } else {
+            Programs::Embedded("kwok".into())
+        }
+    }
+
+    /// Whether some port is left to choose (and so may be chosen again when taken).
+    fn has_free_ports(&self, options: &Options) -> bool {
+        match self {
+            Programs::Embedded(_) => options.kube_apiserver_port == 0,
+            Programs::Binary(_) => {
+                let ports = binary::Ports::assign(options, &[0; binary::PORT_COUNT]);
+                [
+                    ports.etcd,
+                    ports.etcd_peer,
+                    ports.kube_apiserver,
+                    ports.kwok_controller,
+                    ports.kube_controller_manager,
+                    ports.kube_scheduler,
+                ]
+                .contains(&0)
+            }
+        }
+    }
+}
+
+/// Chooses the ports `fixed` leaves open and sets the components of a new cluster.
+fn lay_out(
+    ctx: &Context,
+    config: &mut KwokctlConfiguration,
+    paths: &ClusterPaths,
+    programs: &Programs,
+    fixed: &Options,
+    extra_args: &[(String, String)],
+) -> anyhow::Result<()> {
+    match programs {
+        Programs::Embedded(binary) => {
+            let port = match fixed.kube_apiserver_port {
+                0 => allocate_ports(&ctx.workdir, &ctx.name, 1)?[0],
+                p => u16::try_from(p).map_err(|_| {
+                    anyhow::anyhow!("--kube-apiserver-port {p} is out of range (1-65535)")
+                })?,
+            };
+            config.options.kube_apiserver_port = u32::from(port);
+            config.components = vec![embedded_component(
+                paths,
+                port,
+                &binary.display().to_string(),
+                extra_args,
+            )];
+        }
+        Programs::Binary(programs) => {
+            for (flag, port) in [
+                ("--kube-apiserver-port", fixed.kube_apiserver_port),
+                ("--etcd-port", fixed.etcd_port),
+            ] {
+                if u16::try_from(port).is_err() {
+                    bail!("{flag} {port} is out of range (1-65535)");
+                }
+            }
+            let free = allocate_ports(&ctx.workdir, &ctx.name, binary::PORT_COUNT)?;
+            let ports = binary::Ports::assign(fixed, &free);
+            ports.record(&mut config.options);
+            config.components =
+                binary::components(paths, &config.options, programs, &ports, extra_args);
+        }
+    }
+    Ok(())
 }
 
 /// Creates what a cluster needs before it starts; safe to repeat on a half-created cluster.
 fn install(cluster: &Cluster) -> anyhow::Result<()> {
     let paths = &cluster.paths;
-    for dir in [paths.logs(), paths.pids(), paths.data()] {
+    let data = if RuntimeKind::parse(cluster.runtime_name()) == Some(RuntimeKind::Binary) {
+        paths.etcd()
+    } else {
+        paths.data()
+    };
+    for dir in [paths.logs(), paths.pids(), data] {
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     }
     pki::ensure(&paths.pki(), &[]).context("generate PKI")?;
@@ -351,7 +450,7 @@ fn remove_leftovers(paths: &ClusterPaths) -> anyhow::Result<()> {
     if !paths.dir.exists() {
         return Ok(());
     }
-    let looks_like_ours = ["pids", "logs", "pki", "data", "kubeconfig.yaml"]
+    let looks_like_ours = ["pids", "logs", "pki", "data", "etcd", "kubeconfig.yaml"]
         .iter()
         .any(|entry| paths.dir.join(entry).exists());
     if !looks_like_ours {
@@ -362,39 +461,54 @@ fn remove_leftovers(paths: &ClusterPaths) -> anyhow::Result<()> {
     runtime::remove_dir(&paths.dir)
 }
 
-/// Chooses a free local port that no other cluster of this workdir has recorded.
-pub fn allocate_port(workdir: &Workdir, except_cluster: &str) -> anyhow::Result<u16> {
+/// Chooses `count` distinct free local ports that no other cluster of this workdir has recorded.
+pub fn allocate_ports(
+    workdir: &Workdir,
+    except_cluster: &str,
+    count: usize,
+) -> anyhow::Result<Vec<u16>> {
     let mut taken = BTreeSet::new();
     for name in super::list_clusters(workdir).unwrap_or_default() {
         if name == except_cluster {
             continue;
         }
-        if let Ok(cluster) = Cluster::load(&name, &workdir.cluster(&name))
-            && let Some(port) = cluster.apiserver_port()
-        {
-            taken.insert(port);
+        if let Ok(cluster) = Cluster::load(&name, &workdir.cluster(&name)) {
+            taken.extend(cluster.apiserver_port());
+            for port in cluster.config.components.iter().flat_map(|c| &c.ports) {
+                taken.extend([port.port, port.host_port].map(|p| u16::try_from(p).unwrap_or(0)));
+            }
         }
     }
-    for _ in 0..64 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .context("find a free port")?
-            .local_addr()?
-            .port();
-        if !taken.contains(&port) {
-            return Ok(port);
+    // Every listener stays open until all are chosen, so the ports differ.
+    let mut listeners = Vec::with_capacity(count);
+    let mut ports = Vec::with_capacity(count);
+    for _ in 0..64 + count {
+        if ports.len() == count {
+            return Ok(ports);
         }
+        let listener = TcpListener::bind("127.0.0.1:0").context("find a free port")?;
+        let port = listener.local_addr()?.port();
+        if !taken.contains(&port) {
+            ports.push(port);
+        }
+        listeners.push(listener);
     }
     bail!("no free port found")
 }
 
-fn print_plan(paths: &ClusterPaths, component: &Component, kubeconfig_path: &Path, name: &str) {
+fn print_plan(paths: &ClusterPaths, components: &[Component], kubeconfig_path: &Path, name: &str) {
     use crate::dryrun::say;
     say(format!("mkdir -p {}", paths.dir.display()));
     say(format!(
         "# Save cluster config to {}",
         paths.config().display()
     ));
-    for dir in [paths.pids(), paths.logs(), paths.data()] {
+    let data = if components.iter().any(|c| c.name == binary::ETCD) {
+        paths.etcd()
+    } else {
+        paths.data()
+    };
+    for dir in [paths.pids(), paths.logs(), data] {
         say(format!("mkdir -p {}", dir.display()));
     }
     say(format!("# Generate PKI to {}", paths.pki().display()));
@@ -402,18 +516,21 @@ fn print_plan(paths: &ClusterPaths, component: &Component, kubeconfig_path: &Pat
         "# Write kubeconfig to {}",
         paths.kubeconfig().display()
     ));
-    crate::dryrun::fork(
-        &paths.dir,
-        Path::new(&component.binary),
-        &component.args,
-        &paths.log_file(&component.name),
-        &paths.pid_file(&component.name),
-    );
     say(format!(
         "# Add context {} to {}",
         context_name(name),
         kubeconfig_path.display()
     ));
+    let ordered = runtime::start_order(components).unwrap_or_else(|_| components.iter().collect());
+    for component in ordered {
+        crate::dryrun::fork(
+            &paths.dir,
+            Path::new(&component.binary),
+            &component.args,
+            &paths.log_file(&component.name),
+            &paths.pid_file(&component.name),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -85,9 +85,24 @@ pub fn components(ctx: &Context, output: OutputFormat) -> anyhow::Result<()> {
             }
         }
         OutputFormat::Wide => {
-            let mut rows = vec![vec!["NAME".into(), "STATUS".into()]];
+            // Host processes also show their pid (`-` when stopped).
+            let processes = matches!(
+                RuntimeKind::parse(cluster.runtime_name()),
+                Some(RuntimeKind::Embedded | RuntimeKind::Binary)
+            );
+            let mut header = vec!["NAME".to_string(), "STATUS".to_string()];
+            if processes {
+                header.push("PID".into());
+            }
+            let mut rows = vec![header];
             for (name, status) in rt.components(&cluster) {
-                rows.push(vec![name, status.to_string()]);
+                let pid = runtime::running_pid(&cluster.paths, &name)
+                    .map_or_else(|| "-".to_string(), |pid| pid.to_string());
+                let mut row = vec![name, status.to_string()];
+                if processes {
+                    row.push(pid);
+                }
+                rows.push(row);
             }
             super::print_table(&rows);
         }

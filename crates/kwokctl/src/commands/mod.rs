@@ -4,6 +4,7 @@ mod bench;
 mod config_cmd;
 mod create;
 mod delete;
+pub(crate) mod etcdctl;
 mod get;
 mod kubectl;
 mod lifecycle;
@@ -50,6 +51,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Tidy) => config_cmd::tidy(&ctx)?,
         Command::Config(ConfigCommand::Reset) => config_cmd::reset(&ctx)?,
         Command::Kubectl(args) => return kubectl::kubectl(&ctx, &args.args),
+        Command::Etcdctl(args) => return etcdctl::etcdctl(&ctx, &args.args),
         Command::Bench(args) => bench::bench(&ctx, &args)?,
         Command::Completion(_) => unreachable!("handled above"),
     }

@@ -1,7 +1,7 @@
 //! `kwokctl snapshot save|restore|export`.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
@@ -10,7 +10,7 @@ use crate::cli::{SnapshotExportArgs, SnapshotRestoreArgs, SnapshotSaveArgs};
 use crate::context::Context;
 use crate::duration;
 use crate::lock::lock_cluster;
-use crate::runtime::{self, Cluster, ComponentStatus, RuntimeKind, StartOptions, StopMode};
+use crate::runtime::{self, Cluster, ComponentStatus, RuntimeKind, StartOptions, StopMode, binary};
 use crate::snapshot;
 
 fn check_format(format: &str) -> anyhow::Result<()> {
@@ -78,6 +78,9 @@ pub fn save(ctx: &Context, args: &SnapshotSaveArgs) -> anyhow::Result<()> {
         let count = write_k8s(&client, &snapshot::filters(&args.filter), 500, &path)?;
         tracing::info!(cluster = %ctx.name, path = %path.display(), counter = count, elapsed = %duration::human(started.elapsed()), "Saved snapshot");
         return Ok(());
+    }
+    if is_binary(&cluster) {
+        return save_etcd(ctx, &cluster, &path, started);
     }
     require_embedded(&cluster)?;
     let store = cluster.paths.data().join("store");
@@ -151,6 +154,9 @@ pub fn restore(ctx: &Context, args: &SnapshotRestoreArgs) -> anyhow::Result<()> 
             bail!("{} objects could not be restored", report.failed.len());
         }
         return Ok(());
+    }
+    if is_binary(&cluster) {
+        return restore_etcd(ctx, &cluster, &path, started);
     }
     require_embedded(&cluster)?;
     let data = cluster.paths.data();
@@ -230,10 +236,118 @@ fn matches_filters(doc: &serde_json::Value, filters: &[String]) -> bool {
     })
 }
 
+fn is_binary(cluster: &Cluster) -> bool {
+    RuntimeKind::parse(cluster.runtime_name()) == Some(RuntimeKind::Binary)
+}
+
+/// How long etcdctl may take to save or restore a snapshot.
+const ETCD_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `etcdctl snapshot save` against the cluster's running etcd.
+fn save_etcd(
+    ctx: &Context,
+    cluster: &Cluster,
+    path: &Path,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let endpoint = super::etcdctl::etcd_endpoint(cluster)?;
+    let etcdctl = binary::etcd_tool(ctx, &cluster.config.components, "etcdctl");
+    let etcdctl = etcdctl.display().to_string();
+    let path_arg = path.display().to_string();
+    let args = ["--endpoints", &endpoint, "snapshot", "save", &path_arg];
+    if ctx.dry_run {
+        crate::dryrun::say(format!("ETCDCTL_API=3 {etcdctl} {}", args.join(" ")));
+        return Ok(());
+    }
+    let port = binary::etcd_port(&cluster.config.options, &cluster.config.components);
+    if !port.is_some_and(|port| crate::probe::etcd_healthy(port, Duration::from_secs(2))) {
+        bail!(
+            "etcd of cluster {:?} does not answer on {endpoint}; start the cluster first (`kwokctl start cluster --name {}`)",
+            ctx.name,
+            ctx.name
+        );
+    }
+    crate::exec::run(
+        &etcdctl,
+        &args,
+        &[("ETCDCTL_API", "3")],
+        ETCD_SNAPSHOT_TIMEOUT,
+    )
+    .map_err(|e| anyhow::anyhow!("save etcd snapshot: {e}"))?;
+    tracing::info!(cluster = %ctx.name, path = %path.display(), elapsed = %duration::human(started.elapsed()), "Saved snapshot");
+    Ok(())
+}
+
+/// Replaces etcd's data with a snapshot while the cluster is stopped: `etcdutl snapshot
+/// restore` (or `etcdctl` for etcd before 3.5) into `etcd-data`, which then becomes `etcd`.
+fn restore_etcd(
+    ctx: &Context,
+    cluster: &Cluster,
+    path: &Path,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let components = &cluster.config.components;
+    let etcdutl = binary::etcd_tool(ctx, components, "etcdutl");
+    let tool = if etcdutl.is_absolute() {
+        etcdutl
+    } else {
+        binary::etcd_tool(ctx, components, "etcdctl")
+    };
+    let tool = tool.display().to_string();
+    let data = cluster.paths.etcd();
+    let incoming = cluster.paths.dir.join("etcd-data");
+    let mut args = vec![
+        "snapshot".to_string(),
+        "restore".into(),
+        path.display().to_string(),
+        "--data-dir".into(),
+        incoming.display().to_string(),
+    ];
+    // The restored member must be the one etcd is started as.
+    let member_flags = [
+        "--name=",
+        "--initial-cluster=",
+        "--initial-advertise-peer-urls=",
+    ];
+    if let Some(etcd) = cluster.config.component(binary::ETCD) {
+        args.extend(
+            etcd.args
+                .iter()
+                .filter(|a| member_flags.iter().any(|f| a.starts_with(f)))
+                .cloned(),
+        );
+    }
+    if ctx.dry_run {
+        crate::dryrun::say(format!("rm -rf {}", incoming.display()));
+        crate::dryrun::say(format!("ETCDCTL_API=3 {tool} {}", args.join(" ")));
+        crate::dryrun::say(format!("rm -rf {}", data.display()));
+        crate::dryrun::say(format!("mv {} {}", incoming.display(), data.display()));
+        return Ok(());
+    }
+    let _lock = lock_cluster(&ctx.workdir, &ctx.name)?;
+    let was_running = with_cluster_stopped(ctx, cluster, || {
+        runtime::remove_dir(&incoming)?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::exec::run(&tool, &args, &[("ETCDCTL_API", "3")], ETCD_SNAPSHOT_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("restore etcd snapshot: {e}"))?;
+        runtime::remove_dir(&data)?;
+        std::fs::rename(&incoming, &data)
+            .with_context(|| format!("move {} to {}", incoming.display(), data.display()))
+    })?;
+    tracing::info!(
+        cluster = %ctx.name,
+        path = %path.display(),
+        restarted = was_running,
+        elapsed = %duration::human(started.elapsed()),
+        "Restored snapshot"
+    );
+    Ok(())
+}
+
 fn require_embedded(cluster: &Cluster) -> anyhow::Result<()> {
     if RuntimeKind::parse(cluster.runtime_name()) != Some(RuntimeKind::Embedded) {
         bail!(
-            "--format etcd is supported for the embedded runtime only (cluster runtime is {:?}); use --format k8s",
+            "--format etcd is supported for the embedded and binary runtimes only (cluster runtime is {:?}); use --format k8s",
             cluster.runtime_name()
         );
     }
@@ -261,11 +375,8 @@ fn with_cluster_stopped(
     let result = work();
     if running {
         tracing::info!(cluster = %ctx.name, "Starting the cluster again");
-        rt.start(
-            cluster,
-            StartOptions::with_timeout(std::time::Duration::ZERO),
-        )
-        .with_context(|| format!("failed to start cluster {:?}", ctx.name))?;
+        rt.start(cluster, StartOptions::with_timeout(Duration::ZERO))
+            .with_context(|| format!("failed to start cluster {:?}", ctx.name))?;
     }
     result.map(|()| running)
 }

@@ -2,14 +2,16 @@
 //! `delete cluster` may do.
 //!
 //! * `embedded` (default): one `kwok apiserver` process per cluster.
-//! * `binary`: upstream's host processes (pid files); start, stop and delete work on clusters
+//! * `binary`: one host process per component (etcd, kube-apiserver, kube-controller-manager,
+//!   kube-scheduler, kwok-controller), with pid files; also starts, stops and deletes clusters
 //!   upstream kwokctl created.
 //! * `docker`, `podman`, `nerdctl`, `finch`, `lima`: container engines.
 //! * `kind`, `kind-podman`, `kind-nerdctl`, `kind-lima`, `kind-finch`: kind clusters.
 //!
-//! Only `embedded` can create clusters for now; the others are recognised so their clusters can
+//! `embedded` and `binary` can create clusters; the others are recognised so their clusters can
 //! be listed, started, stopped and deleted.
 
+pub mod binary;
 mod container;
 mod process;
 
@@ -27,7 +29,8 @@ use crate::paths::ClusterPaths;
 
 pub use container::{ComposeRuntime, KindRuntime};
 pub use process::{
-    ExitedEarly, ProcessRuntime, log_tail, print_log, running_pid, stop_recorded_processes,
+    ExitedEarly, ProcessRuntime, log_tail, print_log, running_pid, start_order,
+    stop_recorded_processes,
 };
 
 /// The runtime of new clusters unless configured otherwise.
@@ -300,19 +303,12 @@ pub trait Runtime {
 pub fn for_cluster(ctx: &Context, cluster: &Cluster) -> Box<dyn Runtime> {
     let name = cluster.runtime_name().to_string();
     match RuntimeKind::parse(&name) {
-        Some(kind) => for_kind(ctx, kind, &name),
+        Some(kind @ (RuntimeKind::Embedded | RuntimeKind::Binary)) => Box::new(
+            ProcessRuntime::new(ctx.clone(), kind, &name, cluster.config.components.clone()),
+        ),
+        Some(RuntimeKind::Compose(engine)) => Box::new(ComposeRuntime::new(ctx, engine, &name)),
+        Some(RuntimeKind::Kind(engine)) => Box::new(KindRuntime::new(ctx, engine, &name)),
         None => Box::new(UnknownRuntime { name }),
-    }
-}
-
-/// The runtime of `kind`.
-pub fn for_kind(ctx: &Context, kind: RuntimeKind, name: &str) -> Box<dyn Runtime> {
-    match kind {
-        RuntimeKind::Embedded | RuntimeKind::Binary => {
-            Box::new(ProcessRuntime::new(ctx.clone(), kind, name))
-        }
-        RuntimeKind::Compose(engine) => Box::new(ComposeRuntime::new(ctx, engine, name)),
-        RuntimeKind::Kind(engine) => Box::new(KindRuntime::new(ctx, engine, name)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Runtimes whose components are host processes: `embedded` (the `kwok apiserver` process) and
-//! upstream's `binary`. Each component runs detached with `pids/<name>.pid` and
-//! `logs/<name>.log`.
+//! `binary` (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller).
+//! Each component runs detached with `pids/<name>.pid` and `logs/<name>.log`; components start
+//! after the components they link to are ready, and stop in reverse order.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::{Cluster, ComponentStatus, Runtime, RuntimeKind, StartOptions, StopMode, StopReport};
+use super::{
+    Cluster, ComponentStatus, Runtime, RuntimeKind, StartOptions, StopMode, StopReport, binary,
+};
 use crate::audit::StoppedProcess;
 use crate::config::Component;
 use crate::context::Context;
@@ -30,38 +33,84 @@ pub struct ExitedEarly {
     pub tail: String,
 }
 
+/// How long a started component may take to fail before `start` counts it as running.
+const SETTLE_TIME: Duration = Duration::from_millis(300);
+
 /// The `embedded` and `binary` runtimes.
 pub struct ProcessRuntime {
     ctx: Context,
     kind: RuntimeKind,
     name: String,
+    /// The components of the cluster, for the availability check.
+    components: Vec<Component>,
 }
 
 impl ProcessRuntime {
-    pub fn new(ctx: Context, kind: RuntimeKind, name: &str) -> Self {
+    pub fn new(ctx: Context, kind: RuntimeKind, name: &str, components: Vec<Component>) -> Self {
         Self {
             ctx,
             kind,
             name: name.to_string(),
+            components,
         }
     }
 
-    /// The program that runs `component`.
+    /// The program that runs `component`. `kwok` is looked up as for the embedded runtime, so
+    /// `--kwok-binary` and `KWOK_KWOK_BINARY` apply; any other program must exist where the
+    /// config says.
     pub fn binary_for(&self, component: &Component) -> Result<PathBuf, String> {
-        match self.kind {
-            RuntimeKind::Embedded => self.ctx.kwok_binary(Some(&component.binary)),
-            _ => {
-                let path = self.ctx.env.expand(&component.binary);
-                if crate::context::is_executable(&path) {
-                    Ok(path)
-                } else {
-                    Err(format!(
-                        "binary {} of component {} is not executable",
-                        path.display(),
-                        component.name
-                    ))
-                }
+        let is_kwok = Path::new(&component.binary)
+            .file_name()
+            .is_some_and(|n| n == "kwok");
+        if self.kind == RuntimeKind::Embedded || is_kwok {
+            return self.ctx.kwok_binary(Some(&component.binary));
+        }
+        let path = self.ctx.env.expand(&component.binary);
+        if crate::context::is_executable(&path) {
+            Ok(path)
+        } else if component.binary.is_empty() {
+            Err(format!("component {} has no binary", component.name))
+        } else if path.exists() {
+            Err(format!(
+                "binary {} of component {} is not executable",
+                path.display(),
+                component.name
+            ))
+        } else {
+            Err(format!(
+                "binary {} of component {} does not exist",
+                path.display(),
+                component.name
+            ))
+        }
+    }
+
+    /// Waits until component `name` is ready, failing early when a component started by this
+    /// call exits.
+    fn wait_component(
+        &self,
+        cluster: &Cluster,
+        name: &str,
+        started: &mut [(String, Child)],
+        options: StartOptions,
+    ) -> anyhow::Result<()> {
+        let Some(component) = cluster.config.component(name) else {
+            return Ok(());
+        };
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if component_ready(cluster, component) {
+                return Ok(());
             }
+            check_exited(cluster, started)?;
+            if Instant::now() >= options.deadline {
+                anyhow::bail!(
+                    "component {name} is not ready yet; see {}",
+                    cluster.paths.log_file(name).display()
+                );
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -88,19 +137,7 @@ impl ProcessRuntime {
             if prober.ready(port, Duration::from_millis(500)) {
                 return Ok(());
             }
-            for (component, child) in started.iter_mut() {
-                if let Some(status) = child.try_wait()? {
-                    let _ = fs::remove_file(cluster.paths.pid_file(component));
-                    let log = cluster.paths.log_file(component);
-                    return Err(ExitedEarly {
-                        component: component.clone(),
-                        status,
-                        tail: log_tail(&log, 20),
-                        log: log.display().to_string(),
-                    }
-                    .into());
-                }
-            }
+            check_exited(cluster, started)?;
             if Instant::now() >= options.deadline {
                 if self.kind == RuntimeKind::Binary {
                     tracing::warn!(cluster = %cluster.name, "Cluster is not served yet");
@@ -116,6 +153,65 @@ impl ProcessRuntime {
             pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
+}
+
+/// Fails with [`ExitedEarly`] when one of the `started` processes has exited.
+fn check_exited(cluster: &Cluster, started: &mut [(String, Child)]) -> anyhow::Result<()> {
+    for (component, child) in started.iter_mut() {
+        if let Some(status) = child.try_wait()? {
+            let _ = fs::remove_file(cluster.paths.pid_file(component));
+            let log = cluster.paths.log_file(component);
+            return Err(ExitedEarly {
+                component: component.clone(),
+                status,
+                tail: log_tail(&log, 20),
+                log: log.display().to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Whether a running component is ready: etcd answers `/health`, the API server `/readyz`;
+/// the others are ready while their process runs.
+fn component_ready(cluster: &Cluster, component: &Component) -> bool {
+    if running_pid(&cluster.paths, &component.name).is_none() {
+        return false;
+    }
+    match component.name.as_str() {
+        binary::ETCD => binary::etcd_port(&cluster.config.options, &cluster.config.components)
+            .is_some_and(|port| crate::probe::etcd_healthy(port, Duration::from_millis(500))),
+        binary::KUBE_APISERVER => cluster.serves(Duration::from_millis(500)),
+        _ => true,
+    }
+}
+
+/// The components in start order: each after the components it links to (links to
+/// components the cluster does not have are ignored), otherwise in config order.
+pub fn start_order(components: &[Component]) -> anyhow::Result<Vec<&Component>> {
+    let mut placed: Vec<&Component> = Vec::with_capacity(components.len());
+    let mut pending: Vec<&Component> = components.iter().collect();
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|c| {
+            c.links.iter().all(|link| {
+                placed.iter().any(|p| p.name == *link)
+                    || !components.iter().any(|other| other.name == *link)
+            })
+        });
+        match ready {
+            Some(i) => placed.push(pending.remove(i)),
+            None => anyhow::bail!(
+                "broken links dependency detected among components {}",
+                pending
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    Ok(placed)
 }
 
 /// The live pid recorded for `component`, if it still belongs to the cluster.
@@ -174,13 +270,9 @@ pub fn stop_recorded_processes(
 }
 
 fn stop_order(cluster: &Cluster) -> Vec<String> {
-    let mut names: Vec<String> = cluster
-        .config
-        .components
-        .iter()
-        .rev()
-        .map(|c| c.name.clone())
-        .collect();
+    let components = &cluster.config.components;
+    let ordered = start_order(components).unwrap_or_else(|_| components.iter().collect());
+    let mut names: Vec<String> = ordered.iter().rev().map(|c| c.name.clone()).collect();
     if let Ok(entries) = fs::read_dir(cluster.paths.pids()) {
         for entry in entries.filter_map(Result::ok) {
             let file = entry.file_name().to_string_lossy().into_owned();
@@ -237,10 +329,13 @@ impl Runtime for ProcessRuntime {
 
     fn available(&self) -> Result<(), String> {
         if self.kind == RuntimeKind::Embedded {
-            self.ctx.kwok_binary(None).map(|_| ())
-        } else {
-            Ok(())
+            return self.ctx.kwok_binary(None).map(|_| ());
         }
+        // Components without a binary (clusters written by other tools) have nothing to check.
+        for component in self.components.iter().filter(|c| !c.binary.is_empty()) {
+            self.binary_for(component)?;
+        }
+        Ok(())
     }
 
     fn start(&self, cluster: &Cluster, options: StartOptions) -> anyhow::Result<()> {
@@ -248,7 +343,10 @@ impl Runtime for ProcessRuntime {
             fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         }
         let mut started = Vec::new();
-        for component in &cluster.config.components {
+        for component in start_order(&cluster.config.components)? {
+            for link in &component.links {
+                self.wait_component(cluster, link, &mut started, options)?;
+            }
             if running_pid(&cluster.paths, &component.name).is_some() {
                 continue;
             }
@@ -265,7 +363,12 @@ impl Runtime for ProcessRuntime {
                 .with_context(|| format!("write pid file of {}", component.name))?;
             started.push((component.name.clone(), child));
         }
-        self.wait_serving(cluster, &mut started, options)
+        self.wait_serving(cluster, &mut started, options)?;
+        if self.kind == RuntimeKind::Binary && !started.is_empty() {
+            std::thread::sleep(SETTLE_TIME);
+            check_exited(cluster, &mut started)?;
+        }
+        Ok(())
     }
 
     fn stop(&self, cluster: &Cluster, mode: StopMode) -> anyhow::Result<StopReport> {
@@ -295,16 +398,12 @@ impl Runtime for ProcessRuntime {
             .components
             .iter()
             .map(|c| {
-                let status = match running_pid(&cluster.paths, &c.name) {
-                    None => ComponentStatus::Stopped,
-                    Some(_) if c.name == "kube-apiserver" => {
-                        if cluster.serves(Duration::from_secs(1)) {
-                            ComponentStatus::Ready
-                        } else {
-                            ComponentStatus::NotReady
-                        }
-                    }
-                    Some(_) => ComponentStatus::Ready,
+                let status = if running_pid(&cluster.paths, &c.name).is_none() {
+                    ComponentStatus::Stopped
+                } else if component_ready(cluster, c) {
+                    ComponentStatus::Ready
+                } else {
+                    ComponentStatus::NotReady
                 };
                 (c.name.clone(), status)
             })

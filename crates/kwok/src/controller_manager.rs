@@ -1,0 +1,94 @@
+//! The built-in controllers, started the same way whether they reach the cluster in-process
+//! (`kwok apiserver`) or over HTTP (`kwok controller-manager`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+/// Starts the selected controllers in the background against `cluster`. `types` are the
+/// resource types the garbage collector follows; `root_ca` goes into every namespace's
+/// `kube-root-ca.crt` ConfigMap.
+pub fn start_controllers(
+    cluster: Arc<dyn client::Cluster>,
+    types: Vec<client::Resource>,
+    root_ca: Option<String>,
+    selection: &controllers::Selection,
+) {
+    if selection.enabled("garbage-collector") {
+        tokio::spawn(controllers::GarbageCollector::new(cluster.clone(), types).run());
+    }
+    if selection.enabled("scheduler") {
+        tokio::spawn(controllers::Scheduler::new(cluster.clone()).run());
+    }
+    if selection.enabled("serviceaccount") {
+        tokio::spawn(controllers::NamespaceDefaults::new(cluster.clone(), root_ca).run());
+    }
+    let workloads = controllers::Workloads::selected(cluster, selection);
+    if !workloads.is_empty() {
+        tokio::spawn(workloads.run());
+    }
+}
+
+/// `kwok controller-manager`: the built-in controllers against any API server.
+#[derive(clap::Args)]
+pub struct ControllerManagerArgs {
+    /// Path to the kubeconfig of the cluster.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Controllers to run, as kube-controller-manager takes them: `*` for all, `foo` to enable
+    /// and `-foo` to disable one (`*,-scheduler`). Names as for `kwok apiserver --controllers`.
+    #[arg(long, default_value = "*")]
+    controllers: String,
+    /// CA certificate (PEM) published in each namespace's `kube-root-ca.crt` ConfigMap.
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
+}
+
+/// How long the controller manager waits for the API server's discovery at start.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the controllers until `shutdown` resolves.
+pub async fn run(
+    args: ControllerManagerArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let selection = controllers::Selection::parse(&args.controllers)
+        .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    let root_ca = match &args.root_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("read --root-ca-file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let cluster = client::HttpCluster::from_kubeconfig(Some(&args.kubeconfig))
+        .await
+        .with_context(|| format!("load kubeconfig {}", args.kubeconfig.display()))?;
+    let types = if selection.enabled("garbage-collector") {
+        discover(&cluster).await?
+    } else {
+        Vec::new()
+    };
+    start_controllers(Arc::new(cluster), types, root_ca, &selection);
+    tracing::info!(controllers = %args.controllers, "controllers started");
+    shutdown.await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// The server's resource types, retried while the server is not up yet.
+async fn discover(cluster: &client::HttpCluster) -> anyhow::Result<Vec<client::Resource>> {
+    let deadline = Instant::now() + DISCOVERY_TIMEOUT;
+    loop {
+        match cluster.resources().await {
+            Ok(types) => return Ok(types),
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!(err = %e, "discovery failed, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("discover the API server's resources: {e}")),
+        }
+    }
+}
