@@ -34,8 +34,11 @@ pub struct Options {
     pub sync: SyncMode,
     /// History is kept for at least this long...
     pub history_window: Duration,
-    /// ...but never more than this many events.
+    /// ...but never more than this many events...
     pub history_max_events: usize,
+    /// ...nor more than this many bytes of values: under a sustained write load the history
+    /// would otherwise hold a copy of every object several times over.
+    pub history_max_bytes: usize,
     /// Events a watcher may fall behind before it is dropped.
     pub watch_buffer: usize,
     /// Log bytes since the last snapshot that trigger a new snapshot (at least twice the
@@ -50,6 +53,7 @@ impl Default for Options {
             sync: SyncMode::Always,
             history_window: Duration::from_secs(300),
             history_max_events: 1_000_000,
+            history_max_bytes: 512 << 20,
             watch_buffer: 100_000,
             snapshot_after_bytes: 256 << 20,
         }
@@ -66,6 +70,8 @@ struct State {
     compacted: Revision,
     data: BTreeMap<Arc<str>, KeyValue>,
     history: VecDeque<(Instant, Event)>,
+    /// Bytes of the values in `history`.
+    history_bytes: usize,
     watchers: Vec<Watcher>,
 }
 
@@ -89,6 +95,7 @@ impl LocalStore {
             compacted: 1,
             data: BTreeMap::new(),
             history: VecDeque::new(),
+            history_bytes: 0,
             watchers: Vec::new(),
         };
         let mut log = None;
@@ -103,6 +110,13 @@ impl LocalStore {
             }
             let now = Instant::now();
             state.history = recovered.events.into_iter().map(|e| (now, e)).collect();
+            state.history_bytes = state.history.iter().map(|(_, e)| e.kv.value.len()).sum();
+            while state.history_bytes > options.history_max_bytes
+                && let Some((_, front)) = state.history.pop_front()
+            {
+                state.history_bytes -= front.kv.value.len();
+                state.compacted = state.compacted.max(front.revision());
+            }
             log_bytes = recovered.log_bytes;
             snapshot_bytes = recovered.snapshot_bytes;
             log = Some(Log::start(
@@ -173,14 +187,17 @@ impl LocalStore {
             w.tx.try_send(event.clone()).is_ok()
         });
         let now = Instant::now();
+        st.history_bytes += event.kv.value.len();
         st.history.push_back((now, event));
         while let Some((at, front)) = st.history.front() {
-            let too_many = st.history.len() > self.options.history_max_events;
+            let too_many = st.history.len() > self.options.history_max_events
+                || st.history_bytes > self.options.history_max_bytes;
             let too_old = now.duration_since(*at) > self.options.history_window;
             if !(too_many || too_old) {
                 break;
             }
             st.compacted = front.revision();
+            st.history_bytes -= front.kv.value.len();
             st.history.pop_front();
         }
         self.compacted.store(st.compacted, Ordering::Release);
@@ -520,6 +537,7 @@ impl Store for LocalStore {
             if front.revision() > revision {
                 break;
             }
+            st.history_bytes -= front.kv.value.len();
             st.history.pop_front();
         }
         st.compacted = st.compacted.max(revision);

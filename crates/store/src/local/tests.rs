@@ -91,6 +91,27 @@ async fn watch_replays_history_then_follows() {
 }
 
 #[tokio::test]
+async fn history_is_bounded_by_the_bytes_of_its_values() {
+    let s = LocalStore::open(Options {
+        history_max_bytes: 30,
+        ..Options::default()
+    })
+    .unwrap();
+    // Each value is "vvvvv@N": 7 bytes, so four fit in 30 bytes.
+    for i in 0..6 {
+        s.create(&format!("/b/{i}"), &mut put("vvvvv")).await.unwrap();
+    }
+    assert_eq!(s.current_revision(), 7);
+    assert_eq!(s.compacted_revision(), 3);
+    assert!(matches!(
+        s.watch(KeyFilter::Prefix("/b/".into()), 2).await,
+        Err(Error::Compacted { .. })
+    ));
+    let mut w = s.watch(KeyFilter::Prefix("/b/".into()), 3).await.unwrap();
+    assert_eq!(w.next().await.unwrap().revision(), 4);
+}
+
+#[tokio::test]
 async fn compaction_expires_old_revisions() {
     let s = LocalStore::open(Options {
         history_max_events: 3,
