@@ -31,9 +31,11 @@ enum Format {
     Yaml,
     Table(IncludeObject),
     PartialMetadata,
+    /// `application/vnd.kubernetes.protobuf`, offered for built-in kinds only.
+    Protobuf,
 }
 
-fn negotiate(headers: &HeaderMap, query: &Query) -> ApiResult<Format> {
+fn negotiate(headers: &HeaderMap, query: &Query, r: &ResourceType) -> ApiResult<Format> {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -67,10 +69,29 @@ fn negotiate(headers: &HeaderMap, query: &Query) -> ApiResult<Format> {
                 return Ok(Format::Json);
             }
             "application/yaml" => return Ok(Format::Yaml),
+            kube_proto::CONTENT_TYPE
+                if r.custom.is_none() && kube_proto::supports(&r.api_version(), r.kind) =>
+            {
+                return Ok(Format::Protobuf);
+            }
             _ => {}
         }
     }
     Err(ApiError::not_acceptable())
+}
+
+/// A built-in object as protobuf, or as JSON when it has no protobuf message (a `Status`
+/// reply of an older kind, say), which every protobuf client also reads.
+fn protobuf_response(status: StatusCode, object: &Value) -> Response<Body> {
+    let api_version = object["apiVersion"].as_str().unwrap_or("");
+    let kind = object["kind"].as_str().unwrap_or("");
+    if kube_proto::supports(api_version, kind) {
+        match kube_proto::encode(object) {
+            Ok(bytes) => return respond(status, kube_proto::CONTENT_TYPE, bytes),
+            Err(e) => tracing::warn!(error = %e, kind, "protobuf encoding failed; answering JSON"),
+        }
+    }
+    json_response(status, object)
 }
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Body>) -> Response<Body> {
@@ -136,6 +157,7 @@ fn encode_object(
             let v = decode(&body)?;
             Ok(json_response(status, &table::partial_metadata(&v)))
         }
+        Format::Protobuf => Ok(protobuf_response(status, &decode(&body)?)),
     }
 }
 
@@ -208,6 +230,15 @@ fn encode_list(format: Format, r: &ResourceType, page: ListPage) -> ApiResult<Re
                 StatusCode::OK,
                 &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta(&page), "items": items}),
             ))
+        }
+        Format::Protobuf => {
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|i| decode(i))
+                .collect::<ApiResult<_>>()?;
+            let list = json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": list_meta(&page), "items": items});
+            Ok(protobuf_response(StatusCode::OK, &list))
         }
     }
 }
@@ -580,7 +611,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     let r = target.r;
     let ns = target.namespace.as_deref();
     let registry = &server.registry;
-    let format = negotiate(&headers, &query);
+    let format = negotiate(&headers, &query, r);
 
     match (method, target.name.as_deref(), target.sub.as_deref()) {
         (Method::GET, None, None) => {
@@ -838,6 +869,7 @@ fn watch_response(
 ) -> Response<Body> {
     let content_type = match format {
         Format::Table(_) => "application/json;as=Table;v=v1;g=meta.k8s.io",
+        Format::Protobuf => kube_proto::WATCH_CONTENT_TYPE,
         _ => "application/json",
     };
     let stream = futures::stream::unfold((rx, true), move |(mut rx, first)| async move {
@@ -857,6 +889,18 @@ fn watch_response(
                         .expect("serialises");
                     line.push(b'\n');
                     return Some((Ok::<Bytes, Infallible>(Bytes::from(line)), (rx, false)));
+                }
+                Format::Protobuf => {
+                    let encoded = decode(&ev.object)
+                        .map_err(|e| e.message)
+                        .and_then(|obj| kube_proto::encode_watch_event(ev.kind, &obj));
+                    match encoded {
+                        Ok(frame) => Bytes::from(frame),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "watch event not encodable as protobuf");
+                            continue;
+                        }
+                    }
                 }
                 Format::PartialMetadata if ev.kind != "ERROR" => {
                     let Ok(obj) = decode(&ev.object) else {

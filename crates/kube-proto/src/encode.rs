@@ -26,9 +26,7 @@ pub(crate) fn encode_envelope(schema: &Schema, object: &Value) -> Result<Vec<u8>
         .get("kind")
         .and_then(Value::as_str)
         .ok_or("object has no kind")?;
-    let idx = schema
-        .message_for_kind(api_version, kind)
-        .ok_or_else(|| format!("no protobuf message known for {api_version}, Kind={kind}"))?;
+    let idx = message_for(schema, api_version, kind)?;
     let mut raw = Vec::new();
     Encoder { schema }.message(idx, object, &mut raw, 0)?;
 
@@ -41,6 +39,38 @@ pub(crate) fn encode_envelope(schema: &Schema, object: &Value) -> Result<Vec<u8>
     put_bytes(&mut out, 3, b"");
     put_bytes(&mut out, 4, b"");
     Ok(out)
+}
+
+/// The message of `apiVersion`/`kind`. `Status` is meta/v1's message whatever group it is
+/// served under, as kube-apiserver sends it.
+pub(crate) fn message_for(schema: &Schema, api_version: &str, kind: &str) -> Result<usize, String> {
+    schema
+        .message_for_kind(api_version, kind)
+        .or_else(|| {
+            (kind == "Status")
+                .then(|| schema.message_for_kind("meta.k8s.io/v1", "Status"))
+                .flatten()
+        })
+        .ok_or_else(|| format!("no protobuf message known for {api_version}, Kind={kind}"))
+}
+
+/// One frame of a protobuf watch stream: a 4-byte big-endian length, then a raw (envelope-less)
+/// `meta/v1 WatchEvent` whose object's `raw` holds the object's own envelope.
+pub(crate) fn encode_watch_frame(
+    schema: &Schema,
+    event_type: &str,
+    object: &Value,
+) -> Result<Vec<u8>, String> {
+    let envelope = encode_envelope(schema, object)?;
+    let mut raw_extension = Vec::with_capacity(envelope.len() + 8);
+    put_bytes(&mut raw_extension, 1, &envelope);
+    let mut event = Vec::with_capacity(raw_extension.len() + event_type.len() + 16);
+    put_bytes(&mut event, 1, event_type.as_bytes());
+    put_bytes(&mut event, 2, &raw_extension);
+    let mut frame = Vec::with_capacity(event.len() + 4);
+    frame.extend_from_slice(&(event.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&event);
+    Ok(frame)
 }
 
 struct Encoder<'s> {

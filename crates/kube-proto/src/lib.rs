@@ -72,7 +72,41 @@ pub fn encode(object: &Value) -> Result<Vec<u8>, String> {
 /// Whether `apiVersion`/`kind` has a protobuf message this crate can decode
 /// and encode.
 pub fn supports(api_version: &str, kind: &str) -> bool {
-    Schema::get().message_for_kind(api_version, kind).is_some()
+    encode::message_for(Schema::get(), api_version, kind).is_ok()
+}
+
+/// The media type of a protobuf watch stream.
+pub const WATCH_CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf;stream=watch";
+
+/// Encodes one watch event as a frame of a protobuf watch stream: a 4-byte big-endian length
+/// and a `WatchEvent` message whose object is `object` in its `k8s\0` envelope.
+pub fn encode_watch_event(event_type: &str, object: &Value) -> Result<Vec<u8>, String> {
+    encode::encode_watch_frame(Schema::get(), event_type, object)
+}
+
+/// Decodes one frame of a protobuf watch stream (without its length prefix) into the event
+/// type and the object it carries.
+pub fn decode_watch_event(frame: &[u8]) -> Result<(String, Value), String> {
+    let mut event_type = String::new();
+    let mut raw: &[u8] = &[];
+    let mut r = Reader::new(frame);
+    while !r.is_empty() {
+        match r.field().map_err(|e| format!("watch event: {e}"))? {
+            (1, WireValue::Bytes(b)) => event_type = lossy(b),
+            (2, WireValue::Bytes(extension)) => {
+                let mut er = Reader::new(extension);
+                while !er.is_empty() {
+                    if let (1, WireValue::Bytes(b)) =
+                        er.field().map_err(|e| format!("watch event object: {e}"))?
+                    {
+                        raw = b;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((event_type, decode(raw)?))
 }
 
 pub(crate) fn decode_envelope(
@@ -117,10 +151,7 @@ pub(crate) fn decode_envelope(
     if api_version.is_empty() || kind.is_empty() {
         return Err("protobuf envelope has no apiVersion/kind".into());
     }
-    let idx = decoder
-        .schema
-        .message_for_kind(&api_version, &kind)
-        .ok_or_else(|| format!("no protobuf message known for {api_version}, Kind={kind}"))?;
+    let idx = encode::message_for(decoder.schema, &api_version, &kind)?;
     let body = decoder
         .message(idx, raw, depth)
         .map_err(|e| format!("decoding {kind}: {e}"))?;

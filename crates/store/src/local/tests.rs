@@ -99,7 +99,9 @@ async fn history_is_bounded_by_the_bytes_of_its_values() {
     .unwrap();
     // Each value is "vvvvv@N": 7 bytes, so four fit in 30 bytes.
     for i in 0..6 {
-        s.create(&format!("/b/{i}"), &mut put("vvvvv")).await.unwrap();
+        s.create(&format!("/b/{i}"), &mut put("vvvvv"))
+            .await
+            .unwrap();
     }
     assert_eq!(s.current_revision(), 7);
     assert_eq!(s.compacted_revision(), 3);
