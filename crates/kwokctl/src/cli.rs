@@ -297,6 +297,10 @@ pub struct BenchArgs {
     /// deleted (empty: skip)
     #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [10_000, 100_000])]
     pub pods: Vec<usize>,
+    /// After scaling up, also time `stop` + `start` and `kill -9` + `start` until every node is
+    /// Ready and every pod Running again
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub restart: bool,
 }
 
 #[derive(Debug, Clone, Args)]

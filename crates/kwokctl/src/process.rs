@@ -67,6 +67,11 @@ pub fn belongs_to(pid: u32, cluster_dir: &Path) -> bool {
         || fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == cluster_dir)
 }
 
+/// Kills `pid` at once (`SIGKILL`), as a crash would.
+pub fn kill(pid: u32) -> io::Result<()> {
+    signal(pid, libc::SIGKILL)
+}
+
 fn signal(pid: u32, sig: i32) -> io::Result<()> {
     let raw = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
     // SAFETY: sends a signal to a pid we validated as belonging to the cluster.

@@ -561,7 +561,13 @@ fn bench_runs_the_scale_scenario_and_prints_its_table() {
     assert_eq!((nodes[0][2].as_str(), nodes[1][2].as_str()), ("3", "5"));
     assert_eq!(row("pods Running")[2], "4");
     assert_eq!(row("pods deleted")[2], "4");
-    assert!(row("cluster process:").join(" ").contains("peak RSS"));
+    assert!(row("stop + start, all back").len() >= 6);
+    assert!(row("kill -9 + start, all back").len() >= 6);
+    assert!(
+        row("cluster process while scaling up:")
+            .join(" ")
+            .contains("peak RSS")
+    );
     // The scratch clusters are gone; the user's workdir was never touched.
     assert!(
         !env.workdir.join("clusters").exists()
@@ -570,4 +576,87 @@ fn bench_runs_the_scale_scenario_and_prints_its_table() {
                 .next()
                 .is_none()
     );
+}
+
+/// `(name, uid, resourceVersion)` of every pod, sorted.
+fn pod_identities(env: &TestEnv, cluster: &str) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = items(env, cluster, &["pods", "-A"])
+        .iter()
+        .map(|p| {
+            let m = &p["metadata"];
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["uid"].as_str().unwrap().to_string(),
+                m["resourceVersion"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn all_ready_and_running(env: &TestEnv, cluster: &str, nodes: usize, pods: usize) -> bool {
+    let n = items(env, cluster, &["nodes"]);
+    let p = items(env, cluster, &["pods", "-A"]);
+    n.len() == nodes
+        && n.iter().all(node_ready)
+        && p.len() == pods
+        && p.iter().all(|p| p["status"]["phase"] == "Running")
+}
+
+#[test]
+fn a_scaled_cluster_survives_stop_start_and_kill_9() {
+    let env = new_env();
+    create(&env, "kwok");
+    env.kwokctl(&["scale", "node", "--replicas", "20"])
+        .success();
+    env.kwokctl(&["scale", "pod", "--replicas", "300"])
+        .success();
+    assert!(wait_until(Duration::from_secs(60), || {
+        all_ready_and_running(&env, "kwok", 20, 300)
+    }));
+
+    // Stop and start: every object comes back as it was, and the simulator takes over again.
+    let before = pod_identities(&env, "kwok");
+    env.kwokctl(&["stop", "cluster"]).success();
+    env.kwokctl(&["start", "cluster"]).success();
+    assert_eq!(pod_identities(&env, "kwok"), before);
+    assert!(wait_until(Duration::from_secs(60), || {
+        all_ready_and_running(&env, "kwok", 20, 300)
+    }));
+
+    // kill -9 right after acknowledged writes: none of them is lost, no pod is lost.
+    let pid = env.pid("kwok", "kube-apiserver").unwrap();
+    for i in 0..20 {
+        create_configmap_in(&env, &format!("acked-{i}"));
+    }
+    let before: Vec<String> = pod_identities(&env, "kwok")
+        .into_iter()
+        .map(|(name, uid, _)| format!("{name}/{uid}"))
+        .collect();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }));
+    env.kwokctl(&["start", "cluster"]).success();
+    let configmaps = names(&items(&env, "kwok", &["configmaps", "-l", "acked=yes"]));
+    assert_eq!(configmaps.len(), 20, "{configmaps:?}");
+    let after: Vec<String> = pod_identities(&env, "kwok")
+        .into_iter()
+        .map(|(name, uid, _)| format!("{name}/{uid}"))
+        .collect();
+    assert_eq!(after, before);
+    assert!(wait_until(Duration::from_secs(60), || {
+        all_ready_and_running(&env, "kwok", 20, 300)
+    }));
+}
+
+fn create_configmap_in(env: &TestEnv, name: &str) {
+    env.kubectl("1.33", &["create", "configmap", name, "--from-literal=k=v"])
+        .success();
+    env.kubectl("1.33", &["label", "configmap", name, "acked=yes"])
+        .success();
 }

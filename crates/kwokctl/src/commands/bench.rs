@@ -156,21 +156,41 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         );
         before = n;
     }
-    if let Some(&most) = args.pods.iter().max() {
-        let took = scale_until(kwokctl, name, "pod", 0, most, || {
-            Ok(most - pod_count(&client)?.min(most))
-        })?;
-        row_rate("pods deleted", most, most, took, "10,000 in 90 s (111/s)");
-    }
-
     let elapsed = started.elapsed();
     let writes = latest_revision(&client)? - revision_before;
     let cpu = cpu_seconds(pid)? - cpu_before;
     let peak = peak_rss_bytes(pid)?;
+
+    let nodes = args.nodes.last().copied().unwrap_or(0);
+    let pods = args.pods.last().copied().unwrap_or(0);
+    if args.restart {
+        let everything_back = || -> anyhow::Result<bool> {
+            Ok(ready_nodes(&client)? == nodes && running_pods(&client)? == pods)
+        };
+        let restart_started = Instant::now();
+        kwokctl.run(name, &["stop", "cluster"])?;
+        kwokctl.run(name, &["start", "cluster"])?;
+        let took = wait_for(restart_started, &everything_back)?;
+        row_time("stop + start, all back", took, "-");
+        let killed_started = Instant::now();
+        let victim = cluster_pid(&paths)?;
+        crate::process::kill(victim)?;
+        crate::process::wait_gone(victim, Duration::from_secs(10));
+        kwokctl.run(name, &["start", "cluster"])?;
+        let took = wait_for(killed_started, &everything_back)?;
+        row_time("kill -9 + start, all back", took, "-");
+    }
+    if pods > 0 {
+        let took = scale_until(kwokctl, name, "pod", 0, pods, || {
+            Ok(pods - pod_count(&client)?.min(pods))
+        })?;
+        row_rate("pods deleted", pods, pods, took, "10,000 in 90 s (111/s)");
+    }
+
     let deleted = kwokctl.run(name, &["delete", "cluster"])?;
     row_time("delete cluster", deleted, "-");
     println!(
-        "cluster process: peak RSS {:.0} MiB, CPU {:.1} s over {:.1} s, API writes {:.0}/s ({} writes)",
+        "cluster process while scaling up: peak RSS {:.0} MiB, CPU {:.1} s over {:.1} s, API writes {:.0}/s ({} writes)",
         peak as f64 / (1 << 20) as f64,
         cpu,
         elapsed.as_secs_f64(),
@@ -178,6 +198,20 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         writes
     );
     Ok(())
+}
+
+/// Polls `done` until it holds, returning the time since `started`.
+fn wait_for(started: Instant, done: &dyn Fn() -> anyhow::Result<bool>) -> anyhow::Result<Duration> {
+    loop {
+        // The server may still be coming up: errors count as "not yet".
+        if done().unwrap_or(false) {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > STEP_TIMEOUT {
+            bail!("the cluster did not come back within {STEP_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Runs `kwokctl scale <kind> --replicas <n>` and waits until `reached()` reports `target`,
