@@ -278,6 +278,28 @@ fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> Ap
     }
 }
 
+/// [`write_options`] plus the repeated keys of a JSON body, which field validation reports.
+fn body_write_options(query: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<WriteOptions> {
+    let mut opts = write_options(query, headers)?;
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("application/json")
+        .trim();
+    let json = matches!(
+        media,
+        "application/json"
+            | ""
+            | "application/merge-patch+json"
+            | "application/strategic-merge-patch+json"
+    );
+    if json && opts.field_validation != FieldValidation::Ignore {
+        opts.duplicate_fields = crate::duplicates::duplicate_fields(body);
+    }
+    Ok(opts)
+}
+
 fn write_options(query: &Query, headers: &HeaderMap) -> ApiResult<WriteOptions> {
     let dry_run = match query.get("dryRun").map(String::as_str) {
         None | Some("") => false,
@@ -304,6 +326,7 @@ fn write_options(query: &Query, headers: &HeaderMap) -> ApiResult<WriteOptions> 
             .and_then(|v| v.to_str().ok())
             .map(String::from),
         applied: false,
+        duplicate_fields: Vec::new(),
     })
 }
 
@@ -652,7 +675,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             let body = read_body(body).await?;
             let obj = decode_body(&headers, &body, Some(r))?;
             let written = registry
-                .create(r, ns, obj, &write_options(&query, &headers)?)
+                .create(r, ns, obj, &body_write_options(&query, &headers, &body)?)
                 .await?;
             let mut resp = encode_object(format, r, written.body, StatusCode::CREATED)?;
             add_warnings(&mut resp, &written.warnings);
@@ -668,7 +691,14 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             let body = read_body(body).await?;
             let obj = decode_body(&headers, &body, Some(r))?;
             let written = registry
-                .update(r, ns, name, obj, part, &write_options(&query, &headers)?)
+                .update(
+                    r,
+                    ns,
+                    name,
+                    obj,
+                    part,
+                    &body_write_options(&query, &headers, &body)?,
+                )
                 .await?;
             let status = if written.created {
                 StatusCode::CREATED
@@ -702,7 +732,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                     patch_type,
                     patch,
                     part,
-                    &write_options(&query, &headers)?,
+                    &body_write_options(&query, &headers, &body)?,
                 )
                 .await?;
             let status = if written.created {

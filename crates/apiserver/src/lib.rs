@@ -12,6 +12,7 @@
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
+mod duplicates;
 pub mod errors;
 pub mod fieldmanager;
 mod http;

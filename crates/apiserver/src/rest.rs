@@ -53,6 +53,8 @@ pub struct WriteOptions {
     pub user_agent: Option<String>,
     /// Set while serving an apply patch, whose managedFields the apply itself computes.
     pub applied: bool,
+    /// Keys the request body repeats (`metadata.name`), reported like unknown fields.
+    pub duplicate_fields: Vec<String>,
 }
 
 /// The result of a write.
@@ -294,8 +296,9 @@ impl Registry {
         &self,
         r: &ResourceType,
         obj: &Value,
-        validation: FieldValidation,
+        opts: &WriteOptions,
     ) -> ApiResult<Vec<String>> {
+        let validation = opts.field_validation;
         if validation == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
@@ -307,12 +310,14 @@ impl Registry {
             (None, Some(check)) => check(r.group, r.version, r.kind, obj),
             (None, None) => Vec::new(),
         };
-        if unknown.is_empty() {
+        if unknown.is_empty() && opts.duplicate_fields.is_empty() {
             return Ok(Vec::new());
         }
-        let rendered: Vec<String> = unknown
+        let rendered: Vec<String> = opts
+            .duplicate_fields
             .iter()
-            .map(|f| format!("unknown field {f:?}"))
+            .map(|f| format!("duplicate field {f:?}"))
+            .chain(unknown.iter().map(|f| format!("unknown field {f:?}")))
             .collect();
         match validation {
             FieldValidation::Strict => Err(ApiError::bad_request(format!(
@@ -562,7 +567,7 @@ impl Registry {
     ) -> ApiResult<Written> {
         let mut obj = parse_body_object(r, body)?;
         check_type_meta(r, &mut obj, r.kind, &r.api_version())?;
-        let warnings = self.unknown_fields(r, &obj, opts.field_validation)?;
+        let warnings = self.unknown_fields(r, &obj, opts)?;
         if r.namespaced {
             let ns = namespace.unwrap_or("");
             match meta_str(&obj, "namespace") {
@@ -991,7 +996,7 @@ impl Registry {
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
         let obj = parse_body_object(r, body)?;
-        let warnings = self.unknown_fields(r, &obj, opts.field_validation)?;
+        let warnings = self.unknown_fields(r, &obj, opts)?;
         let precondition =
             match meta_str(&obj, "resourceVersion") {
                 Some(rv) if !rv.is_empty() => Some(rv.parse::<i64>().map_err(|_| {
@@ -1058,7 +1063,7 @@ impl Registry {
                             .or_insert_with(|| json!(r.api_version()));
                         m.entry("kind").or_insert_with(|| json!(r.kind));
                     }
-                    let warnings = self.unknown_fields(r, &object, opts.field_validation)?;
+                    let warnings = self.unknown_fields(r, &object, opts)?;
                     return Ok(Computed {
                         object,
                         precondition: None,
@@ -1087,7 +1092,7 @@ impl Registry {
                 }
                 _ => None,
             };
-            let warnings = self.unknown_fields(r, &patched, opts.field_validation)?;
+            let warnings = self.unknown_fields(r, &patched, opts)?;
             Ok(Computed {
                 object: patched,
                 precondition,

@@ -573,3 +573,65 @@ async fn deletecollection_dry_run_and_negotiation() {
         .to_bytes();
     assert!(String::from_utf8_lossy(&text).contains("name: dc-1"));
 }
+
+#[tokio::test]
+async fn repeated_fields_are_rejected_under_strict_and_reported_under_warn() {
+    let server = Server::start();
+    let client = server.client().await;
+    let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"first","name":"dup"},"data":{"a":"1","a":"2"}}"#;
+    let send = |validation: &'static str| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(format!(
+                    "/api/v1/namespaces/default/configmaps?fieldValidation={validation}"
+                ))
+                .header("content-type", "application/json")
+                .body(kube::client::Body::from(body.to_vec()))
+                .unwrap();
+            let resp = client.send(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let warnings: Vec<String> = resp
+                .headers()
+                .get_all("warning")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            let bytes = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            (status, warnings, value)
+        }
+    };
+    let (status, _, error) = send("Strict").await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["reason"], "BadRequest");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            r#"strict decoding error: duplicate field "metadata.name", duplicate field "data.a""#
+        ),
+        "{message}"
+    );
+
+    let (status, warnings, created) = send("Warn").await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["metadata"]["name"], "dup");
+    assert_eq!(created["data"]["a"], "2");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains(r#"duplicate field \"metadata.name\""#)),
+        "{warnings:?}"
+    );
+
+    let client2 = client.clone();
+    let api: Api<ConfigMap> = Api::namespaced(client2, "default");
+    api.delete("dup", &DeleteParams::default()).await.unwrap();
+    let (status, warnings, _) = send("Ignore").await;
+    assert_eq!(status, 201);
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
