@@ -339,3 +339,37 @@ fn other_kubeconfig_entries_survive_a_cycle() {
     after["current-context"] = before["current-context"].clone();
     assert_eq!(after, before);
 }
+
+#[test]
+fn a_disabled_scheduler_leaves_pods_to_the_users_own() {
+    let env = new_env();
+    env.kwokctl(&["create", "cluster", "--disable", "kube-scheduler"])
+        .success();
+    env.kwokctl(&["scale", "node", "--replicas", "2"]).success();
+    env.kubectl("1.33", &["run", "waiting", "--image=busybox"])
+        .success();
+    // A controller of the cluster still runs: the namespace gets its default ServiceAccount.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while env
+        .kubectl("1.33", &["get", "serviceaccount", "default"])
+        .code
+        != Some(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no default ServiceAccount"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let node = env
+        .kubectl(
+            "1.33",
+            &["get", "pod", "waiting", "-o", "jsonpath={.spec.nodeName}"],
+        )
+        .success();
+    assert_eq!(
+        node.stdout, "",
+        "a pod was scheduled with the scheduler disabled"
+    );
+}

@@ -244,12 +244,15 @@ fn parse_extra_args(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// The single component of an embedded cluster: `kwok apiserver`, serving on `port`.
+/// The single component of an embedded cluster: `kwok apiserver`, serving on `port`. The
+/// components a user disables (`--disable kube-scheduler`, `kube-controller-manager`,
+/// `kwok-controller`) are the parts of that process left off.
 pub fn embedded_component(
     paths: &ClusterPaths,
     port: u16,
     binary: &str,
     extra_args: &[(String, String)],
+    options: &crate::config::Options,
 ) -> Component {
     let pki = pki::PkiPaths::new(paths.pki());
     let mut args: Vec<String> = vec![
@@ -266,9 +269,20 @@ pub fn embedded_component(
         pki.serving_key().display().to_string(),
         "--client-ca-file".into(),
         pki.ca_cert().display().to_string(),
-        // The embedded cluster simulates its nodes and pods in-process, as kwok-controller would.
-        "--simulate".into(),
     ];
+    match (
+        options.is_disabled("kube-scheduler"),
+        options.is_disabled("kube-controller-manager"),
+    ) {
+        (false, false) => {}
+        (true, false) => args.push("--controllers=*,-scheduler".into()),
+        (false, true) => args.push("--controllers=scheduler".into()),
+        (true, true) => args.push("--controllers=".into()),
+    }
+    if !options.is_disabled("kwok-controller") {
+        // The embedded cluster simulates its nodes and pods in-process, as kwok-controller would.
+        args.push("--simulate".into());
+    }
     args.extend(
         extra_args
             .iter()
@@ -365,6 +379,7 @@ fn lay_out(
                 port,
                 &binary.display().to_string(),
                 extra_args,
+                &config.options,
             )];
         }
         Programs::Binary(programs) => {
@@ -555,7 +570,7 @@ mod tests {
     #[test]
     fn embedded_component_follows_the_kwok_interface() {
         let paths = ClusterPaths::new("/w/clusters/a");
-        let c = embedded_component(&paths, 4321, "/bin/kwok", &[]);
+        let c = embedded_component(&paths, 4321, "/bin/kwok", &[], &Default::default());
         assert_eq!(c.name, "kube-apiserver");
         assert_eq!(c.args[0], "apiserver");
         let joined = c.args.join(" ");
@@ -564,5 +579,28 @@ mod tests {
         assert!(joined.contains("--tls-cert-file /w/clusters/a/pki/apiserver.crt"));
         assert!(joined.contains("--tls-private-key-file /w/clusters/a/pki/apiserver.key"));
         assert!(joined.contains("--client-ca-file /w/clusters/a/pki/ca.crt"));
+    }
+
+    #[test]
+    fn disabled_components_are_left_off_the_embedded_process() {
+        let paths = ClusterPaths::new("/w/clusters/a");
+        let args = |disable: &[&str]| {
+            let options = crate::config::Options {
+                disable: disable.iter().map(|d| d.to_string()).collect(),
+                ..Default::default()
+            };
+            embedded_component(&paths, 1, "/bin/kwok", &[], &options).args
+        };
+        assert!(args(&[]).contains(&"--simulate".to_string()));
+        assert!(!args(&[]).iter().any(|a| a.starts_with("--controllers")));
+        assert!(args(&["kube-scheduler"]).contains(&"--controllers=*,-scheduler".to_string()));
+        assert!(
+            args(&["kube-controller-manager"]).contains(&"--controllers=scheduler".to_string())
+        );
+        assert!(
+            args(&["kube-scheduler", "kube-controller-manager"])
+                .contains(&"--controllers=".to_string())
+        );
+        assert!(!args(&["kwok-controller"]).contains(&"--simulate".to_string()));
     }
 }
