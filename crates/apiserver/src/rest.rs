@@ -176,7 +176,14 @@ pub struct Registry {
     pub(crate) custom_types: std::sync::RwLock<Vec<&'static ResourceType>>,
     pub(crate) openapi: Option<Arc<openapi_check::Checker>>,
     pub(crate) namespace_terminating: std::sync::Mutex<Option<NamespaceHook>>,
+    /// Namespaces recently seen active, so creates do not read their namespace every time
+    /// (which costs a round trip on a remote store). This server forgets a namespace as soon as
+    /// it marks it for deletion; a deletion through another server is seen within
+    /// [`ACTIVE_NAMESPACE_TTL`], as kube-apiserver's admission sees it through its informer.
+    active_namespaces: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+const ACTIVE_NAMESPACE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Strict field validation, as provided by the OpenAPI schemas.
 pub mod openapi_check {
@@ -266,6 +273,7 @@ impl Registry {
             custom_types: Default::default(),
             openapi: None,
             namespace_terminating: std::sync::Mutex::new(None),
+            active_namespaces: Default::default(),
         }
     }
 
@@ -333,13 +341,32 @@ impl Registry {
 
     /// Whether the namespace is terminating; NotFound when it does not exist.
     async fn namespace_terminating(&self, namespace: &str) -> ApiResult<bool> {
-        let ns = resources::find("", "v1", "namespaces").expect("namespaces are built in");
-        match self.store.get(&ns.key(None, namespace)).await? {
-            // Most namespaces are not being deleted; only those need decoding.
-            Some(kv) if !contains(&kv.value, b"deletionTimestamp") => Ok(false),
-            Some(kv) => Ok(is_deleting(&decode(&kv.value)?)),
-            None => Err(ApiError::namespace_not_found(namespace)),
+        let fresh = self
+            .active_namespaces
+            .lock()
+            .unwrap()
+            .get(namespace)
+            .is_some_and(|seen| seen.elapsed() < ACTIVE_NAMESPACE_TTL);
+        if fresh {
+            return Ok(false);
         }
+        let ns = resources::find("", "v1", "namespaces").expect("namespaces are built in");
+        let terminating = match self.store.get(&ns.key(None, namespace)).await? {
+            // Most namespaces are not being deleted; only those need decoding.
+            Some(kv) if !contains(&kv.value, b"deletionTimestamp") => false,
+            Some(kv) => is_deleting(&decode(&kv.value)?),
+            None => return Err(ApiError::namespace_not_found(namespace)),
+        };
+        let mut active = self.active_namespaces.lock().unwrap();
+        if terminating {
+            active.remove(namespace);
+        } else {
+            if active.len() > 10_000 {
+                active.retain(|_, seen| seen.elapsed() < ACTIVE_NAMESPACE_TTL);
+            }
+            active.insert(namespace.to_string(), std::time::Instant::now());
+        }
+        Ok(terminating)
     }
 
     /// Reads one object.
@@ -980,6 +1007,7 @@ impl Registry {
     }
 
     fn notify_namespace(&self, name: &str) {
+        self.active_namespaces.lock().unwrap().remove(name);
         if let Some(hook) = self.namespace_terminating.lock().unwrap().as_ref() {
             hook(name.to_string());
         }
