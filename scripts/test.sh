@@ -27,4 +27,4 @@ fi
 cargo build --workspace --all-targets
 cargo nextest run --workspace --no-fail-fast "$@"
 # The API server's black-box suites again, on the etcd backend.
-KWOK_TEST_STORE=etcd cargo nextest run -p kwok --no-fail-fast -E 'kind(test)' "$@"
+KWOK_TEST_STORE=etcd cargo nextest run --workspace --no-fail-fast -E 'package(kwok) & kind(test)' "$@"

@@ -176,3 +176,100 @@ fn deployment_rollout_scale_and_job_with_kubectl() {
     );
     assert_eq!(succeeded.trim(), "3");
 }
+
+#[test]
+fn fifty_replicas_roll_out_on_scheduled_nodes_survive_a_drain_and_go_with_their_deployment() {
+    let server = Server::start_with(&["--simulate"]);
+    let nodes = "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: node-a\n  labels: {type: kwok}\n---\napiVersion: v1\nkind: Node\nmetadata:\n  name: node-b\n  labels: {type: kwok}\n";
+    let out = server.kubectl_stdin(33, &["apply", "-f", "-"], Some(nodes));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.ok(
+        33,
+        &[
+            "create",
+            "deployment",
+            "big",
+            "--image=nginx",
+            "--replicas=50",
+        ],
+    );
+    let out = server.ok(
+        33,
+        &["rollout", "status", "deployment/big", "--timeout=120s"],
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let placement = |server: &Server| {
+        let out = server.ok(
+            33,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=big",
+                "-o",
+                "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase}{\"\\n\"}{end}",
+            ],
+        );
+        out.lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let before = placement(&server);
+    assert_eq!(before.len(), 50);
+    assert!(
+        before.iter().any(|l| l.starts_with("node-a ")),
+        "{before:?}"
+    );
+
+    // Drain evicts node-a's pods; the ReplicaSet replaces them, and they can only go to node-b.
+    server.ok(
+        27,
+        &["drain", "node-a", "--ignore-daemonsets", "--timeout=90s"],
+    );
+    let unschedulable = server.ok(
+        33,
+        &[
+            "get",
+            "node",
+            "node-a",
+            "-o",
+            "jsonpath={.spec.unschedulable}",
+        ],
+    );
+    assert_eq!(unschedulable.trim(), "true");
+    let out = server.ok(
+        33,
+        &["rollout", "status", "deployment/big", "--timeout=120s"],
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = placement(&server);
+        if now.len() == 50 && now.iter().all(|l| l == "node-b Running") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{now:?}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
+    // Deleting the Deployment takes its ReplicaSet and pods with it.
+    server.ok(27, &["delete", "deployment", "big"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let rs = server.ok(33, &["get", "rs", "-l", "app=big", "-o", "name"]);
+        let pods = server.ok(33, &["get", "pods", "-l", "app=big", "-o", "name"]);
+        if rs.trim().is_empty() && pods.trim().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind:\n{rs}\n{pods}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
