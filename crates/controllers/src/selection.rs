@@ -5,7 +5,8 @@
 
 use std::collections::BTreeSet;
 
-/// Every controller name `--controllers` knows, in the order they are listed in help texts.
+/// Every controller name `--controllers` knows, in the order they are listed in help texts;
+/// the ones after the first three run over the shared cache of [`crate::Workloads`].
 pub const CONTROLLERS: &[&str] = &[
     "garbage-collector",
     "scheduler",

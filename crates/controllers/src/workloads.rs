@@ -22,20 +22,9 @@ use crate::resourcequota::{self, ResourceQuotaController};
 use crate::selection::Selection;
 use crate::statefulset::{self, StatefulSetController};
 
-/// The names `--controllers` knows these controllers by.
-pub const WORKLOAD_CONTROLLERS: &[&str] = &[
-    "replicaset",
-    "replicationcontroller",
-    "deployment",
-    "job",
-    "statefulset",
-    "daemonset",
-    "cronjob",
-    "endpoint",
-    "endpointslice",
-    "nodelifecycle",
-    "resourcequota",
-];
+/// The names `--controllers` knows these controllers by: all but the garbage collector, the
+/// scheduler and the service account controller, which keep their own watches.
+pub const WORKLOAD_CONTROLLERS: &[&str] = crate::selection::CONTROLLERS.split_at(3).1;
 
 /// The workload controllers to run, sharing one cache.
 pub struct Workloads {

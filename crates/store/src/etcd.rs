@@ -133,6 +133,7 @@ impl EtcdStore {
                     value,
                     ..Default::default()
                 },
+                None,
             )
             .await?;
         Ok(self.observe(response.header.as_ref()))
@@ -144,26 +145,39 @@ impl EtcdStore {
         revision
     }
 
-    async fn call<Req, Resp>(&self, path: &'static str, request: Req) -> Result<Resp>
-    where
-        Req: prost::Message + Send + Sync + 'static,
-        Resp: prost::Message + Default + Send + Sync + 'static,
-    {
+    /// A ready gRPC client on the shared connection.
+    async fn grpc(&self) -> Result<tonic::client::Grpc<Channel>> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         grpc.ready()
             .await
             .map_err(|e| Error::Backend(format!("etcd: {e}")))?;
+        Ok(grpc)
+    }
+
+    /// One unary call; `requested` is the revision the request reads at, for its errors.
+    async fn call<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Req,
+        requested: Option<Revision>,
+    ) -> Result<Resp>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
         let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-        let response = grpc
+        let response = self
+            .grpc()
+            .await?
             .unary(
                 tonic::Request::new(request),
                 PathAndQuery::from_static(path),
                 codec,
             )
             .await
-            .map_err(|s| self.status_error(s, None))?;
+            .map_err(|s| self.status_error(s, requested))?;
         Ok(response.into_inner())
     }
 
@@ -187,27 +201,15 @@ impl EtcdStore {
 
     async fn range_raw(&self, request: proto::RangeRequest) -> Result<proto::RangeResponse> {
         let requested = (request.revision > 0).then_some(request.revision);
-        let mut grpc =
-            tonic::client::Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE);
-        grpc.ready()
-            .await
-            .map_err(|e| Error::Backend(format!("etcd: {e}")))?;
-        let codec = tonic_prost::ProstCodec::<proto::RangeRequest, proto::RangeResponse>::default();
-        let response = grpc
-            .unary(
-                tonic::Request::new(request),
-                PathAndQuery::from_static("/etcdserverpb.KV/Range"),
-                codec,
-            )
-            .await
-            .map_err(|s| self.status_error(s, requested))?
-            .into_inner();
+        let response: proto::RangeResponse = self
+            .call("/etcdserverpb.KV/Range", request, requested)
+            .await?;
         self.observe(response.header.as_ref());
         Ok(response)
     }
 
     async fn txn(&self, request: proto::TxnRequest) -> Result<proto::TxnResponse> {
-        let response: proto::TxnResponse = self.call("/etcdserverpb.KV/Txn", request).await?;
+        let response: proto::TxnResponse = self.call("/etcdserverpb.KV/Txn", request, None).await?;
         self.observe(response.header.as_ref());
         Ok(response)
     }
@@ -245,13 +247,10 @@ impl EtcdStore {
         // The request side stays open: etcd ends a watch stream whose client stops sending.
         let requests =
             futures::StreamExt::chain(futures::stream::iter([create]), futures::stream::pending());
-        let mut grpc =
-            tonic::client::Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE);
-        grpc.ready()
-            .await
-            .map_err(|e| Error::Backend(format!("etcd: {e}")))?;
         let codec = tonic_prost::ProstCodec::<proto::WatchRequest, proto::WatchResponse>::default();
-        let response = grpc
+        let response = self
+            .grpc()
+            .await?
             .streaming(
                 tonic::Request::new(requests),
                 PathAndQuery::from_static("/etcdserverpb.Watch/Watch"),
@@ -746,6 +745,7 @@ impl Store for EtcdStore {
                     revision,
                     physical: false,
                 },
+                Some(revision),
             )
             .await;
         match result {
