@@ -9,16 +9,16 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::{Cluster, DeleteParams, Patch};
+use client::{Cluster, DeleteParams};
 use serde_json::{Map, Value, json};
 
 use crate::deployment::resolve_int_or_percent;
 use crate::history::{self, Ensured};
 use crate::informer::{
-    Cache, Event, Expectations, Handler, Kind, SyncResult, WorkQueue, controller_key,
+    Cache, Event, Expectations, Handler, Kind, SyncResult, WorkQueue, adopt, controller_key,
     controller_ref, controller_uid, creation, generation, int_at, is_deleting, is_pod_ready,
     key_of, labels, name, namespace, now, observe_pod_expectations, owner_ref, phase,
-    pod_available, selector_matches, split_key, uid,
+    pod_available, release, selector_matches, split_key, uid,
 };
 use crate::scheduler::model::{NodeInfo, PodInfo, Taint, tolerated};
 
@@ -335,46 +335,13 @@ impl DaemonSetController {
                     if matches {
                         owned.push(pod);
                     } else {
-                        let patch = json!({"metadata": {
-                            "ownerReferences": [{"$patch": "delete", "uid": ds_uid}],
-                            "uid": uid(&pod),
-                        }});
-                        match self
-                            .cluster
-                            .patch(
-                                &pods_res,
-                                Some(namespace(ds)),
-                                name(&pod),
-                                &Patch::Strategic(patch),
-                                None,
-                            )
-                            .await
-                        {
-                            Ok(_) => {}
-                            Err(e) if e.is_not_found() => {}
-                            Err(e) => return Err(e),
-                        }
+                        release(&*self.cluster, &pods_res, &pod, ds_uid).await?;
                     }
                 }
                 None if matches && !is_deleting(&pod) => {
-                    let patch = json!({"metadata": {
-                        "ownerReferences": [owner_ref(ds, "apps/v1", "DaemonSet")],
-                        "uid": uid(&pod),
-                    }});
-                    match self
-                        .cluster
-                        .patch(
-                            &pods_res,
-                            Some(namespace(ds)),
-                            name(&pod),
-                            &Patch::Strategic(patch),
-                            None,
-                        )
-                        .await
-                    {
-                        Ok(p) => owned.push(Arc::new(p)),
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(e),
+                    let owner = owner_ref(ds, "apps/v1", "DaemonSet");
+                    if let Some(p) = adopt(&*self.cluster, &pods_res, &pod, owner).await? {
+                        owned.push(Arc::new(p));
                     }
                 }
                 _ => {}

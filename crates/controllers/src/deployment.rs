@@ -6,14 +6,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use client::{Cluster, DeleteParams, Patch};
+use client::{Cluster, DeleteParams};
 use serde_json::{Map, Value, json};
 
 use crate::informer::{
-    Cache, Event, Handler, Kind, SyncResult, WorkQueue, annotation, conditions_of, controller_key,
-    controller_ref, controller_uid, creation, generation, int_at, is_deleting, key_of, labels,
-    name, namespace, now, owner_ref, parse_time, selector_matches, set_condition, split_key,
-    timestamp, uid,
+    Cache, Event, Handler, Kind, SyncResult, WorkQueue, adopt, annotation, conditions_of,
+    controller_key, controller_ref, controller_uid, creation, generation, int_at, is_deleting,
+    key_of, labels, name, namespace, now, owner_ref, parse_time, release, selector_matches,
+    set_condition, split_key, timestamp, uid,
 };
 
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -291,35 +291,14 @@ impl DeploymentController {
                     if matches {
                         out.push((*rs).clone());
                     } else if !is_deleting(d) {
-                        let patch = json!({"metadata": {
-                            "ownerReferences": [{"$patch": "delete", "uid": d_uid}],
-                            "uid": uid(&rs),
-                        }});
-                        match self
-                            .cluster
-                            .patch(&rs_res, Some(ns), name(&rs), &Patch::Strategic(patch), None)
-                            .await
-                        {
-                            Ok(_) => {}
-                            Err(e) if e.is_not_found() => {}
-                            Err(e) => return Err(e),
-                        }
+                        release(&*self.cluster, &rs_res, &rs, d_uid).await?;
                     }
                 }
                 Some(_) => {}
                 None if matches && !is_deleting(d) && !is_deleting(&rs) => {
-                    let patch = json!({"metadata": {
-                        "ownerReferences": [owner_ref(d, "apps/v1", "Deployment")],
-                        "uid": uid(&rs),
-                    }});
-                    match self
-                        .cluster
-                        .patch(&rs_res, Some(ns), name(&rs), &Patch::Strategic(patch), None)
-                        .await
-                    {
-                        Ok(adopted) => out.push(adopted),
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(e),
+                    let owner = owner_ref(d, "apps/v1", "Deployment");
+                    if let Some(adopted) = adopt(&*self.cluster, &rs_res, &rs, owner).await? {
+                        out.push(adopted);
                     }
                 }
                 None => {}

@@ -621,6 +621,53 @@ pub fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
     })
 }
 
+/// Makes the owner in `owner_ref` the controller of `object` of type `r`: one strategic-merge
+/// patch, guarded by the object's uid so a recreated namesake is left alone. `None` when the
+/// object is gone.
+pub async fn adopt(
+    cluster: &dyn Cluster,
+    r: &Resource,
+    object: &Value,
+    owner_ref: Value,
+) -> client::Result<Option<Value>> {
+    let patch = json!({"metadata": {"ownerReferences": [owner_ref], "uid": uid(object)}});
+    patch_owner_references(cluster, r, object, patch).await
+}
+
+/// Removes the owner reference to `owner_uid` from `object` of type `r`, as a controller
+/// releases what its selector no longer matches.
+pub async fn release(
+    cluster: &dyn Cluster,
+    r: &Resource,
+    object: &Value,
+    owner_uid: &str,
+) -> client::Result<()> {
+    let patch = json!({"metadata": {
+        "ownerReferences": [{"$patch": "delete", "uid": owner_uid}],
+        "uid": uid(object),
+    }});
+    patch_owner_references(cluster, r, object, patch)
+        .await
+        .map(|_| ())
+}
+
+async fn patch_owner_references(
+    cluster: &dyn Cluster,
+    r: &Resource,
+    object: &Value,
+    patch: Value,
+) -> client::Result<Option<Value>> {
+    let ns = Some(namespace(object)).filter(|ns| !ns.is_empty());
+    match cluster
+        .patch(r, ns, name(object), &client::Patch::Strategic(patch), None)
+        .await
+    {
+        Ok(patched) => Ok(Some(patched)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether a label selector (`matchLabels`/`matchExpressions`) matches the labels. A missing or
 /// empty selector matches nothing, as controllers treat it.
 pub fn selector_matches(selector: Option<&Value>, labels: &Map<String, Value>) -> bool {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::{Cluster, DeleteParams, Patch};
+use client::{Cluster, DeleteParams};
 use serde_json::{Map, Value, json};
 
 use crate::informer::{
@@ -170,47 +170,12 @@ impl ReplicaSetController {
     }
 
     async fn adopt(&self, rs: &Value, pod: &Value) -> client::Result<Option<Value>> {
-        let patch = json!({"metadata": {
-            "ownerReferences": [owner_ref(rs, self.flavor.api_version, self.flavor.kind_name)],
-            "uid": uid(pod),
-        }});
-        match self
-            .cluster
-            .patch(
-                &Kind::Pod.resource(),
-                Some(crate::informer::namespace(pod)),
-                name(pod),
-                &Patch::Strategic(patch),
-                None,
-            )
-            .await
-        {
-            Ok(p) => Ok(Some(p)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let owner = owner_ref(rs, self.flavor.api_version, self.flavor.kind_name);
+        crate::informer::adopt(&*self.cluster, &Kind::Pod.resource(), pod, owner).await
     }
 
     async fn release(&self, pod: &Value, owner_uid: &str) -> client::Result<()> {
-        let patch = json!({"metadata": {
-            "ownerReferences": [{"$patch": "delete", "uid": owner_uid}],
-            "uid": uid(pod),
-        }});
-        match self
-            .cluster
-            .patch(
-                &Kind::Pod.resource(),
-                Some(crate::informer::namespace(pod)),
-                name(pod),
-                &Patch::Strategic(patch),
-                None,
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::informer::release(&*self.cluster, &Kind::Pod.resource(), pod, owner_uid).await
     }
 
     async fn manage(&self, rs: &Value, key: &str, owned: &[Arc<Value>]) -> client::Result<()> {

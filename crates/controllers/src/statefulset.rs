@@ -9,14 +9,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::{Cluster, DeleteParams, Patch};
+use client::{Cluster, DeleteParams};
 use serde_json::{Map, Value, json};
 
 use crate::history::{self, Ensured};
 use crate::informer::{
-    Cache, Event, Handler, Kind, SyncResult, WorkQueue, controller_key, controller_ref,
+    Cache, Event, Handler, Kind, SyncResult, WorkQueue, adopt, controller_key, controller_ref,
     controller_uid, generation, int_at, is_deleting, is_pod_ready, key_of, labels, name, namespace,
-    now, owner_ref, phase, pod_available, selector_matches, split_key, uid,
+    now, owner_ref, phase, pod_available, release, selector_matches, split_key, uid,
 };
 
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -324,42 +324,15 @@ impl StatefulSetController {
                     if matches {
                         owned.push(pod);
                     } else {
-                        let patch = json!({"metadata": {
-                            "ownerReferences": [{"$patch": "delete", "uid": set_uid}],
-                            "uid": uid(&pod),
-                        }});
-                        ignore_not_found(
-                            self.cluster
-                                .patch(
-                                    &pods_res,
-                                    Some(namespace(set)),
-                                    name(&pod),
-                                    &Patch::Strategic(patch),
-                                    None,
-                                )
-                                .await,
-                        )?;
+                        release(&*self.cluster, &pods_res, &pod, set_uid).await?;
                     }
                 }
                 None if matches
                     && !is_deleting(&pod)
                     && ordinal_of(name(set), name(&pod)).is_some() =>
                 {
-                    let patch = json!({"metadata": {
-                        "ownerReferences": [owner_ref(set, "apps/v1", "StatefulSet")],
-                        "uid": uid(&pod),
-                    }});
-                    if let Some(p) = ignore_not_found(
-                        self.cluster
-                            .patch(
-                                &pods_res,
-                                Some(namespace(set)),
-                                name(&pod),
-                                &Patch::Strategic(patch),
-                                None,
-                            )
-                            .await,
-                    )? {
+                    let owner = owner_ref(set, "apps/v1", "StatefulSet");
+                    if let Some(p) = adopt(&*self.cluster, &pods_res, &pod, owner).await? {
                         owned.push(Arc::new(p));
                     }
                 }
