@@ -134,14 +134,8 @@ pub fn eviction(pod: &Value, taints: &[Value], now: Timestamp) -> Eviction {
         .into_iter()
         .flatten()
         .map(|t| {
-            let g = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default();
             (
-                Toleration {
-                    key: g("key").to_string(),
-                    exists: g("operator") == "Exists",
-                    value: g("value").to_string(),
-                    effect: g("effect").to_string(),
-                },
+                Toleration::parse(t),
                 t.get("tolerationSeconds").and_then(Value::as_i64),
             )
         })

@@ -312,6 +312,17 @@ pub struct Toleration {
 }
 
 impl Toleration {
+    /// A toleration of a pod spec (`key`, `operator`, `value`, `effect`).
+    pub fn parse(t: &Value) -> Self {
+        let g = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default();
+        Toleration {
+            key: g("key").to_string(),
+            exists: g("operator") == "Exists",
+            value: g("value").to_string(),
+            effect: g("effect").to_string(),
+        }
+    }
+
     pub fn tolerates(&self, t: &Taint) -> bool {
         if !self.effect.is_empty() && self.effect != t.effect {
             return false;
@@ -479,15 +490,7 @@ impl PodInfo {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|t| {
-                let g = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default();
-                Toleration {
-                    key: g("key").to_string(),
-                    exists: g("operator") == "Exists",
-                    value: g("value").to_string(),
-                    effect: g("effect").to_string(),
-                }
-            })
+            .map(Toleration::parse)
             .collect();
         let spread = spec
             .get("topologySpreadConstraints")
