@@ -642,8 +642,9 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             let watch = parse_bool(&query, "watch")?.unwrap_or(false);
             let format = format?;
             if watch {
-                let rx = crate::watch::start(registry.clone(), r, target.namespace.clone(), opts)
-                    .await?;
+                let rx =
+                    crate::watch::start(registry.clone(), r, target.namespace.clone(), opts, false)
+                        .await?;
                 return Ok(watch_response(r, rx, format));
             }
             let page = registry.list(r, ns, &opts).await?;

@@ -20,6 +20,9 @@ use crate::rest::{ListOptions, Registry};
 pub struct WatchEvent {
     pub kind: &'static str,
     pub object: Bytes,
+    /// `object` already decoded, when the watch decoded it to match selectors and the caller
+    /// asked to keep it (in-process clients, which would otherwise decode it again).
+    pub decoded: Option<Value>,
 }
 
 impl WatchEvent {
@@ -27,6 +30,7 @@ impl WatchEvent {
         WatchEvent {
             kind: "ERROR",
             object: Bytes::from(serde_json::to_vec(&err.to_status()).expect("serialises")),
+            decoded: None,
         }
     }
 }
@@ -40,16 +44,21 @@ fn bookmark(r: &ResourceType, revision: i64, initial_end: bool) -> WatchEvent {
     WatchEvent {
         kind: "BOOKMARK",
         object: Bytes::from(serde_json::to_vec(&obj).expect("serialises")),
+        decoded: None,
     }
 }
 
 /// Starts a watch and returns its events. The stream ends after the timeout, when the client
 /// goes away (the receiver is dropped), or when the store drops a watcher that fell behind.
+///
+/// With `keep_decoded`, objects the watch decodes to match selectors are handed over in
+/// [`WatchEvent::decoded`].
 pub async fn start(
     registry: Arc<Registry>,
     r: &'static ResourceType,
     namespace: Option<String>,
     opts: ListOptions,
+    keep_decoded: bool,
 ) -> ApiResult<mpsc::Receiver<WatchEvent>> {
     let plan = registry.plan_list(r, &opts)?;
     let send_initial = opts.send_initial_events;
@@ -106,6 +115,8 @@ pub async fn start(
     let matcher = Matcher {
         needs_decode,
         matches,
+        // Converted custom resources are not what was decoded; only built-in kinds hand over.
+        keep_decoded: keep_decoded && r.custom.is_none(),
     };
     // Find the starting point now, so a bad resourceVersion fails the request itself.
     let mut initial = Vec::new();
@@ -163,13 +174,18 @@ pub async fn start(
                 let done = page.remaining == 0;
                 start_after = page.kvs.last().map(|kv| kv.key.to_string());
                 for kv in page.kvs {
-                    if !filter.matches(&kv.key) || !matcher.accepts(&kv.value) {
+                    if !filter.matches(&kv.key) {
+                        continue;
+                    }
+                    let (accepted, decoded) = matcher.check(&kv.value);
+                    if !accepted {
                         continue;
                     }
                     if tx
                         .send(WatchEvent {
                             kind: "ADDED",
                             object: crate::crd::present(r, kv.value),
+                            decoded,
                         })
                         .await
                         .is_err()
@@ -216,14 +232,23 @@ pub async fn start(
 struct Matcher<F> {
     needs_decode: bool,
     matches: F,
+    keep_decoded: bool,
 }
 
 impl<F: Fn(&Value) -> bool> Matcher<F> {
     fn accepts(&self, bytes: &[u8]) -> bool {
+        self.check(bytes).0
+    }
+
+    /// Whether the object matches, and the object decoded to find out when it is to be kept.
+    fn check(&self, bytes: &[u8]) -> (bool, Option<Value>) {
         if !self.needs_decode {
-            return true;
+            return (true, None);
         }
-        decode(bytes).is_ok_and(|obj| (self.matches)(&obj))
+        match decode(bytes) {
+            Ok(obj) if (self.matches)(&obj) => (true, self.keep_decoded.then_some(obj)),
+            _ => (false, None),
+        }
     }
 }
 
@@ -235,7 +260,7 @@ async fn forward<F: Fn(&Value) -> bool + Send>(
     ev: store::Event,
     matcher: &Matcher<F>,
 ) -> bool {
-    let now_matches = matcher.accepts(&ev.kv.value);
+    let (now_matches, decoded) = matcher.check(&ev.kv.value);
     let before = ev.prev.as_ref().map(|prev| matcher.accepts(&prev.value));
     let kind = match (ev.kind, before, now_matches) {
         (EventKind::Delete, Some(true), _) => "DELETED",
@@ -246,9 +271,11 @@ async fn forward<F: Fn(&Value) -> bool + Send>(
         (EventKind::Put, Some(true), false) => "DELETED",
         (EventKind::Put, _, false) => return true,
     };
+    // A deletion reported because the object stopped matching carries its new state.
     tx.send(WatchEvent {
         kind,
         object: crate::crd::present(r, ev.kv.value),
+        decoded,
     })
     .await
     .is_ok()

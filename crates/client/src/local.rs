@@ -119,12 +119,17 @@ impl Cluster for LocalCluster {
             t,
             namespace.map(String::from),
             list_options(params),
+            true,
         )
         .await
         .map_err(api_error)?;
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             let ev = rx.recv().await?;
-            let event = match serde_json::from_slice::<Value>(&ev.object) {
+            let decoded = match ev.decoded {
+                Some(obj) => Ok(obj),
+                None => serde_json::from_slice::<Value>(&ev.object),
+            };
+            let event = match decoded {
                 Err(e) => WatchEvent::Error(Error::transport(e)),
                 Ok(obj) => match ev.kind {
                     "ADDED" => WatchEvent::Added(obj),
