@@ -390,7 +390,10 @@ impl Cluster for HttpCluster {
             opts["propagationPolicy"] = json!(p);
         }
         if let Some(uid) = &params.precondition_uid {
-            opts["preconditions"] = json!({"uid": uid});
+            opts["preconditions"]["uid"] = json!(uid);
+        }
+        if let Some(rv) = &params.precondition_resource_version {
+            opts["preconditions"]["resourceVersion"] = json!(rv);
         }
         let path = format!("{}/{name}", r.path(namespace));
         self.call(

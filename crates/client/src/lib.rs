@@ -154,6 +154,8 @@ pub struct DeleteParams {
     pub grace_period_seconds: Option<i64>,
     pub propagation_policy: Option<String>,
     pub precondition_uid: Option<String>,
+    /// Delete only if the object is still at this resourceVersion.
+    pub precondition_resource_version: Option<String>,
 }
 
 /// The verbs controllers and the simulator use.

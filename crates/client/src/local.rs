@@ -263,7 +263,7 @@ impl Cluster for LocalCluster {
             grace_period_seconds: params.grace_period_seconds,
             propagation_policy: params.propagation_policy.clone(),
             precondition_uid: params.precondition_uid.clone(),
-            precondition_resource_version: None,
+            precondition_resource_version: params.precondition_resource_version.clone(),
             dry_run: false,
         };
         decode(

@@ -274,9 +274,35 @@ impl GarbageCollector {
             return;
         }
         if absent.len() == node.owners.len() {
+            // The graph may lag behind a change that just released the object (an orphaning
+            // owner removes its reference, then goes away): decide on the object as it is now,
+            // and delete only that version of it.
+            let live = match self.cluster.get(r, ns, &node.name).await {
+                Ok(live) => live,
+                Err(e) if e.is_not_found() => return,
+                Err(e) => {
+                    tracing::warn!(kind = %r.kind, name = %node.name, error = %e, "collect");
+                    return;
+                }
+            };
+            let live_owners: Vec<&str> = live
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.get("uid").and_then(Value::as_str))
+                .collect();
+            if live_owners.is_empty() || live_owners.iter().any(|o| !absent.iter().any(|a| a == o))
+            {
+                return;
+            }
             let params = DeleteParams {
                 propagation_policy: Some("Background".into()),
                 precondition_uid: Some(uid.to_string()),
+                precondition_resource_version: live
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(String::from),
                 ..Default::default()
             };
             match self.cluster.delete(r, ns, &node.name, &params).await {

@@ -252,3 +252,19 @@ fn get_clusters_lists_upstream_clusters_and_reports_unknown_runtimes() {
     let bin = wide.stdout.lines().find(|l| l.starts_with("bin")).unwrap();
     assert!(bin.contains("Stopped"), "{}", wide.stdout);
 }
+
+#[test]
+fn a_closed_stdout_ends_the_output_without_a_panic() {
+    let env = common::TestEnv::new();
+    let mut child = env
+        .kwokctl_command(&["create", "cluster", "--dry-run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
