@@ -105,8 +105,12 @@ impl EtcdStore {
             match store.latest_revision().await {
                 Ok(_) => break,
                 Err(e) if tokio::time::Instant::now() >= deadline => {
+                    let detail = match e {
+                        Error::Backend(message) => message,
+                        other => other.to_string(),
+                    };
                     return Err(Error::Backend(format!(
-                        "cannot reach etcd at {}: {e}",
+                        "cannot reach etcd at {}: {detail}",
                         options.endpoints.join(",")
                     )));
                 }
