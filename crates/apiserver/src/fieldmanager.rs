@@ -463,27 +463,44 @@ fn collect_applied(
         Value::Object(m) if !m.is_empty() && !schema.atomic_map(names, value) => {
             collect_applied_object(schema, m, names, path, out)
         }
-        Value::Array(items) => match effective_list_type(schema, names, &[items]) {
-            ListType::Atomic => out.insert(path),
-            ListType::Set => {
-                for item in items {
-                    path.push(value_element(item));
-                    out.insert(path);
-                    path.pop();
-                }
-            }
-            ListType::Map(keys) => {
-                for item in items {
-                    path.push(key_element(item, &keys).expect("checked"));
-                    out.insert(path);
-                    if let Some(m) = item.as_object() {
-                        collect_applied_object(schema, m, names, path, out);
-                    }
-                    path.pop();
-                }
-            }
-        },
+        Value::Array(items) => list_fields(schema, items, names, path, out, collect_applied_object),
         _ => out.insert(path),
+    }
+}
+
+/// Collects the fields inside one object (a map or a keyed list's element).
+type ObjectFields =
+    fn(&Schema, &Map<String, Value>, &mut Vec<String>, &mut Vec<String>, &mut FieldSet);
+
+/// The fields of a list value: the list itself when atomic, else each element, and through
+/// `object` the fields inside each element of a keyed list.
+fn list_fields(
+    schema: &Schema,
+    items: &[Value],
+    names: &mut Vec<String>,
+    path: &mut Vec<String>,
+    out: &mut FieldSet,
+    object: ObjectFields,
+) {
+    match effective_list_type(schema, names, &[items]) {
+        ListType::Atomic => out.insert(path),
+        ListType::Set => {
+            for item in items {
+                path.push(value_element(item));
+                out.insert(path);
+                path.pop();
+            }
+        }
+        ListType::Map(keys) => {
+            for item in items {
+                path.push(key_element(item, &keys).expect("checked"));
+                out.insert(path);
+                if let Some(m) = item.as_object() {
+                    object(schema, m, names, path, out);
+                }
+                path.pop();
+            }
+        }
     }
 }
 
@@ -667,26 +684,7 @@ fn added(
             }
             added_object(schema, m, names, path, out);
         }
-        Value::Array(items) => match effective_list_type(schema, names, &[items]) {
-            ListType::Atomic => out.insert(path),
-            ListType::Set => {
-                for item in items {
-                    path.push(value_element(item));
-                    out.insert(path);
-                    path.pop();
-                }
-            }
-            ListType::Map(keys) => {
-                for item in items {
-                    path.push(key_element(item, &keys).expect("checked"));
-                    out.insert(path);
-                    if let Some(m) = item.as_object() {
-                        added_object(schema, m, names, path, out);
-                    }
-                    path.pop();
-                }
-            }
-        },
+        Value::Array(items) => list_fields(schema, items, names, path, out, added_object),
         _ => out.insert(path),
     }
 }
