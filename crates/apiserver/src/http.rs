@@ -244,13 +244,20 @@ fn encode_list(format: Format, r: &ResourceType, page: ListPage) -> ApiResult<Re
 }
 
 /// Decodes a request body by its content type.
-fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> ApiResult<Value> {
-    let ct = headers
+/// The media type of the request body, without parameters (JSON when not given).
+fn body_media_type(headers: &HeaderMap) -> &str {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let media = ct.split(';').next().unwrap_or("").trim();
-    match media {
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+}
+
+fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> ApiResult<Value> {
+    match body_media_type(headers) {
         "application/json"
         | ""
         | "application/json-patch+json"
@@ -281,14 +288,8 @@ fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> Ap
 /// [`write_options`] plus the repeated keys of a JSON body, which field validation reports.
 fn body_write_options(query: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<WriteOptions> {
     let mut opts = write_options(query, headers)?;
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .unwrap_or("application/json")
-        .trim();
     let json = matches!(
-        media,
+        body_media_type(headers),
         "application/json"
             | ""
             | "application/merge-patch+json"
