@@ -275,15 +275,10 @@ fn median(samples: &mut [Duration]) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// The pid of the running cluster process, from its pid file.
 fn cluster_pid(paths: &ClusterPaths) -> anyhow::Result<u32> {
-    let pids = std::fs::read_dir(paths.pids()).context("read the cluster's pid files")?;
-    for entry in pids {
-        let text = std::fs::read_to_string(entry?.path())?;
-        if let Ok(pid) = text.trim().parse() {
-            return Ok(pid);
-        }
-    }
-    bail!("no pid file in {}", paths.pids().display())
+    crate::runtime::running_pid(paths, crate::commands::create::APISERVER)
+        .context("the cluster process is not running")
 }
 
 fn proc_file(pid: u32, file: &str) -> anyhow::Result<String> {
