@@ -183,6 +183,189 @@ pub fn decode(bytes: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object: {e}")))
 }
 
+/// Decodes a stored object leaving out `metadata.managedFields`, without building them.
+pub fn decode_without_managed_fields(bytes: &[u8]) -> ApiResult<Value> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    WithoutManagedFields { top: true }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| ApiError::internal(format!("stored object: {e}")))
+}
+
+/// Decodes a whole value except `managedFields` under the top-level `metadata`.
+struct WithoutManagedFields {
+    top: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for WithoutManagedFields {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for WithoutManagedFields {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.top && key == "metadata" {
+                let meta = map.next_value_seed(WithoutManagedFields { top: false })?;
+                out.insert(key, meta);
+            } else if !self.top && key == "managedFields" {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else {
+                out.insert(key, map.next_value()?);
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The parts of an object something reads (a selector, say): a tree of keys whose leaves keep
+/// their whole value. Decoding through it skips everything else without building it, which
+/// costs a fraction of decoding the whole object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Projection {
+    children: std::collections::BTreeMap<String, Projection>,
+    whole: bool,
+}
+
+impl Projection {
+    /// A projection that keeps the whole object.
+    pub fn everything() -> Self {
+        Projection {
+            children: Default::default(),
+            whole: true,
+        }
+    }
+
+    /// Also keeps the value at `path` (object keys from the root).
+    pub fn keep<'a>(&mut self, path: impl IntoIterator<Item = &'a str>) {
+        if self.whole {
+            return;
+        }
+        let mut node = self;
+        for key in path {
+            node = node.children.entry(key.to_string()).or_default();
+            if node.whole {
+                return;
+            }
+        }
+        node.whole = true;
+        node.children.clear();
+    }
+
+    /// Decodes the kept parts of a stored object; objects on the way to them stay objects, a
+    /// kept path that is missing or not under an object is absent.
+    pub fn decode(&self, bytes: &[u8]) -> ApiResult<Value> {
+        use serde::de::DeserializeSeed;
+        if self.whole {
+            return decode(bytes);
+        }
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = self
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| ApiError::internal(format!("stored object: {e}")))?;
+        Ok(value)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &Projection {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        use serde::Deserialize;
+        if self.whole {
+            Value::deserialize(d)
+        } else {
+            d.deserialize_any(ProjectionVisitor(self))
+        }
+    }
+}
+
+struct ProjectionVisitor<'p>(&'p Projection);
+
+/// A map key, borrowed from the input when it has no escapes.
+struct KeySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_string()))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ProjectionVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match self.0.children.get(key.as_ref()) {
+                Some(child) => {
+                    out.insert(key.into_owned(), map.next_value_seed(child)?);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// `generateName` plus five random characters, the prefix cut so the result fits 63.
@@ -234,6 +417,37 @@ pub fn desired_state_changed(old: &Value, new: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn managed_fields_are_left_out() {
+        let bytes = br#"{"metadata":{"name":"a","managedFields":[{"manager":"m"}]},"spec":{"managedFields":1}}"#;
+        assert_eq!(
+            decode_without_managed_fields(bytes).unwrap(),
+            json!({"metadata": {"name": "a"}, "spec": {"managedFields": 1}})
+        );
+        assert!(decode_without_managed_fields(b"[1]").is_err());
+    }
+
+    #[test]
+    fn projection_keeps_only_the_asked_paths() {
+        let bytes = br#"{"kind":"Pod","metadata":{"name":"a","labels":{"x":"1"},"uid":"u"},
+            "spec":{"nodeName":"n","containers":[{"name":"c"}]},"status":{"phase":"Running","podIPs":[{"ip":"1"}]},
+            "weird":"\u0041","metadata2":[1,2]}"#;
+        let mut p = Projection::default();
+        p.keep(["metadata", "labels"]);
+        p.keep(["metadata", "name"]);
+        p.keep(["status", "podIPs"]);
+        p.keep(["spec", "nodeName", "deeper"]);
+        assert_eq!(
+            p.decode(bytes).unwrap(),
+            json!({"metadata": {"name": "a", "labels": {"x": "1"}},
+                   "spec": {"nodeName": null}, "status": {"podIPs": [{"ip": "1"}]}})
+        );
+        let whole = Projection::everything().decode(bytes).unwrap();
+        assert_eq!(whole, decode(bytes).unwrap());
+        assert!(p.decode(b"{\"metadata\":").is_err());
+        assert!(p.decode(b"{} x").is_err());
+    }
 
     fn stamped(json: &str, revision: i64) -> Value {
         serde_json::from_slice(&stamp_resource_version(json.as_bytes(), revision)).unwrap()

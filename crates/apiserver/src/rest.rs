@@ -149,6 +149,22 @@ pub(crate) struct ListPlan {
     pub fields: FieldSelector,
 }
 
+impl ListPlan {
+    /// The parts of an object the selectors read.
+    pub fn projection(&self, r: &ResourceType) -> crate::objects::Projection {
+        let mut p = crate::objects::Projection::default();
+        p.keep(["metadata", "name"]);
+        p.keep(["metadata", "namespace"]);
+        p.keep(["metadata", "labels"]);
+        self.fields.project(r, &mut p);
+        p
+    }
+
+    pub fn matches(&self, r: &ResourceType, obj: &Value) -> bool {
+        self.labels.matches_object(obj) && self.fields.matches(r, obj)
+    }
+}
+
 /// A page of a list.
 pub struct ListPage {
     pub items: Vec<Bytes>,
@@ -500,8 +516,8 @@ impl Registry {
                 let revision = self.store.current_revision();
                 let mut items = Vec::new();
                 if let Some(kv) = self.store.get(&key).await? {
-                    let obj = decode(&kv.value)?;
-                    if plan.labels.matches_object(&obj) && plan.fields.matches(r, &obj) {
+                    let obj = plan.projection(r).decode(&kv.value)?;
+                    if plan.matches(r, &obj) {
                         items.push(crate::crd::present(r, kv.value));
                     }
                 }
@@ -514,6 +530,7 @@ impl Registry {
             }
         }
         let filtering = !plan.labels.is_empty() || !plan.fields.is_empty();
+        let projection = plan.projection(r);
         let mut items = Vec::new();
         let mut revision = at;
         let mut last_key: Option<String> = None;
@@ -549,8 +566,8 @@ impl Registry {
                 }
                 last_key = Some(kv.key.to_string());
                 if filtering {
-                    let obj = decode(&kv.value)?;
-                    if !(plan.labels.matches_object(&obj) && plan.fields.matches(r, &obj)) {
+                    let obj = projection.decode(&kv.value)?;
+                    if !plan.matches(r, &obj) {
                         continue;
                     }
                 }
@@ -1171,6 +1188,13 @@ impl Registry {
             return;
         }
         let Some(name) = Self::manager_name(opts) else {
+            // An unnamed writer changes no ownership; a body without managedFields keeps them.
+            if let Some(mf) = old.and_then(|o| o.pointer("/metadata/managedFields"))
+                && next.pointer("/metadata/managedFields").is_none()
+                && next.get("metadata").is_some_and(Value::is_object)
+            {
+                next["metadata"]["managedFields"] = mf.clone();
+            }
             return;
         };
         let (schema, tracked) = Self::field_tracking(r, part);

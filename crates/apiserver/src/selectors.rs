@@ -400,6 +400,16 @@ impl FieldSelector {
         Ok(())
     }
 
+    /// Adds the parts of an object [`FieldSelector::matches`] reads to `p`.
+    pub fn project(&self, r: &ResourceType, p: &mut crate::objects::Projection) {
+        for req in &self.requirements {
+            match req.field.as_str() {
+                "source" if r.plural == "events" => p.keep(["source", "component"]),
+                field => p.keep(field.split('.')),
+            }
+        }
+    }
+
     pub fn matches(&self, r: &ResourceType, obj: &Value) -> bool {
         self.requirements.iter().all(|req| {
             let actual = field_value(r, obj, &req.field);

@@ -11,7 +11,7 @@ use store::{EventKind, KeyFilter};
 use tokio::sync::mpsc;
 
 use crate::errors::{ApiError, ApiResult, Cause};
-use crate::objects::{self, decode};
+use crate::objects;
 use crate::resources::ResourceType;
 use crate::rest::{ListOptions, Registry};
 
@@ -20,9 +20,10 @@ use crate::rest::{ListOptions, Registry};
 pub struct WatchEvent {
     pub kind: &'static str,
     pub object: Bytes,
-    /// `object` already decoded, when the watch decoded it to match selectors and the caller
-    /// asked to keep it (in-process clients, which would otherwise decode it again).
-    pub decoded: Option<Value>,
+    /// `object` decoded, for watches started with `keep_decoded` (in-process clients); every
+    /// such watch of the same write shares one decoded object. It carries no
+    /// `metadata.managedFields`, as the informers of kube-controller-manager drop them.
+    pub decoded: Option<Arc<Value>>,
 }
 
 impl WatchEvent {
@@ -33,6 +34,19 @@ impl WatchEvent {
             decoded: None,
         }
     }
+}
+
+/// The object of a stored value decoded once for every in-process watcher the write reaches
+/// (through the event's memo), or on its own when the event has none (replays, initial lists).
+fn shared_decode(bytes: &Bytes, memo: Option<&store::Memo>) -> ApiResult<Arc<Value>> {
+    let decode = || objects::decode_without_managed_fields(bytes).map(Arc::new);
+    let Some(memo) = memo else { return decode() };
+    if let Some(done) = memo.get() {
+        return done.clone().downcast::<Value>().or_else(|_| decode());
+    }
+    let value = decode()?;
+    let shared = memo.get_or_init(|| value.clone());
+    Ok(shared.clone().downcast::<Value>().unwrap_or(value))
 }
 
 fn bookmark(r: &ResourceType, revision: i64, initial_end: bool) -> WatchEvent {
@@ -111,9 +125,11 @@ pub async fn start(
     let exact_key = matches!(filter, KeyFilter::Exact(_));
     let name_only = exact_key && plan.fields.requirements.len() == 1;
     let needs_decode = !plan.labels.is_empty() || !(plan.fields.is_empty() || name_only);
-    let matches = move |obj: &Value| plan.labels.matches_object(obj) && plan.fields.matches(r, obj);
+    let projection = plan.projection(r);
+    let matches = move |obj: &Value| plan.matches(r, obj);
     let matcher = Matcher {
         needs_decode,
+        projection,
         matches,
         // Converted custom resources are not what was decoded; only built-in kinds hand over.
         keep_decoded: keep_decoded && r.custom.is_none(),
@@ -177,7 +193,7 @@ pub async fn start(
                     if !filter.matches(&kv.key) {
                         continue;
                     }
-                    let (accepted, decoded) = matcher.check(&kv.value);
+                    let (accepted, decoded) = matcher.check(&kv.value, None);
                     if !accepted {
                         continue;
                     }
@@ -231,22 +247,28 @@ pub async fn start(
 /// selector needs to look inside.
 struct Matcher<F> {
     needs_decode: bool,
+    /// What the selectors read, decoded when the object itself is not handed over.
+    projection: crate::objects::Projection,
     matches: F,
     keep_decoded: bool,
 }
 
 impl<F: Fn(&Value) -> bool> Matcher<F> {
     fn accepts(&self, bytes: &[u8]) -> bool {
-        self.check(bytes).0
+        !self.needs_decode
+            || self
+                .projection
+                .decode(bytes)
+                .is_ok_and(|obj| (self.matches)(&obj))
     }
 
-    /// Whether the object matches, and the object decoded to find out when it is to be kept.
-    fn check(&self, bytes: &[u8]) -> (bool, Option<Value>) {
-        if !self.needs_decode {
-            return (true, None);
+    /// Whether the object matches, and the object decoded when the watch hands it over.
+    fn check(&self, bytes: &Bytes, memo: Option<&store::Memo>) -> (bool, Option<Arc<Value>>) {
+        if !self.keep_decoded {
+            return (self.accepts(bytes), None);
         }
-        match decode(bytes) {
-            Ok(obj) if (self.matches)(&obj) => (true, self.keep_decoded.then_some(obj)),
+        match shared_decode(bytes, memo) {
+            Ok(obj) if !self.needs_decode || (self.matches)(&obj) => (true, Some(obj)),
             _ => (false, None),
         }
     }
@@ -260,7 +282,7 @@ async fn forward<F: Fn(&Value) -> bool + Send>(
     ev: store::Event,
     matcher: &Matcher<F>,
 ) -> bool {
-    let (now_matches, decoded) = matcher.check(&ev.kv.value);
+    let (now_matches, decoded) = matcher.check(&ev.kv.value, ev.memo.as_ref());
     let before = ev.prev.as_ref().map(|prev| matcher.accepts(&prev.value));
     let kind = match (ev.kind, before, now_matches) {
         (EventKind::Delete, Some(true), _) => "DELETED",

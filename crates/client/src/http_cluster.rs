@@ -198,9 +198,9 @@ fn watch_event(line: &[u8]) -> Option<WatchEvent> {
     let v: Value = serde_json::from_slice(line).ok()?;
     let object = v.get("object").cloned().unwrap_or(Value::Null);
     Some(match v.get("type").and_then(Value::as_str)? {
-        "ADDED" => WatchEvent::Added(object),
-        "MODIFIED" => WatchEvent::Modified(object),
-        "DELETED" => WatchEvent::Deleted(object),
+        "ADDED" => WatchEvent::Added(std::sync::Arc::new(object)),
+        "MODIFIED" => WatchEvent::Modified(std::sync::Arc::new(object)),
+        "DELETED" => WatchEvent::Deleted(std::sync::Arc::new(object)),
         "BOOKMARK" => WatchEvent::Bookmark(
             object
                 .pointer("/metadata/resourceVersion")

@@ -127,12 +127,13 @@ pub struct ObjectList {
     pub continue_token: Option<String>,
 }
 
-/// One watch event.
+/// One watch event. Objects are shared: in-process, every watcher of the same write gets the
+/// same decoded object.
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
-    Added(Value),
-    Modified(Value),
-    Deleted(Value),
+    Added(std::sync::Arc<Value>),
+    Modified(std::sync::Arc<Value>),
+    Deleted(std::sync::Arc<Value>),
     /// The revision the watch has reached.
     Bookmark(String),
     Error(Error),

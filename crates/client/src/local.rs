@@ -127,7 +127,7 @@ impl Cluster for LocalCluster {
             let ev = rx.recv().await?;
             let decoded = match ev.decoded {
                 Some(obj) => Ok(obj),
-                None => serde_json::from_slice::<Value>(&ev.object),
+                None => serde_json::from_slice::<Value>(&ev.object).map(Arc::new),
             };
             let event = match decoded {
                 Err(e) => WatchEvent::Error(Error::transport(e)),

@@ -126,8 +126,8 @@ pub struct GarbageCollector {
 }
 
 enum Input {
-    Upsert(usize, Value),
-    Delete(Value),
+    Upsert(usize, Arc<Value>),
+    Delete(Arc<Value>),
 }
 
 impl GarbageCollector {

@@ -260,7 +260,6 @@ async fn follow(
             let event = match ev {
                 WatchEvent::Added(o) | WatchEvent::Modified(o) => {
                     resource_version = Some(resource_version_of(&o).to_string());
-                    let o = Arc::new(o);
                     let old = cache.put(kind, o.clone());
                     Event {
                         kind,
@@ -270,7 +269,7 @@ async fn follow(
                 }
                 WatchEvent::Deleted(o) => {
                     resource_version = Some(resource_version_of(&o).to_string());
-                    let old = cache.remove(kind, &o).unwrap_or_else(|| Arc::new(o));
+                    let old = cache.remove(kind, &o).unwrap_or(o);
                     Event {
                         kind,
                         old: Some(old),

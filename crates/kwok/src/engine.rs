@@ -309,7 +309,7 @@ impl Controller {
                         None => continue 'watch,
                         Some(WatchEvent::Added(o)) | Some(WatchEvent::Modified(o)) => {
                             rv = rv_of(&o).to_string();
-                            self.handle(Arc::new(o));
+                            self.handle(o);
                         }
                         Some(WatchEvent::Deleted(o)) => {
                             rv = rv_of(&o).to_string();

@@ -150,6 +150,9 @@ impl Pool {
 #[derive(Debug, Default)]
 pub struct Ipam {
     pools: HashMap<String, Pool>,
+    /// The pools each owner holds an address in, so a release does not visit every pool (one
+    /// per node with per-node pod CIDRs).
+    held: HashMap<String, Vec<String>>,
 }
 
 impl Ipam {
@@ -163,9 +166,19 @@ impl Ipam {
 
     /// The address of `owner` in `cidr`, allocating one when it has none.
     pub fn allocate(&mut self, cidr: &str, owner: &str) -> Result<IpAddr, String> {
-        self.pool(cidr)?
+        let ip = self
+            .pool(cidr)?
             .get(owner)
-            .ok_or_else(|| format!("no free address left in {cidr}"))
+            .ok_or_else(|| format!("no free address left in {cidr}"))?;
+        self.hold(cidr, owner);
+        Ok(ip)
+    }
+
+    fn hold(&mut self, cidr: &str, owner: &str) {
+        let pools = self.held.entry(owner.to_string()).or_default();
+        if !pools.iter().any(|p| p == cidr) {
+            pools.push(cidr.to_string());
+        }
     }
 
     /// Records that `owner` already holds `ip` (when it is inside `cidr`).
@@ -177,13 +190,16 @@ impl Ipam {
             && pool.used.insert(o)
         {
             pool.owners.insert(owner.to_string(), o);
+            self.hold(cidr, owner);
         }
     }
 
     /// Gives back every address `owner` holds.
     pub fn release(&mut self, owner: &str) {
-        for pool in self.pools.values_mut() {
-            if let Some(o) = pool.owners.remove(owner) {
+        for cidr in self.held.remove(owner).unwrap_or_default() {
+            if let Some(pool) = self.pools.get_mut(&cidr)
+                && let Some(o) = pool.owners.remove(owner)
+            {
                 pool.used.remove(&o);
                 pool.recycled.insert(o);
             }
@@ -232,5 +248,9 @@ mod tests {
         assert!(Cidr::parse("10.0.0.0").is_err());
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert_eq!(ipam.in_use(), 3);
+        ipam.release("old");
+        ipam.release("x");
+        assert_eq!(ipam.in_use(), 1);
+        assert!(ipam.held.keys().eq(["new"].iter()));
     }
 }

@@ -317,12 +317,14 @@ impl Codec {
                     ..last
                 },
                 prev,
+                memo: None,
             })
         } else {
             Some(Event {
                 kind: EventKind::Put,
                 kv: self.convert(kv, revision),
                 prev,
+                memo: None,
             })
         }
     }

@@ -52,7 +52,14 @@ pub struct Event {
     pub kv: KeyValue,
     /// The value before this write, if the key existed.
     pub prev: Option<KeyValue>,
+    /// Shared by every watcher the write is delivered to as it happens (not by replays from
+    /// history): a place for what readers derive from `kv.value`, such as the decoded object,
+    /// so that it is derived once however many watchers there are.
+    pub memo: Option<Memo>,
 }
+
+/// See [`Event::memo`].
+pub type Memo = Arc<std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>>;
 
 impl Event {
     pub fn revision(&self) -> Revision {

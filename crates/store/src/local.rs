@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::wal::{self, Log};
 use crate::{
-    Encoder, Error, Event, EventKind, KeyFilter, KeyValue, RangeResult, Result, Revision, Store,
-    Watch,
+    Encoder, Error, Event, EventKind, KeyFilter, KeyValue, Memo, RangeResult, Result, Revision,
+    Store, Watch,
 };
 
 /// How writes reach the disk.
@@ -179,13 +179,19 @@ impl LocalStore {
             );
             log.append(&event)
         });
-        st.watchers.retain(|w| {
-            if !w.filter.matches(&event.kv.key) {
-                return true;
-            }
-            // A watcher that cannot keep up is dropped; its stream ends and the client resumes.
-            w.tx.try_send(event.clone()).is_ok()
-        });
+        if !st.watchers.is_empty() {
+            let live = Event {
+                memo: Some(Memo::default()),
+                ..event.clone()
+            };
+            st.watchers.retain(|w| {
+                if !w.filter.matches(&live.kv.key) {
+                    return true;
+                }
+                // A watcher that cannot keep up is dropped; its stream ends and the client resumes.
+                w.tx.try_send(live.clone()).is_ok()
+            });
+        }
         let now = Instant::now();
         st.history_bytes += event.kv.value.len();
         st.history.push_back((now, event));
@@ -412,6 +418,7 @@ impl Store for LocalStore {
                     kind: EventKind::Put,
                     kv: kv.clone(),
                     prev: None,
+                    memo: None,
                 },
             );
             (kv, seq)
@@ -446,6 +453,7 @@ impl Store for LocalStore {
                     kind: EventKind::Put,
                     kv: kv.clone(),
                     prev,
+                    memo: None,
                 },
             );
             (kv, seq)
@@ -491,6 +499,7 @@ impl Store for LocalStore {
                     kind: EventKind::Delete,
                     kv: kv.clone(),
                     prev: Some(prev),
+                    memo: None,
                 },
             );
             (kv, seq)

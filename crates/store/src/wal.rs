@@ -262,6 +262,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
                             kind: EventKind::Put,
                             kv: rec.kv,
                             prev,
+                            memo: None,
                         }
                     } else {
                         let prev = data.remove(&rec.kv.key);
@@ -275,6 +276,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
                             kind: EventKind::Delete,
                             kv,
                             prev,
+                            memo: None,
                         }
                     };
                     events.push(event);

@@ -63,8 +63,8 @@ enum Kind {
 
 enum Input {
     Reset(Kind, Vec<Value>),
-    Upsert(Kind, Value),
-    Delete(Kind, Value),
+    Upsert(Kind, Arc<Value>),
+    Delete(Kind, Arc<Value>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
