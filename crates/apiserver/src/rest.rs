@@ -543,7 +543,7 @@ impl Registry {
                 opts.limit - items.len()
             };
             let chunk = if filtering && want > 0 {
-                want.max(256)
+                want.max(4096)
             } else {
                 want
             };

@@ -273,8 +273,9 @@ impl LocalStore {
         let iter = st
             .data
             .range::<str, _>((lower, Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix));
-        collect_page(iter.map(|(_, v)| v.clone()), limit)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v);
+        collect_page(iter, limit)
     }
 
     fn range_at(
@@ -284,49 +285,78 @@ impl LocalStore {
         limit: usize,
         revision: Revision,
     ) -> (Vec<KeyValue>, usize) {
-        // The value of each key changed after `revision` is the `prev` of its first later event.
-        let mut overlay: HashMap<Arc<str>, Option<KeyValue>> = HashMap::new();
-        let first_later = st
-            .history
-            .partition_point(|(_, e)| e.revision() <= revision);
-        for (_, ev) in st.history.range(first_later..) {
-            if ev.kv.key.starts_with(prefix) && !overlay.contains_key(&ev.kv.key) {
-                overlay.insert(ev.kv.key.clone(), ev.prev.clone());
-            }
-        }
         let lower = match start_after {
             Some(k) if k >= prefix => Bound::Excluded(k),
             _ => Bound::Included(prefix),
         };
-        let mut merged: BTreeMap<Arc<str>, KeyValue> = BTreeMap::new();
-        for (k, v) in st
+        let in_range = |k: &str| {
+            k.starts_with(prefix)
+                && match lower {
+                    Bound::Excluded(s) => k > s,
+                    _ => true,
+                }
+        };
+        // The value of each key changed after `revision` is the `prev` of its first later event.
+        let mut overlay: HashMap<Arc<str>, Option<&KeyValue>> = HashMap::new();
+        let first_later = st
+            .history
+            .partition_point(|(_, e)| e.revision() <= revision);
+        for (_, ev) in st.history.range(first_later..) {
+            if in_range(&ev.kv.key) && !overlay.contains_key(&ev.kv.key) {
+                overlay.insert(ev.kv.key.clone(), ev.prev.as_ref());
+            }
+        }
+        let mut past: Vec<&KeyValue> = overlay.values().filter_map(|v| *v).collect();
+        past.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let current = st
             .data
             .range::<str, _>((lower, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            if !overlay.contains_key(k) {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
-        for (k, v) in overlay {
-            let after_start = match start_after {
-                Some(s) => &*k > s,
-                None => true,
-            };
-            if let (Some(v), true) = (v, after_start) {
-                merged.insert(k, v);
-            }
-        }
-        collect_page(merged.into_values(), limit)
+            .filter(|(k, _)| !overlay.contains_key(*k))
+            .map(|(_, v)| v);
+        collect_page(MergeByKey::new(current, past.into_iter()), limit)
     }
 }
 
-fn collect_page(iter: impl Iterator<Item = KeyValue>, limit: usize) -> (Vec<KeyValue>, usize) {
+/// Two iterators of values in key order, merged in key order.
+struct MergeByKey<'a, A: Iterator<Item = &'a KeyValue>, B: Iterator<Item = &'a KeyValue>> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<'a, A: Iterator<Item = &'a KeyValue>, B: Iterator<Item = &'a KeyValue>> MergeByKey<'a, A, B> {
+    fn new(a: A, b: B) -> Self {
+        MergeByKey {
+            a: a.peekable(),
+            b: b.peekable(),
+        }
+    }
+}
+
+impl<'a, A: Iterator<Item = &'a KeyValue>, B: Iterator<Item = &'a KeyValue>> Iterator
+    for MergeByKey<'a, A, B>
+{
+    type Item = &'a KeyValue;
+
+    fn next(&mut self) -> Option<&'a KeyValue> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if y.key < x.key => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
+/// The first `limit` values (all when 0), cloned, and how many follow them.
+fn collect_page<'a>(
+    iter: impl Iterator<Item = &'a KeyValue>,
+    limit: usize,
+) -> (Vec<KeyValue>, usize) {
     if limit == 0 {
-        return (iter.collect(), 0);
+        return (iter.cloned().collect(), 0);
     }
     let mut iter = iter;
-    let page: Vec<KeyValue> = iter.by_ref().take(limit).collect();
+    let page: Vec<KeyValue> = iter.by_ref().take(limit).cloned().collect();
     (page, iter.count())
 }
 
