@@ -101,7 +101,34 @@ pub struct Event {
     pub new: Option<Arc<Value>>,
 }
 
-type Objects = HashMap<String, BTreeMap<String, Arc<Value>>>;
+/// One cached object. Pods, the kind with by far the most objects, are kept as their JSON and
+/// decoded when asked for: a decoded pod takes about eight times the memory of its JSON, and
+/// the controllers read most pods only as they change, from the event.
+enum Stored {
+    Decoded(Arc<Value>),
+    Json(Box<[u8]>),
+}
+
+impl Stored {
+    fn new(kind: Kind, obj: Arc<Value>) -> Stored {
+        match kind {
+            Kind::Pod => match serde_json::to_vec(&*obj) {
+                Ok(json) => Stored::Json(json.into_boxed_slice()),
+                Err(_) => Stored::Decoded(obj),
+            },
+            _ => Stored::Decoded(obj),
+        }
+    }
+
+    fn value(&self) -> Arc<Value> {
+        match self {
+            Stored::Decoded(v) => v.clone(),
+            Stored::Json(json) => Arc::new(serde_json::from_slice(json).unwrap_or(Value::Null)),
+        }
+    }
+}
+
+type Objects = HashMap<String, BTreeMap<String, Stored>>;
 
 /// The objects of every followed kind, by namespace and name.
 #[derive(Default)]
@@ -113,23 +140,24 @@ pub struct Cache {
 impl Cache {
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Value>> {
         let store = self.stores[kind.index()].read().unwrap();
-        store.get(namespace)?.get(name).cloned()
+        store.get(namespace)?.get(name).map(Stored::value)
     }
 
     pub fn list(&self, kind: Kind, namespace: &str) -> Vec<Arc<Value>> {
         let store = self.stores[kind.index()].read().unwrap();
         store
             .get(namespace)
-            .map(|m| m.values().cloned().collect())
+            .map(|m| m.values().map(Stored::value).collect())
             .unwrap_or_default()
     }
 
     fn put(&self, kind: Kind, obj: Arc<Value>) -> Option<Arc<Value>> {
+        let (ns, name) = (namespace(&obj).to_string(), name(&obj).to_string());
+        let stored = Stored::new(kind, obj);
         let mut store = self.stores[kind.index()].write().unwrap();
-        store
-            .entry(namespace(&obj).to_string())
-            .or_default()
-            .insert(name(&obj).to_string(), obj)
+        let old = store.entry(ns).or_default().insert(name, stored);
+        drop(store);
+        old.map(|o| o.value())
     }
 
     fn remove(&self, kind: Kind, obj: &Value) -> Option<Arc<Value>> {
@@ -139,12 +167,25 @@ impl Cache {
         if ns.is_empty() {
             store.remove(namespace(obj));
         }
-        old
+        drop(store);
+        old.map(|o| o.value())
     }
 
     pub fn all(&self, kind: Kind) -> Vec<Arc<Value>> {
         let store = self.stores[kind.index()].read().unwrap();
-        store.values().flat_map(|m| m.values().cloned()).collect()
+        store
+            .values()
+            .flat_map(|m| m.values().map(Stored::value))
+            .collect()
+    }
+
+    /// The keys (`namespace/name`) of every object of a kind, without decoding any.
+    pub fn keys(&self, kind: Kind) -> Vec<(String, String)> {
+        let store = self.stores[kind.index()].read().unwrap();
+        store
+            .iter()
+            .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
+            .collect()
     }
 
     pub fn synced(&self, kinds: &[Kind]) -> bool {
@@ -206,7 +247,11 @@ async fn follow(
                 }
             };
             let mut seen = HashSet::new();
-            for item in list.items {
+            for mut item in list.items {
+                // As from the watch: field ownership is of no use to a controller.
+                if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("managedFields");
+                }
                 let item = Arc::new(item);
                 seen.insert((namespace(&item).to_string(), name(&item).to_string()));
                 let old = cache.put(kind, item.clone());
@@ -223,9 +268,12 @@ async fn follow(
                     );
                 }
             }
-            for stale in cache.all(kind) {
-                if !seen.contains(&(namespace(&stale).to_string(), name(&stale).to_string())) {
-                    cache.remove(kind, &stale);
+            for (ns, n) in cache.keys(kind) {
+                if !seen.contains(&(ns.clone(), n.clone())) {
+                    let key = json!({"metadata": {"namespace": ns, "name": n}});
+                    let Some(stale) = cache.remove(kind, &key) else {
+                        continue;
+                    };
                     dispatch(
                         &cache,
                         &handlers,
@@ -952,6 +1000,27 @@ pub fn has_condition(obj: &Value, kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_pods_come_back_as_they_went_in() {
+        let cache = Cache::default();
+        let pod = Arc::new(
+            json!({"metadata": {"namespace": "a", "name": "p", "resourceVersion": "1"},
+            "spec": {"nodeName": "n"}}),
+        );
+        assert!(cache.put(Kind::Pod, pod.clone()).is_none());
+        assert_eq!(cache.get(Kind::Pod, "a", "p").as_deref(), Some(&*pod));
+        let next =
+            Arc::new(json!({"metadata": {"namespace": "a", "name": "p", "resourceVersion": "2"}}));
+        assert_eq!(cache.put(Kind::Pod, next.clone()).as_deref(), Some(&*pod));
+        assert_eq!(cache.list(Kind::Pod, "a"), vec![next.clone()]);
+        assert_eq!(
+            cache.keys(Kind::Pod),
+            vec![("a".to_string(), "p".to_string())]
+        );
+        assert_eq!(cache.remove(Kind::Pod, &next).as_deref(), Some(&*next));
+        assert!(cache.all(Kind::Pod).is_empty());
+    }
 
     #[test]
     fn selectors() {
