@@ -1,6 +1,7 @@
 //! CustomResourceDefinitions: validating CRDs, turning them into served resource types, and
 //! applying their structural schemas to custom objects (pruning, defaulting, validation).
 
+use crate::objects::JsonAt;
 use serde_json::{Map, Value, json};
 
 use crate::errors::Cause;
@@ -56,7 +57,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+    v.at(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Checks a CRD as kube-apiserver's validation does for what matters to serving it.
@@ -97,7 +98,7 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
             &["Cluster", "Namespaced"],
         )),
     }
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
+    let versions = crd.at("/spec/versions").and_then(Value::as_array);
     match versions {
         None => causes.push(Cause::required("spec.versions")),
         Some(vs) if vs.is_empty() => causes.push(Cause::required("spec.versions")),
@@ -117,7 +118,7 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
                 if s(v, "/name").is_empty() {
                     causes.push(Cause::required(format!("spec.versions[{i}].name")));
                 }
-                match v.pointer("/schema/openAPIV3Schema") {
+                match v.at("/schema/openAPIV3Schema") {
                     None => causes.push(Cause::required(format!(
                         "spec.versions[{i}].schema.openAPIV3Schema"
                     ))),
@@ -190,17 +191,17 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
     };
     let singular = leak(&singular);
     let namespaced = s(crd, "/spec/scope") != "Cluster";
-    let short_names = leak_list(strings(crd.pointer("/spec/names/shortNames")));
-    let categories = leak_list(strings(crd.pointer("/spec/names/categories")));
+    let short_names = leak_list(strings(crd.at("/spec/names/shortNames")));
+    let categories = leak_list(strings(crd.at("/spec/names/categories")));
     let storage_version = crd
-        .pointer("/spec/versions")
+        .at("/spec/versions")
         .and_then(Value::as_array)
         .and_then(|vs| vs.iter().find(|v| v.get("storage") == Some(&json!(true))))
         .map(|v| s(v, "/name").to_string())
         .unwrap_or_default();
     let mut out = Vec::new();
     for v in crd
-        .pointer("/spec/versions")
+        .at("/spec/versions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -209,10 +210,10 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
             continue;
         }
         let mut subs = Vec::new();
-        if v.pointer("/subresources/status").is_some() {
+        if v.at("/subresources/status").is_some() {
             subs.push("status".to_string());
         }
-        let scale = v.pointer("/subresources/scale");
+        let scale = v.at("/subresources/scale");
         if scale.is_some() {
             subs.push("scale".to_string());
         }
@@ -236,7 +237,7 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
             .collect();
         let custom: &'static CustomType = Box::leak(Box::new(CustomType {
             crd_name: s(crd, "/metadata/name").to_string(),
-            schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            schema: v.at("/schema/openAPIV3Schema").cloned(),
             printer_columns,
             spec_replicas_path: scale.map(|sc| s(sc, "/specReplicasPath").to_string()),
             status_replicas_path: scale.map(|sc| s(sc, "/statusReplicasPath").to_string()),
@@ -578,10 +579,7 @@ fn bounds(schema: &Value, value: &Value, path: &str, report: &mut SchemaReport) 
 /// The status a CRD gets once its names are accepted and it is served.
 pub fn established_status(crd: &Value) -> Value {
     let now = crate::objects::now_rfc3339();
-    let names = crd
-        .pointer("/spec/names")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let names = crd.at("/spec/names").cloned().unwrap_or_else(|| json!({}));
     let mut accepted = names.clone();
     if accepted
         .get("singular")
@@ -593,7 +591,7 @@ pub fn established_status(crd: &Value) -> Value {
         accepted["listKind"] = json!(format!("{}List", s(crd, "/spec/names/kind")));
     }
     let stored: Vec<Value> = crd
-        .pointer("/spec/versions")
+        .at("/spec/versions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

@@ -1,6 +1,7 @@
 //! Defaulting of built-in kinds, as kube-apiserver's defaulters and default admission plugins
 //! fill in fields that controllers and kubectl rely on.
 
+use crate::objects::JsonAt;
 use serde_json::{Map, Value, json};
 
 use crate::resources::ResourceType;
@@ -278,14 +279,14 @@ pub fn initial_status(r: &ResourceType, requested: Option<&Value>) -> Option<Val
 pub fn pod_qos_class(pod: &Value) -> &'static str {
     let containers: Vec<&Value> = ["containers", "initContainers"]
         .iter()
-        .filter_map(|l| pod.pointer(&format!("/spec/{l}")).and_then(Value::as_array))
+        .filter_map(|l| pod.at(&format!("/spec/{l}")).and_then(Value::as_array))
         .flatten()
         .collect();
     let mut any = false;
     let mut guaranteed = true;
     for c in &containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        let req = c.at("/resources/requests").and_then(Value::as_object);
+        let lim = c.at("/resources/limits").and_then(Value::as_object);
         let has = |m: Option<&Map<String, Value>>, k: &str| m.is_some_and(|m| m.contains_key(k));
         for res in ["cpu", "memory"] {
             if has(req, res) || has(lim, res) {

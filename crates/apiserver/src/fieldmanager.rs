@@ -9,6 +9,7 @@
 //! fields of the applied configuration; other writes add what they changed to the writer's
 //! `Update` entry and take those fields away from everyone else.
 
+use crate::objects::JsonAt;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
@@ -918,7 +919,7 @@ pub fn is_reset(v: &Value) -> bool {
 }
 
 fn entries_of(obj: &Value) -> Vec<Entry> {
-    obj.pointer("/metadata/managedFields")
+    obj.at("/metadata/managedFields")
         .and_then(parse_entries)
         .unwrap_or_default()
 }
@@ -1014,7 +1015,7 @@ pub fn record_update(
         && let Some(old) = old
     {
         // Nothing changed: keep the stored list exactly.
-        if let Some(mf) = old.pointer("/metadata/managedFields").cloned() {
+        if let Some(mf) = old.at("/metadata/managedFields").cloned() {
             next["metadata"]["managedFields"] = mf;
         }
         return;
@@ -1071,7 +1072,7 @@ const KUBECTL: &str = "kubectl";
 
 fn last_applied(obj: &Value) -> Option<Value> {
     let text = obj
-        .pointer("/metadata/annotations")?
+        .at("/metadata/annotations")?
         .get(LAST_APPLIED)?
         .as_str()?;
     serde_json::from_str(text).ok()

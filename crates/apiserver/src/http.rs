@@ -1,6 +1,7 @@
 //! The HTTP surface: routing of Kubernetes API paths, content negotiation, body decoding and
 //! the encoding of responses (JSON, YAML, Table, PartialObjectMetadata, watch streams).
 
+use crate::objects::JsonAt;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -142,7 +143,7 @@ fn encode_object(
         Format::Table(include) => {
             let v = decode(&body)?;
             let rv = v
-                .pointer("/metadata/resourceVersion")
+                .at("/metadata/resourceVersion")
                 .cloned()
                 .unwrap_or(json!(""));
             let t = table::table(r, &[v], json!({"resourceVersion": rv}), include, true);
@@ -621,7 +622,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         let body = read_body(body).await?;
         let binding = decode_body(&headers, &body, None)?;
         let pod = binding
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
@@ -827,7 +828,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             let body = read_body(body).await?;
             let mut req = decode_body(&headers, &body, None)?;
             let expiry = req
-                .pointer("/spec/expirationSeconds")
+                .at("/spec/expirationSeconds")
                 .and_then(Value::as_i64)
                 .unwrap_or(3600);
             req["apiVersion"] = json!("authentication.k8s.io/v1");
@@ -913,7 +914,7 @@ fn watch_response(
                         continue;
                     };
                     let rv = obj
-                        .pointer("/metadata/resourceVersion")
+                        .at("/metadata/resourceVersion")
                         .cloned()
                         .unwrap_or(json!(""));
                     let t = table::table(r, &[obj], json!({"resourceVersion": rv}), include, first);

@@ -2,6 +2,7 @@
 //! Every entry point here is transport-free, so in-process clients use the same code path as
 //! HTTP requests.
 
+use crate::objects::JsonAt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -91,11 +92,11 @@ impl DeleteOptions {
                 .and_then(Value::as_str)
                 .map(String::from),
             precondition_uid: v
-                .pointer("/preconditions/uid")
+                .at("/preconditions/uid")
                 .and_then(Value::as_str)
                 .map(String::from),
             precondition_resource_version: v
-                .pointer("/preconditions/resourceVersion")
+                .at("/preconditions/resourceVersion")
                 .and_then(Value::as_str)
                 .map(String::from),
             dry_run: v
@@ -781,7 +782,7 @@ impl Registry {
             Part::Finalize => {
                 let mut next = old.clone();
                 next["spec"]["finalizers"] = new
-                    .pointer("/spec/finalizers")
+                    .at("/spec/finalizers")
                     .cloned()
                     .unwrap_or_else(|| json!([]));
                 next
@@ -802,8 +803,8 @@ impl Registry {
         );
         if r.kind == "Pod" && part == Part::Main {
             // nodeName is set by binding only.
-            if let Some(node) = old.pointer("/spec/nodeName")
-                && next.pointer("/spec/nodeName").is_none()
+            if let Some(node) = old.at("/spec/nodeName")
+                && next.at("/spec/nodeName").is_none()
             {
                 next["spec"]["nodeName"] = node.clone();
             }
@@ -830,7 +831,7 @@ impl Registry {
         }
         if r.generation && part == Part::Main && desired_state_changed(old, &next) {
             let g = old
-                .pointer("/metadata/generation")
+                .at("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             meta_mut(&mut next).insert("generation".into(), json!(g + 1));
@@ -902,7 +903,7 @@ impl Registry {
             }
             // An object being deleted whose last finalizer is gone goes away now.
             let grace_zero = next
-                .pointer("/metadata/deletionGracePeriodSeconds")
+                .at("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 == Some(0);
             let finished = is_deleting(&next) && finalizers(&next).is_empty() && grace_zero;
@@ -1189,8 +1190,8 @@ impl Registry {
         }
         let Some(name) = Self::manager_name(opts) else {
             // An unnamed writer changes no ownership; a body without managedFields keeps them.
-            if let Some(mf) = old.and_then(|o| o.pointer("/metadata/managedFields"))
-                && next.pointer("/metadata/managedFields").is_none()
+            if let Some(mf) = old.and_then(|o| o.at("/metadata/managedFields"))
+                && next.at("/metadata/managedFields").is_none()
                 && next.get("metadata").is_some_and(Value::is_object)
             {
                 next["metadata"]["managedFields"] = mf.clone();
@@ -1344,7 +1345,7 @@ impl Registry {
             let pending_finalizers = !finalizers(&obj).is_empty();
             let namespace_pending = is_namespace
                 && obj
-                    .pointer("/spec/finalizers")
+                    .at("/spec/finalizers")
                     .and_then(Value::as_array)
                     .is_some_and(|a| !a.is_empty());
             let graceful = grace > 0;
@@ -1373,7 +1374,7 @@ impl Registry {
             // graceful pods) finish.
             let already = is_deleting(&obj);
             let current_grace = obj
-                .pointer("/metadata/deletionGracePeriodSeconds")
+                .at("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64);
             if already && current_grace.is_some_and(|g| g <= grace) {
                 if is_namespace {
@@ -1425,18 +1426,18 @@ impl Registry {
         }
         // Pods that never reached a node, or are finished, go at once.
         let on_node = obj
-            .pointer("/spec/nodeName")
+            .at("/spec/nodeName")
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
         let phase = obj
-            .pointer("/status/phase")
+            .at("/status/phase")
             .and_then(Value::as_str)
             .unwrap_or("");
         if !on_node || phase == "Succeeded" || phase == "Failed" {
             return 0;
         }
         let grace = opts.grace_period_seconds.unwrap_or_else(|| {
-            obj.pointer("/spec/terminationGracePeriodSeconds")
+            obj.at("/spec/terminationGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .unwrap_or(30)
         });
@@ -1488,12 +1489,12 @@ impl Registry {
             Some(c) => c
                 .label_selector_path
                 .as_ref()
-                .and_then(|p| obj.pointer(&crate::crd::json_path_pointer(p)))
+                .and_then(|p| obj.at(&crate::crd::json_path_pointer(p)))
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
             None => obj
-                .pointer("/spec/selector")
+                .at("/spec/selector")
                 .map(|s| {
                     if r.group.is_empty() {
                         crate::table::map_selector(Some(s))
@@ -1521,9 +1522,9 @@ impl Registry {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
             "metadata": scale_meta,
-            "spec": {"replicas": obj.pointer(&spec_ptr).and_then(Value::as_i64).unwrap_or(0)},
+            "spec": {"replicas": obj.at(&spec_ptr).and_then(Value::as_i64).unwrap_or(0)},
             "status": {
-                "replicas": obj.pointer(&status_ptr).and_then(Value::as_i64).unwrap_or(0),
+                "replicas": obj.at(&status_ptr).and_then(Value::as_i64).unwrap_or(0),
                 "selector": selector,
             },
         })
@@ -1544,10 +1545,7 @@ impl Registry {
             };
             let scale = self.scale_of(r, current);
             let new_scale = compute(&scale)?;
-            let replicas = new_scale
-                .pointer("/spec/replicas")
-                .cloned()
-                .unwrap_or(json!(0));
+            let replicas = new_scale.at("/spec/replicas").cloned().unwrap_or(json!(0));
             if replicas.as_i64().is_none_or(|n| n < 0) {
                 return Err(ApiError::invalid(
                     r,
@@ -1560,7 +1558,7 @@ impl Registry {
                 ));
             }
             let precondition = match new_scale
-                .pointer("/metadata/resourceVersion")
+                .at("/metadata/resourceVersion")
                 .and_then(Value::as_str)
             {
                 Some(rv) if !rv.is_empty() => rv.parse::<i64>().ok(),
@@ -1587,7 +1585,7 @@ impl Registry {
     pub async fn bind(&self, namespace: &str, pod_name: &str, binding: &Value) -> ApiResult<()> {
         let pods = resources::find("", "v1", "pods").expect("pods are built in");
         let node = binding
-            .pointer("/target/name")
+            .at("/target/name")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
@@ -1598,7 +1596,7 @@ impl Registry {
                 vec![Cause::required("target.name")],
             ));
         }
-        let annotations = binding.pointer("/metadata/annotations").cloned();
+        let annotations = binding.at("/metadata/annotations").cloned();
         let mut compute = |current: Option<&Value>| -> ApiResult<Computed> {
             let Some(current) = current else {
                 return Err(ApiError::not_found(pods, pod_name));
@@ -1610,7 +1608,7 @@ impl Registry {
                     "pod is being deleted, cannot be assigned to a host",
                 ));
             }
-            if let Some(existing) = current.pointer("/spec/nodeName").and_then(Value::as_str)
+            if let Some(existing) = current.at("/spec/nodeName").and_then(Value::as_str)
                 && !existing.is_empty()
             {
                 return Err(ApiError::conflict_message(

@@ -1,6 +1,7 @@
 //! Label selectors (equality and set-based) and field selectors, parsed and matched as
 //! kube-apiserver does.
 
+use crate::objects::JsonAt;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -293,7 +294,7 @@ impl LabelSelector {
 
     /// Matches the labels of an object.
     pub fn matches_object(&self, obj: &Value) -> bool {
-        self.matches(obj.pointer("/metadata/labels").and_then(Value::as_object))
+        self.matches(obj.at("/metadata/labels").and_then(Value::as_object))
     }
 }
 
@@ -483,14 +484,14 @@ pub fn field_value(r: &ResourceType, obj: &Value, field: &str) -> String {
     match field {
         "spec.unschedulable" | "spec.hostNetwork" => {
             let ptr = format!("/{}", field.replace('.', "/"));
-            scalar_string(obj.pointer(&ptr), "false")
+            scalar_string(obj.at(&ptr), "false")
         }
         "status.replicas" | "status.successful" => {
             let ptr = format!("/{}", field.replace('.', "/"));
-            scalar_string(obj.pointer(&ptr), "0")
+            scalar_string(obj.at(&ptr), "0")
         }
         "status.podIPs" => obj
-            .pointer("/status/podIPs")
+            .at("/status/podIPs")
             .and_then(Value::as_array)
             .map(|ips| {
                 ips.iter()
@@ -499,11 +500,11 @@ pub fn field_value(r: &ResourceType, obj: &Value, field: &str) -> String {
                     .join(",")
             })
             .unwrap_or_default(),
-        "source" if r.plural == "events" => scalar_string(obj.pointer("/source/component"), ""),
+        "source" if r.plural == "events" => scalar_string(obj.at("/source/component"), ""),
         "metadata.namespace" if !r.namespaced => String::new(),
         _ => {
             let ptr = format!("/{}", field.replace('.', "/"));
-            scalar_string(obj.pointer(&ptr), "")
+            scalar_string(obj.at(&ptr), "")
         }
     }
 }

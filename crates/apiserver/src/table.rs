@@ -1,5 +1,6 @@
 //! `meta.k8s.io/v1 Table` rendering: the columns kubectl prints for each built-in kind.
 
+use crate::objects::JsonAt;
 use serde_json::{Value, json};
 
 use crate::resources::ResourceType;
@@ -509,11 +510,11 @@ fn age(ts: Option<&str>, now: i64) -> String {
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+    v.at(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
 fn n(v: &Value, ptr: &str) -> i64 {
-    v.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+    v.at(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
 fn or_none(s: String) -> String {
@@ -521,7 +522,7 @@ fn or_none(s: String) -> String {
 }
 
 fn template_containers(obj: &Value, ptr: &str) -> (String, String) {
-    let cs = obj.pointer(ptr).and_then(Value::as_array);
+    let cs = obj.at(ptr).and_then(Value::as_array);
     let names: Vec<&str> = cs.into_iter().flatten().map(|c| s(c, "/name")).collect();
     let images: Vec<&str> = cs.into_iter().flatten().map(|c| s(c, "/image")).collect();
     (names.join(","), images.join(","))
@@ -575,14 +576,14 @@ fn pod_status(pod: &Value) -> String {
         reason = s(pod, "/status/reason").to_string();
     }
     for c in pod
-        .pointer("/status/containerStatuses")
+        .at("/status/containerStatuses")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
-        if let Some(w) = c.pointer("/state/waiting/reason").and_then(Value::as_str) {
+        if let Some(w) = c.at("/state/waiting/reason").and_then(Value::as_str) {
             reason = w.to_string();
-        } else if let Some(t) = c.pointer("/state/terminated") {
+        } else if let Some(t) = c.at("/state/terminated") {
             let r = s(t, "/reason");
             reason = if r.is_empty() {
                 format!("ExitCode:{}", n(t, "/exitCode"))
@@ -591,7 +592,7 @@ fn pod_status(pod: &Value) -> String {
             };
         }
     }
-    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+    if pod.at("/metadata/deletionTimestamp").is_some() {
         if s(pod, "/status/reason") == "NodeLost" {
             reason = "Unknown".into();
         } else {
@@ -631,8 +632,7 @@ fn custom_cells(
 fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
     let name = json!(s(o, "/metadata/name"));
     let created = age(
-        o.pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str),
+        o.at("/metadata/creationTimestamp").and_then(Value::as_str),
         now,
     );
     if let Some(custom) = r.custom {
@@ -641,12 +641,10 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
     match (r.group, r.plural) {
         ("", "pods") => {
             let total = o
-                .pointer("/spec/containers")
+                .at("/spec/containers")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
-            let statuses = o
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array);
+            let statuses = o.at("/status/containerStatuses").and_then(Value::as_array);
             let ready = statuses
                 .into_iter()
                 .flatten()
@@ -657,7 +655,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                 .flatten()
                 .map(|c| n(c, "/restartCount"))
                 .sum();
-            let gates = o.pointer("/spec/readinessGates").and_then(Value::as_array);
+            let gates = o.at("/spec/readinessGates").and_then(Value::as_array);
             let gate_text = match gates {
                 Some(g) if !g.is_empty() => format!("0/{}", g.len()),
                 _ => "<none>".into(),
@@ -675,7 +673,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             ]
         }
         ("", "nodes") => {
-            let conds = o.pointer("/status/conditions").and_then(Value::as_array);
+            let conds = o.at("/status/conditions").and_then(Value::as_array);
             let ready = conds
                 .into_iter()
                 .flatten()
@@ -685,11 +683,11 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                 Some(_) => "NotReady".to_string(),
                 None => "Unknown".to_string(),
             };
-            if o.pointer("/spec/unschedulable") == Some(&json!(true)) {
+            if o.at("/spec/unschedulable") == Some(&json!(true)) {
                 status.push_str(",SchedulingDisabled");
             }
             let mut roles: Vec<String> = o
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .into_iter()
                 .flatten()
@@ -707,7 +705,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             roles.sort();
             roles.dedup();
             let addr = |t: &str| -> String {
-                o.pointer("/status/addresses")
+                o.at("/status/addresses")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
@@ -733,7 +731,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
         ("", "namespaces") => vec![name, json!(s(o, "/status/phase")), json!(created)],
         ("", "services") => {
             let ports: Vec<String> = o
-                .pointer("/spec/ports")
+                .at("/spec/ports")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -747,14 +745,14 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                 .collect();
             let typ = s(o, "/spec/type");
             let external: Vec<String> = o
-                .pointer("/status/loadBalancer/ingress")
+                .at("/status/loadBalancer/ingress")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(|i| i.get("ip").or(i.get("hostname")).and_then(Value::as_str))
                 .map(String::from)
                 .chain(
-                    o.pointer("/spec/externalIPs")
+                    o.at("/spec/externalIPs")
                         .and_then(Value::as_array)
                         .into_iter()
                         .flatten()
@@ -775,7 +773,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                 json!(external),
                 json!(or_none(ports.join(","))),
                 json!(created),
-                json!(map_selector(o.pointer("/spec/selector"))),
+                json!(map_selector(o.at("/spec/selector"))),
             ]
         }
         ("", "configmaps") => {
@@ -844,7 +842,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                 "/metadata/creationTimestamp",
             ]
             .iter()
-            .find_map(|p| o.pointer(p).and_then(Value::as_str))
+            .find_map(|p| o.at(p).and_then(Value::as_str))
             .map(|t| age(Some(t), now))
             .unwrap_or_else(|| "<unknown>".into());
             let kind = s(o, &format!("{obj_ptr}/kind")).to_lowercase();
@@ -870,15 +868,15 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                 json!(created),
                 json!(c),
                 json!(i),
-                json!(selector_string(o.pointer("/spec/selector"))),
+                json!(selector_string(o.at("/spec/selector"))),
             ]
         }
         ("apps", "replicasets") | ("", "replicationcontrollers") => {
             let (c, i) = template_containers(o, "/spec/template/spec/containers");
             let sel = if r.group.is_empty() {
-                map_selector(o.pointer("/spec/selector"))
+                map_selector(o.at("/spec/selector"))
             } else {
-                selector_string(o.pointer("/spec/selector"))
+                selector_string(o.at("/spec/selector"))
             };
             vec![
                 name,
@@ -912,11 +910,11 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             json!(n(o, "/status/numberReady")),
             json!(n(o, "/status/updatedNumberScheduled")),
             json!(n(o, "/status/numberAvailable")),
-            json!(map_selector(o.pointer("/spec/template/spec/nodeSelector"))),
+            json!(map_selector(o.at("/spec/template/spec/nodeSelector"))),
             json!(created),
         ],
         ("batch", "jobs") => {
-            let completions = match o.pointer("/spec/completions").and_then(Value::as_i64) {
+            let completions = match o.at("/spec/completions").and_then(Value::as_i64) {
                 Some(c) => format!("{}/{c}", n(o, "/status/succeeded")),
                 None => format!(
                     "{}/1 of {}",
@@ -924,7 +922,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
                     n(o, "/spec/parallelism")
                 ),
             };
-            let conds = o.pointer("/status/conditions").and_then(Value::as_array);
+            let conds = o.at("/status/conditions").and_then(Value::as_array);
             let has = |t: &str| {
                 conds
                     .into_iter()
@@ -944,8 +942,8 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             } else {
                 "Running"
             };
-            let start = o.pointer("/status/startTime").and_then(Value::as_str);
-            let end = o.pointer("/status/completionTime").and_then(Value::as_str);
+            let start = o.at("/status/startTime").and_then(Value::as_str);
+            let end = o.at("/status/completionTime").and_then(Value::as_str);
             let secs = |t: Option<&str>| {
                 t.and_then(|t| t.parse::<jiff::Timestamp>().ok())
                     .map(|t| t.as_second())
@@ -968,22 +966,21 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             json!(s(o, "/spec/schedule")),
             json!(or_none(s(o, "/spec/timeZone").to_string())),
             json!(
-                o.pointer("/spec/suspend")
+                o.at("/spec/suspend")
                     .and_then(Value::as_bool)
                     .unwrap_or(false)
             ),
             json!(
-                o.pointer("/status/active")
+                o.at("/status/active")
                     .and_then(Value::as_array)
                     .map_or(0, Vec::len)
             ),
-            json!(match o
-                .pointer("/status/lastScheduleTime")
-                .and_then(Value::as_str)
-            {
-                Some(t) => age(Some(t), now),
-                None => "<none>".into(),
-            }),
+            json!(
+                match o.at("/status/lastScheduleTime").and_then(Value::as_str) {
+                    Some(t) => age(Some(t), now),
+                    None => "<none>".into(),
+                }
+            ),
             json!(created),
         ],
         ("coordination.k8s.io", "leases") => {
@@ -991,7 +988,7 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
         }
         ("", "persistentvolumeclaims") => {
             let modes: Vec<&str> = o
-                .pointer("/status/accessModes")
+                .at("/status/accessModes")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()

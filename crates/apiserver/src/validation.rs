@@ -1,6 +1,7 @@
 //! Validation of built-in kinds: object names, metadata, required fields and immutable fields,
 //! with kube-apiserver's field paths and messages.
 
+use crate::objects::JsonAt;
 use serde_json::Value;
 
 use crate::errors::Cause;
@@ -78,7 +79,7 @@ pub fn validate_name(r: &ResourceType, name: &str) -> Result<(), String> {
 }
 
 fn str_at<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {
-    obj.pointer(ptr).and_then(Value::as_str)
+    obj.at(ptr).and_then(Value::as_str)
 }
 
 /// Validates `metadata` and the kind-specific rules of a new or updated object.
@@ -126,7 +127,7 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
         }
     }
     if let Some(old) = old {
-        let (a, b) = (obj.pointer("/metadata/uid"), old.pointer("/metadata/uid"));
+        let (a, b) = (obj.at("/metadata/uid"), old.at("/metadata/uid"));
         if let Some(a) = a
             && Some(a) != b
         {
@@ -139,7 +140,7 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
             validate_workload(r, obj, old, &mut causes)
         }
         ("batch", "Job") => {
-            validate_template("spec.template", obj.pointer("/spec/template"), &mut causes)
+            validate_template("spec.template", obj.at("/spec/template"), &mut causes)
         }
         ("", "ConfigMap") | ("", "Secret") => validate_data_keys(obj, &mut causes),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
@@ -282,7 +283,7 @@ fn validate_template(path: &str, template: Option<&Value>, causes: &mut Vec<Caus
         None => causes.push(Cause::required(path)),
         Some(t) => {
             validate_string_map(
-                t.pointer("/metadata/labels"),
+                t.at("/metadata/labels"),
                 &format!("{path}.metadata.labels"),
                 true,
                 causes,
@@ -334,7 +335,7 @@ fn validate_pod(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
 }
 
 fn validate_workload(r: &ResourceType, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
-    let selector = obj.pointer("/spec/selector");
+    let selector = obj.at("/spec/selector");
     match selector {
         None => causes.push(Cause::required("spec.selector")),
         Some(sel) => match LabelSelector::from_object(sel) {
@@ -345,7 +346,7 @@ fn validate_workload(r: &ResourceType, obj: &Value, old: Option<&Value>, causes:
                 "empty selector is invalid for deployment",
             )),
             Ok(parsed) => {
-                let labels = obj.pointer("/spec/template/metadata/labels");
+                let labels = obj.at("/spec/template/metadata/labels");
                 if !parsed.matches(labels.and_then(Value::as_object)) {
                     causes.push(Cause::invalid(
                         "spec.template.metadata.labels",
@@ -356,7 +357,7 @@ fn validate_workload(r: &ResourceType, obj: &Value, old: Option<&Value>, causes:
             }
         },
     }
-    if let Some(replicas) = obj.pointer("/spec/replicas")
+    if let Some(replicas) = obj.at("/spec/replicas")
         && replicas.as_i64().is_some_and(|n| n < 0)
     {
         causes.push(Cause::invalid(
@@ -365,11 +366,11 @@ fn validate_workload(r: &ResourceType, obj: &Value, old: Option<&Value>, causes:
             "must be greater than or equal to 0",
         ));
     }
-    validate_template("spec.template", obj.pointer("/spec/template"), causes);
+    validate_template("spec.template", obj.at("/spec/template"), causes);
     if let Some(old) = old
         && r.kind != "Job"
     {
-        let (a, b) = (obj.pointer("/spec/selector"), old.pointer("/spec/selector"));
+        let (a, b) = (obj.at("/spec/selector"), old.at("/spec/selector"));
         if a != b {
             causes.push(Cause::invalid(
                 "spec.selector",

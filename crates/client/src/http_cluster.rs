@@ -1,5 +1,6 @@
 //! The HTTP implementation: the Kubernetes REST API through kube-rs, for any cluster.
 
+use apiserver::objects::JsonAt;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -52,7 +53,7 @@ impl HttpCluster {
         {
             let name = group.get("name").and_then(Value::as_str);
             let version = group
-                .pointer("/preferredVersion/version")
+                .at("/preferredVersion/version")
                 .and_then(Value::as_str);
             if let (Some(name), Some(version)) = (name, version) {
                 versions.push((name.to_string(), version.to_string()));
@@ -189,7 +190,7 @@ fn query(params: &ListParams, watch: bool) -> String {
 
 fn name_of(object: &Value) -> &str {
     object
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
@@ -203,7 +204,7 @@ fn watch_event(line: &[u8]) -> Option<WatchEvent> {
         "DELETED" => WatchEvent::Deleted(std::sync::Arc::new(object)),
         "BOOKMARK" => WatchEvent::Bookmark(
             object
-                .pointer("/metadata/resourceVersion")
+                .at("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
@@ -248,12 +249,12 @@ impl Cluster for HttpCluster {
                 .cloned()
                 .unwrap_or_default(),
             resource_version: v
-                .pointer("/metadata/resourceVersion")
+                .at("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
             continue_token: v
-                .pointer("/metadata/continue")
+                .at("/metadata/continue")
                 .and_then(Value::as_str)
                 .filter(|c| !c.is_empty())
                 .map(String::from),

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use futures::Stream;
 use serde_json::Value;
 
+pub use apiserver::objects::JsonAt;
 pub use http_cluster::HttpCluster;
 pub use local::LocalCluster;
 
@@ -274,7 +275,7 @@ pub fn watch_resuming(
                 continue;
             };
             let revision_of = |o: &Value| {
-                o.pointer("/metadata/resourceVersion")
+                o.at("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .map(String::from)
             };

@@ -1,5 +1,6 @@
 //! The in-process implementation: calls the embedded API server's registry directly.
 
+use apiserver::objects::JsonAt;
 use std::sync::Arc;
 
 use apiserver::Registry;
@@ -69,7 +70,7 @@ fn list_options(params: &ListParams) -> rest::ListOptions {
 
 fn name_of(object: &Value) -> String {
     object
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
@@ -136,7 +137,7 @@ impl Cluster for LocalCluster {
                     "MODIFIED" => WatchEvent::Modified(obj),
                     "DELETED" => WatchEvent::Deleted(obj),
                     "BOOKMARK" => WatchEvent::Bookmark(
-                        obj.pointer("/metadata/resourceVersion")
+                        obj.at("/metadata/resourceVersion")
                             .and_then(Value::as_str)
                             .unwrap_or_default()
                             .to_string(),

@@ -4,6 +4,7 @@
 //! (`Allow`, `Forbid`, `Replace`), keeps `status.active`, `lastScheduleTime` and
 //! `lastSuccessfulTime`, and deletes finished Jobs beyond the history limits.
 
+use client::JsonAt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,11 +85,11 @@ fn job_ref(job: &Value) -> Value {
 /// The Job for one scheduled time: the template's metadata and spec, owned by the CronJob.
 pub fn new_job(cronjob: &Value, scheduled: Timestamp) -> Value {
     let template = cronjob
-        .pointer("/spec/jobTemplate")
+        .at("/spec/jobTemplate")
         .cloned()
         .unwrap_or_else(|| json!({}));
     let mut annotations = template
-        .pointer("/metadata/annotations")
+        .at("/metadata/annotations")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -99,7 +100,7 @@ pub fn new_job(cronjob: &Value, scheduled: Timestamp) -> Value {
         "annotations": annotations,
         "ownerReferences": [owner_ref(cronjob, "batch/v1", "CronJob")],
     });
-    if let Some(l) = template.pointer("/metadata/labels") {
+    if let Some(l) = template.at("/metadata/labels") {
         meta["labels"] = l.clone();
     }
     json!({
@@ -117,7 +118,7 @@ pub fn jobs_beyond_history<'a>(
     failed_limit: i64,
 ) -> Vec<&'a Value> {
     let started = |j: &Value| {
-        j.pointer("/status/startTime")
+        j.at("/status/startTime")
             .and_then(Value::as_str)
             .unwrap_or_else(|| creation(j))
             .to_string()
@@ -253,7 +254,7 @@ impl CronJobController {
         let last_success = jobs
             .iter()
             .filter(|j| finished(j) == Some("Complete"))
-            .filter_map(|j| j.pointer("/status/completionTime").and_then(Value::as_str))
+            .filter_map(|j| j.at("/status/completionTime").and_then(Value::as_str))
             .filter_map(parse_time)
             .max();
         let recorded_success = status
@@ -276,7 +277,7 @@ impl CronJobController {
         }
 
         let mut requeue = None;
-        let suspended = cj.pointer("/spec/suspend") == Some(&json!(true));
+        let suspended = cj.at("/spec/suspend") == Some(&json!(true));
         if !is_deleting(&cj) && !suspended {
             requeue = self
                 .schedule(&cj, now, &jobs, &mut active, &mut status)
@@ -314,10 +315,10 @@ impl CronJobController {
         status: &mut Map<String, Value>,
     ) -> client::Result<Option<Duration>> {
         let spec = cj
-            .pointer("/spec/schedule")
+            .at("/spec/schedule")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let zone = cj.pointer("/spec/timeZone").and_then(Value::as_str);
+        let zone = cj.at("/spec/timeZone").and_then(Value::as_str);
         let schedule = match Schedule::parse(spec, zone) {
             Ok(s) => s,
             Err(e) => {
@@ -379,7 +380,7 @@ impl CronJobController {
             return Ok(wait_for_next(now));
         }
         let policy = cj
-            .pointer("/spec/concurrencyPolicy")
+            .at("/spec/concurrencyPolicy")
             .and_then(Value::as_str)
             .unwrap_or("Allow");
         if policy == "Forbid" && !active.is_empty() {

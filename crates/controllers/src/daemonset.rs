@@ -5,6 +5,7 @@
 //! (`maxUnavailable`, `maxSurge`) or `OnDelete`, with ControllerRevisions and the status
 //! `kubectl rollout status daemonset` reads.
 
+use client::JsonAt;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +44,8 @@ pub(crate) struct DaemonSetController {
 
 /// Whether a node change can change which daemon pods it should run.
 fn node_placement_changed(old: &Value, new: &Value) -> bool {
-    old.pointer("/metadata/labels") != new.pointer("/metadata/labels")
-        || old.pointer("/spec/taints") != new.pointer("/spec/taints")
+    old.at("/metadata/labels") != new.at("/metadata/labels")
+        || old.at("/spec/taints") != new.at("/spec/taints")
 }
 
 /// Maps changes of DaemonSets, their pods and nodes to the DaemonSets to sync.
@@ -64,7 +65,7 @@ pub(crate) fn handler(queue: Arc<WorkQueue>, expectations: Arc<Expectations>) ->
                         keys.insert(k);
                     } else if controller_ref(pod).is_none() && ev.new.is_some() {
                         for ds in cache.list(Kind::DaemonSet, namespace(pod)) {
-                            if selector_matches(ds.pointer("/spec/selector"), labels(pod)) {
+                            if selector_matches(ds.at("/spec/selector"), labels(pod)) {
                                 keys.insert(key_of(&ds));
                             }
                         }
@@ -141,14 +142,14 @@ pub fn pin_to_node(spec: &mut Value, node: &str) {
 /// The node a daemon pod is for: its `spec.nodeName`, or the node its affinity pins it to.
 pub fn target_node(pod: &Value) -> Option<&str> {
     if let Some(n) = pod
-        .pointer("/spec/nodeName")
+        .at("/spec/nodeName")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
     {
         return Some(n);
     }
     let terms = pod
-        .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?
+        .at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?
         .as_array()?;
     terms.iter().find_map(|t| {
         t.get("matchFields")?.as_array()?.iter().find_map(|f| {
@@ -197,7 +198,7 @@ pub fn placement(pod_spec_with_tolerations: &Value, node: &Value) -> (bool, bool
 
 /// maxSurge and maxUnavailable against the number of nodes that should run a pod.
 pub fn rolling_limits(ds: &Value, desired: i64) -> (i64, i64) {
-    let ru = ds.pointer("/spec/updateStrategy/rollingUpdate");
+    let ru = ds.at("/spec/updateStrategy/rollingUpdate");
     let surge = resolve_int_or_percent(
         ru.and_then(|r| r.get("maxSurge")).or(Some(&json!(0))),
         desired,
@@ -242,7 +243,7 @@ impl DaemonSetController {
         };
         if is_deleting(&ds)
             || ds
-                .pointer("/spec/selector")
+                .at("/spec/selector")
                 .and_then(Value::as_object)
                 .is_none_or(|s| s.is_empty())
         {
@@ -270,8 +271,7 @@ impl DaemonSetController {
             }
         };
         let pods = self.claim(&ds).await?;
-        let spec =
-            with_default_tolerations(ds.pointer("/spec/template/spec").unwrap_or(&Value::Null));
+        let spec = with_default_tolerations(ds.at("/spec/template/spec").unwrap_or(&Value::Null));
         let nodes = self.cache.all(Kind::Node);
         let mut by_node: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
         for pod in &pods {
@@ -325,7 +325,7 @@ impl DaemonSetController {
 
     async fn claim(&self, ds: &Value) -> client::Result<Vec<Arc<Value>>> {
         let ds_uid = uid(ds);
-        let selector = ds.pointer("/spec/selector");
+        let selector = ds.at("/spec/selector");
         let pods_res = Kind::Pod.resource();
         let mut owned = Vec::new();
         for pod in self.cache.list(Kind::Pod, namespace(ds)) {
@@ -378,7 +378,7 @@ impl DaemonSetController {
         let (surge, max_unavailable) =
             rolling_limits(ds, states.iter().filter(|s| s.should_run).count() as i64);
         let rolling = ds
-            .pointer("/spec/updateStrategy/type")
+            .at("/spec/updateStrategy/type")
             .and_then(Value::as_str)
             .unwrap_or("RollingUpdate")
             == "RollingUpdate";
@@ -429,9 +429,9 @@ impl DaemonSetController {
         }
         self.expectations
             .expect(key, create.len() as i64, delete.len() as i64);
-        let template = ds.pointer("/spec/template").cloned().unwrap_or_default();
+        let template = ds.at("/spec/template").cloned().unwrap_or_default();
         let mut pod_labels = template
-            .pointer("/metadata/labels")
+            .at("/metadata/labels")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
@@ -449,7 +449,7 @@ impl DaemonSetController {
                 "labels": pod_labels,
                 "ownerReferences": [owner_ref(ds, "apps/v1", "DaemonSet")],
             });
-            if let Some(a) = template.pointer("/metadata/annotations") {
+            if let Some(a) = template.at("/metadata/annotations") {
                 meta["annotations"] = a.clone();
             }
             let pod =
@@ -628,7 +628,7 @@ impl DaemonSetController {
             status.insert("numberUnavailable".into(), json!(desired - available));
         }
         for field in ["collisionCount", "conditions"] {
-            if let Some(v) = ds.pointer(&format!("/status/{field}")) {
+            if let Some(v) = ds.at(&format!("/status/{field}")) {
                 status.insert(field.into(), v.clone());
             }
         }

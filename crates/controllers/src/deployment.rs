@@ -3,6 +3,7 @@
 //! strategy, scales, keeps `revisionHistoryLimit` old ReplicaSets, and reports progress in the
 //! status and conditions the way `kubectl rollout status` reads them.
 
+use client::JsonAt;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ pub(crate) fn handler(queue: Arc<WorkQueue>) -> Handler {
                     } else if controller_ref(rs).is_none() && ev.new.is_some() {
                         let l = labels(rs);
                         for d in cache.list(Kind::Deployment, namespace(rs)) {
-                            if selector_matches(d.pointer("/spec/selector"), l) {
+                            if selector_matches(d.at("/spec/selector"), l) {
                                 keys.insert(key_of(&d));
                             }
                         }
@@ -188,7 +189,7 @@ fn replicas(obj: &Value) -> i64 {
 }
 
 fn status_int(obj: &Value, field: &str) -> i64 {
-    obj.pointer(&format!("/status/{field}"))
+    obj.at(&format!("/status/{field}"))
         .and_then(Value::as_i64)
         .unwrap_or(0)
 }
@@ -200,7 +201,7 @@ fn revision(rs: &Value) -> i64 {
 }
 
 fn is_recreate(d: &Value) -> bool {
-    d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate")
+    d.at("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate")
 }
 
 /// (maxSurge, maxUnavailable) of a deployment, resolved against its replicas.
@@ -209,7 +210,7 @@ fn fenceposts(d: &Value) -> (i64, i64) {
         return (0, 0);
     }
     let want = replicas(d);
-    let ru = d.pointer("/spec/strategy/rollingUpdate");
+    let ru = d.at("/spec/strategy/rollingUpdate");
     let surge = resolve_int_or_percent(
         ru.and_then(|r| r.get("maxSurge")).or(Some(&json!("25%"))),
         want,
@@ -241,7 +242,7 @@ impl DeploymentController {
             return Ok(None);
         };
         let mut d = (*d).clone();
-        if d.pointer("/spec/selector")
+        if d.at("/spec/selector")
             .and_then(Value::as_object)
             .is_none_or(|s| s.is_empty())
         {
@@ -253,7 +254,7 @@ impl DeploymentController {
             self.sync_status(&d, &all, None, &outcome).await?;
             return Ok(None);
         }
-        let paused = d.pointer("/spec/paused") == Some(&json!(true));
+        let paused = d.at("/spec/paused") == Some(&json!(true));
         let new_idx = find_new(&d, &all);
         if paused || self.is_scaling_event(&d, &all) {
             let new_idx = self
@@ -281,7 +282,7 @@ impl DeploymentController {
     async fn claim(&self, d: &Value) -> client::Result<Vec<Value>> {
         let ns = namespace(d);
         let d_uid = uid(d);
-        let selector = d.pointer("/spec/selector");
+        let selector = d.at("/spec/selector");
         let mut out = Vec::new();
         let rs_res = Kind::ReplicaSet.resource();
         for rs in self.cache.list(Kind::ReplicaSet, ns) {
@@ -346,8 +347,8 @@ impl DeploymentController {
                 set_annotation(&mut next, REVISION, &(max_old + 1).to_string());
                 changed = true;
             }
-            let min_ready = d.pointer("/spec/minReadySeconds").cloned();
-            if next.pointer("/spec/minReadySeconds") != min_ready.as_ref() {
+            let min_ready = d.at("/spec/minReadySeconds").cloned();
+            if next.at("/spec/minReadySeconds") != min_ready.as_ref() {
                 match min_ready {
                     Some(m) => next["spec"]["minReadySeconds"] = m,
                     None => {
@@ -377,22 +378,16 @@ impl DeploymentController {
             i
         } else if create {
             let collision = int_at(d, "/status/collisionCount");
-            let template = d.pointer("/spec/template").cloned().unwrap_or_default();
+            let template = d.at("/spec/template").cloned().unwrap_or_default();
             let hash = template_hash(&template, collision);
             let mut template = template;
             template["metadata"]["labels"][HASH_LABEL] = json!(hash);
-            let mut selector = d.pointer("/spec/selector").cloned().unwrap_or_default();
+            let mut selector = d.at("/spec/selector").cloned().unwrap_or_default();
             selector["matchLabels"][HASH_LABEL] = json!(hash);
-            let mut rs_labels = template
-                .pointer("/metadata/labels")
-                .cloned()
-                .unwrap_or_default();
+            let mut rs_labels = template.at("/metadata/labels").cloned().unwrap_or_default();
             rs_labels[HASH_LABEL] = json!(hash);
             let mut annotations = Map::new();
-            if let Some(a) = d
-                .pointer("/metadata/annotations")
-                .and_then(Value::as_object)
-            {
+            if let Some(a) = d.at("/metadata/annotations").and_then(Value::as_object) {
                 for (k, v) in a {
                     if k != "kubectl.kubernetes.io/last-applied-configuration"
                         && k != REVISION
@@ -416,7 +411,7 @@ impl DeploymentController {
                 "selector": selector,
                 "template": template,
             });
-            if let Some(m) = d.pointer("/spec/minReadySeconds") {
+            if let Some(m) = d.at("/spec/minReadySeconds") {
                 spec["minReadySeconds"] = m.clone();
             }
             let rs = json!({
@@ -455,10 +450,7 @@ impl DeploymentController {
                         .get(&rs_res, Some(&ns), &format!("{}-{}", name(d), hash))
                         .await?;
                     let ours = controller_uid(&live) == Some(uid(d))
-                        && templates_equal(
-                            live.pointer("/spec/template"),
-                            d.pointer("/spec/template"),
-                        );
+                        && templates_equal(live.at("/spec/template"), d.at("/spec/template"));
                     if !ours {
                         // A different template hashed to the same name: try the next hash.
                         let mut next = d.clone();
@@ -826,7 +818,7 @@ impl DeploymentController {
             "unavailableReplicas".into(),
             json!((sized - available).max(0)),
         );
-        if let Some(c) = d.pointer("/status/collisionCount") {
+        if let Some(c) = d.at("/status/collisionCount") {
             status.insert("collisionCount".into(), c.clone());
         }
         // Zero counts are left out, as upstream's JSON omits them.
@@ -862,7 +854,7 @@ impl DeploymentController {
             );
         }
         let probe = Value::Object(status.clone());
-        let paused = d.pointer("/spec/paused") == Some(&json!(true));
+        let paused = d.at("/spec/paused") == Some(&json!(true));
         let progressing_reason = conditions
             .iter()
             .find(|c| c.get("type") == Some(&json!("Progressing")))
@@ -978,8 +970,7 @@ fn set_annotation(obj: &mut Value, key: &str, value: &str) {
 /// The ReplicaSet whose template equals the deployment's (oldest first when several do).
 fn find_new(d: &Value, all: &[Value]) -> Option<usize> {
     all.iter().position(|rs| {
-        !is_deleting(rs)
-            && templates_equal(rs.pointer("/spec/template"), d.pointer("/spec/template"))
+        !is_deleting(rs) && templates_equal(rs.at("/spec/template"), d.at("/spec/template"))
     })
 }
 
@@ -995,7 +986,7 @@ fn complete(d: &Value, status: &Value) -> bool {
 
 /// How long until the rollout's progress deadline passes, while it is progressing.
 fn deadline_wait(d: &Value) -> Option<std::time::Duration> {
-    if d.pointer("/spec/paused") == Some(&json!(true)) {
+    if d.at("/spec/paused") == Some(&json!(true)) {
         return None;
     }
     let deadline = int_at(d, "/spec/progressDeadlineSeconds")?;

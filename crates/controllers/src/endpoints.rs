@@ -4,6 +4,7 @@
 //! up in the pod's container ports). Services without a selector are left alone, so their
 //! Endpoints and EndpointSlices can be written by hand.
 
+use client::JsonAt;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -27,10 +28,10 @@ const MAX_PER_SLICE: usize = 100;
 
 /// The selector of a Service that gets endpoints, `None` for the ones left alone.
 fn service_selector(svc: &Value) -> Option<&Map<String, Value>> {
-    if svc.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
+    if svc.at("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
         return None;
     }
-    svc.pointer("/spec/selector")
+    svc.at("/spec/selector")
         .and_then(Value::as_object)
         .filter(|s| !s.is_empty())
 }
@@ -86,8 +87,8 @@ pub(crate) fn handler(queue: Arc<WorkQueue>) -> Handler {
 fn endpoint_view(pod: &Value) -> (Value, Option<&Value>, Option<&Value>, bool, bool, &str) {
     (
         Value::Object(labels(pod).clone()),
-        pod.pointer("/status/podIP"),
-        pod.pointer("/spec/nodeName"),
+        pod.at("/status/podIP"),
+        pod.at("/spec/nodeName"),
         is_pod_ready(pod),
         is_deleting(pod),
         phase(pod),
@@ -108,7 +109,7 @@ pub struct Port {
 pub fn resolve_ports(svc: &Value, pod: &Value) -> Vec<Port> {
     let mut out = Vec::new();
     for p in svc
-        .pointer("/spec/ports")
+        .at("/spec/ports")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -148,7 +149,7 @@ pub fn resolve_ports(svc: &Value, pod: &Value) -> Vec<Port> {
 }
 
 fn container_port(pod: &Value, port_name: &str, protocol: &str) -> Option<i64> {
-    pod.pointer("/spec/containers")?
+    pod.at("/spec/containers")?
         .as_array()?
         .iter()
         .filter_map(|c| c.get("ports")?.as_array())
@@ -162,7 +163,7 @@ fn container_port(pod: &Value, port_name: &str, protocol: &str) -> Option<i64> {
 }
 
 fn pod_ip(pod: &Value) -> Option<&str> {
-    pod.pointer("/status/podIP")
+    pod.at("/status/podIP")
         .and_then(Value::as_str)
         .filter(|ip| !ip.is_empty())
 }
@@ -187,7 +188,7 @@ fn backing_pods(cache: &Cache, svc: &Value) -> Vec<Arc<Value>> {
 }
 
 fn publish_not_ready(svc: &Value) -> bool {
-    svc.pointer("/spec/publishNotReadyAddresses") == Some(&json!(true))
+    svc.at("/spec/publishNotReadyAddresses") == Some(&json!(true))
 }
 
 fn port_json(p: &Port, with_empty_name: bool) -> Value {
@@ -211,7 +212,7 @@ pub fn subsets(svc: &Value, pods: &[Arc<Value>]) -> Vec<Value> {
         }
         let ports = resolve_ports(svc, pod);
         let has_ports = svc
-            .pointer("/spec/ports")
+            .at("/spec/ports")
             .and_then(Value::as_array)
             .is_some_and(|a| !a.is_empty());
         if has_ports && ports.is_empty() {
@@ -219,7 +220,7 @@ pub fn subsets(svc: &Value, pods: &[Arc<Value>]) -> Vec<Value> {
         }
         let Some(ip) = pod_ip(pod) else { continue };
         let mut address = json!({"ip": ip, "targetRef": target_ref(pod)});
-        if let Some(n) = pod.pointer("/spec/nodeName").filter(|n| n.is_string()) {
+        if let Some(n) = pod.at("/spec/nodeName").filter(|n| n.is_string()) {
             address["nodeName"] = n.clone();
         }
         let group = groups.entry(ports).or_default();
@@ -269,7 +270,7 @@ pub fn slice_contents(svc: &Value, pods: &[Arc<Value>]) -> Vec<(Vec<Port>, Vec<V
             },
             "targetRef": target_ref(pod),
         });
-        if let Some(n) = pod.pointer("/spec/nodeName").filter(|n| n.is_string()) {
+        if let Some(n) = pod.at("/spec/nodeName").filter(|n| n.is_string()) {
             endpoint["nodeName"] = n.clone();
         }
         groups.entry(ports).or_default().push(endpoint);
@@ -323,7 +324,7 @@ impl EndpointsController {
             ENDPOINTS_MANAGED_BY_LABEL.into(),
             json!(ENDPOINTS_CONTROLLER),
         );
-        if svc.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None") {
+        if svc.at("/spec/clusterIP").and_then(Value::as_str) == Some("None") {
             ep_labels.insert(HEADLESS_LABEL.into(), json!(""));
         }
         let same = existing.as_ref().is_some_and(|ep| {
@@ -426,7 +427,7 @@ impl EndpointSliceController {
         let mut slice_labels = labels(&svc).clone();
         slice_labels.insert(SERVICE_NAME_LABEL.into(), json!(svc_name));
         slice_labels.insert(SLICE_MANAGED_BY_LABEL.into(), json!(SLICE_CONTROLLER));
-        if svc.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None") {
+        if svc.at("/spec/clusterIP").and_then(Value::as_str) == Some("None") {
             slice_labels.insert(HEADLESS_LABEL.into(), json!(""));
         }
         let mut unused: Vec<Option<Arc<Value>>> = existing.into_iter().map(Some).collect();

@@ -5,6 +5,7 @@
 //! through the cluster API only. An owner that seems absent is confirmed with a live read before
 //! its dependents are deleted, so a watch that lags never costs an object.
 
+use client::JsonAt;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,9 +191,7 @@ impl GarbageCollector {
         };
         let ns = if r.namespaced { namespace } else { None };
         match self.cluster.get(r, ns, &owner.name).await {
-            Ok(obj) => {
-                obj.pointer("/metadata/uid").and_then(Value::as_str) == Some(owner.uid.as_str())
-            }
+            Ok(obj) => obj.at("/metadata/uid").and_then(Value::as_str) == Some(owner.uid.as_str()),
             Err(e) if e.is_not_found() => false,
             Err(_) => true,
         }
@@ -286,7 +285,7 @@ impl GarbageCollector {
                 }
             };
             let live_owners: Vec<&str> = live
-                .pointer("/metadata/ownerReferences")
+                .at("/metadata/ownerReferences")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -300,7 +299,7 @@ impl GarbageCollector {
                 propagation_policy: Some("Background".into()),
                 precondition_uid: Some(uid.to_string()),
                 precondition_resource_version: live
-                    .pointer("/metadata/resourceVersion")
+                    .at("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .map(String::from),
                 ..Default::default()
@@ -366,7 +365,7 @@ fn apply_input(graph: &mut Graph, input: Input) -> Vec<String> {
             touched
         }
         Input::Delete(obj) => {
-            let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) else {
+            let Some(uid) = obj.at("/metadata/uid").and_then(Value::as_str) else {
                 return Vec::new();
             };
             let old = graph.remove(uid);

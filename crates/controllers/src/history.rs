@@ -3,6 +3,7 @@
 //! `{"spec": {"template": {..., "$patch": "replace"}}}` and a `revision` number that grows with
 //! every change (a rollback to an older template renumbers that revision as the newest).
 
+use client::JsonAt;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -31,7 +32,7 @@ pub(crate) fn number(revision: &Value) -> i64 {
 
 /// The pod template a revision records.
 pub(crate) fn template_of(revision: &Value) -> Option<Value> {
-    let mut template = revision.pointer("/data/spec/template")?.clone();
+    let mut template = revision.at("/data/spec/template")?.clone();
     if let Some(m) = template.as_object_mut() {
         m.remove("$patch");
     }
@@ -63,7 +64,7 @@ pub(crate) async fn ensure(
     revisions: &[Arc<Value>],
 ) -> client::Result<Ensured> {
     let template = owner
-        .pointer("/spec/template")
+        .at("/spec/template")
         .cloned()
         .unwrap_or_else(|| json!({}));
     let collision = int_at(owner, "/status/collisionCount");
@@ -93,7 +94,7 @@ pub(crate) async fn ensure(
     }
     let hash = template_hash(&template, collision);
     let mut labels: Map<String, Value> = template
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();

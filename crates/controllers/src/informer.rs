@@ -3,6 +3,7 @@
 //! retries, creation/deletion expectations, and small helpers on object JSON (selectors, owner
 //! references, pod readiness, timestamps).
 
+use client::JsonAt;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -566,25 +567,25 @@ pub fn observe_pod_expectations(event: &Event, owner_kind: &str, exp: &Expectati
 // ---- object helpers ----
 
 pub fn namespace(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
+    obj.at("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
+    obj.at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 pub fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid")
+    obj.at("/metadata/uid")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 pub fn resource_version_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/resourceVersion")
+    obj.at("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
@@ -598,42 +599,42 @@ pub fn split_key(key: &str) -> (&str, &str) {
 }
 
 pub fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
+    obj.at("/metadata/deletionTimestamp")
         .is_some_and(|v| !v.is_null())
 }
 
 pub fn generation(obj: &Value) -> i64 {
-    obj.pointer("/metadata/generation")
+    obj.at("/metadata/generation")
         .and_then(Value::as_i64)
         .unwrap_or(0)
 }
 
 pub fn labels(obj: &Value) -> &Map<String, Value> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    obj.pointer("/metadata/labels")
+    obj.at("/metadata/labels")
         .and_then(Value::as_object)
         .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
 }
 
 pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
+    obj.at("/metadata/annotations")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
 }
 
 pub fn int_at(obj: &Value, pointer: &str) -> Option<i64> {
-    obj.pointer(pointer).and_then(Value::as_i64)
+    obj.at(pointer).and_then(Value::as_i64)
 }
 
 pub fn creation(obj: &Value) -> &str {
-    obj.pointer("/metadata/creationTimestamp")
+    obj.at("/metadata/creationTimestamp")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 /// The owner reference with `controller: true`.
 pub fn controller_ref(obj: &Value) -> Option<&Value> {
-    obj.pointer("/metadata/ownerReferences")
+    obj.at("/metadata/ownerReferences")
         .and_then(Value::as_array)?
         .iter()
         .find(|r| r.get("controller") == Some(&json!(true)))
@@ -760,7 +761,7 @@ pub fn selector_matches(selector: Option<&Value>, labels: &Map<String, Value>) -
 }
 
 pub fn phase(pod: &Value) -> &str {
-    pod.pointer("/status/phase")
+    pod.at("/status/phase")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
@@ -771,7 +772,7 @@ pub fn is_pod_active(pod: &Value) -> bool {
 }
 
 fn ready_condition(pod: &Value) -> Option<&Value> {
-    pod.pointer("/status/conditions")
+    pod.at("/status/conditions")
         .and_then(Value::as_array)?
         .iter()
         .find(|c| c.get("type") == Some(&json!("Ready")))
@@ -886,13 +887,13 @@ pub fn pod_from_template(
     extra_annotations: &Map<String, Value>,
 ) -> Value {
     let mut labels = template
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
     labels.extend(extra_labels.clone());
     let mut annotations = template
-        .pointer("/metadata/annotations")
+        .at("/metadata/annotations")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -908,7 +909,7 @@ pub fn pod_from_template(
     if !annotations.is_empty() {
         meta["annotations"] = Value::Object(annotations);
     }
-    if let Some(f) = template.pointer("/metadata/finalizers") {
+    if let Some(f) = template.at("/metadata/finalizers") {
         meta["finalizers"] = f.clone();
     }
     json!({
@@ -924,7 +925,7 @@ pub fn pod_from_template(
 pub fn deletion_order(a: &Value, b: &Value) -> std::cmp::Ordering {
     fn rank(p: &Value) -> (u8, u8, u8) {
         let assigned = p
-            .pointer("/spec/nodeName")
+            .at("/spec/nodeName")
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
         let phase = match phase(p) {
@@ -985,7 +986,7 @@ pub fn set_condition(
 }
 
 pub fn conditions_of(obj: &Value) -> Vec<Value> {
-    obj.pointer("/status/conditions")
+    obj.at("/status/conditions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()

@@ -3,6 +3,7 @@
 //! after more than `backoffLimit` failed pods or past `activeDeadlineSeconds`; honours `suspend`;
 //! and deletes finished Jobs after `ttlSecondsAfterFinished`.
 
+use client::JsonAt;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,19 +126,18 @@ impl JobController {
             .iter()
             .filter(|p| is_deleting(p) && !matches!(phase(p), "Succeeded" | "Failed"))
             .count() as i64;
-        let indexed =
-            job.pointer("/spec/completionMode").and_then(Value::as_str) == Some("Indexed");
+        let indexed = job.at("/spec/completionMode").and_then(Value::as_str) == Some("Indexed");
         let completions = int_at(&job, "/spec/completions");
         let parallelism = int_at(&job, "/spec/parallelism").unwrap_or(1).max(0);
         let backoff_limit = int_at(&job, "/spec/backoffLimit").unwrap_or(6);
-        let suspended = job.pointer("/spec/suspend") == Some(&json!(true));
+        let suspended = job.at("/spec/suspend") == Some(&json!(true));
 
         let counted_succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
         let counted_failed = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
         let succeeded = counted_succeeded.max(int_at(&job, "/status/succeeded").unwrap_or(0));
         let failed = counted_failed.max(int_at(&job, "/status/failed").unwrap_or(0));
         let mut done_indexes = job
-            .pointer("/status/completedIndexes")
+            .at("/status/completedIndexes")
             .and_then(Value::as_str)
             .map(parse_indexes)
             .unwrap_or_default();
@@ -422,7 +422,7 @@ impl JobController {
         }
         self.expectations.raise(key, indexes.len() as i64, 0);
         let ns = namespace(job);
-        let template = job.pointer("/spec/template").cloned().unwrap_or_default();
+        let template = job.at("/spec/template").cloned().unwrap_or_default();
         let mut extra = Map::new();
         for (k, v) in [
             ("batch.kubernetes.io/controller-uid", uid(job)),
@@ -484,7 +484,7 @@ impl JobController {
             return Ok(None);
         };
         let finished_at = job
-            .pointer("/status/completionTime")
+            .at("/status/completionTime")
             .and_then(Value::as_str)
             .and_then(parse_time)
             .or_else(|| {

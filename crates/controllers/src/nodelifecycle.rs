@@ -5,6 +5,7 @@
 //! `NoSchedule`), removed when the condition clears; and pods on a node with `NoExecute` taints
 //! are deleted unless they tolerate them, after the shortest `tolerationSeconds` that applies.
 
+use client::JsonAt;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,7 +66,7 @@ const CONDITION_TAINTS: &[(&str, &str, &str, &[&str])] = &[
 ];
 
 fn condition_status<'a>(node: &'a Value, kind: &str) -> Option<&'a str> {
-    node.pointer("/status/conditions")?
+    node.at("/status/conditions")?
         .as_array()?
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
@@ -82,7 +83,7 @@ fn managed(taint: &Value) -> bool {
 /// that stays keeps its `timeAdded`.
 pub fn wanted_taints(node: &Value, now: Timestamp) -> Vec<Value> {
     let current: Vec<Value> = node
-        .pointer("/spec/taints")
+        .at("/spec/taints")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -92,7 +93,7 @@ pub fn wanted_taints(node: &Value, now: Timestamp) -> Vec<Value> {
             wanted.extend(effects.iter().map(|e| (*key, *e)));
         }
     }
-    if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
+    if node.at("/spec/unschedulable") == Some(&json!(true)) {
         wanted.push((UNSCHEDULABLE, "NoSchedule"));
     }
     let same = |t: &Value, (key, effect): (&str, &str)| {
@@ -129,7 +130,7 @@ pub enum Eviction {
 /// taint's `timeAdded`), or never.
 pub fn eviction(pod: &Value, taints: &[Value], now: Timestamp) -> Eviction {
     let tolerations: Vec<(Toleration, Option<i64>)> = pod
-        .pointer("/spec/tolerations")
+        .at("/spec/tolerations")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -187,7 +188,7 @@ pub fn eviction(pod: &Value, taints: &[Value], now: Timestamp) -> Eviction {
 }
 
 fn no_execute_taints(node: &Value) -> Vec<Value> {
-    node.pointer("/spec/taints")
+    node.at("/spec/taints")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -197,7 +198,7 @@ fn no_execute_taints(node: &Value) -> Vec<Value> {
 }
 
 fn node_of(pod: &Value) -> Option<&str> {
-    pod.pointer("/spec/nodeName")
+    pod.at("/spec/nodeName")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
 }
@@ -246,7 +247,7 @@ pub(crate) fn handler(nodes: Arc<WorkQueue>, pods: Arc<WorkQueue>) -> Handler {
 impl NodeLifecycleController {
     fn heartbeat(&self, node: &Value) -> String {
         let ready = node
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .and_then(|a| {
                 a.iter()
@@ -262,7 +263,7 @@ impl NodeLifecycleController {
             .cache
             .get(Kind::Lease, LEASE_NAMESPACE, name(node))
             .and_then(|l| {
-                l.pointer("/spec/renewTime")
+                l.at("/spec/renewTime")
                     .and_then(Value::as_str)
                     .map(String::from)
             })
@@ -322,7 +323,7 @@ impl NodeLifecycleController {
             let mut next = (*node).clone();
             let now = timestamp(now());
             let mut conditions: Vec<Value> = next
-                .pointer("/status/conditions")
+                .at("/status/conditions")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
@@ -356,7 +357,7 @@ impl NodeLifecycleController {
         }
         let wanted = wanted_taints(&node, now());
         let current = node
-            .pointer("/spec/taints")
+            .at("/spec/taints")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();

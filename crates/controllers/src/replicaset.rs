@@ -2,6 +2,7 @@
 //! controlled by the ReplicaSet, adopting matching orphans and releasing pods that stop matching,
 //! and reports the counts in the status.
 
+use client::JsonAt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,14 +46,14 @@ impl Flavor {
     /// (its template's labels when unset).
     fn selector(&self, obj: &Value) -> Option<Value> {
         if self.kind == Kind::ReplicaSet {
-            return obj.pointer("/spec/selector").cloned();
+            return obj.at("/spec/selector").cloned();
         }
         let map = obj
-            .pointer("/spec/selector")
+            .at("/spec/selector")
             .and_then(Value::as_object)
             .filter(|m| !m.is_empty())
             .or_else(|| {
-                obj.pointer("/spec/template/metadata/labels")
+                obj.at("/spec/template/metadata/labels")
                     .and_then(Value::as_object)
             })?;
         Some(json!({"matchLabels": map}))
@@ -185,7 +186,7 @@ impl ReplicaSetController {
         if owned.len() < want {
             let count = (want - owned.len()).min(BURST);
             self.expectations.expect(key, count as i64, 0);
-            let template = rs.pointer("/spec/template").cloned().unwrap_or_default();
+            let template = rs.at("/spec/template").cloned().unwrap_or_default();
             let pod = pod_from_template(
                 &template,
                 ns,
@@ -262,7 +263,7 @@ impl ReplicaSetController {
     ) -> client::Result<Option<Duration>> {
         let min_ready = int_at(rs, "/spec/minReadySeconds").unwrap_or(0);
         let template_labels = rs
-            .pointer("/spec/template/metadata/labels")
+            .at("/spec/template/metadata/labels")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
@@ -298,7 +299,7 @@ impl ReplicaSetController {
             status.insert("availableReplicas".into(), json!(available));
         }
         status.insert("observedGeneration".into(), json!(generation(rs)));
-        if let Some(c) = rs.pointer("/status/conditions") {
+        if let Some(c) = rs.at("/status/conditions") {
             status.insert("conditions".into(), c.clone());
         }
         let status = Value::Object(status);

@@ -6,6 +6,7 @@
 //! `requests.storage`) and `count/<resource>.<group>` of any other kind. Creation is not
 //! refused at admission: a quota reports usage only.
 
+use client::JsonAt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,7 +101,7 @@ fn pod_limits(spec: &Value) -> Resources {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|c| Resources::parse(c.pointer("/resources/limits")))
+            .map(|c| Resources::parse(c.at("/resources/limits")))
             .collect()
     };
     let mut sum = Resources::default();
@@ -129,7 +130,7 @@ fn best_effort(spec: &Value) -> bool {
             .flatten()
             .all(|c| {
                 ["requests", "limits"].iter().all(|k| {
-                    c.pointer(&format!("/resources/{k}"))
+                    c.at(&format!("/resources/{k}"))
                         .and_then(Value::as_object)
                         .is_none_or(|m| m.is_empty())
                 })
@@ -235,12 +236,12 @@ impl ResourceQuotaController {
             return Ok(None);
         };
         let hard = quota
-            .pointer("/spec/hard")
+            .at("/spec/hard")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
         let scopes: Vec<&str> = quota
-            .pointer("/spec/scopes")
+            .at("/spec/scopes")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -271,7 +272,7 @@ impl ResourceQuotaController {
                             .list(Kind::Service, ns)
                             .iter()
                             .filter(|s| {
-                                let t = s.pointer("/spec/type").and_then(Value::as_str);
+                                let t = s.at("/spec/type").and_then(Value::as_str);
                                 t == Some(kind) || (kind == "NodePort" && t == Some("LoadBalancer"))
                             })
                             .count()
@@ -282,7 +283,7 @@ impl ResourceQuotaController {
                             .list(Kind::PersistentVolumeClaim, ns)
                             .iter()
                             .filter_map(|c| {
-                                c.pointer("/spec/resources/requests/storage")
+                                c.at("/spec/resources/requests/storage")
                                     .and_then(Value::as_str)
                                     .and_then(parse_milli)
                             })

@@ -2,6 +2,7 @@
 //! cluster CA is known, the `kube-root-ca.crt` ConfigMap — as kube-controller-manager's
 //! serviceaccount and root-ca-cert-publisher controllers provide them.
 
+use client::JsonAt;
 use std::sync::Arc;
 
 use client::{Cluster, ListParams, Resource, WatchEvent};
@@ -56,7 +57,7 @@ impl NamespaceDefaults {
             let Ok(obj) = self.cluster.get(&namespaces, None, &ns).await else {
                 continue;
             };
-            if obj.pointer("/status/phase").and_then(Value::as_str) != Some("Active") {
+            if obj.at("/status/phase").and_then(Value::as_str) != Some("Active") {
                 continue;
             }
             let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
@@ -107,9 +108,9 @@ async fn follow(
             WatchEvent::Bookmark(_) | WatchEvent::Error(_) => continue,
         };
         let ns = if r.namespaced {
-            obj.pointer("/metadata/namespace")
+            obj.at("/metadata/namespace")
         } else {
-            obj.pointer("/metadata/name")
+            obj.at("/metadata/name")
         };
         if let Some(ns) = ns.and_then(Value::as_str)
             && tx.send(ns.to_string()).await.is_err()

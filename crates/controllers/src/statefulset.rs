@@ -5,6 +5,7 @@
 //! when deleted (`OnDelete`), with the template history in ControllerRevisions and the status
 //! `kubectl rollout status statefulset` reads.
 
+use client::JsonAt;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +49,7 @@ pub(crate) fn handler(queue: Arc<WorkQueue>) -> Handler {
                         && ev.new.is_some()
                     {
                         for set in cache.list(Kind::StatefulSet, namespace(obj)) {
-                            if selector_matches(set.pointer("/spec/selector"), labels(obj)) {
+                            if selector_matches(set.at("/spec/selector"), labels(obj)) {
                                 keys.insert(key_of(&set));
                             }
                         }
@@ -98,7 +99,7 @@ pub fn new_pod(set: &Value, template: &Value, ordinal: i64, revision: &str) -> V
     let set_name = name(set);
     let pod_name = format!("{set_name}-{ordinal}");
     let mut pod_labels = template
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -111,7 +112,7 @@ pub fn new_pod(set: &Value, template: &Value, ordinal: i64, revision: &str) -> V
         "labels": pod_labels,
         "ownerReferences": [owner_ref(set, "apps/v1", "StatefulSet")],
     });
-    if let Some(a) = template.pointer("/metadata/annotations") {
+    if let Some(a) = template.at("/metadata/annotations") {
         meta["annotations"] = a.clone();
     }
     let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
@@ -120,7 +121,7 @@ pub fn new_pod(set: &Value, template: &Value, ordinal: i64, revision: &str) -> V
     }
     spec["hostname"] = json!(pod_name);
     if let Some(service) = set
-        .pointer("/spec/serviceName")
+        .at("/spec/serviceName")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
     {
@@ -147,7 +148,7 @@ pub fn new_pod(set: &Value, template: &Value, ordinal: i64, revision: &str) -> V
 }
 
 fn claim_templates(set: &Value) -> Vec<&Value> {
-    set.pointer("/spec/volumeClaimTemplates")
+    set.at("/spec/volumeClaimTemplates")
         .and_then(Value::as_array)
         .map(|a| a.iter().collect())
         .unwrap_or_default()
@@ -156,19 +157,19 @@ fn claim_templates(set: &Value) -> Vec<&Value> {
 /// The claims of one ordinal: the template's labels plus the set's `matchLabels`.
 pub fn new_claims(set: &Value, ordinal: i64) -> Vec<Value> {
     let delete_with_set = set
-        .pointer("/spec/persistentVolumeClaimRetentionPolicy/whenDeleted")
+        .at("/spec/persistentVolumeClaimRetentionPolicy/whenDeleted")
         .and_then(Value::as_str)
         == Some("Delete");
     claim_templates(set)
         .into_iter()
         .map(|t| {
             let mut claim_labels = t
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
             if let Some(m) = set
-                .pointer("/spec/selector/matchLabels")
+                .at("/spec/selector/matchLabels")
                 .and_then(Value::as_object)
             {
                 claim_labels.extend(m.clone());
@@ -180,7 +181,7 @@ pub fn new_claims(set: &Value, ordinal: i64) -> Vec<Value> {
             if !claim_labels.is_empty() {
                 meta["labels"] = Value::Object(claim_labels);
             }
-            if let Some(a) = t.pointer("/metadata/annotations") {
+            if let Some(a) = t.at("/metadata/annotations") {
                 meta["annotations"] = a.clone();
             }
             if delete_with_set {
@@ -247,7 +248,7 @@ impl StatefulSetController {
         };
         if is_deleting(&set)
             || set
-                .pointer("/spec/selector")
+                .at("/spec/selector")
                 .and_then(Value::as_object)
                 .is_none_or(|s| s.is_empty())
         {
@@ -277,14 +278,14 @@ impl StatefulSetController {
         };
         let update_name = name(&update).to_string();
         let current = set
-            .pointer("/status/currentRevision")
+            .at("/status/currentRevision")
             .and_then(Value::as_str)
             .and_then(|c| revisions.iter().find(|r| name(r) == c))
             .map(|r| (**r).clone())
             .unwrap_or_else(|| update.clone());
         let current_name = name(&current).to_string();
         let current_template = history::template_of(&current)
-            .unwrap_or_else(|| set.pointer("/spec/template").cloned().unwrap_or_default());
+            .unwrap_or_else(|| set.at("/spec/template").cloned().unwrap_or_default());
         self.manage(
             &set,
             &pods,
@@ -314,7 +315,7 @@ impl StatefulSetController {
     /// members, and releasing pods that stopped matching.
     async fn claim(&self, set: &Value) -> client::Result<Vec<Arc<Value>>> {
         let set_uid = uid(set);
-        let selector = set.pointer("/spec/selector");
+        let selector = set.at("/spec/selector");
         let pods_res = Kind::Pod.resource();
         let mut owned = Vec::new();
         for pod in self.cache.list(Kind::Pod, namespace(set)) {
@@ -452,12 +453,10 @@ impl StatefulSetController {
     ) -> client::Result<()> {
         let replicas = int_at(set, "/spec/replicas").unwrap_or(1).max(0);
         let start = int_at(set, "/spec/ordinals/start").unwrap_or(0).max(0);
-        let monotonic = set
-            .pointer("/spec/podManagementPolicy")
-            .and_then(Value::as_str)
-            != Some("Parallel");
+        let monotonic =
+            set.at("/spec/podManagementPolicy").and_then(Value::as_str) != Some("Parallel");
         let strategy = set
-            .pointer("/spec/updateStrategy/type")
+            .at("/spec/updateStrategy/type")
             .and_then(Value::as_str)
             .unwrap_or("RollingUpdate");
         let rolling = strategy == "RollingUpdate";
@@ -468,7 +467,7 @@ impl StatefulSetController {
         } else {
             0
         };
-        let update_template = set.pointer("/spec/template").cloned().unwrap_or_default();
+        let update_template = set.at("/spec/template").cloned().unwrap_or_default();
         let mut slots: BTreeMap<i64, &Value> = BTreeMap::new();
         let mut condemned: Vec<(i64, &Value)> = Vec::new();
         for pod in pods {
@@ -559,7 +558,7 @@ impl StatefulSetController {
         let min_ready = int_at(set, "/spec/minReadySeconds").unwrap_or(0);
         let (mut counts, wait) = count(pods, current_revision, update_revision, min_ready);
         let rolling = set
-            .pointer("/spec/updateStrategy/type")
+            .at("/spec/updateStrategy/type")
             .and_then(Value::as_str)
             .unwrap_or("RollingUpdate")
             == "RollingUpdate";
@@ -587,7 +586,7 @@ impl StatefulSetController {
             "collisionCount".into(),
             json!(int_at(set, "/status/collisionCount").unwrap_or(0)),
         );
-        if let Some(c) = set.pointer("/status/conditions") {
+        if let Some(c) = set.at("/status/conditions") {
             status.insert("conditions".into(), c.clone());
         }
         let status = Value::Object(status);

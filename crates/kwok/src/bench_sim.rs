@@ -6,6 +6,7 @@
 //! until all are Running, then counts heartbeat writes (lease renewals and node status
 //! updates) over a steady-state window, and prints CPU time and memory of the whole process.
 
+use client::JsonAt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -106,10 +107,7 @@ async fn wait_until(
         while let Some(ev) = stream.next().await {
             match ev {
                 WatchEvent::Added(o) | WatchEvent::Modified(o) => {
-                    if let Some(v) = o
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-                    {
+                    if let Some(v) = o.at("/metadata/resourceVersion").and_then(Value::as_str) {
                         rv = v.to_string();
                     }
                     if done(&o) {
@@ -132,7 +130,7 @@ fn crate_key(o: &Value) -> String {
 }
 
 fn ready(n: &Value) -> bool {
-    n.pointer("/status/conditions")
+    n.at("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|c| {
             c.iter()
@@ -236,7 +234,7 @@ pub async fn run(args: BenchSimArgs) -> anyhow::Result<()> {
             args.concurrency,
         ));
         wait_until(&cluster, &Resource::pods(), rv, n, |p| {
-            p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+            p.at("/status/phase").and_then(Value::as_str) == Some("Running")
         })
         .await?;
         creating.await??;

@@ -4,6 +4,7 @@
 //! command-line flags, and any number of `Stage` documents. Flags given on the command line win
 //! over the file.
 
+use client::JsonAt;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -126,7 +127,7 @@ pub fn read_config(text: &str) -> Result<ConfigFile, String> {
             }
             Some("Stage") => {
                 let name = doc
-                    .pointer("/metadata/name")
+                    .at("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or("<unnamed>")
                     .to_string();

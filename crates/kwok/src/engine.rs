@@ -8,6 +8,7 @@
 //! deleted, all through the [`client::Cluster`] interface. A patch that would not change the
 //! object is skipped. With `immediateNextStage` the result is matched again at once.
 
+use client::JsonAt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -146,13 +147,10 @@ pub struct Controller {
 /// `namespace/name` or `name`.
 pub fn key_of(object: &Value) -> String {
     let name = object
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    match object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-    {
+    match object.at("/metadata/namespace").and_then(Value::as_str) {
         Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
         _ => name.to_string(),
     }
@@ -160,21 +158,21 @@ pub fn key_of(object: &Value) -> String {
 
 fn rv_of(object: &Value) -> &str {
     object
-        .pointer("/metadata/resourceVersion")
+        .at("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 fn namespace_of(object: &Value) -> Option<&str> {
     object
-        .pointer("/metadata/namespace")
+        .at("/metadata/namespace")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
 }
 
 fn name_of(object: &Value) -> &str {
     object
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
@@ -451,7 +449,7 @@ impl Controller {
                 _ if deleted => {}
                 Step::Finalizers { add, remove, empty } => {
                     let current: Vec<String> = object
-                        .pointer("/metadata/finalizers")
+                        .at("/metadata/finalizers")
                         .and_then(Value::as_array)
                         .map(|a| {
                             a.iter()
@@ -599,7 +597,7 @@ impl Controller {
                 "kind": object.get("kind").cloned().unwrap_or(json!(self.resource.kind)),
                 "name": name,
                 "namespace": namespace_of(object).unwrap_or_default(),
-                "uid": object.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+                "uid": object.at("/metadata/uid").cloned().unwrap_or(Value::Null),
                 "resourceVersion": rv_of(object),
             },
             "reason": reason,

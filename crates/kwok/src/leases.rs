@@ -5,6 +5,7 @@
 //! renews `renewTime` every `duration / 4` with a 4% jitter. A lease held by another live holder
 //! is left alone and checked again after one lease duration. All renewals share one timer heap.
 
+use client::JsonAt;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -215,7 +216,7 @@ impl Leases {
             Err(e) => Err(e),
             Ok(mut lease) => {
                 let holder = lease
-                    .pointer("/spec/holderIdentity")
+                    .at("/spec/holderIdentity")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
@@ -224,7 +225,7 @@ impl Leases {
                 }
                 if holder != self.identity {
                     let transitions = lease
-                        .pointer("/spec/leaseTransitions")
+                        .at("/spec/leaseTransitions")
                         .and_then(Value::as_i64)
                         .unwrap_or(0);
                     lease["spec"]["leaseTransitions"] = json!(transitions + 1);
@@ -245,11 +246,11 @@ impl Leases {
 
 fn expired(lease: &Value) -> bool {
     let duration = lease
-        .pointer("/spec/leaseDurationSeconds")
+        .at("/spec/leaseDurationSeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let Some(renew) = lease
-        .pointer("/spec/renewTime")
+        .at("/spec/renewTime")
         .and_then(Value::as_str)
         .and_then(|s| s.parse::<jiff::Timestamp>().ok())
     else {

@@ -10,6 +10,7 @@
 //!   key and listed again (`spec.nodeName=<node>`) when the node shows up;
 //! * pod IPs come from the node's `podCIDR(s)` (or `--cidr`) and are released on deletion.
 
+use client::JsonAt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
@@ -122,7 +123,7 @@ impl Funcs for Env {
 
 fn node_info(node: &Value) -> NodeInfo {
     let mut ips = Vec::new();
-    if let Some(addresses) = node.pointer("/status/addresses").and_then(Value::as_array) {
+    if let Some(addresses) = node.at("/status/addresses").and_then(Value::as_array) {
         for kind in ["InternalIP", "ExternalIP"] {
             for a in addresses {
                 if a.get("type").and_then(Value::as_str) == Some(kind)
@@ -135,7 +136,7 @@ fn node_info(node: &Value) -> NodeInfo {
         }
     }
     let mut cidrs: Vec<String> = node
-        .pointer("/spec/podCIDRs")
+        .at("/spec/podCIDRs")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -144,7 +145,7 @@ fn node_info(node: &Value) -> NodeInfo {
         })
         .unwrap_or_default();
     if cidrs.is_empty()
-        && let Some(c) = node.pointer("/spec/podCIDR").and_then(Value::as_str)
+        && let Some(c) = node.at("/spec/podCIDR").and_then(Value::as_str)
         && !c.is_empty()
     {
         cidrs.push(c.to_string());
@@ -182,7 +183,7 @@ impl Hooks for NodeHooks {
     fn admit(&self, node: &Value) -> bool {
         match &self.annotations {
             None => true,
-            Some(sel) => sel.matches(node.pointer("/metadata/annotations")),
+            Some(sel) => sel.matches(node.at("/metadata/annotations")),
         }
     }
 
@@ -200,7 +201,7 @@ impl Hooks for NodeHooks {
             self.metrics.managed_nodes.fetch_add(1, Ordering::Relaxed);
             if let Some(l) = &self.leases {
                 let uid = node
-                    .pointer("/metadata/uid")
+                    .at("/metadata/uid")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 l.add(&name, uid);
@@ -225,7 +226,7 @@ struct PodHooks {
 }
 
 fn node_of(pod: &Value) -> &str {
-    pod.pointer("/spec/nodeName")
+    pod.at("/spec/nodeName")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
@@ -265,16 +266,16 @@ impl Hooks for PodHooks {
 
     fn observed(&self, pod: &Value) {
         self.unpark(pod);
-        if pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
+        if pod.at("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
             return;
         }
-        let ips: Vec<&str> = match pod.pointer("/status/podIPs").and_then(Value::as_array) {
+        let ips: Vec<&str> = match pod.at("/status/podIPs").and_then(Value::as_array) {
             Some(a) => a
                 .iter()
                 .filter_map(|v| v.get("ip").and_then(Value::as_str))
                 .collect(),
             None => pod
-                .pointer("/status/podIP")
+                .at("/status/podIP")
                 .and_then(Value::as_str)
                 .into_iter()
                 .collect(),
@@ -612,7 +613,7 @@ impl Simulator {
             let mut stages = Vec::new();
             for item in list.items {
                 let name = item
-                    .pointer("/metadata/name")
+                    .at("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();

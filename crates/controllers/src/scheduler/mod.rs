@@ -16,6 +16,7 @@ mod algorithm;
 pub(crate) mod model;
 mod quantity;
 
+use client::JsonAt;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
@@ -281,7 +282,7 @@ impl Runner {
                 }
             }
             Input::Delete(Kind::Node, obj) => {
-                if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
+                if let Some(name) = obj.at("/metadata/name").and_then(Value::as_str) {
                     self.cache.remove_node(name);
                 }
             }
@@ -292,8 +293,8 @@ impl Runner {
             }
             Input::Delete(Kind::Pod, obj) => {
                 let (Some(ns), Some(name)) = (
-                    obj.pointer("/metadata/namespace").and_then(Value::as_str),
-                    obj.pointer("/metadata/name").and_then(Value::as_str),
+                    obj.at("/metadata/namespace").and_then(Value::as_str),
+                    obj.at("/metadata/name").and_then(Value::as_str),
                 ) else {
                     return;
                 };
@@ -704,7 +705,7 @@ async fn follow(cluster: Arc<dyn Cluster>, r: Resource, kind: Kind, tx: mpsc::Se
 }
 
 fn revision_of(o: &Value) -> Option<String> {
-    o.pointer("/metadata/resourceVersion")
+    o.at("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .map(String::from)
 }

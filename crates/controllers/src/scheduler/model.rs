@@ -1,5 +1,6 @@
 //! The scheduler's view of nodes and pods, parsed once from their JSON.
 
+use client::JsonAt;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -101,9 +102,9 @@ fn quantity_text(v: &Value) -> Option<String> {
 
 /// Requests of one container: `requests`, each missing one taken from `limits`.
 fn container_requests(c: &Value) -> Resources {
-    let mut r = Resources::parse(c.pointer("/resources/limits"));
-    let req = Resources::parse(c.pointer("/resources/requests"));
-    if let Some(m) = c.pointer("/resources/requests").and_then(Value::as_object) {
+    let mut r = Resources::parse(c.at("/resources/limits"));
+    let req = Resources::parse(c.at("/resources/requests"));
+    if let Some(m) = c.at("/resources/requests").and_then(Value::as_object) {
         for k in m.keys() {
             r.set(k, req.get(k));
         }
@@ -434,12 +435,12 @@ impl PodInfo {
         let spec = obj.get("spec")?;
         let namespace = meta.get("namespace")?.as_str()?.to_string();
         let labels = labels_of(meta.get("labels"));
-        let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        let s = |p: &str| obj.at(p).and_then(Value::as_str).unwrap_or_default();
         let phase = s("/status/phase");
         let affinity = spec.get("affinity");
         let terms = |p: &str| -> Vec<PodAffinityTerm> {
             affinity
-                .and_then(|a| a.pointer(p))
+                .and_then(|a| a.at(p))
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -448,7 +449,7 @@ impl PodInfo {
         };
         let weighted = |p: &str| -> Vec<(i64, PodAffinityTerm)> {
             affinity
-                .and_then(|a| a.pointer(p))
+                .and_then(|a| a.at(p))
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -461,7 +462,7 @@ impl PodInfo {
                 .collect()
         };
         let required_terms = affinity
-            .and_then(|a| a.pointer("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"))
+            .and_then(|a| a.at("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"))
             .filter(|r| !r.is_null())
             .map(|r| {
                 r.get("nodeSelectorTerms")
@@ -472,9 +473,7 @@ impl PodInfo {
                     .collect()
             });
         let preferred_terms = affinity
-            .and_then(|a| {
-                a.pointer("/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution")
-            })
+            .and_then(|a| a.at("/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution"))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -587,10 +586,10 @@ pub struct NodeInfo {
 
 impl NodeInfo {
     pub fn parse(obj: &Value) -> Option<NodeInfo> {
-        let name = obj.pointer("/metadata/name")?.as_str()?.to_string();
-        let labels = labels_of(obj.pointer("/metadata/labels"));
+        let name = obj.at("/metadata/name")?.as_str()?.to_string();
+        let labels = labels_of(obj.at("/metadata/labels"));
         let taints: Vec<Taint> = obj
-            .pointer("/spec/taints")
+            .at("/spec/taints")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -608,7 +607,7 @@ impl NodeInfo {
                 }
             })
             .collect();
-        let unschedulable = obj.pointer("/spec/unschedulable") == Some(&Value::Bool(true));
+        let unschedulable = obj.at("/spec/unschedulable") == Some(&Value::Bool(true));
         let status = obj.get("status");
         let allocatable = status
             .and_then(|s| s.get("allocatable"))
