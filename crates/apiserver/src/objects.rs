@@ -124,6 +124,36 @@ pub fn stamp_resource_version(value: &[u8], revision: i64) -> Bytes {
     }
 }
 
+/// The stored JSON with `metadata.resourceVersion` changed from `from` to `to`, without decoding
+/// it; None when the object does not carry `from` there as it was written.
+pub fn replace_resource_version(value: &[u8], from: i64, to: i64) -> Option<Bytes> {
+    let at = metadata_body_start(value)?;
+    let old = format!("\"resourceVersion\":\"{from}\"");
+    let start = at + memchr::memmem::find(&value[at..], old.as_bytes())?;
+    // Only a key of `metadata` itself: the field must follow `{` or `,` of that object, and
+    // the text before it must hold no other object opened inside metadata.
+    let before = &value[at..start];
+    let nested = before.iter().filter(|b| **b == b'{').count()
+        != before.iter().filter(|b| **b == b'}').count();
+    if nested
+        || !matches!(
+            value[..start]
+                .iter()
+                .rev()
+                .find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b',')
+        )
+    {
+        return None;
+    }
+    let new = format!("\"resourceVersion\":\"{to}\"");
+    let mut out = Vec::with_capacity(value.len() + new.len() - old.len());
+    out.extend_from_slice(&value[..start]);
+    out.extend_from_slice(new.as_bytes());
+    out.extend_from_slice(&value[start + old.len()..]);
+    Some(Bytes::from(out))
+}
+
 /// The offset just after the `{` that opens the top-level `metadata` object, if there is one.
 fn metadata_body_start(json: &[u8]) -> Option<usize> {
     let mut i = skip_whitespace(json, 0);
@@ -448,6 +478,21 @@ pub fn desired_state_changed(old: &Value, new: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_version_is_replaced_in_place() {
+        let obj = json!({"apiVersion": "v1", "involvedObject": {"resourceVersion": "7"},
+            "metadata": {"annotations": {"a": "{\"resourceVersion\":\"7\"}"}, "labels": {"x": "y"},
+                         "name": "n", "resourceVersion": "7"}});
+        let bytes = serde_json::to_vec(&obj).unwrap();
+        let out = replace_resource_version(&bytes, 7, 9).unwrap();
+        let mut want = obj.clone();
+        want["metadata"]["resourceVersion"] = json!("9");
+        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), want);
+        assert!(replace_resource_version(&bytes, 8, 9).is_none());
+        let nested = br#"{"metadata":{"labels":{"resourceVersion":"7"}}}"#;
+        assert!(replace_resource_version(nested, 7, 9).is_none());
+    }
 
     #[test]
     fn at_reads_as_pointer_does() {

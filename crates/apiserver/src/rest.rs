@@ -1292,8 +1292,20 @@ impl Registry {
     ) -> ApiResult<Bytes> {
         opts.check()?;
         let key = r.key(namespace, name);
+        // What deciding how to delete reads; the whole object is decoded only to change it.
+        let mut checked = crate::objects::Projection::default();
+        checked.keep(["metadata"]);
+        checked.keep(["spec", "nodeName"]);
+        checked.keep(["spec", "terminationGracePeriodSeconds"]);
+        checked.keep(["spec", "finalizers"]);
+        checked.keep(["status", "phase"]);
         for _ in 0..32 {
-            let (kv, mut obj) = self.get_kv(r, namespace, name).await?;
+            let kv = match self.store.get(&key).await? {
+                Some(kv) => kv,
+                None => return Err(ApiError::not_found(r, name)),
+            };
+            let mut obj = checked.decode(&kv.value)?;
+            let mut whole = false;
             if let Some(uid) = &opts.precondition_uid
                 && Some(uid.as_str()) != meta_str(&obj, "uid")
             {
@@ -1336,6 +1348,8 @@ impl Registry {
                 && !is_deleting(&obj)
                 && !finalizers(&obj).iter().any(|x| x == f)
             {
+                obj = decode(&kv.value)?;
+                whole = true;
                 let meta = meta_mut(&mut obj);
                 let list = meta.entry("finalizers").or_insert_with(|| json!([]));
                 if let Some(items) = list.as_array_mut() {
@@ -1356,13 +1370,17 @@ impl Registry {
                 if is_crd(r) {
                     self.remove_crd_content(name).await?;
                 }
+                // The tombstone is the object at the deletion's revision.
+                let mut tombstone = |rev| {
+                    objects::replace_resource_version(&kv.value, kv.mod_revision, rev)
+                        .unwrap_or_else(|| match decode(&kv.value) {
+                            Ok(mut whole) => encode_with_revision(&mut whole, rev),
+                            Err(_) => kv.value.clone(),
+                        })
+                };
                 let result = self
                     .store
-                    .delete(
-                        &key,
-                        Some(kv.mod_revision),
-                        Some(&mut |rev| encode_with_revision(&mut obj, rev)),
-                    )
+                    .delete(&key, Some(kv.mod_revision), Some(&mut tombstone))
                     .await;
                 match result {
                     Ok(_) => return Ok(kv.value),
@@ -1381,6 +1399,9 @@ impl Registry {
                     self.notify_namespace(name);
                 }
                 return Ok(kv.value);
+            }
+            if !whole {
+                obj = decode(&kv.value)?;
             }
             {
                 let meta = meta_mut(&mut obj);

@@ -203,6 +203,17 @@ pub trait Cluster: Send + Sync + 'static {
         name: &str,
         params: &DeleteParams,
     ) -> Result<Value>;
+    /// Deletes like [`Cluster::delete`], for callers that do not read the answer (which then
+    /// need not be decoded).
+    async fn delete_without_answer(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<()> {
+        self.delete(r, namespace, name, params).await.map(drop)
+    }
     /// Binds a pod to a node through `pods/binding`.
     async fn bind(&self, namespace: &str, pod: &str, node: &str) -> Result<()>;
 }

@@ -68,6 +68,16 @@ fn list_options(params: &ListParams) -> rest::ListOptions {
     }
 }
 
+fn delete_options(params: &DeleteParams) -> rest::DeleteOptions {
+    rest::DeleteOptions {
+        grace_period_seconds: params.grace_period_seconds,
+        propagation_policy: params.propagation_policy.clone(),
+        precondition_uid: params.precondition_uid.clone(),
+        precondition_resource_version: params.precondition_resource_version.clone(),
+        dry_run: false,
+    }
+}
+
 fn name_of(object: &Value) -> String {
     object
         .at("/metadata/name")
@@ -260,13 +270,7 @@ impl Cluster for LocalCluster {
         params: &DeleteParams,
     ) -> Result<Value> {
         let t = lookup(&self.registry, r)?;
-        let opts = rest::DeleteOptions {
-            grace_period_seconds: params.grace_period_seconds,
-            propagation_policy: params.propagation_policy.clone(),
-            precondition_uid: params.precondition_uid.clone(),
-            precondition_resource_version: params.precondition_resource_version.clone(),
-            dry_run: false,
-        };
+        let opts = delete_options(params);
         decode(
             &self
                 .registry
@@ -274,6 +278,21 @@ impl Cluster for LocalCluster {
                 .await
                 .map_err(api_error)?,
         )
+    }
+
+    async fn delete_without_answer(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<()> {
+        let t = lookup(&self.registry, r)?;
+        self.registry
+            .delete(t, namespace, name, &delete_options(params))
+            .await
+            .map(drop)
+            .map_err(api_error)
     }
 
     async fn bind(&self, namespace: &str, pod: &str, node: &str) -> Result<()> {

@@ -172,6 +172,19 @@ impl Cache {
         old.map(|o| o.value())
     }
 
+    /// Removes an object without decoding what was cached.
+    fn discard(&self, kind: Kind, obj: &Value) {
+        let mut store = self.stores[kind.index()].write().unwrap();
+        if let Some(ns) = store.get_mut(namespace(obj)) {
+            let old = ns.remove(name(obj));
+            if ns.is_empty() {
+                store.remove(namespace(obj));
+            }
+            drop(store);
+            drop(old);
+        }
+    }
+
     pub fn all(&self, kind: Kind) -> Vec<Arc<Value>> {
         let store = self.stores[kind.index()].read().unwrap();
         store
@@ -318,10 +331,11 @@ async fn follow(
                 }
                 WatchEvent::Deleted(o) => {
                     resource_version = Some(resource_version_of(&o).to_string());
-                    let old = cache.remove(kind, &o).unwrap_or(o);
+                    // Handlers see the object as the deletion left it, as client-go's do.
+                    cache.discard(kind, &o);
                     Event {
                         kind,
-                        old: Some(old),
+                        old: Some(o),
                         new: None,
                     }
                 }

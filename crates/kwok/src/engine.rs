@@ -493,7 +493,7 @@ impl Controller {
                 Step::Delete => {
                     match self
                         .cluster
-                        .delete(
+                        .delete_without_answer(
                             r,
                             ns.as_deref(),
                             &name,
