@@ -53,7 +53,7 @@ impl Default for Options {
             sync: SyncMode::Always,
             history_window: Duration::from_secs(300),
             history_max_events: 1_000_000,
-            history_max_bytes: 512 << 20,
+            history_max_bytes: 256 << 20,
             watch_buffer: 100_000,
             snapshot_after_bytes: 256 << 20,
         }
