@@ -179,6 +179,22 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         kwokctl.run(name, &["start", "cluster"])?;
         let took = wait_for(killed_started, &everything_back)?;
         row_time("kill -9 + start, all back", took, "-");
+        // The default snapshot format: a point-in-time copy of the store.
+        let snapshot = kwokctl.scratch.join("snapshot.db");
+        let snapshot_arg = snapshot.to_string_lossy().into_owned();
+        let took = kwokctl.run(name, &["snapshot", "save", "--path", &snapshot_arg])?;
+        row_rate("snapshot save", nodes + pods, nodes + pods, took, "-");
+        let restore_started = Instant::now();
+        kwokctl.run(name, &["snapshot", "restore", "--path", &snapshot_arg])?;
+        let took = wait_for(restore_started, &everything_back)?;
+        row_rate(
+            "snapshot restore, all back",
+            nodes + pods,
+            nodes + pods,
+            took,
+            "-",
+        );
+        let _ = std::fs::remove_file(&snapshot);
     }
     if pods > 0 {
         let took = scale_until(kwokctl, name, "pod", 0, pods, || {
