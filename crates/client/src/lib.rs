@@ -233,6 +233,8 @@ pub async fn list_all(
     loop {
         let page = cluster.list(r, namespace, &params).await?;
         items.extend(page.items);
+        // In-process pages are ready at once; let the runtime serve others between them.
+        tokio::task::yield_now().await;
         match page.continue_token {
             Some(token) if !token.is_empty() => params.continue_token = Some(token),
             _ => {

@@ -18,6 +18,10 @@ use crate::{
 };
 
 /// A cluster reached in-process, through the same registry that serves HTTP requests.
+///
+/// Watch events share one decoded object per write among every in-process watcher, and leave
+/// out `metadata.managedFields` (as kube-controller-manager's informers drop them); gets and
+/// lists return objects whole.
 #[derive(Clone)]
 pub struct LocalCluster {
     registry: Arc<Registry>,

@@ -261,7 +261,10 @@ async fn follow(
                 }
             };
             let mut seen = HashSet::new();
-            for mut item in list.items {
+            for (i, mut item) in list.items.into_iter().enumerate() {
+                if i % 256 == 255 {
+                    tokio::task::yield_now().await;
+                }
                 // As from the watch: field ownership is of no use to a controller.
                 if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.remove("managedFields");

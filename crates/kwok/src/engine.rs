@@ -278,8 +278,11 @@ impl Controller {
                 self.queue.cancel(entry.pending);
                 self.hooks.deleted(&json!({"metadata": {"name": key}}));
             }
-            for item in list.items {
+            for (i, item) in list.items.into_iter().enumerate() {
                 self.handle(Arc::new(item));
+                if i % 256 == 255 {
+                    tokio::task::yield_now().await;
+                }
             }
             let mut rv = list.resource_version;
             'watch: loop {
