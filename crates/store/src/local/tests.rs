@@ -65,6 +65,63 @@ async fn range_pages_and_reads_the_past() {
 }
 
 #[tokio::test]
+async fn pages_at_a_past_revision_with_limits_count_what_follows() {
+    let s = LocalStore::in_memory();
+    for i in 0..8 {
+        s.create(&format!("/p/{i}"), &mut put("v")).await.unwrap();
+    }
+    let at = s.current_revision();
+    s.delete("/p/2", None, None).await.unwrap();
+    s.update("/p/3", 5, &mut put("changed")).await.unwrap();
+    s.create("/p/35", &mut put("new")).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.range("/p/", after.as_deref(), 3, Some(at)).await.unwrap();
+        let done = page.remaining == 0;
+        assert_eq!(page.remaining, 8 - seen.len() - page.kvs.len());
+        seen.extend(
+            page.kvs
+                .iter()
+                .map(|kv| (kv.key.to_string(), kv.value.clone())),
+        );
+        after = seen.last().map(|(k, _)| k.clone());
+        if done {
+            break;
+        }
+    }
+    let keys: Vec<_> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "/p/0", "/p/1", "/p/2", "/p/3", "/p/4", "/p/5", "/p/6", "/p/7"
+        ]
+    );
+    assert!(seen.iter().all(|(_, v)| v.starts_with(b"v@")));
+}
+
+#[tokio::test]
+async fn live_watchers_of_one_write_share_its_memo() {
+    let s = LocalStore::in_memory();
+    let start = s.current_revision();
+    let mut a = s
+        .watch(KeyFilter::Prefix("/m/".into()), start)
+        .await
+        .unwrap();
+    let mut b = s.watch(KeyFilter::Prefix("/".into()), start).await.unwrap();
+    s.create("/m/x", &mut put("x")).await.unwrap();
+    let (ea, eb) = (a.next().await.unwrap(), b.next().await.unwrap());
+    let (ma, mb) = (ea.memo.expect("live event"), eb.memo.expect("live event"));
+    assert!(Arc::ptr_eq(&ma, &mb));
+    // A watcher that starts later replays the write from history, without the memo.
+    let mut late = s
+        .watch(KeyFilter::Prefix("/m/".into()), start)
+        .await
+        .unwrap();
+    assert!(late.next().await.unwrap().memo.is_none());
+}
+
+#[tokio::test]
 async fn watch_replays_history_then_follows() {
     let s = LocalStore::in_memory();
     s.create("/w/a", &mut put("a")).await.unwrap();
