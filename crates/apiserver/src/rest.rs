@@ -1372,7 +1372,9 @@ impl Registry {
                 }
                 // The tombstone is the object at the deletion's revision.
                 let mut tombstone = |rev| {
-                    objects::replace_resource_version(&kv.value, kv.mod_revision, rev)
+                    (rev != store::UNKNOWN_REVISION)
+                        .then(|| objects::replace_resource_version(&kv.value, kv.mod_revision, rev))
+                        .flatten()
                         .unwrap_or_else(|| match decode(&kv.value) {
                             Ok(mut whole) => encode_with_revision(&mut whole, rev),
                             Err(_) => kv.value.clone(),
