@@ -162,6 +162,10 @@ fn encode_object(
     }
 }
 
+fn decoded_items(page: &ListPage) -> ApiResult<Vec<Value>> {
+    page.items.iter().map(|i| decode(i)).collect()
+}
+
 fn list_meta(page: &ListPage) -> Value {
     let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
     if let Some(c) = &page.continue_token {
@@ -198,21 +202,13 @@ fn encode_list(format: Format, r: &ResourceType, page: ListPage) -> ApiResult<Re
             Ok(respond(StatusCode::OK, "application/json", out.freeze()))
         }
         Format::Yaml => {
-            let items: Vec<Value> = page
-                .items
-                .iter()
-                .map(|i| decode(i))
-                .collect::<ApiResult<_>>()?;
+            let items = decoded_items(&page)?;
             let v = json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": list_meta(&page), "items": items});
             let text = serde_saphyr::to_string(&v).map_err(ApiError::internal)?;
             Ok(respond(StatusCode::OK, "application/yaml", text))
         }
         Format::Table(include) => {
-            let items: Vec<Value> = page
-                .items
-                .iter()
-                .map(|i| decode(i))
-                .collect::<ApiResult<_>>()?;
+            let items = decoded_items(&page)?;
             let t = table::table(r, &items, list_meta(&page), include, true);
             let mut resp = json_response(StatusCode::OK, &t);
             resp.headers_mut().insert(
@@ -233,11 +229,7 @@ fn encode_list(format: Format, r: &ResourceType, page: ListPage) -> ApiResult<Re
             ))
         }
         Format::Protobuf => {
-            let items: Vec<Value> = page
-                .items
-                .iter()
-                .map(|i| decode(i))
-                .collect::<ApiResult<_>>()?;
+            let items = decoded_items(&page)?;
             let list = json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": list_meta(&page), "items": items});
             Ok(protobuf_response(StatusCode::OK, &list))
         }

@@ -200,6 +200,18 @@ pub struct Registry {
     active_namespaces: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
+/// What deciding how to delete reads; the whole object is decoded only to change it.
+static DELETE_READS: std::sync::LazyLock<crate::objects::Projection> =
+    std::sync::LazyLock::new(|| {
+        let mut p = crate::objects::Projection::default();
+        p.keep(["metadata"]);
+        p.keep(["spec", "nodeName"]);
+        p.keep(["spec", "terminationGracePeriodSeconds"]);
+        p.keep(["spec", "finalizers"]);
+        p.keep(["status", "phase"]);
+        p
+    });
+
 const ACTIVE_NAMESPACE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Strict field validation, as provided by the OpenAPI schemas.
@@ -405,13 +417,22 @@ impl Registry {
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<(KeyValue, Value)> {
-        match self.store.get(&r.key(namespace, name)).await? {
-            Some(kv) => {
-                let v = decode(&kv.value)?;
-                Ok((kv, v))
-            }
-            None => Err(ApiError::not_found(r, name)),
-        }
+        let kv = self.get_stored(r, namespace, name).await?;
+        let v = decode(&kv.value)?;
+        Ok((kv, v))
+    }
+
+    /// The stored value of an object, or NotFound.
+    async fn get_stored(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<KeyValue> {
+        self.store
+            .get(&r.key(namespace, name))
+            .await?
+            .ok_or_else(|| ApiError::not_found(r, name))
     }
 
     pub(crate) fn plan_list(&self, r: &ResourceType, opts: &ListOptions) -> ApiResult<ListPlan> {
@@ -1292,19 +1313,9 @@ impl Registry {
     ) -> ApiResult<Bytes> {
         opts.check()?;
         let key = r.key(namespace, name);
-        // What deciding how to delete reads; the whole object is decoded only to change it.
-        let mut checked = crate::objects::Projection::default();
-        checked.keep(["metadata"]);
-        checked.keep(["spec", "nodeName"]);
-        checked.keep(["spec", "terminationGracePeriodSeconds"]);
-        checked.keep(["spec", "finalizers"]);
-        checked.keep(["status", "phase"]);
         for _ in 0..32 {
-            let kv = match self.store.get(&key).await? {
-                Some(kv) => kv,
-                None => return Err(ApiError::not_found(r, name)),
-            };
-            let mut obj = checked.decode(&kv.value)?;
+            let kv = self.get_stored(r, namespace, name).await?;
+            let mut obj = DELETE_READS.decode(&kv.value)?;
             let mut whole = false;
             if let Some(uid) = &opts.precondition_uid
                 && Some(uid.as_str()) != meta_str(&obj, "uid")

@@ -161,28 +161,24 @@ impl Cache {
         old.map(|o| o.value())
     }
 
-    fn remove(&self, kind: Kind, obj: &Value) -> Option<Arc<Value>> {
+    /// Takes an object out of the cache as it was stored.
+    fn take(&self, kind: Kind, obj: &Value) -> Option<Stored> {
         let mut store = self.stores[kind.index()].write().unwrap();
         let ns = store.get_mut(namespace(obj))?;
         let old = ns.remove(name(obj));
         if ns.is_empty() {
             store.remove(namespace(obj));
         }
-        drop(store);
-        old.map(|o| o.value())
+        old
+    }
+
+    fn remove(&self, kind: Kind, obj: &Value) -> Option<Arc<Value>> {
+        self.take(kind, obj).map(|o| o.value())
     }
 
     /// Removes an object without decoding what was cached.
     fn discard(&self, kind: Kind, obj: &Value) {
-        let mut store = self.stores[kind.index()].write().unwrap();
-        if let Some(ns) = store.get_mut(namespace(obj)) {
-            let old = ns.remove(name(obj));
-            if ns.is_empty() {
-                store.remove(namespace(obj));
-            }
-            drop(store);
-            drop(old);
-        }
+        drop(self.take(kind, obj));
     }
 
     pub fn all(&self, kind: Kind) -> Vec<Arc<Value>> {
