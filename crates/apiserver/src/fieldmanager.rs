@@ -12,6 +12,8 @@
 use crate::objects::JsonAt;
 use std::collections::BTreeMap;
 
+use openapi::{MergeRules, SchemaNode};
+
 use serde_json::{Map, Value, json};
 
 /// A set of field paths.
@@ -192,60 +194,67 @@ pub fn path_string(path: &[String]) -> String {
     s
 }
 
-/// How a list merges.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListType {
-    /// Replaced and owned as a whole.
-    Atomic,
-    /// Scalars merged as a set.
-    Set,
-    /// Objects merged by these keys.
-    Map(Vec<String>),
+pub use openapi::ListType;
+
+/// Where list and map types come from: a built-in kind's schema, or a custom resource's
+/// structural schema; `metadata` always follows the built-in `ObjectMeta`.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema<'a> {
+    kind: KindSchema<'a>,
+    meta: SchemaNode<'a>,
 }
 
-/// Where list and map types come from: built-in defaults, or a custom resource's schema.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Schema<'a> {
-    custom: Option<&'a Value>,
+#[derive(Debug, Clone, Copy)]
+enum KindSchema<'a> {
+    /// A built-in kind (`None`: a kind without a known type, all of its lists atomic).
+    Builtin(Option<SchemaNode<'a>>),
+    /// A custom resource (`None`: no schema, all of its lists atomic).
+    Custom(Option<&'a Value>),
+}
+
+/// Where the rules of a field path were found.
+enum Found<'a> {
+    Builtin(SchemaNode<'a>, Option<&'a MergeRules>),
+    Custom(&'a Value),
+    Nothing,
 }
 
 impl<'a> Schema<'a> {
-    pub fn builtin() -> Self {
-        Self { custom: None }
-    }
-
-    /// A custom resource: its structural schema decides, metadata follows the built-ins.
-    pub fn custom(schema: Option<&'a Value>) -> Self {
+    pub fn builtin(kind: Option<SchemaNode<'a>>, meta: SchemaNode<'a>) -> Self {
         Self {
-            custom: schema.or(Some(&Value::Null)),
+            kind: KindSchema::Builtin(kind),
+            meta,
         }
     }
 
-    /// The schema node of a field path in a custom resource schema.
-    fn custom_node(&self, names: &[String]) -> Option<&'a Value> {
-        let mut node = self.custom?;
-        for name in names {
-            while node.get("properties").is_none() {
-                match node.get("items") {
-                    Some(items) => node = items,
-                    None => break,
-                }
-            }
-            node = match node.get("properties").and_then(|p| p.get(name)) {
-                Some(n) => n,
-                None => node.get("additionalProperties").filter(|a| a.is_object())?,
-            };
+    pub fn custom(schema: Option<&'a Value>, meta: SchemaNode<'a>) -> Self {
+        Self {
+            kind: KindSchema::Custom(schema),
+            meta,
         }
-        Some(node)
+    }
+
+    fn find(&self, names: &[String]) -> Found<'a> {
+        let walked = match (names.split_first(), self.kind) {
+            (Some((first, rest)), _) if first == "metadata" => self.meta.walk(rest),
+            (_, KindSchema::Builtin(Some(root))) => root.walk(names),
+            (_, KindSchema::Custom(Some(schema))) => {
+                return custom_node(schema, names).map_or(Found::Nothing, Found::Custom);
+            }
+            _ => None,
+        };
+        match walked {
+            Some((node, rules)) => Found::Builtin(node, rules),
+            None => Found::Nothing,
+        }
     }
 
     /// The declared type of the list at this field path.
     pub fn list_type(&self, names: &[String]) -> ListType {
-        if self.custom.is_some() && names.first().map(String::as_str) != Some("metadata") {
-            let Some(node) = self.custom_node(names) else {
-                return ListType::Atomic;
-            };
-            return match node.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        match self.find(names) {
+            Found::Builtin(_, Some(rules)) => builtin_list_type(rules),
+            Found::Custom(node) => match node.get("x-kubernetes-list-type").and_then(Value::as_str)
+            {
                 Some("set") => ListType::Set,
                 Some("map") => ListType::Map(
                     node.get("x-kubernetes-list-map-keys")
@@ -259,58 +268,47 @@ impl<'a> Schema<'a> {
                         .unwrap_or_default(),
                 ),
                 _ => ListType::Atomic,
-            };
+            },
+            _ => ListType::Atomic,
         }
-        builtin_list_type(names)
     }
 
-    /// Whether the map at this path is owned as a whole.
-    pub fn atomic_map(&self, names: &[String], value: &Value) -> bool {
-        if self.custom.is_some() && names.first().map(String::as_str) != Some("metadata") {
-            return self
-                .custom_node(names)
-                .and_then(|n| n.get("x-kubernetes-map-type"))
-                .and_then(Value::as_str)
-                == Some("atomic");
+    /// Whether the map or struct at this path is owned as a whole.
+    pub fn atomic_map(&self, names: &[String]) -> bool {
+        match self.find(names) {
+            Found::Builtin(node, rules) => node.is_atomic() || rules.is_some_and(|r| r.map_atomic),
+            Found::Custom(node) => {
+                node.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic")
+            }
+            Found::Nothing => false,
         }
-        // Label selectors are atomic structs.
-        matches!(
-            names.last().map(String::as_str),
-            Some("selector" | "labelSelector" | "namespaceSelector")
-        ) && value
-            .as_object()
-            .is_some_and(|m| m.contains_key("matchLabels") || m.contains_key("matchExpressions"))
     }
 }
 
-fn builtin_list_type(names: &[String]) -> ListType {
-    let field = names.last().map(String::as_str).unwrap_or("");
-    let parent = if names.len() >= 2 {
-        names[names.len() - 2].as_str()
-    } else {
-        ""
-    };
-    let keys = |k: &[&str]| ListType::Map(k.iter().map(|s| s.to_string()).collect());
-    match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "volumes"
-        | "env"
-        | "imagePullSecrets"
-        | "resourceClaims"
-        | "schedulingGates" => keys(&["name"]),
-        "ports" if names.iter().any(|n| n.ends_with("ontainers")) => {
-            keys(&["containerPort", "protocol"])
+/// The schema node of a field path in a custom resource schema.
+fn custom_node<'a>(mut node: &'a Value, names: &[String]) -> Option<&'a Value> {
+    for name in names {
+        while node.get("properties").is_none() {
+            match node.get("items") {
+                Some(items) => node = items,
+                None => break,
+            }
         }
-        "ports" if parent == "spec" => keys(&["port", "protocol"]),
-        "volumeMounts" => keys(&["mountPath"]),
-        "volumeDevices" => keys(&["devicePath"]),
-        "conditions" => keys(&["type"]),
-        "ownerReferences" => keys(&["uid"]),
-        "hostAliases" => keys(&["ip"]),
-        "topologySpreadConstraints" => keys(&["topologyKey", "whenUnsatisfiable"]),
-        "finalizers" | "podCIDRs" => ListType::Set,
+        node = match node.get("properties").and_then(|p| p.get(name)) {
+            Some(n) => n,
+            None => node.get("additionalProperties").filter(|a| a.is_object())?,
+        };
+    }
+    Some(node)
+}
+
+/// A built-in list's type: its `x-kubernetes-list-type`, else what its patch strategy implies
+/// (merged by a key: a map on that key; merged without one: a set), else atomic.
+fn builtin_list_type(rules: &MergeRules) -> ListType {
+    match (&rules.list_type, &rules.patch_merge_key) {
+        (Some(list_type), _) => list_type.clone(),
+        (None, Some(key)) if rules.patch_merge => ListType::Map(vec![key.clone()]),
+        (None, None) if rules.patch_merge => ListType::Set,
         _ => ListType::Atomic,
     }
 }
@@ -461,7 +459,7 @@ fn collect_applied(
     out: &mut FieldSet,
 ) {
     match value {
-        Value::Object(m) if !m.is_empty() && !schema.atomic_map(names, value) => {
+        Value::Object(m) if !m.is_empty() && !schema.atomic_map(names) => {
             collect_applied_object(schema, m, names, path, out)
         }
         Value::Array(items) => list_fields(schema, items, names, path, out, collect_applied_object),
@@ -593,9 +591,7 @@ fn compare_values(
     c: &mut Changes,
 ) {
     match (old, new) {
-        (Value::Object(o), Value::Object(n))
-            if !schema.atomic_map(names, old) && !schema.atomic_map(names, new) =>
-        {
+        (Value::Object(o), Value::Object(n)) if !schema.atomic_map(names) => {
             compare_objects(schema, o, n, names, path, c);
             if n.is_empty() {
                 c.changed.insert(path);
@@ -679,7 +675,7 @@ fn added(
     out: &mut FieldSet,
 ) {
     match value {
-        Value::Object(m) if !m.is_empty() && !schema.atomic_map(names, value) => {
+        Value::Object(m) if !m.is_empty() && !schema.atomic_map(names) => {
             if !names.last().is_some_and(|n| value_struct(n)) {
                 out.insert(path);
             }
@@ -720,7 +716,7 @@ fn merge_value(
 ) -> Value {
     match (live, config) {
         (Some(Value::Object(l)), Value::Object(c))
-            if names.is_empty() || !schema.atomic_map(names, config) =>
+            if names.is_empty() || !schema.atomic_map(names) =>
         {
             let mut out = l.clone();
             for (k, cv) in c {
@@ -1268,6 +1264,20 @@ mod tests {
         })
     }
 
+    static OPENAPI: std::sync::LazyLock<openapi::OpenApi> =
+        std::sync::LazyLock::new(crate::build_openapi);
+
+    fn builtin(group: &str, kind: &str) -> Schema<'static> {
+        Schema::builtin(
+            OPENAPI.kind_schema(group, "v1", kind),
+            OPENAPI.object_meta_schema(),
+        )
+    }
+
+    fn deployment_schema() -> Schema<'static> {
+        builtin("apps", "Deployment")
+    }
+
     fn managed(obj: &Value) -> Vec<Entry> {
         entries_of(obj)
     }
@@ -1286,7 +1296,7 @@ mod tests {
     #[test]
     fn applied_fields_of_a_deployment() {
         let set = applied_fields(
-            &Schema::builtin(),
+            &deployment_schema(),
             &tracked_part(&deployment(2, "nginx"), Tracked::NoStatus),
         );
         assert_eq!(
@@ -1311,7 +1321,7 @@ mod tests {
 
     #[test]
     fn apply_creates_then_conflicts_then_forces() {
-        let s = Schema::builtin();
+        let s = deployment_schema();
         let obj = apply(
             &s,
             None,
@@ -1384,7 +1394,7 @@ mod tests {
 
     #[test]
     fn apply_removes_fields_no_longer_applied() {
-        let s = Schema::builtin();
+        let s = deployment_schema();
         let mut cfg = deployment(2, "nginx");
         cfg["metadata"]["labels"]["tier"] = json!("front");
         cfg["spec"]["template"]["spec"]["containers"]
@@ -1462,7 +1472,7 @@ mod tests {
 
     #[test]
     fn updates_take_over_changed_fields() {
-        let s = Schema::builtin();
+        let s = deployment_schema();
         let obj = apply(
             &s,
             None,
@@ -1524,7 +1534,7 @@ mod tests {
 
     #[test]
     fn kubectl_takes_over_from_client_side_apply() {
-        let s = Schema::builtin();
+        let s = deployment_schema();
         let cm = |color: &str| {
             json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c"}, "data": {"color": color}})
@@ -1584,7 +1594,7 @@ mod tests {
 
     #[test]
     fn create_records_maps_with_dot() {
-        let s = Schema::builtin();
+        let s = builtin("", "ConfigMap");
         let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c", "labels": {"a": "b"}}, "data": {"k": "v"}});
         record_update(
@@ -1602,13 +1612,39 @@ mod tests {
     }
 
     #[test]
+    fn list_and_map_types_come_from_the_schema() {
+        let service = json!({"spec": {
+            "ports": [{"port": 80, "targetPort": 8080}],
+            "selector": {"app": "web"},
+            "ipFamilies": ["IPv4"]
+        }});
+        assert_eq!(
+            applied_fields(&builtin("", "Service"), &service).to_json(),
+            json!({"f:spec": {
+                "f:ipFamilies": {},
+                "f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {
+                    ".": {}, "f:port": {}, "f:targetPort": {}}},
+                "f:selector": {}
+            }})
+        );
+        let node = json!({"spec": {
+            "taints": [{"key": "a", "effect": "NoSchedule"}],
+            "podCIDRs": ["10.0.0.0/24"]
+        }});
+        assert_eq!(
+            applied_fields(&builtin("", "Node"), &node).to_json(),
+            json!({"f:spec": {"f:podCIDRs": {"v:\"10.0.0.0/24\"": {}}, "f:taints": {}}})
+        );
+    }
+
+    #[test]
     fn custom_schema_list_types() {
         let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
             "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"],
                 "items": {"type": "object", "properties": {"id": {"type": "string"}, "v": {"type": "string"}}}},
             "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
             "plain": {"type": "array", "items": {"type": "string"}}}}}});
-        let s = Schema::custom(Some(&schema));
+        let s = Schema::custom(Some(&schema), OPENAPI.object_meta_schema());
         let cfg =
             json!({"spec": {"items": [{"id": "a", "v": "1"}], "tags": ["x"], "plain": ["p"]}});
         let set = applied_fields(&s, &cfg);
@@ -1670,7 +1706,7 @@ mod tests {
     proptest! {
         #[test]
         fn apply_is_idempotent(live in arb_config(), cfg in arb_config()) {
-            let s = Schema::builtin();
+            let s = deployment_schema();
             let base = apply(&s, None, &live, &mgr("a"), false, Tracked::All, NOW).unwrap();
             let once = apply(&s, Some(&base), &cfg, &mgr("a"), false, Tracked::All, NOW).unwrap();
             let twice = apply(&s, Some(&once), &cfg, &mgr("a"), false, Tracked::All, "later").unwrap();
@@ -1679,7 +1715,7 @@ mod tests {
 
         #[test]
         fn second_manager_conflicts_only_on_different_values(a in arb_config(), b in arb_config()) {
-            let s = Schema::builtin();
+            let s = deployment_schema();
             let base = apply(&s, None, &a, &mgr("a"), false, Tracked::All, NOW).unwrap();
             match apply(&s, Some(&base), &b, &mgr("b"), false, Tracked::All, NOW) {
                 Ok(obj) => {

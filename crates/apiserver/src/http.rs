@@ -768,7 +768,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 let patched = match patch_type.expect("checked") {
                     PatchType::Json => crate::patch::json_patch(scale, &input),
                     PatchType::Merge => crate::patch::merge_patch(scale, &input),
-                    _ => crate::patch::strategic_merge_patch(scale, &input),
+                    _ => crate::patch::strategic_merge_patch(scale, &input, None),
                 };
                 patched.map_err(|e| match e {
                     crate::patch::PatchError::Malformed(m) => ApiError::bad_request(m),

@@ -60,12 +60,7 @@ impl ApiServer {
     /// `address` is where clients reach it (`host:port`), as discovery reports.
     pub async fn new(store: Arc<dyn store::Store>, address: String) -> anyhow::Result<Arc<Self>> {
         let openapi = Arc::new(build_openapi());
-        let checker = openapi.clone();
-        let mut registry = Registry::new(store);
-        registry.openapi = Some(Arc::new(move |g: &str, v: &str, k: &str, obj: &Value| {
-            checker.unknown_fields(g, v, k, obj)
-        }));
-        let registry = Arc::new(registry);
+        let registry = Arc::new(Registry::new(store, openapi.clone()));
         let server = Arc::new(Self {
             registry,
             address,
@@ -282,7 +277,7 @@ impl ApiServer {
     }
 }
 
-fn build_openapi() -> openapi::OpenApi {
+pub(crate) fn build_openapi() -> openapi::OpenApi {
     let types: Vec<openapi::ResourceType<'_>> = resources::RESOURCES
         .iter()
         .map(|r| openapi::ResourceType {

@@ -1,6 +1,7 @@
 //! Patch engines: JSON patch (RFC 6902), JSON merge patch (RFC 7386), strategic merge patch
-//! with the merge keys of built-in kinds, and a first server-side apply.
+//! with the merge rules of the built-in kinds' schemas, and a first server-side apply.
 
+use openapi::{MergeRules, SchemaNode};
 use serde_json::{Map, Value};
 
 /// The patch types a PATCH request can carry.
@@ -56,38 +57,20 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
 }
 
 /// How a list field merges in a strategic merge patch.
-enum ListStrategy {
+enum ListStrategy<'r> {
     /// Objects merged by this key.
-    MergeKey(&'static str),
+    MergeKey(&'r str),
     /// A list of scalars merged as a set.
     MergePrimitives,
     Replace,
 }
 
-fn list_strategy(path: &[String], field: &str) -> ListStrategy {
-    let parent = path.last().map(String::as_str).unwrap_or("");
-    match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "volumes"
-        | "env"
-        | "imagePullSecrets"
-        | "resourceClaims"
-        | "schedulingGates" => ListStrategy::MergeKey("name"),
-        "ports" if path.iter().any(|p| p.ends_with("ontainers")) => {
-            ListStrategy::MergeKey("containerPort")
-        }
-        "ports" if parent == "spec" => ListStrategy::MergeKey("port"),
-        "volumeMounts" => ListStrategy::MergeKey("mountPath"),
-        "volumeDevices" => ListStrategy::MergeKey("devicePath"),
-        "conditions" => ListStrategy::MergeKey("type"),
-        "addresses" if parent == "status" => ListStrategy::MergeKey("type"),
-        "ownerReferences" => ListStrategy::MergeKey("uid"),
-        "hostAliases" => ListStrategy::MergeKey("ip"),
-        "taints" => ListStrategy::MergeKey("key"),
-        "topologySpreadConstraints" => ListStrategy::MergeKey("topologyKey"),
-        "finalizers" => ListStrategy::MergePrimitives,
+fn list_strategy(rules: Option<&MergeRules>) -> ListStrategy<'_> {
+    match rules {
+        Some(rules) if rules.patch_merge => match &rules.patch_merge_key {
+            Some(key) => ListStrategy::MergeKey(key),
+            None => ListStrategy::MergePrimitives,
+        },
         _ => ListStrategy::Replace,
     }
 }
@@ -106,8 +89,13 @@ fn strip_directives(v: &Value) -> Value {
     }
 }
 
-/// Applies a strategic merge patch.
-pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
+/// Applies a strategic merge patch. Lists merge as the kind's schema says (`schema`: the root
+/// of its type); without a schema every list is replaced, as in a JSON merge patch.
+pub fn strategic_merge_patch(
+    target: &Value,
+    patch: &Value,
+    schema: Option<SchemaNode<'_>>,
+) -> Result<Value, PatchError> {
     let Value::Object(p) = patch else {
         return Err(PatchError::Malformed(
             "json: cannot unmarshal into Go value of type map[string]interface {}".into(),
@@ -117,13 +105,13 @@ pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Result<Value, Pat
         Value::Object(m) => m.clone(),
         _ => Map::new(),
     };
-    Ok(Value::Object(merge_map(base, p, &mut Vec::new())?))
+    Ok(Value::Object(merge_map(base, p, schema)?))
 }
 
 fn merge_map(
     mut base: Map<String, Value>,
     patch: &Map<String, Value>,
-    path: &mut Vec<String>,
+    schema: Option<SchemaNode<'_>>,
 ) -> Result<Map<String, Value>, PatchError> {
     match patch.get("$patch").and_then(Value::as_str) {
         Some("replace") => {
@@ -159,6 +147,10 @@ fn merge_map(
         if key.starts_with('$') {
             continue;
         }
+        let (child, rules) = match schema.and_then(|node| node.child(key)) {
+            Some((child, rules)) => (Some(child), rules),
+            None => (None, None),
+        };
         match pv {
             Value::Null => {
                 base.remove(key);
@@ -171,20 +163,20 @@ fn merge_map(
                 if pm.get("$patch").and_then(Value::as_str) == Some("delete") {
                     continue;
                 }
-                path.push(key.clone());
-                let merged = merge_map(current, pm, path);
-                path.pop();
-                base.insert(key.clone(), Value::Object(merged?));
+                if rules.is_some_and(|rules| rules.patch_replace) {
+                    base.insert(key.clone(), strip_directives(pv));
+                    continue;
+                }
+                let merged = merge_map(current, pm, child)?;
+                base.insert(key.clone(), Value::Object(merged));
             }
             Value::Array(items) => {
                 let current = match base.remove(key) {
                     Some(Value::Array(a)) => a,
                     _ => Vec::new(),
                 };
-                path.push(key.clone());
-                let merged = merge_list(current, items, path, key);
-                path.pop();
-                base.insert(key.clone(), Value::Array(merged?));
+                let merged = merge_list(current, items, child, rules)?;
+                base.insert(key.clone(), Value::Array(merged));
             }
             scalar => {
                 base.insert(key.clone(), scalar.clone());
@@ -193,7 +185,10 @@ fn merge_map(
     }
     for (list, order) in orders {
         if let (Some(Value::Array(items)), Some(order)) = (base.get_mut(&list), order.as_array()) {
-            reorder(items, order, &list, path);
+            let rules = schema
+                .and_then(|node| node.child(&list))
+                .and_then(|(_, rules)| rules);
+            reorder(items, order, rules);
         }
     }
     Ok(base)
@@ -202,10 +197,9 @@ fn merge_map(
 fn merge_list(
     mut base: Vec<Value>,
     patch: &[Value],
-    path: &mut Vec<String>,
-    field: &str,
+    schema: Option<SchemaNode<'_>>,
+    rules: Option<&MergeRules>,
 ) -> Result<Vec<Value>, PatchError> {
-    let parent_path = &path[..path.len() - 1];
     // `$patch: replace` in a list means: the list is exactly the other elements.
     if patch
         .iter()
@@ -217,7 +211,7 @@ fn merge_list(
             .map(strip_directives)
             .collect());
     }
-    match list_strategy(parent_path, field) {
+    match list_strategy(rules) {
         ListStrategy::Replace => Ok(patch.iter().map(strip_directives).collect()),
         ListStrategy::MergePrimitives => {
             for v in patch {
@@ -247,7 +241,8 @@ fn merge_list(
                             Value::Object(m) => m,
                             _ => Map::new(),
                         };
-                        base[i] = Value::Object(merge_map(current, pm, path)?);
+                        let items = schema.and_then(SchemaNode::items);
+                        base[i] = Value::Object(merge_map(current, pm, items)?);
                     }
                     (None, false) => {
                         if key_value.is_none() {
@@ -264,8 +259,8 @@ fn merge_list(
     }
 }
 
-fn reorder(items: &mut [Value], order: &[Value], field: &str, path: &[String]) {
-    let key = match list_strategy(path, field) {
+fn reorder(items: &mut [Value], order: &[Value], rules: Option<&MergeRules>) {
+    let key = match list_strategy(rules) {
         ListStrategy::MergeKey(k) => Some(k),
         _ => None,
     };
@@ -287,6 +282,17 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    fn schema(group: &str, kind: &str) -> Option<SchemaNode<'static>> {
+        static OPENAPI: std::sync::LazyLock<openapi::OpenApi> =
+            std::sync::LazyLock::new(crate::build_openapi);
+        let version = "v1";
+        Some(
+            OPENAPI
+                .kind_schema(group, version, kind)
+                .expect("a built-in kind"),
+        )
+    }
+
     #[test]
     fn strategic_merges_containers_by_name() {
         let live = json!({"spec": {"template": {"spec": {"containers": [
@@ -296,7 +302,7 @@ mod tests {
             "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "nginx"}],
             "containers": [{"name": "sidecar", "image": "busybox"}, {"name": "nginx", "image": "nginx:1.27"}]
         }}}});
-        let out = strategic_merge_patch(&live, &patch).unwrap();
+        let out = strategic_merge_patch(&live, &patch, schema("apps", "Deployment")).unwrap();
         let cs = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(cs[0]["name"], "sidecar");
         assert_eq!(cs[1]["image"], "nginx:1.27");
@@ -309,7 +315,7 @@ mod tests {
             "spec": {"containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "j"}], "tolerations": [{"key": "k"}]}});
         let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"], "labels": {"x": null}},
             "spec": {"containers": [{"name": "a", "$patch": "delete"}], "tolerations": [{"key": "z"}]}});
-        let out = strategic_merge_patch(&live, &patch).unwrap();
+        let out = strategic_merge_patch(&live, &patch, schema("", "Pod")).unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
         assert_eq!(out["metadata"]["labels"], json!({"y": "2"}));
         assert_eq!(
@@ -322,8 +328,79 @@ mod tests {
     #[test]
     fn unschedulable_null_removes_field() {
         let node = json!({"spec": {"unschedulable": true, "podCIDR": "10.0.0.0/24"}});
-        let out = strategic_merge_patch(&node, &json!({"spec": {"unschedulable": null}})).unwrap();
+        let patch = json!({"spec": {"unschedulable": null}});
+        let out = strategic_merge_patch(&node, &patch, schema("", "Node")).unwrap();
         assert_eq!(out, json!({"spec": {"podCIDR": "10.0.0.0/24"}}));
+    }
+
+    #[test]
+    fn lists_without_a_merge_strategy_are_replaced() {
+        // Taints and tolerations have no patch strategy: the patch's list is the new list,
+        // even where items share a key.
+        let node = json!({"spec": {"taints": [
+            {"key": "a", "effect": "NoSchedule"}, {"key": "b", "effect": "NoExecute"}
+        ]}});
+        let patch = json!({"spec": {"taints": [{"key": "a", "effect": "NoExecute"}]}});
+        let out = strategic_merge_patch(&node, &patch, schema("", "Node")).unwrap();
+        assert_eq!(out["spec"]["taints"], patch["spec"]["taints"]);
+    }
+
+    #[test]
+    fn nested_lists_merge_by_their_own_keys() {
+        let pod = json!({
+            "spec": {"containers": [{"name": "app", "image": "a", "ports": [
+                {"containerPort": 80, "name": "http"}, {"containerPort": 443, "name": "https"}
+            ], "env": [{"name": "A", "value": "1"}]}]},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}
+            ]}
+        });
+        let patch = json!({
+            "spec": {"containers": [{"name": "app", "ports": [{"containerPort": 80, "name": "web"}],
+                "env": [{"name": "B", "value": "2"}]}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+        });
+        let out = strategic_merge_patch(&pod, &patch, schema("", "Pod")).unwrap();
+        let container = &out["spec"]["containers"][0];
+        assert_eq!(container["image"], "a");
+        assert_eq!(
+            container["ports"],
+            json!([{"containerPort": 80, "name": "web"}, {"containerPort": 443, "name": "https"}])
+        );
+        assert_eq!(
+            container["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+        );
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}])
+        );
+    }
+
+    #[test]
+    fn replace_strategy_replaces_a_map() {
+        // A disruption budget's selector has patch strategy `replace`.
+        let budget = json!({"spec": {"selector": {"matchLabels": {"app": "a", "tier": "web"}}}});
+        let patch = json!({"spec": {"selector": {"matchLabels": {"app": "b"}}}});
+        let out = strategic_merge_patch(&budget, &patch, schema("policy", "PodDisruptionBudget"))
+            .unwrap();
+        assert_eq!(out["spec"]["selector"], patch["spec"]["selector"]);
+        // Without that strategy, maps merge.
+        let deployment =
+            json!({"spec": {"selector": {"matchLabels": {"app": "a", "tier": "web"}}}});
+        let out = strategic_merge_patch(&deployment, &patch, schema("apps", "Deployment")).unwrap();
+        assert_eq!(
+            out["spec"]["selector"]["matchLabels"],
+            json!({"app": "b", "tier": "web"})
+        );
+    }
+
+    #[test]
+    fn without_a_schema_lists_are_replaced() {
+        let live = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
+        let patch = json!({"spec": {"containers": [{"name": "a", "image": "x"}]}});
+        let out = strategic_merge_patch(&live, &patch, None).unwrap();
+        assert_eq!(out["spec"]["containers"], patch["spec"]["containers"]);
     }
 
     #[test]
@@ -397,7 +474,7 @@ mod tests {
         fn strategic_equals_merge_for_plain_maps(target in proptest::collection::btree_map("[a-c]", "[a-z]{0,3}", 0..4), patch in proptest::collection::btree_map("[a-c]", proptest::option::of("[a-z]{0,3}"), 0..4)) {
             let target = serde_json::to_value(&target).unwrap();
             let patch = serde_json::to_value(&patch).unwrap();
-            prop_assert_eq!(strategic_merge_patch(&target, &patch).unwrap(), merge_patch(&target, &patch).unwrap());
+            prop_assert_eq!(strategic_merge_patch(&target, &patch, None).unwrap(), merge_patch(&target, &patch).unwrap());
         }
 
         #[test]

@@ -191,7 +191,8 @@ pub struct Registry {
     pub(crate) store: Arc<dyn Store>,
     /// Types served from CustomResourceDefinitions.
     pub(crate) custom_types: std::sync::RwLock<Vec<&'static ResourceType>>,
-    pub(crate) openapi: Option<Arc<openapi_check::Checker>>,
+    /// The built-in kinds' schemas: unknown fields and merge rules.
+    pub(crate) openapi: Arc<openapi::OpenApi>,
     pub(crate) namespace_terminating: std::sync::Mutex<Option<NamespaceHook>>,
     /// Namespaces recently seen active, so creates do not read their namespace every time
     /// (which costs a round trip on a remote store). This server forgets a namespace as soon as
@@ -213,12 +214,6 @@ static DELETE_READS: std::sync::LazyLock<crate::objects::Projection> =
     });
 
 const ACTIVE_NAMESPACE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Strict field validation, as provided by the OpenAPI schemas.
-pub mod openapi_check {
-    /// Finds unknown fields of an object of a kind.
-    pub type Checker = dyn Fn(&str, &str, &str, &serde_json::Value) -> Vec<String> + Send + Sync;
-}
 
 fn parse_body_object(r: &ResourceType, body: Value) -> ApiResult<Value> {
     match body {
@@ -296,11 +291,11 @@ fn copy_meta(from: &Value, to: &mut Value, fields: &[&str]) {
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, openapi: Arc<openapi::OpenApi>) -> Self {
         Self {
             store,
             custom_types: Default::default(),
-            openapi: None,
+            openapi,
             namespace_terminating: std::sync::Mutex::new(None),
             active_namespaces: Default::default(),
         }
@@ -339,13 +334,12 @@ impl Registry {
         if validation == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let unknown = match (r.custom, &self.openapi) {
-            (Some(custom), _) => match &custom.schema {
+        let unknown = match r.custom {
+            Some(custom) => match &custom.schema {
                 Some(schema) => crate::crd::apply_schema(schema, &mut obj.clone()).unknown,
                 None => Vec::new(),
             },
-            (None, Some(check)) => check(r.group, r.version, r.kind, obj),
-            (None, None) => Vec::new(),
+            None => self.openapi.unknown_fields(r.group, r.version, r.kind, obj),
         };
         if unknown.is_empty() && opts.duplicate_fields.is_empty() {
             return Ok(Vec::new());
@@ -1116,6 +1110,16 @@ impl Registry {
                 "PATCH, application/apply-patch+yaml requires fieldManager to be set",
             ));
         }
+        if patch_type == PatchType::Strategic && r.custom.is_some() {
+            // Custom resources have no Go type to carry patch strategies.
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: \
+                 application/json-patch+json, application/merge-patch+json, \
+                 application/apply-patch+yaml",
+            ));
+        }
         let write_opts = WriteOptions {
             applied: patch_type == PatchType::Apply,
             ..opts.clone()
@@ -1142,7 +1146,11 @@ impl Registry {
             let patched = match patch_type {
                 PatchType::Json => patch::json_patch(current, &patch),
                 PatchType::Merge => patch::merge_patch(current, &patch),
-                PatchType::Strategic => patch::strategic_merge_patch(current, &patch),
+                PatchType::Strategic => patch::strategic_merge_patch(
+                    current,
+                    &patch,
+                    self.openapi.kind_schema(r.group, r.version, r.kind),
+                ),
                 PatchType::Apply => {
                     Ok(self.apply_patch(r, name, Some(current), &patch, part, opts)?)
                 }
@@ -1180,12 +1188,17 @@ impl Registry {
     }
 
     fn field_tracking(
+        &self,
         r: &ResourceType,
         part: Part,
-    ) -> (fieldmanager::Schema<'static>, fieldmanager::Tracked) {
+    ) -> (fieldmanager::Schema<'_>, fieldmanager::Tracked) {
+        let meta = self.openapi.object_meta_schema();
         let schema = match r.custom {
-            Some(c) => fieldmanager::Schema::custom(c.schema.as_ref()),
-            None => fieldmanager::Schema::builtin(),
+            Some(c) => fieldmanager::Schema::custom(c.schema.as_ref(), meta),
+            None => fieldmanager::Schema::builtin(
+                self.openapi.kind_schema(r.group, r.version, r.kind),
+                meta,
+            ),
         };
         let tracked = match part {
             Part::Status => fieldmanager::Tracked::StatusOnly,
@@ -1219,7 +1232,7 @@ impl Registry {
             }
             return;
         };
-        let (schema, tracked) = Self::field_tracking(r, part);
+        let (schema, tracked) = self.field_tracking(r, part);
         let api_version = r.api_version();
         let manager = fieldmanager::Manager {
             name: &name,
@@ -1257,7 +1270,7 @@ impl Registry {
             )));
         }
         let manager_name = opts.field_manager.clone().unwrap_or_default();
-        let (schema, tracked) = Self::field_tracking(r, part);
+        let (schema, tracked) = self.field_tracking(r, part);
         let api_version = r.api_version();
         let manager = fieldmanager::Manager {
             name: &manager_name,

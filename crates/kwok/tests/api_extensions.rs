@@ -56,17 +56,7 @@ fn json(s: &str) -> Value {
 fn crd_round_trip(minor: u32) {
     let server = Server::start();
     let dir = server.dir.path();
-    let crd = write(dir, "crd.yaml", CRD);
-    server.ok(minor, &["apply", "-f", crd.to_str().unwrap()]);
-    server.ok(
-        minor,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/widgets.example.com",
-            "--timeout=10s",
-        ],
-    );
+    server.install_crd(minor, CRD, "widgets.example.com");
     let out = server.ok(minor, &["api-resources", "--api-group=example.com"]);
     assert!(out.contains("widgets") && out.contains("wd"), "{out}");
 
@@ -266,17 +256,7 @@ spec:
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 "#;
-    let crd = write(dir, "crd.yaml", two_versions);
-    server.ok(33, &["apply", "-f", crd.to_str().unwrap()]);
-    server.ok(
-        33,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/gadgets.example.com",
-            "--timeout=10s",
-        ],
-    );
+    server.install_crd(33, two_versions, "gadgets.example.com");
     let g = write(
         dir,
         "g.yaml",

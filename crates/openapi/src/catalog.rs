@@ -4,8 +4,8 @@
 //! Schemas come from k8s-openapi's `JsonSchema` implementations through a schemars generator
 //! configured for OpenAPI 3.0 (references point at `#/components/schemas/…`, a `$ref` with
 //! sibling keywords is wrapped in `allOf`). On top of that the catalog adds what k8s-openapi does
-//! not carry: the `x-kubernetes-group-version-kind` of every kind, list-merge metadata for the
-//! common lists, list kinds (`PodList`, …) and open schemas for served kinds without a known type.
+//! not carry: the `x-kubernetes-group-version-kind` of every kind, the merge metadata of
+//! [`crate::extensions`], list kinds (`PodList`, …) and open schemas for served kinds without a known type.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -79,7 +79,7 @@ impl Catalog {
                 }
             }
         }
-        add_list_extensions(&mut definitions);
+        crate::extensions::add_extensions(&mut definitions);
 
         let mut catalog = Catalog {
             definitions,
@@ -244,171 +244,5 @@ pub(crate) fn collect_refs(schema: &Value, found: &mut impl FnMut(&str)) {
         }
         Value::Array(items) => items.iter().for_each(|item| collect_refs(item, found)),
         _ => {}
-    }
-}
-
-/// How clients merge one list field: strategic-merge-patch metadata and list type.
-struct ListMerge {
-    definition: &'static str,
-    field: &'static str,
-    patch_strategy: Option<&'static str>,
-    merge_key: Option<&'static str>,
-    list_type: Option<&'static str>,
-    list_map_keys: &'static [&'static str],
-}
-
-const fn merge_by(definition: &'static str, field: &'static str, key: &'static str) -> ListMerge {
-    ListMerge {
-        definition,
-        field,
-        patch_strategy: Some("merge"),
-        merge_key: Some(key),
-        list_type: None,
-        list_map_keys: &[],
-    }
-}
-
-const fn list_map(
-    definition: &'static str,
-    field: &'static str,
-    key: &'static str,
-    keys: &'static [&'static str],
-) -> ListMerge {
-    ListMerge {
-        list_type: Some("map"),
-        list_map_keys: keys,
-        ..merge_by(definition, field, key)
-    }
-}
-
-/// Merge metadata for the lists clients most often patch (kubectl apply computes
-/// strategic-merge patches from it when the schema is present).
-fn list_merges() -> Vec<ListMerge> {
-    let mut merges = Vec::new();
-    for definition in [
-        "io.k8s.api.core.v1.Container",
-        "io.k8s.api.core.v1.EphemeralContainer",
-    ] {
-        merges.push(list_map(
-            definition,
-            "ports",
-            "containerPort",
-            &["containerPort", "protocol"],
-        ));
-        merges.push(merge_by(definition, "env", "name"));
-        merges.push(merge_by(definition, "volumeMounts", "mountPath"));
-        merges.push(merge_by(definition, "volumeDevices", "devicePath"));
-    }
-    const POD_SPEC: &str = "io.k8s.api.core.v1.PodSpec";
-    merges.push(ListMerge {
-        patch_strategy: Some("merge,retainKeys"),
-        ..merge_by(POD_SPEC, "volumes", "name")
-    });
-    merges.push(merge_by(POD_SPEC, "containers", "name"));
-    merges.push(merge_by(POD_SPEC, "initContainers", "name"));
-    merges.push(merge_by(POD_SPEC, "ephemeralContainers", "name"));
-    merges.push(merge_by(POD_SPEC, "imagePullSecrets", "name"));
-    merges.push(merge_by(POD_SPEC, "hostAliases", "ip"));
-    merges.push(list_map(
-        POD_SPEC,
-        "topologySpreadConstraints",
-        "topologyKey",
-        &["topologyKey", "whenUnsatisfiable"],
-    ));
-    merges.push(list_map(POD_SPEC, "schedulingGates", "name", &["name"]));
-    merges.push(ListMerge {
-        patch_strategy: Some("merge,retainKeys"),
-        ..list_map(POD_SPEC, "resourceClaims", "name", &["name"])
-    });
-    merges.push(merge_by("io.k8s.api.core.v1.PodStatus", "podIPs", "ip"));
-    merges.push(merge_by(
-        "io.k8s.api.core.v1.NodeStatus",
-        "addresses",
-        "type",
-    ));
-    merges.push(list_map(
-        "io.k8s.api.core.v1.ServiceSpec",
-        "ports",
-        "port",
-        &["port", "protocol"],
-    ));
-    merges.push(list_map(
-        "io.k8s.api.core.v1.ServiceStatus",
-        "conditions",
-        "type",
-        &["type"],
-    ));
-    for status in [
-        "io.k8s.api.core.v1.PodStatus",
-        "io.k8s.api.core.v1.NodeStatus",
-        "io.k8s.api.core.v1.NamespaceStatus",
-        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
-        "io.k8s.api.core.v1.ReplicationControllerStatus",
-        "io.k8s.api.apps.v1.DeploymentStatus",
-        "io.k8s.api.apps.v1.ReplicaSetStatus",
-        "io.k8s.api.apps.v1.DaemonSetStatus",
-        "io.k8s.api.apps.v1.StatefulSetStatus",
-        "io.k8s.api.batch.v1.JobStatus",
-    ] {
-        merges.push(merge_by(status, "conditions", "type"));
-    }
-    merges.push(list_map(
-        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
-        "conditions",
-        "type",
-        &["type"],
-    ));
-    merges.push(list_map(
-        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
-        "conditions",
-        "type",
-        &["type"],
-    ));
-    const OBJECT_META: &str = kinds::names::OBJECT_META;
-    merges.push(merge_by(OBJECT_META, "ownerReferences", "uid"));
-    merges.push(ListMerge {
-        definition: OBJECT_META,
-        field: "finalizers",
-        patch_strategy: Some("merge"),
-        merge_key: None,
-        list_type: Some("set"),
-        list_map_keys: &[],
-    });
-    merges.push(ListMerge {
-        definition: "io.k8s.api.core.v1.NodeSpec",
-        field: "podCIDRs",
-        patch_strategy: Some("merge"),
-        merge_key: None,
-        list_type: Some("set"),
-        list_map_keys: &[],
-    });
-    merges
-}
-
-fn add_list_extensions(definitions: &mut Map<String, Value>) {
-    for merge in list_merges() {
-        let Some(property) = definitions
-            .get_mut(merge.definition)
-            .and_then(|schema| schema.get_mut("properties"))
-            .and_then(|properties| properties.get_mut(merge.field))
-            .and_then(Value::as_object_mut)
-        else {
-            continue;
-        };
-        if let Some(strategy) = merge.patch_strategy {
-            property.insert("x-kubernetes-patch-strategy".into(), strategy.into());
-        }
-        if let Some(key) = merge.merge_key {
-            property.insert("x-kubernetes-patch-merge-key".into(), key.into());
-        }
-        if let Some(list_type) = merge.list_type {
-            property.insert("x-kubernetes-list-type".into(), list_type.into());
-        }
-        if !merge.list_map_keys.is_empty() {
-            property.insert(
-                "x-kubernetes-list-map-keys".into(),
-                json!(merge.list_map_keys),
-            );
-        }
     }
 }

@@ -14,10 +14,11 @@
 //! a precomputed shape tree.
 
 mod catalog;
+mod extensions;
 mod kinds;
 mod paths;
+mod shapes;
 mod v2;
-mod validation;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -27,7 +28,9 @@ use std::{
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use crate::{catalog::Catalog, paths::PathsBuilder, validation::Shapes};
+use crate::{catalog::Catalog, paths::PathsBuilder, shapes::Shapes};
+
+pub use shapes::{ListType, MergeRules, SchemaNode};
 
 /// Media type of the `/openapi/v2` body.
 pub const V2_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
@@ -105,7 +108,8 @@ pub struct OpenApi {
     index: Bytes,
     shapes: Shapes,
     /// `group/version/kind` → root shape of that kind.
-    kind_shapes: HashMap<String, validation::ShapeId>,
+    kind_shapes: HashMap<String, shapes::ShapeId>,
+    object_meta: shapes::ShapeId,
 }
 
 impl OpenApi {
@@ -156,6 +160,7 @@ impl OpenApi {
             let id = shapes.named(name, &catalog.definitions);
             kind_shapes.insert(format!("{group}/{version}/{kind}"), id);
         }
+        let object_meta = shapes.named(kinds::names::OBJECT_META, &catalog.definitions);
 
         let documents = Arc::new(Documents {
             catalog,
@@ -179,7 +184,19 @@ impl OpenApi {
             index: Bytes::from(index),
             shapes,
             kind_shapes,
+            object_meta,
         }
+    }
+
+    /// The schema of a built-in kind, for its merge rules; `None` for kinds without a known type.
+    pub fn kind_schema(&self, group: &str, version: &str, kind: &str) -> Option<SchemaNode<'_>> {
+        let id = *self.kind_shapes.get(&format!("{group}/{version}/{kind}"))?;
+        Some(self.shapes.at(id))
+    }
+
+    /// The schema of `metadata`, which every kind shares (custom resources included).
+    pub fn object_meta_schema(&self) -> SchemaNode<'_> {
+        self.shapes.at(self.object_meta)
     }
 
     /// `GET /openapi/v3` body: the path and hash of every group-version document.

@@ -730,3 +730,69 @@ fn openapi_can_be_shared_between_request_handlers() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<OpenApi>();
 }
+
+#[test]
+fn merge_rules_follow_the_kubernetes_schema() {
+    let pod = openapi().kind_schema("", "v1", "Pod").unwrap();
+    let (_, ports) = pod.walk(&["spec", "containers", "ports"]).unwrap();
+    let ports = ports.unwrap();
+    assert!(ports.patch_merge);
+    assert_eq!(ports.patch_merge_key.as_deref(), Some("containerPort"));
+    assert_eq!(
+        ports.list_type,
+        Some(ListType::Map(vec![
+            "containerPort".into(),
+            "protocol".into()
+        ]))
+    );
+    let (_, volumes) = pod.walk(&["spec", "volumes"]).unwrap();
+    assert!(volumes.unwrap().patch_retain_keys);
+    let (_, tolerations) = pod.walk(&["spec", "tolerations"]).unwrap();
+    let tolerations = tolerations.unwrap();
+    assert!(!tolerations.patch_merge, "tolerations are replaced whole");
+    assert_eq!(tolerations.list_type, Some(ListType::Atomic));
+    let (_, finalizers) = pod.walk(&["metadata", "finalizers"]).unwrap();
+    assert_eq!(finalizers.unwrap().list_type, Some(ListType::Set));
+    // Map values and plain fields carry no rules.
+    let (_, label) = pod.walk(&["metadata", "labels", "app"]).unwrap();
+    assert!(label.is_none());
+    assert!(pod.walk(&["spec", "noSuchField"]).is_none());
+
+    let node = openapi().kind_schema("", "v1", "Node").unwrap();
+    let (_, taints) = node.walk(&["spec", "taints"]).unwrap();
+    assert!(!taints.unwrap().patch_merge, "taints are replaced whole");
+
+    let deployment = openapi().kind_schema("apps", "v1", "Deployment").unwrap();
+    let (selector, _) = deployment.walk(&["spec", "selector"]).unwrap();
+    assert!(selector.is_atomic());
+    let (_, strategy) = deployment.walk(&["spec", "strategy"]).unwrap();
+    assert!(strategy.unwrap().patch_retain_keys);
+    let (template, _) = deployment.walk(&["spec", "template"]).unwrap();
+    assert!(!template.is_atomic());
+
+    let meta = openapi().object_meta_schema();
+    let (_, owners) = meta.walk(&["ownerReferences"]).unwrap();
+    assert_eq!(owners.unwrap().patch_merge_key.as_deref(), Some("uid"));
+}
+
+#[test]
+fn documents_publish_the_merge_metadata() {
+    let document = document("api/v1");
+    let schemas = &document["components"]["schemas"];
+    let spec = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"];
+    assert_eq!(
+        spec["topologySpreadConstraints"]["x-kubernetes-list-map-keys"],
+        json!(["topologyKey", "whenUnsatisfiable"])
+    );
+    assert_eq!(
+        spec["volumes"]["x-kubernetes-patch-strategy"],
+        "merge,retainKeys"
+    );
+    assert_eq!(spec["tolerations"]["x-kubernetes-list-type"], "atomic");
+    assert_eq!(
+        schemas["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"],
+        "atomic"
+    );
+    let account = &schemas["io.k8s.api.core.v1.ServiceAccount"]["properties"]["secrets"];
+    assert_eq!(account["x-kubernetes-patch-merge-key"], "name");
+}

@@ -322,6 +322,17 @@ current-context: kwok
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Applies a CustomResourceDefinition manifest and waits until it is Established.
+    pub fn install_crd(&self, minor: u32, manifest: &str, name: &str) {
+        let path = write(self.dir.path(), &format!("{name}.yaml"), manifest);
+        self.ok(minor, &["apply", "-f", path.to_str().unwrap()]);
+        let crd = format!("crd/{name}");
+        self.ok(
+            minor,
+            &["wait", "--for=condition=Established", &crd, "--timeout=10s"],
+        );
+    }
+
     /// Runs kubectl expecting failure; returns stderr.
     pub fn fails(&self, minor: u32, args: &[&str]) -> String {
         let out = self.kubectl(minor, args);

@@ -1,0 +1,328 @@
+//! A compact shape tree of the catalog's schemas, for what requests need from them: unknown-field
+//! detection (`fieldValidation=Strict`) and the merge rules of patches and server-side apply.
+//!
+//! The catalog's schemas are flattened once into [`Shapes`]: an arena where every node says only
+//! what matters here (an object with known fields and their merge rules, a map, a list, or
+//! something whose contents are not checked). Named schemas become one node each, so recursive
+//! types (JSONSchemaProps) are cycles in the arena rather than infinite trees.
+
+use std::{collections::HashMap, sync::Arc};
+
+use serde_json::{Map, Value};
+
+use crate::catalog::REF_PREFIX;
+
+pub(crate) type ShapeId = usize;
+
+#[derive(Debug, Clone)]
+enum Shape {
+    /// Scalars, int-or-string, preserved-unknown-fields and untyped objects: nothing to check.
+    Unchecked,
+    /// A struct: only these fields are known.
+    Object(Arc<ObjectShape>),
+    /// `additionalProperties`: any key, values of one shape.
+    Map(ShapeId),
+    /// `items`: elements of one shape.
+    List(ShapeId),
+}
+
+#[derive(Debug, Default)]
+struct ObjectShape {
+    fields: HashMap<Box<str>, Field>,
+    /// `x-kubernetes-map-type: atomic` on the type: replaced and owned as a whole.
+    atomic: bool,
+}
+
+#[derive(Debug)]
+struct Field {
+    shape: ShapeId,
+    rules: Option<MergeRules>,
+}
+
+/// How a list is merged by server-side apply (`x-kubernetes-list-type`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListType {
+    /// Replaced and owned as a whole.
+    Atomic,
+    /// Scalars merged as a set.
+    Set,
+    /// Objects merged by these keys (`x-kubernetes-list-map-keys`).
+    Map(Vec<String>),
+}
+
+/// How a field merges, from its schema's `x-kubernetes-*` extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergeRules {
+    /// `x-kubernetes-patch-strategy` contains `merge`: a strategic merge patch merges the list
+    /// (by [`MergeRules::patch_merge_key`], or as a set of scalars) instead of replacing it.
+    pub patch_merge: bool,
+    /// `x-kubernetes-patch-strategy` contains `replace`: a map is replaced, not merged.
+    pub patch_replace: bool,
+    /// `x-kubernetes-patch-strategy` contains `retainKeys`.
+    pub patch_retain_keys: bool,
+    /// `x-kubernetes-patch-merge-key`.
+    pub patch_merge_key: Option<String>,
+    /// `x-kubernetes-list-type` with its map keys; `None` when the schema says nothing.
+    pub list_type: Option<ListType>,
+    /// `x-kubernetes-map-type: atomic` on the field.
+    pub map_atomic: bool,
+}
+
+impl MergeRules {
+    fn from_schema(schema: &Map<String, Value>) -> Option<Self> {
+        let text = |key: &str| schema.get(key).and_then(Value::as_str);
+        let strategies: Vec<&str> = text("x-kubernetes-patch-strategy")
+            .map(|s| s.split(',').collect())
+            .unwrap_or_default();
+        let list_type = text("x-kubernetes-list-type").map(|list_type| match list_type {
+            "set" => ListType::Set,
+            "map" => ListType::Map(
+                schema
+                    .get("x-kubernetes-list-map-keys")
+                    .and_then(Value::as_array)
+                    .map(|keys| {
+                        keys.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            _ => ListType::Atomic,
+        });
+        let rules = MergeRules {
+            patch_merge: strategies.contains(&"merge"),
+            patch_replace: strategies.contains(&"replace"),
+            patch_retain_keys: strategies.contains(&"retainKeys"),
+            patch_merge_key: text("x-kubernetes-patch-merge-key").map(String::from),
+            list_type,
+            map_atomic: text("x-kubernetes-map-type") == Some("atomic"),
+        };
+        (rules != MergeRules::default()).then_some(rules)
+    }
+}
+
+/// A place in a kind's schema, walked field by field.
+#[derive(Clone, Copy)]
+pub struct SchemaNode<'a> {
+    shapes: &'a Shapes,
+    id: ShapeId,
+}
+
+impl std::fmt::Debug for SchemaNode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SchemaNode").field(&self.id).finish()
+    }
+}
+
+impl<'a> SchemaNode<'a> {
+    fn shape(&self) -> &'a Shape {
+        &self.shapes.nodes[self.id]
+    }
+
+    /// The value of a struct's field or of a map's key, with the field's merge rules.
+    pub fn child(self, name: &str) -> Option<(SchemaNode<'a>, Option<&'a MergeRules>)> {
+        let at = |id| SchemaNode {
+            shapes: self.shapes,
+            id,
+        };
+        match self.shape() {
+            Shape::Object(object) => {
+                let field = object.fields.get(name)?;
+                Some((at(field.shape), field.rules.as_ref()))
+            }
+            &Shape::Map(values) => Some((at(values), None)),
+            _ => None,
+        }
+    }
+
+    /// The elements of a list.
+    pub fn items(self) -> Option<SchemaNode<'a>> {
+        match self.shape() {
+            &Shape::List(items) => Some(SchemaNode {
+                shapes: self.shapes,
+                id: items,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Follows field names (list elements are stepped into on the way): `["spec", "containers",
+    /// "ports"]` is the ports of a container. Returns the node and the last field's rules.
+    pub fn walk<S: AsRef<str>>(
+        self,
+        names: &[S],
+    ) -> Option<(SchemaNode<'a>, Option<&'a MergeRules>)> {
+        let mut node = self;
+        let mut rules = None;
+        for name in names {
+            while let Some(items) = node.items() {
+                node = items;
+            }
+            (node, rules) = node.child(name.as_ref())?;
+        }
+        Some((node, rules))
+    }
+
+    /// Whether the type is a struct replaced and owned as a whole (`x-kubernetes-map-type:
+    /// atomic`, as label selectors).
+    pub fn is_atomic(self) -> bool {
+        matches!(self.shape(), Shape::Object(object) if object.atomic)
+    }
+}
+
+pub(crate) struct Shapes {
+    nodes: Vec<Shape>,
+    named: HashMap<String, ShapeId>,
+}
+
+impl Shapes {
+    pub fn new() -> Self {
+        // Node 0 is the shared "unchecked" node.
+        Shapes {
+            nodes: vec![Shape::Unchecked],
+            named: HashMap::new(),
+        }
+    }
+
+    const UNCHECKED: ShapeId = 0;
+
+    /// The node of the named definition, flattening it (and what it references) on first use.
+    pub fn named(&mut self, name: &str, definitions: &Map<String, Value>) -> ShapeId {
+        if let Some(&id) = self.named.get(name) {
+            return id;
+        }
+        let Some(schema) = definitions.get(name) else {
+            return Self::UNCHECKED;
+        };
+        // Reserve the node before descending so that cycles resolve to it.
+        let id = self.nodes.len();
+        self.nodes.push(Shape::Unchecked);
+        self.named.insert(name.to_owned(), id);
+        let shape = self.shape_of(schema, definitions);
+        self.nodes[id] = shape;
+        id
+    }
+
+    fn node(&mut self, schema: &Value, definitions: &Map<String, Value>) -> ShapeId {
+        if let Some(name) = alias(schema) {
+            return self.named(name, definitions);
+        }
+        let shape = self.shape_of(schema, definitions);
+        if matches!(shape, Shape::Unchecked) {
+            return Self::UNCHECKED;
+        }
+        self.nodes.push(shape);
+        self.nodes.len() - 1
+    }
+
+    fn shape_of(&mut self, schema: &Value, definitions: &Map<String, Value>) -> Shape {
+        let Some(object) = schema.as_object() else {
+            return Shape::Unchecked;
+        };
+        if let Some(name) = reference(schema) {
+            let id = self.named(name, definitions);
+            return self.nodes[id].clone();
+        }
+        if object.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+            || object.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+        {
+            return Shape::Unchecked;
+        }
+        if let Some(Value::Object(properties)) = object.get("properties") {
+            let fields = properties
+                .iter()
+                .map(|(field, schema)| {
+                    let rules = schema.as_object().and_then(MergeRules::from_schema);
+                    let shape = self.node(schema, definitions);
+                    (field.as_str().into(), Field { shape, rules })
+                })
+                .collect();
+            return Shape::Object(Arc::new(ObjectShape {
+                fields,
+                atomic: object.get("x-kubernetes-map-type").and_then(Value::as_str)
+                    == Some("atomic"),
+            }));
+        }
+        if let Some(Value::Array(all_of)) = object.get("allOf")
+            && let [only] = all_of.as_slice()
+        {
+            return self.shape_of(only, definitions);
+        }
+        if let Some(items) = object.get("items") {
+            return Shape::List(self.node(items, definitions));
+        }
+        match object.get("additionalProperties") {
+            Some(values @ Value::Object(_)) => Shape::Map(self.node(values, definitions)),
+            _ => Shape::Unchecked,
+        }
+    }
+
+    /// The node of a flattened definition.
+    pub fn at(&self, id: ShapeId) -> SchemaNode<'_> {
+        SchemaNode { shapes: self, id }
+    }
+
+    /// Appends the path of every field of `value` that shape `id` does not know.
+    pub fn unknown_fields(
+        &self,
+        id: ShapeId,
+        value: &Value,
+        path: &mut String,
+        found: &mut Vec<String>,
+    ) {
+        match (&self.nodes[id], value) {
+            (Shape::Object(shape), Value::Object(object)) => {
+                for (field, child) in object {
+                    let length = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(field);
+                    match shape.fields.get(field.as_str()) {
+                        Some(known) => self.unknown_fields(known.shape, child, path, found),
+                        None => found.push(path.clone()),
+                    }
+                    path.truncate(length);
+                }
+            }
+            (&Shape::Map(values), Value::Object(object)) => {
+                for (key, child) in object {
+                    let length = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    self.unknown_fields(values, child, path, found);
+                    path.truncate(length);
+                }
+            }
+            (&Shape::List(items), Value::Array(elements)) => {
+                for (index, element) in elements.iter().enumerate() {
+                    let length = path.len();
+                    path.push('[');
+                    path.push_str(&index.to_string());
+                    path.push(']');
+                    self.unknown_fields(items, element, path, found);
+                    path.truncate(length);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The definition a schema stands for: `{"$ref": …}` or `{"allOf": [{"$ref": …}], "description": …}`.
+fn alias(schema: &Value) -> Option<&str> {
+    if let Some(name) = reference(schema) {
+        return Some(name);
+    }
+    match schema.get("allOf")?.as_array()?.as_slice() {
+        [only] if schema.get("properties").is_none() => reference(only),
+        _ => None,
+    }
+}
+
+fn reference(schema: &Value) -> Option<&str> {
+    schema.get("$ref")?.as_str()?.strip_prefix(REF_PREFIX)
+}
