@@ -169,6 +169,19 @@ pub fn apply(r: &ResourceType, obj: &mut Value) {
         ("", "Secret") => {
             let m = obj.as_object_mut().expect("objects are maps");
             set_default(m, "type", json!("Opaque"));
+            // stringData is write-only: its entries are stored in data, encoded.
+            if let Some(Value::Object(strings)) = m.remove("stringData") {
+                use base64::Engine;
+                let data = obj_mut(obj, "data");
+                for (key, value) in strings {
+                    let text = match value {
+                        Value::String(text) => text,
+                        other => other.to_string(),
+                    };
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                    data.insert(key, json!(encoded));
+                }
+            }
         }
         ("", "PersistentVolumeClaim") => {
             let spec = obj_mut(obj, "spec");

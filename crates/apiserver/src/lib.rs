@@ -22,6 +22,7 @@ mod protobuf;
 pub mod resources;
 pub mod rest;
 pub mod selectors;
+mod services;
 pub mod table;
 pub mod validation;
 pub mod watch;

@@ -199,6 +199,8 @@ pub struct Registry {
     /// it marks it for deletion; a deletion through another server is seen within
     /// [`ACTIVE_NAMESPACE_TTL`], as kube-apiserver's admission sees it through its informer.
     active_namespaces: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Cluster IPs and node ports held by services.
+    services: crate::services::ServiceAllocations,
 }
 
 /// What deciding how to delete reads; the whole object is decoded only to change it.
@@ -298,6 +300,7 @@ impl Registry {
             openapi,
             namespace_terminating: std::sync::Mutex::new(None),
             active_namespaces: Default::default(),
+            services: Default::default(),
         }
     }
 
@@ -663,6 +666,15 @@ impl Registry {
                 namespace.unwrap_or("")
             )));
         }
+        let service = is_service(r);
+        if service {
+            let causes = self
+                .allocate_service(r, &mut obj, None, opts.dry_run)
+                .await?;
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(r, &name, causes));
+            }
+        }
         if opts.dry_run {
             return Ok(Written {
                 body: Bytes::from(serde_json::to_vec(&obj).expect("serialises")),
@@ -703,11 +715,47 @@ impl Registry {
                         name = objects::generate_name(prefix);
                         meta_mut(&mut obj).insert("name".into(), json!(name));
                     }
-                    _ => return Err(ApiError::already_exists(r, &name)),
+                    _ => {
+                        if service {
+                            self.services.release(&obj);
+                        }
+                        return Err(ApiError::already_exists(r, &name));
+                    }
                 },
-                Err(other) => return Err(other.into()),
+                Err(other) => {
+                    if service {
+                        self.services.release(&obj);
+                    }
+                    return Err(other.into());
+                }
             }
         }
+    }
+
+    /// Gives a service being created or updated its cluster IP and node ports; returns what is
+    /// wrong with the request instead.
+    async fn allocate_service(
+        &self,
+        r: &ResourceType,
+        service: &mut Value,
+        old: Option<&Value>,
+        dry_run: bool,
+    ) -> ApiResult<Vec<Cause>> {
+        if old.is_none() {
+            // A service that exists already is reported as such, not as holding its address.
+            let name = meta_str(service, "name").unwrap_or("");
+            let key = r.key(meta_str(service, "namespace"), name);
+            if self.store.get(&key).await?.is_some() {
+                return Err(ApiError::already_exists(r, name));
+            }
+        }
+        let prefix = r.key_prefix();
+        self.services.load(&self.store, &prefix, false).await?;
+        if self.services.requests_taken(service, old) {
+            // It may have been freed by a deletion this server did not see.
+            self.services.load(&self.store, &prefix, true).await?;
+        }
+        Ok(self.services.allocate(service, old, dry_run))
     }
 
     /// Fills server-owned metadata, defaults and the initial status of a new object.
@@ -896,6 +944,14 @@ impl Registry {
                 return Err(ApiError::conflict(r, name));
             }
             let mut next = self.prepare_update(r, &old, requested, part)?;
+            if is_service(r) && part == Part::Main {
+                let causes = self
+                    .allocate_service(r, &mut next, Some(&old), opts.dry_run)
+                    .await?;
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(r, name, causes));
+                }
+            }
             self.record_fields(r, Some(&old), &mut next, part, opts);
             let mut old_cmp = old.clone();
             meta_mut(&mut old_cmp).remove("resourceVersion");
@@ -934,6 +990,8 @@ impl Registry {
                 Ok(kv) => {
                     if !finished {
                         self.after_update(r, &old, &kv);
+                    } else if is_service(r) {
+                        self.services.release(&next);
                     }
                     return Ok(Written {
                         body: kv.value,
@@ -1409,7 +1467,14 @@ impl Registry {
                     .delete(&key, Some(kv.mod_revision), Some(&mut tombstone))
                     .await;
                 match result {
-                    Ok(_) => return Ok(kv.value),
+                    Ok(_) => {
+                        if is_service(r)
+                            && let Ok(service) = decode(&kv.value)
+                        {
+                            self.services.release(&service);
+                        }
+                        return Ok(kv.value);
+                    }
                     Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -1900,4 +1965,8 @@ fn decode_continue(token: &str) -> ApiResult<(i64, String)> {
         return Err(bad());
     }
     Ok((rv, start.to_string()))
+}
+
+fn is_service(r: &ResourceType) -> bool {
+    r.group.is_empty() && r.kind == "Service"
 }

@@ -140,9 +140,17 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
             validate_workload(r, obj, old, &mut causes)
         }
         ("batch", "Job") => {
-            validate_template("spec.template", obj.at("/spec/template"), &mut causes)
+            validate_template("spec.template", obj.at("/spec/template"), &mut causes);
+            if let Some(old) = old {
+                validate_job_update(obj, old, &mut causes);
+            }
         }
-        ("", "ConfigMap") | ("", "Secret") => validate_data_keys(obj, &mut causes),
+        ("", "ConfigMap") | ("", "Secret") => {
+            validate_data_keys(obj, &mut causes);
+            if let Some(old) = old {
+                validate_immutable_data(r, obj, old, &mut causes);
+            }
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             causes.extend(crate::crd::validate(obj))
         }
@@ -173,6 +181,141 @@ fn validate_string_map(map: Option<&Value>, field: &str, labels: bool, causes: &
                 None => causes.push(Cause::invalid(field, v, "must be a string")),
             }
         }
+    }
+}
+
+/// A field that may not change on update: `<field>: Invalid value: <new>: field is immutable`.
+fn immutable(field: &str, obj: &Value, old: &Value, pointer: &str, causes: &mut Vec<Cause>) {
+    let new_value = obj.at(pointer);
+    if new_value != old.at(pointer) {
+        causes.push(Cause::invalid(
+            field,
+            new_value.unwrap_or(&Value::Null),
+            "field is immutable",
+        ));
+    }
+}
+
+/// ConfigMaps and Secrets marked `immutable` keep their content (and the mark); a Secret keeps
+/// its type.
+fn validate_immutable_data(r: &ResourceType, obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
+    if r.kind == "Secret" {
+        immutable("type", obj, old, "/type", causes);
+    }
+    if old.at("/immutable") != Some(&Value::Bool(true)) {
+        return;
+    }
+    const DETAIL: &str = "field is immutable when `immutable` is set";
+    if obj.at("/immutable") != Some(&Value::Bool(true)) {
+        causes.push(Cause::forbidden("immutable", DETAIL));
+    }
+    let fields: &[&str] = if r.kind == "Secret" {
+        &["data"]
+    } else {
+        &["data", "binaryData"]
+    };
+    for field in fields {
+        let empty = Value::Object(Default::default());
+        let content = |o: &Value| {
+            o.get(*field)
+                .filter(|v| !v.is_null())
+                .cloned()
+                .unwrap_or(empty.clone())
+        };
+        if content(obj) != content(old) {
+            causes.push(Cause::forbidden(*field, DETAIL));
+        }
+    }
+}
+
+/// What a Job may not change once created.
+fn validate_job_update(obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
+    immutable("spec.selector", obj, old, "/spec/selector", causes);
+    let indexed = str_at(obj, "/spec/completionMode") == Some("Indexed");
+    if !indexed {
+        immutable("spec.completions", obj, old, "/spec/completions", causes);
+    }
+    immutable(
+        "spec.completionMode",
+        obj,
+        old,
+        "/spec/completionMode",
+        causes,
+    );
+    immutable(
+        "spec.podFailurePolicy",
+        obj,
+        old,
+        "/spec/podFailurePolicy",
+        causes,
+    );
+    immutable(
+        "spec.backoffLimitPerIndex",
+        obj,
+        old,
+        "/spec/backoffLimitPerIndex",
+        causes,
+    );
+    immutable("spec.managedBy", obj, old, "/spec/managedBy", causes);
+    immutable(
+        "spec.successPolicy",
+        obj,
+        old,
+        "/spec/successPolicy",
+        causes,
+    );
+    // A suspended Job that never started may still change where its pods go.
+    let (mut template, mut old_template) = (
+        obj.at("/spec/template").cloned().unwrap_or(Value::Null),
+        old.at("/spec/template").cloned().unwrap_or(Value::Null),
+    );
+    let suspended = old.at("/spec/suspend") == Some(&Value::Bool(true))
+        && old.at("/status/startTime").is_none();
+    if suspended {
+        for t in [&mut template, &mut old_template] {
+            if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("labels");
+                meta.remove("annotations");
+            }
+            if let Some(spec) = t.get_mut("spec").and_then(Value::as_object_mut) {
+                for field in ["nodeSelector", "affinity", "tolerations", "schedulingGates"] {
+                    spec.remove(field);
+                }
+            }
+        }
+    }
+    if template != old_template {
+        causes.push(Cause::invalid(
+            "spec.template",
+            obj.at("/spec/template").unwrap_or(&Value::Null),
+            "field is immutable",
+        ));
+    }
+}
+
+/// A StatefulSet's spec is fixed but for the fields its controller rolls out.
+fn validate_stateful_set_update(obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
+    let fixed = |o: &Value| {
+        let mut spec = o.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(spec) = spec.as_object_mut() {
+            for field in [
+                "replicas",
+                "ordinals",
+                "template",
+                "updateStrategy",
+                "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds",
+            ] {
+                spec.remove(field);
+            }
+        }
+        spec
+    };
+    if fixed(obj) != fixed(old) {
+        causes.push(Cause::forbidden(
+            "spec",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
     }
 }
 
@@ -367,16 +510,11 @@ fn validate_workload(r: &ResourceType, obj: &Value, old: Option<&Value>, causes:
         ));
     }
     validate_template("spec.template", obj.at("/spec/template"), causes);
-    if let Some(old) = old
-        && r.kind != "Job"
-    {
-        let (a, b) = (obj.at("/spec/selector"), old.at("/spec/selector"));
-        if a != b {
-            causes.push(Cause::invalid(
-                "spec.selector",
-                a.unwrap_or(&Value::Null),
-                "field is immutable",
-            ));
+    if let Some(old) = old {
+        if r.kind == "StatefulSet" {
+            validate_stateful_set_update(obj, old, causes);
+        } else {
+            immutable("spec.selector", obj, old, "/spec/selector", causes);
         }
     }
 }
@@ -429,6 +567,82 @@ mod tests {
             causes
                 .iter()
                 .any(|c| c.field == "spec.selector" && c.message.contains("immutable"))
+        );
+    }
+
+    fn rendered(causes: &[Cause]) -> Vec<String> {
+        causes.iter().map(Cause::render).collect()
+    }
+
+    #[test]
+    fn immutable_config_maps_and_secrets_keep_their_content() {
+        let cm = crate::resources::find("", "v1", "configmaps").unwrap();
+        let old = json!({"metadata": {"name": "c", "namespace": "x"}, "immutable": true, "data": {"a": "1"}});
+        let mut labelled = old.clone();
+        labelled["metadata"]["labels"] = json!({"l": "v"});
+        assert!(validate(cm, &labelled, Some(&old)).is_empty());
+        let mut changed = old.clone();
+        changed["data"]["a"] = json!("2");
+        changed["immutable"] = json!(false);
+        assert_eq!(
+            rendered(&validate(cm, &changed, Some(&old))),
+            [
+                "immutable: Forbidden: field is immutable when `immutable` is set",
+                "data: Forbidden: field is immutable when `immutable` is set"
+            ]
+        );
+        let secret = crate::resources::find("", "v1", "secrets").unwrap();
+        let old = json!({"metadata": {"name": "s", "namespace": "x"}, "type": "Opaque"});
+        let mut retyped = old.clone();
+        retyped["type"] = json!("kubernetes.io/tls");
+        assert_eq!(
+            rendered(&validate(secret, &retyped, Some(&old))),
+            ["type: Invalid value: \"kubernetes.io/tls\": field is immutable"]
+        );
+    }
+
+    #[test]
+    fn jobs_keep_their_template_unless_suspended() {
+        let jobs = crate::resources::find("batch", "v1", "jobs").unwrap();
+        let old = json!({"metadata": {"name": "j", "namespace": "x"}, "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                "restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
+        let mut changed = old.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("j");
+        let causes = validate(jobs, &changed, Some(&old));
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "spec.template");
+        assert!(causes[0].message.ends_with("field is immutable"));
+        let mut placed = old.clone();
+        placed["spec"]["template"]["spec"]["nodeSelector"] = json!({"zone": "a"});
+        assert_eq!(validate(jobs, &placed, Some(&old)).len(), 1);
+        let mut suspended = old.clone();
+        suspended["spec"]["suspend"] = json!(true);
+        let mut placed = suspended.clone();
+        placed["spec"]["template"]["spec"]["nodeSelector"] = json!({"zone": "a"});
+        assert!(validate(jobs, &placed, Some(&suspended)).is_empty());
+    }
+
+    #[test]
+    fn stateful_sets_change_only_what_rolls_out() {
+        let sets = crate::resources::find("apps", "v1", "statefulsets").unwrap();
+        let old = json!({"metadata": {"name": "s", "namespace": "x"}, "spec": {
+            "replicas": 1, "serviceName": "s",
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                "containers": [{"name": "c", "image": "i"}]}}}});
+        let mut scaled = old.clone();
+        scaled["spec"]["replicas"] = json!(3);
+        scaled["spec"]["template"]["spec"]["containers"][0]["image"] = json!("j");
+        assert!(validate(sets, &scaled, Some(&old)).is_empty());
+        let mut renamed = old.clone();
+        renamed["spec"]["serviceName"] = json!("t");
+        assert_eq!(
+            rendered(&validate(sets, &renamed, Some(&old))),
+            [
+                "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+            ]
         );
     }
 }

@@ -75,15 +75,8 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 "#;
 
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
 fn get(server: &Server, minor: u32, what: &[&str]) -> Value {
-    let mut args = vec!["get"];
-    args.extend_from_slice(what);
-    args.extend_from_slice(&["-o", "json"]);
-    json(&server.ok(minor, &args))
+    server.get_json(minor, what)
 }
 
 fn client_side_apply_and_patches(minor: u32) {

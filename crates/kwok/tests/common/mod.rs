@@ -333,6 +333,25 @@ current-context: kwok
         );
     }
 
+    /// Runs kubectl with `input` on stdin, panicking with stderr on failure.
+    pub fn ok_stdin(&self, minor: u32, args: &[&str], input: &str) {
+        let out = self.kubectl_stdin(minor, args, Some(input));
+        assert!(
+            out.status.success(),
+            "kubectl 1.{minor} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `kubectl get <what> -o json`, parsed.
+    pub fn get_json(&self, minor: u32, what: &[&str]) -> serde_json::Value {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-o", "json"]);
+        let out = self.ok(minor, &args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
     /// Runs kubectl expecting failure; returns stderr.
     pub fn fails(&self, minor: u32, args: &[&str]) -> String {
         let out = self.kubectl(minor, args);
