@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Skip the etcd reference even when `etcd` is installed.
     #[arg(long)]
     skip_etcd: bool,
+    /// Run only the etcd section (etcd's own rates, the etcd backend, replicas).
+    #[arg(long, conflicts_with = "skip_etcd")]
+    etcd_only: bool,
 }
 
 fn pod(name: &str) -> Value {
@@ -495,10 +498,87 @@ async fn etcd_store(etcd: &Etcd, prefix: &str) -> anyhow::Result<Arc<EtcdStore>>
     .await?)
 }
 
-/// etcd puts per second through its gRPC API, one connection, values the size of a pod.
-async fn etcd_grpc_puts(etcd: &Etcd, n: usize, concurrency: usize) -> anyhow::Result<f64> {
+/// CPU spent by this process and by etcd between two points, per operation.
+struct CpuMeter {
+    etcd_pid: String,
+    own: f64,
+    etcd: f64,
+}
+
+impl CpuMeter {
+    fn start(etcd: &Etcd) -> Self {
+        let etcd_pid = etcd.child.id().to_string();
+        CpuMeter {
+            own: crate::bench_sim::process_cpu_seconds("self"),
+            etcd: crate::bench_sim::process_cpu_seconds(&etcd_pid),
+            etcd_pid,
+        }
+    }
+
+    /// `etcd N µs, kwok M µs` of CPU per operation since the start.
+    fn per_op(&self, n: usize) -> String {
+        let own = crate::bench_sim::process_cpu_seconds("self") - self.own;
+        let etcd = crate::bench_sim::process_cpu_seconds(&self.etcd_pid) - self.etcd;
+        format!(
+            "CPU per op: etcd {:.0} µs, kwok {:.0} µs",
+            etcd / n as f64 * 1e6,
+            own / n as f64 * 1e6
+        )
+    }
+}
+
+/// Creates per second through the etcd store itself (a transaction per create, no API server).
+async fn etcd_store_creates(
+    etcd: &Etcd,
+    value: Bytes,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let store = etcd_store(etcd, &format!("/store-{concurrency}")).await?;
+    let keys: Vec<String> = (0..n)
+        .map(|i| format!("/registry/pods/default/p-{i}"))
+        .collect();
+    let start = Instant::now();
+    run_workers(keys, concurrency, move |key| {
+        let (store, value) = (store.clone(), value.clone());
+        async move {
+            store::Store::create(&*store, &key, &mut |_| value.clone()).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(rate(n, start.elapsed()))
+}
+
+/// The bytes the API server stores for a created pod (defaults and managedFields included), so
+/// that etcd's own rates are measured with the values the server writes.
+async fn stored_pod_value(etcd: &Etcd) -> anyhow::Result<Bytes> {
+    let (store, server) = etcd_server(etcd).await?;
+    let pods = resources::find("", "v1", "pods").expect("built in");
+    server
+        .registry
+        .create(
+            pods,
+            Some("default"),
+            pod("stored"),
+            &WriteOptions::default(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let kv = store::Store::get(&*store, "/registry/pods/default/stored")
+        .await?
+        .context("the created pod is stored")?;
+    Ok(kv.value)
+}
+
+/// etcd puts per second through its gRPC API, one connection, `value` under fresh keys.
+async fn etcd_grpc_puts(
+    etcd: &Etcd,
+    value: Bytes,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
     let store = etcd_store(etcd, &format!("/raw-{concurrency}")).await?;
-    let value = Bytes::from(serde_json::to_vec(&pod("etcd-value"))?);
     let keys: Vec<String> = (0..n)
         .map(|i| format!("/registry/pods/default/p-{i}"))
         .collect();
@@ -521,7 +601,7 @@ async fn etcd_replica_reads(
     replicas: usize,
     n: usize,
     concurrency: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, String)> {
     const STORED: usize = 1_000;
     let mut clusters = Vec::new();
     for _ in 0..replicas {
@@ -548,6 +628,7 @@ async fn etcd_replica_reads(
             )
         })
         .collect();
+    let cpu = CpuMeter::start(etcd);
     let start = Instant::now();
     run_workers(requests, concurrency, move |(replica, path)| {
         let client = clients[replica].clone();
@@ -558,7 +639,7 @@ async fn etcd_replica_reads(
         }
     })
     .await?;
-    Ok(rate(n, start.elapsed()))
+    Ok((rate(n, start.elapsed()), cpu.per_op(n)))
 }
 
 /// etcd puts per second through its JSON gateway (`/v3/kv/put`), values the size of a pod.
@@ -610,6 +691,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or(1)
     );
 
+    if !args.etcd_only {
+        embedded_section(&args).await?;
+    }
+    etcd_section(&args).await
+}
+
+/// The embedded store: lists, memory, creates, watch latency.
+async fn embedded_section(args: &BenchArgs) -> anyhow::Result<()> {
     let (list, memory_n) = (list_and_memory(args.list_pods).await?, args.list_pods);
     println!(
         "list {memory_n} pods:               in-process {:>8.1} ms, HTTPS {:>8.1} ms ({:.1} MiB)",
@@ -650,7 +739,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3
     );
+    Ok(())
+}
 
+/// etcd's own put rate, the etcd backend's creates, and reads through one and two replicas.
+async fn etcd_section(args: &BenchArgs) -> anyhow::Result<()> {
     let has_etcd = Command::new("etcd")
         .arg("--version")
         .stdout(Stdio::null())
@@ -678,32 +771,53 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let r = etcd_puts(&etcd, n, concurrency).await?;
         println!("etcd puts (JSON gateway),        {concurrency:>2} clients: {r:>9.0}/s");
     }
+    let value = stored_pod_value(&etcd).await?;
+    println!(
+        "etcd rows write the value the server stores for a pod: {} bytes",
+        value.len()
+    );
     for concurrency in [1, 64] {
         let n = if concurrency == 1 {
             args.creates / 4
         } else {
             args.creates
         };
-        let raw = etcd_grpc_puts(&etcd, n, concurrency).await?;
-        println!("etcd puts (gRPC),                {concurrency:>2} clients: {raw:>9.0}/s");
+        let cpu = CpuMeter::start(&etcd);
+        let raw = etcd_grpc_puts(&etcd, value.clone(), n, concurrency).await?;
+        println!(
+            "etcd puts (gRPC),                {concurrency:>2} clients: {raw:>9.0}/s            {}",
+            cpu.per_op(n)
+        );
+        let cpu = CpuMeter::start(&etcd);
+        let r = etcd_store_creates(&etcd, value.clone(), n, concurrency).await?;
+        println!(
+            "creates on the etcd store alone, {concurrency:>2} clients: {r:>9.0}/s ({:>3.0}%) {}",
+            100.0 * r / raw,
+            cpu.per_op(n)
+        );
         let (_store, server) = etcd_server(&etcd).await?;
+        let cpu = CpuMeter::start(&etcd);
         let r = in_process_creates_on(server, n, concurrency).await?;
         println!(
-            "pod creates on etcd, in-process, {concurrency:>2} clients: {r:>9.0}/s ({:.0}% of etcd gRPC puts)",
-            100.0 * r / raw
+            "pod creates on etcd, in-process, {concurrency:>2} clients: {r:>9.0}/s ({:>3.0}%) {}",
+            100.0 * r / raw,
+            cpu.per_op(n)
         );
         let (_store, server) = etcd_server(&etcd).await?;
+        let cpu = CpuMeter::start(&etcd);
         let r = https_creates_on(server, tempfile::tempdir()?, n, concurrency).await?;
         println!(
-            "pod creates on etcd, HTTPS,      {concurrency:>2} clients: {r:>9.0}/s ({:.0}% of etcd gRPC puts)",
-            100.0 * r / raw
+            "pod creates on etcd, HTTPS,      {concurrency:>2} clients: {r:>9.0}/s ({:>3.0}%) {}",
+            100.0 * r / raw,
+            cpu.per_op(n)
         );
     }
-    let one = etcd_replica_reads(&etcd, 1, args.creates, 64).await?;
-    let two = etcd_replica_reads(&etcd, 2, args.creates, 64).await?;
+    let (one, one_cpu) = etcd_replica_reads(&etcd, 1, args.creates, 64).await?;
+    let (two, two_cpu) = etcd_replica_reads(&etcd, 2, args.creates, 64).await?;
     println!(
         "pod GETs on etcd, HTTPS, 64 clients: 1 replica {one:>7.0}/s, 2 replicas {two:>7.0}/s ({:.2}x)",
         two / one
     );
+    println!("  1 replica {one_cpu}; 2 replicas {two_cpu} (kwok: replicas and clients)");
     Ok(())
 }

@@ -37,8 +37,12 @@ pub struct BenchSimArgs {
 }
 
 fn cpu_seconds() -> f64 {
-    // utime + stime of this process from /proc/self/stat (clock ticks).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_cpu_seconds("self")
+}
+
+/// utime + stime of a process (`"self"` or a pid) from `/proc/<pid>/stat` (clock ticks).
+pub(crate) fn process_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| {

@@ -419,12 +419,13 @@ fn read_key(key: &[u8]) -> proto::RequestOp {
     }
 }
 
-fn put(key: &[u8], value: Bytes) -> proto::RequestOp {
+/// A put in a transaction; `prev_kv` returns the value it replaces.
+fn put(key: &[u8], value: Bytes, prev_kv: bool) -> proto::RequestOp {
     proto::RequestOp {
         request: Some(request_op::Request::Put(proto::PutRequest {
             key: key.to_vec(),
             value,
-            prev_kv: true,
+            prev_kv,
             ..Default::default()
         })),
     }
@@ -562,7 +563,7 @@ impl Store for EtcdStore {
         let response = self
             .txn(proto::TxnRequest {
                 compare: vec![compare_create(&etcd_key, 0)],
-                success: vec![put(&etcd_key, value.clone())],
+                success: vec![put(&etcd_key, value.clone(), false)],
                 failure: vec![read_key(&etcd_key)],
             })
             .await?;
@@ -591,7 +592,7 @@ impl Store for EtcdStore {
         let response = self
             .txn(proto::TxnRequest {
                 compare: vec![compare_mod(&etcd_key, expected)],
-                success: vec![put(&etcd_key, value.clone())],
+                success: vec![put(&etcd_key, value.clone(), true)],
                 failure: vec![read_key(&etcd_key)],
             })
             .await?;
