@@ -18,6 +18,7 @@ pub mod fieldmanager;
 mod http;
 pub mod objects;
 pub mod patch;
+mod printers;
 mod protobuf;
 pub mod resources;
 pub mod rest;

@@ -6,20 +6,7 @@ use serde_json::{Value, json};
 use crate::resources::ResourceType;
 
 /// One column: name, type, priority (0 = always shown, 1 = `-o wide`), description.
-type Column = (&'static str, &'static str, u8, &'static str);
-
-const NAME: Column = (
-    "Name",
-    "string",
-    0,
-    "Name must be unique within a namespace.",
-);
-const AGE: Column = (
-    "Age",
-    "string",
-    0,
-    "CreationTimestamp is a timestamp representing the server time when this object was created.",
-);
+use crate::printers::{AGE, Column, NAME};
 
 fn columns(r: &ResourceType) -> Vec<Column> {
     if let Some(custom) = r.custom {
@@ -417,35 +404,6 @@ fn columns(r: &ResourceType) -> Vec<Column> {
             ),
             AGE,
         ],
-        ("", "persistentvolumeclaims") => vec![
-            NAME,
-            ("Status", "string", 0, "The phase of the claim"),
-            (
-                "Volume",
-                "string",
-                0,
-                "The binding reference to the PersistentVolume backing this claim.",
-            ),
-            (
-                "Capacity",
-                "string",
-                0,
-                "The actual resources of the underlying volume.",
-            ),
-            (
-                "Access Modes",
-                "string",
-                0,
-                "The access modes of the volume",
-            ),
-            (
-                "StorageClass",
-                "string",
-                0,
-                "The storage class of the claim",
-            ),
-            AGE,
-        ],
         ("scheduling.k8s.io", "priorityclasses") => vec![
             NAME,
             ("Value", "integer", 0, "The value of this priority class."),
@@ -457,7 +415,9 @@ fn columns(r: &ResourceType) -> Vec<Column> {
             ),
             AGE,
         ],
-        _ => vec![NAME, AGE],
+        (group, plural) => {
+            crate::printers::columns(group, plural).unwrap_or_else(crate::printers::default_columns)
+        }
     }
 }
 
@@ -986,31 +946,6 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
         ("coordination.k8s.io", "leases") => {
             vec![name, json!(s(o, "/spec/holderIdentity")), json!(created)]
         }
-        ("", "persistentvolumeclaims") => {
-            let modes: Vec<&str> = o
-                .at("/status/accessModes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(|m| match m {
-                    "ReadWriteOnce" => "RWO",
-                    "ReadOnlyMany" => "ROX",
-                    "ReadWriteMany" => "RWX",
-                    "ReadWriteOncePod" => "RWOP",
-                    other => other,
-                })
-                .collect();
-            vec![
-                name,
-                json!(s(o, "/status/phase")),
-                json!(s(o, "/spec/volumeName")),
-                json!(s(o, "/status/capacity/storage")),
-                json!(modes.join(",")),
-                json!(or_none(s(o, "/spec/storageClassName").to_string())),
-                json!(created),
-            ]
-        }
         ("scheduling.k8s.io", "priorityclasses") => vec![
             name,
             json!(n(o, "/value")),
@@ -1021,7 +956,8 @@ fn cells(r: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             ),
             json!(created),
         ],
-        _ => vec![name, json!(created)],
+        (group, plural) => crate::printers::cells(group, plural, o, created)
+            .unwrap_or_else(|| crate::printers::default_cells(o)),
     }
 }
 
