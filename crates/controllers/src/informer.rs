@@ -33,6 +33,7 @@ pub enum Kind {
     Endpoints,
     EndpointSlice,
     PersistentVolumeClaim,
+    PersistentVolume,
     ResourceQuota,
     ConfigMap,
     Secret,
@@ -87,6 +88,9 @@ impl Kind {
                 "PersistentVolumeClaim",
                 true,
             ),
+            Kind::PersistentVolume => {
+                Resource::new("", "v1", "persistentvolumes", "PersistentVolume", false)
+            }
             Kind::ResourceQuota => Resource::new("", "v1", "resourcequotas", "ResourceQuota", true),
             Kind::ConfigMap => Resource::new("", "v1", "configmaps", "ConfigMap", true),
             Kind::Secret => Resource::new("", "v1", "secrets", "Secret", true),

@@ -2,7 +2,8 @@
 //! the garbage collector, which makes `ownerReferences` and the `Foreground` and `Orphan`
 //! deletion policies work, the scheduler, which binds pods to nodes, the controllers over one
 //! shared informer cache (ReplicaSet, ReplicationController, Deployment, Job, StatefulSet,
-//! DaemonSet, CronJob, Endpoints, EndpointSlice, node lifecycle, ResourceQuota), and the
+//! DaemonSet, CronJob, Endpoints, EndpointSlice, node lifecycle, ResourceQuota, the
+//! PersistentVolume binder), and the
 //! namespace defaults (the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap).
 //! [`Selection`] reads which of them run from a `--controllers` value.
 
@@ -16,6 +17,7 @@ mod history;
 mod informer;
 pub mod job;
 pub mod nodelifecycle;
+pub mod persistentvolume;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod scheduler;

@@ -22,6 +22,7 @@ pub const CONTROLLERS: &[&str] = &[
     "endpointslice",
     "nodelifecycle",
     "resourcequota",
+    "persistentvolume-binder",
 ];
 
 /// kube-controller-manager's other spellings of the same controllers.
@@ -40,6 +41,10 @@ const ALIASES: &[(&str, &str)] = &[
     ("endpointslice-controller", "endpointslice"),
     ("node-lifecycle-controller", "nodelifecycle"),
     ("resourcequota-controller", "resourcequota"),
+    (
+        "persistentvolume-binder-controller",
+        "persistentvolume-binder",
+    ),
 ];
 
 /// The set of enabled controllers.

@@ -1,6 +1,6 @@
 //! Runs the cache-based controllers (`replicaset`, `replicationcontroller`, `deployment`, `job`,
 //! `statefulset`, `daemonset`, `cronjob`, `endpoint`, `endpointslice`, `nodelifecycle`,
-//! `resourcequota`) over one shared set of informers: one list+watch per kind feeds a cache that
+//! `resourcequota`, `persistentvolume-binder`) over one shared set of informers: one list+watch per kind feeds a cache that
 //! every controller reads, and each controller works through its own queue of keys.
 
 use std::collections::HashSet;
@@ -17,6 +17,7 @@ use crate::informer::{
 };
 use crate::job::{self, JobController};
 use crate::nodelifecycle::{self, NodeLifecycleController};
+use crate::persistentvolume::{self, PersistentVolumeController};
 use crate::replicaset::{self, ReplicaSetController};
 use crate::resourcequota::{self, ResourceQuotaController};
 use crate::selection::Selection;
@@ -236,6 +237,26 @@ impl Workloads {
             let workers = self.workers;
             starters.push(Box::new(move || {
                 spawn_workers(queue, workers, "resourcequota", move |k| c.clone().sync(k))
+            }));
+        }
+        if self.enabled.contains("persistentvolume-binder") {
+            kinds.extend([Kind::PersistentVolume, Kind::PersistentVolumeClaim]);
+            let volumes = Arc::new(WorkQueue::default());
+            let claims = Arc::new(WorkQueue::default());
+            handlers.push(persistentvolume::handler(volumes.clone(), claims.clone()));
+            let c = Arc::new(PersistentVolumeController {
+                cluster: self.cluster.clone(),
+                cache: cache.clone(),
+            });
+            let workers = self.workers;
+            starters.push(Box::new(move || {
+                let volume_sync = c.clone();
+                spawn_workers(volumes, workers, "persistentvolume", move |k| {
+                    volume_sync.clone().sync_volume(k)
+                });
+                spawn_workers(claims, workers, "persistentvolumeclaim", move |k| {
+                    c.clone().sync_claim(k)
+                });
             }));
         }
         kinds.sort_by_key(|k| *k as usize);

@@ -118,7 +118,7 @@ struct ApiserverArgs {
     /// all, `foo` to enable and `-foo` to disable one (`*,-daemonset`); empty for none. Names:
     /// garbage-collector, scheduler, serviceaccount, replicaset, replicationcontroller,
     /// deployment, job, statefulset, daemonset, cronjob, endpoint, endpointslice, nodelifecycle,
-    /// resourcequota.
+    /// resourcequota, persistentvolume-binder.
     #[arg(long, default_value = "*")]
     controllers: String,
 }

@@ -1,5 +1,6 @@
 //! Black-box tests with kubectl 1.27 and 1.33: what kube-apiserver fills in and refuses on
-//! writes — service cluster IPs and node ports, immutable fields, Secret `stringData`.
+//! writes — service cluster IPs and node ports, immutable fields, Secret `stringData` — and how
+//! claims bind to volumes.
 
 mod common;
 
@@ -183,4 +184,114 @@ fn kubectl_1_27_secrets_store_string_data_encoded() {
 #[test]
 fn kubectl_1_33_secrets_store_string_data_encoded() {
     secrets_store_string_data_encoded(33);
+}
+
+const VOLUMES: &str = r#"{"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "small"},
+   "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": "/tmp/small"}}},
+  {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "large"},
+   "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": "/tmp/large"}}},
+  {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "later"},
+   "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer"},
+  {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "local"},
+   "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "later",
+            "hostPath": {"path": "/tmp/local"}}}
+]}"#;
+
+fn claim(name: &str, size: &str, class: &str) -> String {
+    format!(
+        r#"{{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {{"name": "{name}"}},
+            "spec": {{"storageClassName": "{class}", "accessModes": ["ReadWriteOnce"],
+                     "resources": {{"requests": {{"storage": "{size}"}}}}}}}}"#
+    )
+}
+
+/// Polls `kubectl get <what> -o jsonpath=<path>` until it prints `want`.
+fn wait_for(server: &Server, minor: u32, what: &[&str], path: &str, want: &str) {
+    let jsonpath = format!("jsonpath={path}");
+    let mut args = vec!["get"];
+    args.extend_from_slice(what);
+    args.extend_from_slice(&["-o", &jsonpath]);
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = server.ok(minor, &args);
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{what:?} {path}: wanted {want:?}, last {last:?}");
+}
+
+fn claims_bind_to_volumes(minor: u32) {
+    let server = Server::start();
+    server.ok_stdin(minor, &["create", "-f", "-"], VOLUMES);
+    wait_for(
+        &server,
+        minor,
+        &["pv", "small"],
+        "{.status.phase}",
+        "Available",
+    );
+    server.ok_stdin(minor, &["create", "-f", "-"], &claim("a", "3Gi", ""));
+    // The smallest volume that fits.
+    wait_for(&server, minor, &["pvc", "a"], "{.status.phase}", "Bound");
+    wait_for(&server, minor, &["pvc", "a"], "{.spec.volumeName}", "small");
+    wait_for(&server, minor, &["pv", "small"], "{.status.phase}", "Bound");
+    wait_for(
+        &server,
+        minor,
+        &["pv", "small"],
+        "{.spec.claimRef.name}",
+        "a",
+    );
+    wait_for(
+        &server,
+        minor,
+        &["pvc", "a"],
+        "{.status.capacity.storage}",
+        "5Gi",
+    );
+    server.ok_stdin(minor, &["create", "-f", "-"], &claim("b", "8Gi", ""));
+    wait_for(&server, minor, &["pvc", "b"], "{.spec.volumeName}", "large");
+    // Nothing left that fits; a class that waits for its first consumer does not bind early.
+    server.ok_stdin(minor, &["create", "-f", "-"], &claim("c", "1Gi", ""));
+    server.ok_stdin(minor, &["create", "-f", "-"], &claim("d", "1Gi", "later"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let table = server.ok(minor, &["get", "pvc"]);
+    let pending: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("Pending"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(pending, ["c", "d"], "{table}");
+
+    // Released under Retain, gone under Delete.
+    server.ok(minor, &["delete", "pvc", "a", "b"]);
+    wait_for(
+        &server,
+        minor,
+        &["pv", "small"],
+        "{.status.phase}",
+        "Released",
+    );
+    wait_for(
+        &server,
+        minor,
+        &["pv"],
+        "{.items[*].metadata.name}",
+        "local small",
+    );
+}
+
+#[test]
+fn kubectl_1_27_claims_bind_to_volumes() {
+    claims_bind_to_volumes(27);
+}
+
+#[test]
+fn kubectl_1_33_claims_bind_to_volumes() {
+    claims_bind_to_volumes(33);
 }
