@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::informer::{
     Cache, Event, Handler, Kind, SyncResult, WorkQueue, is_deleting, key_of, name, namespace,
-    split_key, uid,
+    selector_matches, split_key, uid,
 };
 use crate::scheduler::parse_units;
 
@@ -104,41 +104,19 @@ fn storage_class(claim: &Value) -> &str {
     }
 }
 
-/// Whether a label selector (`matchLabels`, `matchExpressions`) selects these labels.
+/// Whether a claim's selector selects the volume's labels; no selector, or an empty one, selects
+/// every volume.
 fn selects(selector: Option<&Value>, labels: Option<&Value>) -> bool {
-    let Some(selector) = selector else {
-        return true;
+    let non_empty = |field: &str| {
+        selector.and_then(|s| s.get(field)).is_some_and(|v| {
+            v.as_object().is_some_and(|m| !m.is_empty())
+                || v.as_array().is_some_and(|a| !a.is_empty())
+        })
     };
-    let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
-    let exact = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| label(k) == v.as_str());
-    let expressions = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .all(|e| {
-            let key = text(e, "/key");
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            match text(e, "/operator") {
-                "In" => label(key).is_some_and(|v| values.contains(&v)),
-                "NotIn" => label(key).is_none_or(|v| !values.contains(&v)),
-                "Exists" => label(key).is_some(),
-                "DoesNotExist" => label(key).is_none(),
-                _ => false,
-            }
-        });
-    exact && expressions
+    let constrained = non_empty("matchLabels") || non_empty("matchExpressions");
+    let empty = serde_json::Map::new();
+    let labels = labels.and_then(Value::as_object).unwrap_or(&empty);
+    !constrained || selector_matches(selector, labels)
 }
 
 /// The volume's capacity in bytes if it can hold the claim, else `None`.
@@ -420,6 +398,8 @@ mod tests {
         assert_eq!(fits(&v, &selective), None);
         selective["spec"]["selector"] =
             json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fast"]}]});
+        assert!(fits(&v, &selective).is_some());
+        selective["spec"]["selector"] = json!({"matchLabels": {}});
         assert!(fits(&v, &selective).is_some());
         let mut block = claim("1Gi", None, &["ReadWriteOnce"]);
         block["spec"]["volumeMode"] = json!("Block");
