@@ -13,9 +13,12 @@ use serde_json::{Value, json};
 
 use crate::informer::{
     Cache, Event, Handler, Kind, SyncResult, WorkQueue, is_deleting, key_of, name, namespace,
-    selector_matches, split_key, uid,
+    record_event, selector_matches, split_key, uid,
 };
 use crate::scheduler::parse_units;
+
+/// The provisioner of classes whose volumes are only ever created by hand.
+const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
 
 /// Sends volume keys (`/<name>`) and claim keys (`<namespace>/<name>`) to their queues.
 pub(crate) fn handler(volumes: Arc<WorkQueue>, claims: Arc<WorkQueue>) -> Handler {
@@ -149,6 +152,18 @@ fn fits(volume: &Value, claim: &Value) -> Option<i64> {
 pub struct PersistentVolumeController {
     pub cluster: Arc<dyn Cluster>,
     pub cache: Arc<Cache>,
+    /// Claims (uid and reason) already told why they wait, so each reason is recorded once.
+    pub reported: std::sync::Mutex<std::collections::HashSet<(String, &'static str)>>,
+}
+
+/// What a claim's storage class says, if it names one.
+enum Class {
+    None,
+    Missing,
+    Found {
+        provisioner: String,
+        wait_for_consumer: bool,
+    },
 }
 
 fn volumes() -> Resource {
@@ -209,6 +224,17 @@ impl PersistentVolumeController {
     pub async fn sync_claim(self: Arc<Self>, key: String) -> SyncResult {
         let (ns, claim_name) = split_key(&key);
         let Some(claim) = self.cache.get(Kind::PersistentVolumeClaim, ns, claim_name) else {
+            // Forget what was reported to claims that are gone.
+            let live: std::collections::HashSet<String> = self
+                .cache
+                .all(Kind::PersistentVolumeClaim)
+                .iter()
+                .map(|c| uid(c).to_owned())
+                .collect();
+            self.reported
+                .lock()
+                .expect("not poisoned")
+                .retain(|(claim_uid, _)| live.contains(claim_uid));
             return Ok(None);
         };
         if is_deleting(&claim) {
@@ -228,7 +254,22 @@ impl PersistentVolumeController {
             }
             return self.finish_claim(&claim, &volume).await;
         }
-        if self.waits_for_consumer(&claim).await? {
+        let class = self.class_of(&claim).await?;
+        if matches!(
+            class,
+            Class::Found {
+                wait_for_consumer: true,
+                ..
+            }
+        ) && !self.consumed(&claim)
+        {
+            self.report(
+                &claim,
+                "Normal",
+                "WaitForFirstConsumer",
+                "waiting for first consumer to be created before binding".into(),
+            )
+            .await;
             return self.set_phase(&claims(), Some(ns), &claim, "Pending").await;
         }
         // The smallest volume that fits; one pre-bound to this claim wins.
@@ -253,8 +294,41 @@ impl PersistentVolumeController {
             }
         }
         let Some((_, _, volume)) = best else {
+            let (kind, reason, message) = match &class {
+                Class::None => (
+                    "Normal",
+                    "FailedBinding",
+                    "no persistent volumes available for this claim and no storage class is set"
+                        .to_string(),
+                ),
+                Class::Missing => (
+                    "Warning",
+                    "ProvisioningFailed",
+                    format!(
+                        "storageclass.storage.k8s.io {:?} not found",
+                        storage_class(&claim)
+                    ),
+                ),
+                Class::Found { provisioner, .. } if provisioner != NO_PROVISIONER => (
+                    "Normal",
+                    "ExternalProvisioning",
+                    format!(
+                        "Waiting for a volume to be created either by the external provisioner '{provisioner}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered."
+                    ),
+                ),
+                Class::Found { .. } => (
+                    "Normal",
+                    "FailedBinding",
+                    "no persistent volumes available for this claim".to_string(),
+                ),
+            };
+            self.report(&claim, kind, reason, message).await;
             return self.set_phase(&claims(), Some(ns), &claim, "Pending").await;
         };
+        self.reported
+            .lock()
+            .expect("not poisoned")
+            .retain(|(claim_uid, _)| claim_uid != uid(&claim));
         let volume = self.claim_volume(&volume, &claim).await?;
         let mut bound = (*claim).clone();
         bound["spec"]["volumeName"] = json!(name(&volume));
@@ -269,11 +343,11 @@ impl PersistentVolumeController {
         self.finish_claim(&bound, &volume).await
     }
 
-    /// Whether the claim's class binds on first consumer and no scheduled pod uses it yet.
-    async fn waits_for_consumer(&self, claim: &Value) -> Result<bool, client::Error> {
+    /// The claim's storage class.
+    async fn class_of(&self, claim: &Value) -> Result<Class, client::Error> {
         let class = storage_class(claim);
         if class.is_empty() {
-            return Ok(false);
+            return Ok(Class::None);
         }
         let classes = Resource::new(
             "storage.k8s.io",
@@ -282,22 +356,45 @@ impl PersistentVolumeController {
             "StorageClass",
             false,
         );
-        let mode = match self.cluster.get(&classes, None, class).await {
-            Ok(class) => text(&class, "/volumeBindingMode").to_owned(),
-            Err(e) if e.is_not_found() => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if mode != "WaitForFirstConsumer" {
-            return Ok(false);
+        match self.cluster.get(&classes, None, class).await {
+            Ok(found) => Ok(Class::Found {
+                provisioner: text(&found, "/provisioner").to_owned(),
+                wait_for_consumer: text(&found, "/volumeBindingMode") == "WaitForFirstConsumer",
+            }),
+            Err(e) if e.is_not_found() => Ok(Class::Missing),
+            Err(e) => Err(e),
         }
-        let used = self
-            .cache
+    }
+
+    /// Whether a scheduled pod uses the claim.
+    fn consumed(&self, claim: &Value) -> bool {
+        self.cache
             .list(Kind::Pod, namespace(claim))
             .iter()
             .any(|pod| {
                 pod.at("/spec/nodeName").is_some() && claims_of(pod).any(|c| c == name(claim))
-            });
-        Ok(!used)
+            })
+    }
+
+    /// Records why a claim waits, once per claim and reason.
+    async fn report(&self, claim: &Value, kind: &str, reason: &'static str, message: String) {
+        let first = self
+            .reported
+            .lock()
+            .expect("not poisoned")
+            .insert((uid(claim).to_owned(), reason));
+        if first {
+            record_event(
+                &*self.cluster,
+                claim,
+                ("v1", "PersistentVolumeClaim"),
+                "persistentvolume-controller",
+                kind,
+                reason,
+                &message,
+            )
+            .await;
+        }
     }
 
     /// Points a volume's `claimRef` at the claim.

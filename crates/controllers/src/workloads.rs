@@ -247,6 +247,7 @@ impl Workloads {
             let c = Arc::new(PersistentVolumeController {
                 cluster: self.cluster.clone(),
                 cache: cache.clone(),
+                reported: Default::default(),
             });
             let workers = self.workers;
             starters.push(Box::new(move || {

@@ -267,6 +267,19 @@ fn claims_bind_to_volumes(minor: u32) {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(pending, ["c", "d"], "{table}");
+    let events = server.ok(
+        minor,
+        &[
+            "get",
+            "events",
+            "-o",
+            "jsonpath={range .items[*]}{.involvedObject.name} {.reason}{\"\\n\"}{end}",
+        ],
+    );
+    assert!(
+        events.contains("c FailedBinding") && events.contains("d WaitForFirstConsumer"),
+        "{events}"
+    );
 
     // Released under Retain, gone under Delete.
     server.ok(minor, &["delete", "pvc", "a", "b"]);
