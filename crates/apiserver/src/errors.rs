@@ -227,6 +227,18 @@ impl ApiError {
         )
     }
 
+    /// A strategic merge patch sent for a custom resource, which has no type to carry patch
+    /// strategies.
+    pub fn strategic_patch_of_custom_resource() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, \
+             application/apply-patch+yaml",
+        )
+    }
+
     pub fn not_acceptable() -> Self {
         Self::new(
             406,

@@ -712,6 +712,9 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 .unwrap_or("");
             let patch_type = PatchType::from_content_type(ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            if patch_type == PatchType::Strategic && r.custom.is_some() {
+                return Err(ApiError::strategic_patch_of_custom_resource());
+            }
             let body = read_body(body).await?;
             let patch = decode_body(&headers, &body, Some(r))?;
             let part = if sub == Some("status") {
@@ -768,7 +771,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 let patched = match patch_type.expect("checked") {
                     PatchType::Json => crate::patch::json_patch(scale, &input),
                     PatchType::Merge => crate::patch::merge_patch(scale, &input),
-                    _ => crate::patch::strategic_merge_patch(scale, &input, None),
+                    _ => crate::patch::merge_patch(scale, &input),
                 };
                 patched.map_err(|e| match e {
                     crate::patch::PatchError::Malformed(m) => ApiError::bad_request(m),

@@ -1168,16 +1168,6 @@ impl Registry {
                 "PATCH, application/apply-patch+yaml requires fieldManager to be set",
             ));
         }
-        if patch_type == PatchType::Strategic && r.custom.is_some() {
-            // Custom resources have no Go type to carry patch strategies.
-            return Err(ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: \
-                 application/json-patch+json, application/merge-patch+json, \
-                 application/apply-patch+yaml",
-            ));
-        }
         let write_opts = WriteOptions {
             applied: patch_type == PatchType::Apply,
             ..opts.clone()
@@ -1208,6 +1198,7 @@ impl Registry {
                     current,
                     &patch,
                     self.openapi.kind_schema(r.group, r.version, r.kind),
+                    self.openapi.object_meta_schema(),
                 ),
                 PatchType::Apply => {
                     Ok(self.apply_patch(r, name, Some(current), &patch, part, opts)?)

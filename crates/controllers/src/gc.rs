@@ -120,27 +120,59 @@ fn node_of(kind_index: usize, obj: &Value) -> Option<(String, Node)> {
     ))
 }
 
+/// Lists the cluster's resource types, for a collector that follows types added later
+/// (custom resources).
+pub type Discover =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Vec<Resource>> + Send + Sync>;
+
+/// How often the types are listed again.
+const DISCOVERY_PERIOD: Duration = Duration::from_secs(5);
+
 /// The garbage collector over a set of resource types.
 pub struct GarbageCollector {
     cluster: Arc<dyn Cluster>,
     types: Vec<Resource>,
+    discover: Option<Discover>,
 }
 
 enum Input {
     Upsert(usize, Arc<Value>),
     Delete(Arc<Value>),
+    Types(Vec<Resource>),
 }
 
 impl GarbageCollector {
     pub fn new(cluster: Arc<dyn Cluster>, types: Vec<Resource>) -> Self {
-        Self { cluster, types }
+        Self {
+            cluster,
+            types,
+            discover: None,
+        }
+    }
+
+    /// Also follows the types `discover` lists from time to time.
+    pub fn with_discovery(mut self, discover: Discover) -> Self {
+        self.discover = Some(discover);
+        self
     }
 
     /// Runs until the cluster stops answering or the task is dropped.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let (tx, mut rx) = mpsc::channel::<Input>(4096);
         for (i, r) in self.types.iter().enumerate() {
             tokio::spawn(follow(self.cluster.clone(), r.clone(), i, tx.clone()));
+        }
+        let follow_tx = tx.clone();
+        if let Some(discover) = self.discover.clone() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(DISCOVERY_PERIOD).await;
+                    if tx.send(Input::Types(discover().await)).await.is_err() {
+                        return;
+                    }
+                }
+            });
         }
         drop(tx);
         let mut graph = Graph::default();
@@ -159,6 +191,19 @@ impl GarbageCollector {
                 rx.try_recv().ok()
             };
             if let Some(input) = input {
+                if let Input::Types(types) = input {
+                    for r in types {
+                        let known = self.types.iter().any(|t| {
+                            t.api_version() == r.api_version() && t.plural == r.plural
+                        });
+                        if !known {
+                            let index = self.types.len();
+                            self.types.push(r.clone());
+                            tokio::spawn(follow(self.cluster.clone(), r, index, follow_tx.clone()));
+                        }
+                    }
+                    continue;
+                }
                 let touched = apply_input(&mut graph, input);
                 for uid in touched {
                     if queued.insert(uid.clone()) {
@@ -342,6 +387,7 @@ impl GarbageCollector {
 /// Updates the graph; returns the UIDs to check.
 fn apply_input(graph: &mut Graph, input: Input) -> Vec<String> {
     match input {
+        Input::Types(_) => Vec::new(),
         Input::Upsert(i, obj) => {
             let Some((uid, node)) = node_of(i, &obj) else {
                 return Vec::new();

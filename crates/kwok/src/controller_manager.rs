@@ -8,16 +8,22 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 /// Starts the selected controllers in the background against `cluster`. `types` are the
-/// resource types the garbage collector follows; `root_ca` goes into every namespace's
-/// `kube-root-ca.crt` ConfigMap.
+/// resource types the garbage collector follows, `discover` lists them again so that it follows
+/// custom resources defined later; `root_ca` goes into every namespace's `kube-root-ca.crt`
+/// ConfigMap.
 pub fn start_controllers(
     cluster: Arc<dyn client::Cluster>,
     types: Vec<client::Resource>,
+    discover: controllers::gc::Discover,
     root_ca: Option<String>,
     selection: &controllers::Selection,
 ) {
     if selection.enabled("garbage-collector") {
-        tokio::spawn(controllers::GarbageCollector::new(cluster.clone(), types).run());
+        tokio::spawn(
+            controllers::GarbageCollector::new(cluster.clone(), types)
+                .with_discovery(discover)
+                .run(),
+        );
     }
     if selection.enabled("scheduler") {
         tokio::spawn(controllers::Scheduler::new(cluster.clone()).run());
@@ -71,7 +77,15 @@ pub async fn run(
     } else {
         Vec::new()
     };
-    start_controllers(Arc::new(cluster), types, root_ca, &selection);
+    let cluster = Arc::new(cluster);
+    let rediscover: controllers::gc::Discover = {
+        let cluster = cluster.clone();
+        Arc::new(move || {
+            let cluster = cluster.clone();
+            Box::pin(async move { cluster.resources().await.unwrap_or_default() })
+        })
+    };
+    start_controllers(cluster, types, rediscover, root_ca, &selection);
     tracing::info!(controllers = %args.controllers, "controllers started");
     shutdown.await;
     tracing::info!("shutting down");

@@ -240,16 +240,25 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
     let selection = controllers::Selection::parse(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
-    let types: Vec<client::Resource> = server
-        .registry
-        .types()
-        .into_iter()
-        .filter(|r| !r.is_review())
-        .map(|r| client::Resource::new(r.group, r.version, r.plural, r.kind, r.namespaced))
-        .collect();
+    let served = |registry: &apiserver::Registry| -> Vec<client::Resource> {
+        registry
+            .types()
+            .into_iter()
+            .filter(|r| !r.is_review())
+            .map(|r| client::Resource::new(r.group, r.version, r.plural, r.kind, r.namespaced))
+            .collect()
+    };
+    let rediscover: controllers::gc::Discover = {
+        let registry = server.registry.clone();
+        Arc::new(move || {
+            let types = served(&registry);
+            Box::pin(async move { types })
+        })
+    };
     controller_manager::start_controllers(
         Arc::new(client::LocalCluster::new(server.registry.clone())),
-        types,
+        served(&server.registry),
+        rediscover,
         std::fs::read_to_string(&ca).ok(),
         &selection,
     );

@@ -242,6 +242,53 @@ fn custom_resources_refuse_strategic_patches(minor: u32) {
         get(&server, minor, &["gadget", "g"])["spec"]["items"],
         json!(["c"])
     );
+
+    // The garbage collector still edits custom resources' owners and finalizers in-process.
+    for (owner, child) in [("g", "child-f"), ("o", "child-o")] {
+        if owner == "o" {
+            let orphaned = write(
+                dir,
+                "o.yaml",
+                "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: o\n",
+            );
+            server.ok(minor, &["apply", "-f", orphaned.to_str().unwrap()]);
+        }
+        let uid = get(&server, minor, &["gadget", owner])["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let manifest = format!(
+            "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: {child}\n  ownerReferences:\n  - {{apiVersion: example.com/v1, kind: Gadget, name: {owner}, uid: {uid}, blockOwnerDeletion: true}}\n"
+        );
+        let path = write(dir, &format!("{child}.yaml"), &manifest);
+        server.ok(minor, &["apply", "-f", path.to_str().unwrap()]);
+    }
+    server.ok(
+        minor,
+        &[
+            "delete",
+            "gadget",
+            "g",
+            "--cascade=foreground",
+            "--timeout=30s",
+        ],
+    );
+    let left = server.ok(minor, &["get", "gadgets", "-o", "name"]);
+    assert!(
+        !left.contains("gadget.example.com/g\n") && !left.contains("child-f"),
+        "{left}"
+    );
+    server.ok(
+        minor,
+        &["delete", "gadget", "o", "--cascade=orphan", "--timeout=30s"],
+    );
+    let orphan = get(&server, minor, &["gadget", "child-o"]);
+    assert!(
+        orphan["metadata"]
+            .get("ownerReferences")
+            .is_none_or(|o| o.as_array().is_some_and(|a| a.is_empty())),
+        "{orphan}"
+    );
 }
 
 #[test]
