@@ -300,15 +300,19 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    static OPENAPI: std::sync::LazyLock<openapi::OpenApi> =
+        std::sync::LazyLock::new(crate::build_openapi);
+
     fn schema(group: &str, kind: &str) -> Option<SchemaNode<'static>> {
-        static OPENAPI: std::sync::LazyLock<openapi::OpenApi> =
-            std::sync::LazyLock::new(crate::build_openapi);
-        let version = "v1";
         Some(
             OPENAPI
-                .kind_schema(group, version, kind)
+                .kind_schema(group, "v1", kind)
                 .expect("a built-in kind"),
         )
+    }
+
+    fn meta() -> SchemaNode<'static> {
+        OPENAPI.object_meta_schema()
     }
 
     #[test]

@@ -193,9 +193,10 @@ impl GarbageCollector {
             if let Some(input) = input {
                 if let Input::Types(types) = input {
                     for r in types {
-                        let known = self.types.iter().any(|t| {
-                            t.api_version() == r.api_version() && t.plural == r.plural
-                        });
+                        let known = self
+                            .types
+                            .iter()
+                            .any(|t| t.api_version() == r.api_version() && t.plural == r.plural);
                         if !known {
                             let index = self.types.len();
                             self.types.push(r.clone());
