@@ -394,7 +394,7 @@ pub(crate) fn cells(group: &str, plural: &str, o: &Value, age: String) -> Option
                     let entry = format!(
                         "{resource}: {}/{}",
                         if used.is_empty() { "0" } else { &used },
-                        hard[resource].as_str().unwrap_or_default()
+                        text(&hard[resource], "")
                     );
                     if resource.starts_with("limits.") {
                         limits.push(entry);
@@ -750,6 +750,16 @@ mod tests {
                 json!(1),
                 json!("5m")
             ]
+        );
+    }
+
+    #[test]
+    fn quotas_show_used_over_hard() {
+        let quota = json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": 10, "limits.cpu": "2"}},
+            "status": {"used": {"pods": "3"}}});
+        assert_eq!(
+            cells_of("", "resourcequotas", quota),
+            ["q", "5m", "pods: 3/10", "limits.cpu: 0/2"]
         );
     }
 

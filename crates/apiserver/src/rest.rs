@@ -666,14 +666,10 @@ impl Registry {
                 namespace.unwrap_or("")
             )));
         }
-        let service = is_service(r);
-        if service {
-            let causes = self
-                .allocate_service(r, &mut obj, None, opts.dry_run)
-                .await?;
-            if !causes.is_empty() {
-                return Err(ApiError::invalid(r, &name, causes));
-            }
+        // Dropped without a commit (dry run, failed write), the addresses are free again.
+        let mut reservation = None;
+        if is_service(r) {
+            reservation = Some(self.allocate_service(r, &mut obj, None).await?);
         }
         if opts.dry_run {
             return Ok(Written {
@@ -695,6 +691,9 @@ impl Registry {
                 .await;
             match result {
                 Ok(kv) => {
+                    if let Some(reservation) = reservation.take() {
+                        reservation.commit();
+                    }
                     if is_crd(r) {
                         return Ok(Written {
                             body: self.establish(&obj).await?,
@@ -715,32 +714,21 @@ impl Registry {
                         name = objects::generate_name(prefix);
                         meta_mut(&mut obj).insert("name".into(), json!(name));
                     }
-                    _ => {
-                        if service {
-                            self.services.release(&obj);
-                        }
-                        return Err(ApiError::already_exists(r, &name));
-                    }
+                    _ => return Err(ApiError::already_exists(r, &name)),
                 },
-                Err(other) => {
-                    if service {
-                        self.services.release(&obj);
-                    }
-                    return Err(other.into());
-                }
+                Err(other) => return Err(other.into()),
             }
         }
     }
 
-    /// Gives a service being created or updated its cluster IP and node ports; returns what is
-    /// wrong with the request instead.
+    /// Gives a service being created or updated its cluster IP and node ports, held until the
+    /// write commits the reservation.
     async fn allocate_service(
         &self,
         r: &ResourceType,
         service: &mut Value,
         old: Option<&Value>,
-        dry_run: bool,
-    ) -> ApiResult<Vec<Cause>> {
+    ) -> ApiResult<crate::services::Reservation<'_>> {
         if old.is_none() {
             // A service that exists already is reported as such, not as holding its address.
             let name = meta_str(service, "name").unwrap_or("");
@@ -751,11 +739,13 @@ impl Registry {
         }
         let prefix = r.key_prefix();
         self.services.load(&self.store, &prefix, false).await?;
-        if self.services.requests_taken(service, old) {
+        if self.services.looks_taken(service, old) {
             // It may have been freed by a deletion this server did not see.
             self.services.load(&self.store, &prefix, true).await?;
         }
-        Ok(self.services.allocate(service, old, dry_run))
+        self.services
+            .allocate(service, old)
+            .map_err(|causes| ApiError::invalid(r, meta_str(service, "name").unwrap_or(""), causes))
     }
 
     /// Fills server-owned metadata, defaults and the initial status of a new object.
@@ -899,7 +889,21 @@ impl Registry {
                 .unwrap_or(0);
             meta_mut(&mut next).insert("generation".into(), json!(g + 1));
         }
-        let mut causes = validation::validate(r, &next, Some(old));
+        // Kinds with immutable specs compare against the old object defaulted as the new one
+        // is, so that objects stored before a default existed stay writable.
+        let defaulted_old;
+        let before = if matches!(
+            (r.group, r.kind),
+            ("batch", "Job") | ("apps", "StatefulSet")
+        ) {
+            let mut copy = old.clone();
+            defaults::apply(r, &mut copy);
+            defaulted_old = copy;
+            &defaulted_old
+        } else {
+            old
+        };
+        let mut causes = validation::validate(r, &next, Some(before));
         causes.extend(admit_custom(r, &mut next));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
@@ -944,13 +948,11 @@ impl Registry {
                 return Err(ApiError::conflict(r, name));
             }
             let mut next = self.prepare_update(r, &old, requested, part)?;
+            // Dropped without a commit (no change, dry run, failed write), the addresses are
+            // free again.
+            let mut reservation = None;
             if is_service(r) && part == Part::Main {
-                let causes = self
-                    .allocate_service(r, &mut next, Some(&old), opts.dry_run)
-                    .await?;
-                if !causes.is_empty() {
-                    return Err(ApiError::invalid(r, name, causes));
-                }
+                reservation = Some(self.allocate_service(r, &mut next, Some(&old)).await?);
             }
             self.record_fields(r, Some(&old), &mut next, part, opts);
             let mut old_cmp = old.clone();
@@ -988,6 +990,9 @@ impl Registry {
             };
             match result {
                 Ok(kv) => {
+                    if let Some(reservation) = reservation.take() {
+                        reservation.commit();
+                    }
                     if !finished {
                         self.after_update(r, &old, &kv);
                     } else if is_service(r) {

@@ -33,10 +33,78 @@ struct Taken {
     node_ports: HashSet<u16>,
 }
 
-/// What services hold; `None` until read from the store.
+#[derive(Default)]
+struct State {
+    /// What stored services hold; `None` until read from the store.
+    stored: Option<Taken>,
+    /// What writes in flight have picked and not yet stored.
+    pending: Taken,
+}
+
+impl State {
+    fn taken(&self) -> Taken {
+        let mut taken = Taken::default();
+        if let Some(stored) = &self.stored {
+            taken.ips.extend(&stored.ips);
+            taken.node_ports.extend(&stored.node_ports);
+        }
+        taken.ips.extend(&self.pending.ips);
+        taken.node_ports.extend(&self.pending.node_ports);
+        taken
+    }
+}
+
+/// What services hold.
 #[derive(Default)]
 pub struct ServiceAllocations {
-    taken: Mutex<Option<Taken>>,
+    state: Mutex<State>,
+}
+
+/// Addresses a write picked: held as pending until [`Reservation::commit`] after the write is
+/// stored; dropped without it (failed write, dry run), they are free again.
+pub struct Reservation<'a> {
+    owner: &'a ServiceAllocations,
+    added: Taken,
+    freed: Taken,
+    committed: bool,
+}
+
+impl Reservation<'_> {
+    /// The write is stored: what it picked is held, what it gave up is free.
+    pub fn commit(mut self) {
+        self.committed = true;
+        let mut state = self.owner.state.lock().expect("not poisoned");
+        for ip in &self.added.ips {
+            state.pending.ips.remove(ip);
+        }
+        for port in &self.added.node_ports {
+            state.pending.node_ports.remove(port);
+        }
+        let stored = state.stored.get_or_insert_with(Taken::default);
+        for ip in &self.freed.ips {
+            stored.ips.remove(ip);
+        }
+        for port in &self.freed.node_ports {
+            stored.node_ports.remove(port);
+        }
+        stored.ips.extend(&self.added.ips);
+        stored.node_ports.extend(&self.added.node_ports);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let mut state = self.owner.state.lock().expect("not poisoned");
+        for ip in &self.added.ips {
+            state.pending.ips.remove(ip);
+        }
+        for port in &self.added.node_ports {
+            state.pending.node_ports.remove(port);
+        }
+    }
 }
 
 impl ServiceAllocations {
@@ -47,7 +115,7 @@ impl ServiceAllocations {
         prefix: &str,
         force: bool,
     ) -> store::Result<()> {
-        if !force && self.taken.lock().expect("not poisoned").is_some() {
+        if !force && self.state.lock().expect("not poisoned").stored.is_some() {
             return Ok(());
         }
         let mut taken = Taken::default();
@@ -68,17 +136,18 @@ impl ServiceAllocations {
                 _ => break,
             }
         }
-        *self.taken.lock().expect("not poisoned") = Some(taken);
+        self.state.lock().expect("not poisoned").stored = Some(taken);
         Ok(())
     }
 
-    /// Whether a create or update asks for an address that looks taken (worth a fresh look at
-    /// the store before refusing it).
-    pub fn requests_taken(&self, service: &Value, old: Option<&Value>) -> bool {
-        let guard = self.taken.lock().expect("not poisoned");
-        let Some(taken) = guard.as_ref() else {
+    /// Whether a create or update asks for an address that looks taken, or needs one from a
+    /// range that looks full (worth a fresh look at the store before refusing it).
+    pub fn looks_taken(&self, service: &Value, old: Option<&Value>) -> bool {
+        let state = self.state.lock().expect("not poisoned");
+        if state.stored.is_none() {
             return false;
-        };
+        }
+        let taken = state.taken();
         let mut held = Taken::default();
         if let Some(old) = old {
             hold(&mut held, old);
@@ -86,50 +155,72 @@ impl ServiceAllocations {
         let ip_taken = requested_ip(service)
             .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
             .is_some_and(|ip| taken.ips.contains(&ip) && !held.ips.contains(&ip));
+        let ports_full = taken.node_ports.len() >= NODE_PORTS.len();
         ip_taken
+            || ports_full
             || node_ports(service)
                 .any(|port| taken.node_ports.contains(&port) && !held.node_ports.contains(&port))
     }
 
-    /// Fills the cluster IP and node ports of a service being created (`old` = None) or updated,
-    /// and records them unless `dry_run`. Returns what is wrong with the request instead.
-    pub fn allocate(&self, service: &mut Value, old: Option<&Value>, dry_run: bool) -> Vec<Cause> {
-        let mut guard = self.taken.lock().expect("not poisoned");
-        let taken = guard.get_or_insert_with(Taken::default);
+    /// Fills the cluster IP and node ports of a service being created (`old` = None) or
+    /// updated. Returns what the write holds until it is stored, or what is wrong with it.
+    pub fn allocate(
+        &self,
+        service: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<Reservation<'_>, Vec<Cause>> {
+        let mut state = self.state.lock().expect("not poisoned");
+        let taken = state.taken();
         let mut held = Taken::default();
         if let Some(old) = old {
             hold(&mut held, old);
         }
         let mut causes = Vec::new();
         let mut new = Taken::default();
-        allocate_cluster_ip(service, old, taken, &held, &mut new, &mut causes);
-        allocate_node_ports(service, old, taken, &held, &mut new, &mut causes);
-        if causes.is_empty() && !dry_run {
-            for ip in held.ips.difference(&new.ips) {
-                taken.ips.remove(ip);
-            }
-            for port in held.node_ports.difference(&new.node_ports) {
-                taken.node_ports.remove(port);
-            }
-            taken.ips.extend(new.ips);
-            taken.node_ports.extend(new.node_ports);
+        allocate_cluster_ip(service, old, &taken, &held, &mut new, &mut causes);
+        allocate_node_ports(service, old, &taken, &held, &mut new, &mut causes);
+        if !causes.is_empty() {
+            return Err(causes);
         }
-        causes
+        let added = Taken {
+            ips: new.ips.difference(&held.ips).copied().collect(),
+            node_ports: new
+                .node_ports
+                .difference(&held.node_ports)
+                .copied()
+                .collect(),
+        };
+        let freed = Taken {
+            ips: held.ips.difference(&new.ips).copied().collect(),
+            node_ports: held
+                .node_ports
+                .difference(&new.node_ports)
+                .copied()
+                .collect(),
+        };
+        state.pending.ips.extend(&added.ips);
+        state.pending.node_ports.extend(&added.node_ports);
+        Ok(Reservation {
+            owner: self,
+            added,
+            freed,
+            committed: false,
+        })
     }
 
     /// Frees what a deleted service held.
     pub fn release(&self, service: &Value) {
-        let mut guard = self.taken.lock().expect("not poisoned");
-        let Some(taken) = guard.as_mut() else {
+        let mut state = self.state.lock().expect("not poisoned");
+        let Some(stored) = state.stored.as_mut() else {
             return;
         };
         let mut held = Taken::default();
         hold(&mut held, service);
         for ip in held.ips {
-            taken.ips.remove(&ip);
+            stored.ips.remove(&ip);
         }
         for port in held.node_ports {
-            taken.node_ports.remove(&port);
+            stored.node_ports.remove(&port);
         }
     }
 }
@@ -299,10 +390,18 @@ fn allocate_node_ports(
         return;
     };
     let range = u32::from(NODE_PORTS.end() - NODE_PORTS.start()) + 1;
+    // (port, protocol, node port) given so far: a TCP and a UDP entry of one port share theirs.
+    let mut given: Vec<(Option<i64>, String, u16)> = Vec::new();
     for (index, port) in ports.iter_mut().enumerate() {
         let Some(port) = port.as_object_mut() else {
             continue;
         };
+        let number = port.get("port").and_then(Value::as_i64);
+        let protocol = port
+            .get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("TCP")
+            .to_owned();
         let requested = port.get("nodePort").and_then(Value::as_u64);
         if !wants_node_ports {
             // Switching away from NodePort gives back the node ports the update left as they were.
@@ -340,8 +439,12 @@ fn allocate_node_ports(
                         continue;
                     }
                     Some(p)
-                        if new.node_ports.contains(&p)
-                            || (taken.node_ports.contains(&p) && !held.node_ports.contains(&p)) =>
+                        if given
+                            .iter()
+                            .any(|(_, other, given)| *given == p && *other == protocol)
+                            || (!new.node_ports.contains(&p)
+                                && taken.node_ports.contains(&p)
+                                && !held.node_ports.contains(&p)) =>
                     {
                         causes.push(Cause::invalid(
                             field,
@@ -354,17 +457,26 @@ fn allocate_node_ports(
                 }
             }
             None => {
-                // An update that leaves a port's nodePort out keeps the one it had.
-                let kept = old_ports
+                // The other protocol of a port shares its node port; an update that leaves a
+                // port's nodePort out keeps the one it had.
+                let shared = given
                     .iter()
-                    .find(|o| {
-                        o.get("port") == port.get("port")
-                            && o.get("protocol").unwrap_or(&json!("TCP"))
-                                == port.get("protocol").unwrap_or(&json!("TCP"))
+                    .find(|(other, other_protocol, _)| {
+                        *other == number && *other_protocol != protocol
                     })
-                    .and_then(|o| o.get("nodePort")?.as_u64())
-                    .and_then(|p| u16::try_from(p).ok())
-                    .filter(|p| !new.node_ports.contains(p));
+                    .map(|(_, _, p)| *p);
+                let kept = shared.or_else(|| {
+                    old_ports
+                        .iter()
+                        .find(|o| {
+                            o.get("port") == port.get("port")
+                                && o.get("protocol").unwrap_or(&json!("TCP"))
+                                    == port.get("protocol").unwrap_or(&json!("TCP"))
+                        })
+                        .and_then(|o| o.get("nodePort")?.as_u64())
+                        .and_then(|p| u16::try_from(p).ok())
+                        .filter(|p| !new.node_ports.contains(p))
+                });
                 match kept {
                     Some(p) => p,
                     None => {
@@ -388,6 +500,7 @@ fn allocate_node_ports(
             }
         };
         new.node_ports.insert(node_port);
+        given.push((number, protocol, node_port));
         port.insert("nodePort".into(), json!(node_port));
     }
 }
@@ -398,6 +511,21 @@ mod tests {
 
     fn service(spec: Value) -> Value {
         json!({"metadata": {"name": "s"}, "spec": spec})
+    }
+
+    /// Allocates and commits, as a stored write does; the causes rendered on failure.
+    fn stored(
+        allocations: &ServiceAllocations,
+        service: &mut Value,
+        old: Option<&Value>,
+    ) -> Vec<String> {
+        match allocations.allocate(service, old) {
+            Ok(reservation) => {
+                reservation.commit();
+                Vec::new()
+            }
+            Err(causes) => messages(&causes),
+        }
     }
 
     fn messages(causes: &[Cause]) -> Vec<String> {
@@ -411,7 +539,7 @@ mod tests {
     fn cluster_ips_are_allocated_once_and_kept() {
         let allocations = ServiceAllocations::default();
         let mut first = service(json!({"type": "ClusterIP", "ports": [{"port": 80}]}));
-        assert!(allocations.allocate(&mut first, None, false).is_empty());
+        assert!(stored(&allocations, &mut first, None).is_empty());
         let ip: Ipv4Addr = first["spec"]["clusterIP"]
             .as_str()
             .unwrap()
@@ -423,30 +551,26 @@ mod tests {
 
         // Asking for the same address again fails; an update that leaves it out keeps it.
         let mut second = service(json!({"clusterIP": ip.to_string()}));
-        let causes = allocations.allocate(&mut second, None, false);
+        let causes = stored(&allocations, &mut second, None);
         assert_eq!(
-            messages(&causes),
+            causes,
             [format!(
                 "spec.clusterIPs: Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: provided IP is already allocated"
             )]
         );
         let mut update = service(json!({"type": "ClusterIP"}));
-        assert!(
-            allocations
-                .allocate(&mut update, Some(&first), false)
-                .is_empty()
-        );
+        assert!(stored(&allocations, &mut update, Some(&first)).is_empty());
         assert_eq!(update["spec"]["clusterIP"], ip.to_string());
         let mut change = service(json!({"clusterIP": "10.96.7.7"}));
-        let causes = allocations.allocate(&mut change, Some(&first), false);
+        let causes = stored(&allocations, &mut change, Some(&first));
         assert_eq!(
-            messages(&causes),
+            causes,
             ["spec.clusterIPs[0]: Invalid value: []string{\"10.96.7.7\"}: may not change once set"]
         );
 
         // Once released, the address can be asked for.
         allocations.release(&first);
-        assert!(allocations.allocate(&mut second, None, false).is_empty());
+        assert!(stored(&allocations, &mut second, None).is_empty());
     }
 
     #[test]
@@ -454,16 +578,16 @@ mod tests {
         let allocations = ServiceAllocations::default();
         let mut outside = service(json!({"clusterIP": "192.168.0.1"}));
         assert_eq!(
-            messages(&allocations.allocate(&mut outside, None, false)),
+            stored(&allocations, &mut outside, None),
             [
                 "spec.clusterIPs: Invalid value: []string{\"192.168.0.1\"}: failed to allocate IP 192.168.0.1: the provided IP (192.168.0.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12"
             ]
         );
         let mut headless = service(json!({"clusterIP": "None"}));
-        assert!(allocations.allocate(&mut headless, None, false).is_empty());
+        assert!(stored(&allocations, &mut headless, None).is_empty());
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
         let mut external = service(json!({"type": "ExternalName", "externalName": "x.example"}));
-        assert!(allocations.allocate(&mut external, None, false).is_empty());
+        assert!(stored(&allocations, &mut external, None).is_empty());
         assert!(external["spec"].get("clusterIP").is_none());
     }
 
@@ -473,7 +597,7 @@ mod tests {
         let mut web = service(json!({"type": "NodePort", "ports": [
             {"port": 80}, {"port": 443, "nodePort": 30443}
         ]}));
-        assert!(allocations.allocate(&mut web, None, false).is_empty());
+        assert!(stored(&allocations, &mut web, None).is_empty());
         let first = web["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
         assert!(NODE_PORTS.contains(&(first as u16)));
         assert_eq!(web["spec"]["ports"][1]["nodePort"], 30443);
@@ -482,7 +606,7 @@ mod tests {
             {"port": 80, "nodePort": 30443}, {"port": 81, "nodePort": 80}
         ]}));
         assert_eq!(
-            messages(&allocations.allocate(&mut other, None, false)),
+            stored(&allocations, &mut other, None),
             [
                 "spec.ports[0].nodePort: Invalid value: 30443: provided port is already allocated",
                 "spec.ports[1].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767",
@@ -491,38 +615,65 @@ mod tests {
 
         // Updates keep node ports; switching to ClusterIP drops the ones left as they were.
         let mut same = service(json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 443}]}));
-        assert!(
-            allocations
-                .allocate(&mut same, Some(&web), false)
-                .is_empty()
-        );
+        assert!(stored(&allocations, &mut same, Some(&web)).is_empty());
         assert_eq!(same["spec"]["ports"][0]["nodePort"], first);
         let mut cluster_ip = web.clone();
         cluster_ip["spec"]["type"] = json!("ClusterIP");
-        assert!(
-            allocations
-                .allocate(&mut cluster_ip, Some(&web), false)
-                .is_empty()
-        );
+        assert!(stored(&allocations, &mut cluster_ip, Some(&web)).is_empty());
         assert!(cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
         let mut reuse =
             service(json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 30443}]}));
-        assert!(allocations.allocate(&mut reuse, None, false).is_empty());
+        assert!(stored(&allocations, &mut reuse, None).is_empty());
 
         let mut forbidden =
             service(json!({"type": "ClusterIP", "ports": [{"port": 1, "nodePort": 31000}]}));
         assert_eq!(
-            messages(&allocations.allocate(&mut forbidden, None, false)),
+            stored(&allocations, &mut forbidden, None),
             ["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]
         );
     }
 
     #[test]
-    fn dry_runs_hold_nothing() {
+    fn uncommitted_reservations_hold_until_dropped() {
         let allocations = ServiceAllocations::default();
-        let mut dry = service(json!({"clusterIP": "10.96.1.1"}));
-        assert!(allocations.allocate(&mut dry, None, true).is_empty());
-        let mut real = service(json!({"clusterIP": "10.96.1.1"}));
-        assert!(allocations.allocate(&mut real, None, false).is_empty());
+        let mut first = service(json!({"clusterIP": "10.96.1.1"}));
+        let pending = allocations.allocate(&mut first, None).unwrap();
+        // While the first write is in flight its address is taken.
+        let mut second = service(json!({"clusterIP": "10.96.1.1"}));
+        assert_eq!(stored(&allocations, &mut second, None).len(), 1);
+        // The write failed (or was a dry run): the address is free again.
+        drop(pending);
+        assert!(stored(&allocations, &mut second, None).is_empty());
+
+        // An update that fails keeps what the stored object holds.
+        let mut web =
+            service(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30100}]}));
+        assert!(stored(&allocations, &mut web, None).is_empty());
+        let mut moved =
+            service(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30101}]}));
+        drop(allocations.allocate(&mut moved, Some(&web)).unwrap());
+        let mut thief =
+            service(json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 30100}]}));
+        assert_eq!(
+            stored(&allocations, &mut thief, None),
+            ["spec.ports[0].nodePort: Invalid value: 30100: provided port is already allocated"]
+        );
+    }
+
+    #[test]
+    fn both_protocols_of_a_port_share_its_node_port() {
+        let allocations = ServiceAllocations::default();
+        let mut dns = service(json!({"type": "NodePort", "ports": [
+            {"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}
+        ]}));
+        assert!(stored(&allocations, &mut dns, None).is_empty());
+        assert_eq!(
+            dns["spec"]["ports"][0]["nodePort"],
+            dns["spec"]["ports"][1]["nodePort"]
+        );
+        let mut explicit = service(json!({"type": "NodePort", "ports": [
+            {"port": 54, "protocol": "UDP", "nodePort": 30054}, {"port": 54, "protocol": "TCP", "nodePort": 30054}
+        ]}));
+        assert!(stored(&allocations, &mut explicit, None).is_empty());
     }
 }

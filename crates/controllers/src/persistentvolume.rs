@@ -122,9 +122,23 @@ fn selects(selector: Option<&Value>, labels: Option<&Value>) -> bool {
     !constrained || selector_matches(selector, labels)
 }
 
+/// How closely a volume is checked against a claim.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Match {
+    /// Any available volume: class, selector, modes and size.
+    Any,
+    /// The volume the claim names: class, modes and size.
+    Named,
+    /// A volume pre-bound to the claim through its `claimRef`: modes and size.
+    PreBound,
+}
+
 /// The volume's capacity in bytes if it can hold the claim, else `None`.
-fn fits(volume: &Value, claim: &Value) -> Option<i64> {
-    if is_deleting(volume) || text(volume, "/spec/storageClassName") != storage_class(claim) {
+fn fits(volume: &Value, claim: &Value, how: Match) -> Option<i64> {
+    if is_deleting(volume)
+        || (how != Match::PreBound
+            && text(volume, "/spec/storageClassName") != storage_class(claim))
+    {
         return None;
     }
     if volume_mode(volume) != volume_mode(claim) {
@@ -141,7 +155,10 @@ fn fits(volume: &Value, claim: &Value) -> Option<i64> {
         .into_iter()
         .flatten()
         .all(|mode| offered.contains(&mode));
-    if !all_modes || !selects(claim.at("/spec/selector"), volume.at("/metadata/labels")) {
+    if !all_modes
+        || (how == Match::Any
+            && !selects(claim.at("/spec/selector"), volume.at("/metadata/labels")))
+    {
         return None;
     }
     let capacity = parse_units(text(volume, "/spec/capacity/storage"))?;
@@ -202,6 +219,13 @@ impl PersistentVolumeController {
                     }
                     _ if bound_uid.is_empty() => "Available",
                     _ => {
+                        // The cache may lag: only a claim the API server no longer has is gone.
+                        let live = self.cluster.get(&claims(), Some(ns), claim_name).await;
+                        match live {
+                            Ok(claim) if uid(&claim) == bound_uid => return Ok(None),
+                            Err(e) if !e.is_not_found() => return Err(e),
+                            _ => {}
+                        }
                         if text(&volume, "/spec/persistentVolumeReclaimPolicy") == "Delete" {
                             return match self
                                 .cluster
@@ -246,6 +270,18 @@ impl PersistentVolumeController {
                 return self.set_phase(&claims(), Some(ns), &claim, "Lost").await;
             };
             if volume.at("/spec/claimRef").is_none() {
+                if fits(&volume, &claim, Match::Named).is_none() {
+                    self.report(
+                        &claim,
+                        "Warning",
+                        "VolumeMismatch",
+                        format!(
+                            "Cannot bind to requested volume {wanted:?}: it does not fit the claim's storage class, access modes, volume mode or size"
+                        ),
+                    )
+                    .await;
+                    return self.set_phase(&claims(), Some(ns), &claim, "Pending").await;
+                }
                 self.claim_volume(&volume, &claim).await?;
                 return Ok(None);
             }
@@ -280,7 +316,15 @@ impl PersistentVolumeController {
                 Some(_) if claimed_by(&volume, &key, &claim) => Some(true),
                 Some(_) => None,
             };
-            let (Some(prebound), Some(capacity)) = (free, fits(&volume, &claim)) else {
+            let Some(prebound) = free else {
+                continue;
+            };
+            let how = if prebound {
+                Match::PreBound
+            } else {
+                Match::Any
+            };
+            let Some(capacity) = fits(&volume, &claim, how) else {
                 continue;
             };
             let better = match &best {
@@ -473,33 +517,41 @@ mod tests {
         c
     }
 
+    fn fits_any(volume: &Value, claim: &Value) -> Option<i64> {
+        fits(volume, claim, Match::Any)
+    }
+
     #[test]
     fn volumes_fit_claims_by_class_modes_and_size() {
         let v = volume("10Gi", "", &["ReadWriteOnce", "ReadOnlyMany"]);
         assert_eq!(
-            fits(&v, &claim("5Gi", None, &["ReadWriteOnce"])),
+            fits_any(&v, &claim("5Gi", None, &["ReadWriteOnce"])),
             Some(10 << 30)
         );
         assert_eq!(
-            fits(&v, &claim("5Gi", Some(""), &["ReadOnlyMany"])),
+            fits_any(&v, &claim("5Gi", Some(""), &["ReadOnlyMany"])),
             Some(10 << 30)
         );
-        assert_eq!(fits(&v, &claim("20Gi", None, &["ReadWriteOnce"])), None);
-        assert_eq!(fits(&v, &claim("1Gi", None, &["ReadWriteMany"])), None);
+        assert_eq!(fits_any(&v, &claim("20Gi", None, &["ReadWriteOnce"])), None);
+        assert_eq!(fits_any(&v, &claim("1Gi", None, &["ReadWriteMany"])), None);
         assert_eq!(
-            fits(&v, &claim("1Gi", Some("fast"), &["ReadWriteOnce"])),
+            fits_any(&v, &claim("1Gi", Some("fast"), &["ReadWriteOnce"])),
             None
         );
         let mut selective = claim("1Gi", None, &["ReadWriteOnce"]);
         selective["spec"]["selector"] = json!({"matchLabels": {"tier": "slow"}});
-        assert_eq!(fits(&v, &selective), None);
+        assert_eq!(fits_any(&v, &selective), None);
         selective["spec"]["selector"] =
             json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fast"]}]});
-        assert!(fits(&v, &selective).is_some());
+        assert!(fits_any(&v, &selective).is_some());
         selective["spec"]["selector"] = json!({"matchLabels": {}});
-        assert!(fits(&v, &selective).is_some());
+        assert!(fits_any(&v, &selective).is_some());
         let mut block = claim("1Gi", None, &["ReadWriteOnce"]);
         block["spec"]["volumeMode"] = json!("Block");
-        assert_eq!(fits(&v, &block), None);
+        assert_eq!(fits_any(&v, &block), None);
+        // A volume pre-bound to the claim skips class and selector.
+        let other_class = claim("1Gi", Some("fast"), &["ReadWriteOnce"]);
+        assert!(fits(&v, &other_class, Match::PreBound).is_some());
+        assert_eq!(fits(&v, &other_class, Match::Named), None);
     }
 }
