@@ -199,17 +199,12 @@ pub use openapi::ListType;
 /// Where list and map types come from: a built-in kind's schema, or a custom resource's
 /// structural schema; `metadata` always follows the built-in `ObjectMeta`.
 #[derive(Debug, Clone, Copy)]
-pub struct Schema<'a> {
-    kind: KindSchema<'a>,
-    meta: SchemaNode<'a>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum KindSchema<'a> {
-    /// A built-in kind (`None`: a kind without a known type, all of its lists atomic).
-    Builtin(Option<SchemaNode<'a>>),
-    /// A custom resource (`None`: no schema, all of its lists atomic).
-    Custom(Option<&'a Value>),
+pub enum Schema<'a> {
+    /// A built-in kind (see `OpenApi::kind_schema`).
+    Builtin(SchemaNode<'a>),
+    /// A custom resource: its structural schema (`None`: no schema, all of its lists atomic),
+    /// and the schema of a kind without a known type for its `metadata`.
+    Custom(Option<&'a Value>, SchemaNode<'a>),
 }
 
 /// Where the rules of a field path were found.
@@ -220,30 +215,28 @@ enum Found<'a> {
 }
 
 impl<'a> Schema<'a> {
-    pub fn builtin(kind: Option<SchemaNode<'a>>, meta: SchemaNode<'a>) -> Self {
-        Self {
-            kind: KindSchema::Builtin(kind),
-            meta,
-        }
+    pub fn builtin(kind: SchemaNode<'a>) -> Self {
+        Schema::Builtin(kind)
     }
 
-    pub fn custom(schema: Option<&'a Value>, meta: SchemaNode<'a>) -> Self {
-        Self {
-            kind: KindSchema::Custom(schema),
-            meta,
-        }
+    pub fn custom(schema: Option<&'a Value>, untyped: SchemaNode<'a>) -> Self {
+        Schema::Custom(schema, untyped)
     }
 
     fn find(&self, names: &[String]) -> Found<'a> {
-        let walked = match (names.split_first(), self.kind) {
-            (Some((first, rest)), _) if first == "metadata" => self.meta.walk(rest),
-            (_, KindSchema::Builtin(Some(root))) => root.walk(names),
-            (_, KindSchema::Custom(Some(schema))) => {
-                return custom_node(schema, names).map_or(Found::Nothing, Found::Custom);
+        let root = match *self {
+            Schema::Builtin(root) => root,
+            Schema::Custom(schema, untyped) => {
+                if names.first().map(String::as_str) == Some("metadata") {
+                    untyped
+                } else {
+                    return schema
+                        .and_then(|schema| custom_node(schema, names))
+                        .map_or(Found::Nothing, Found::Custom);
+                }
             }
-            _ => None,
         };
-        match walked {
+        match root.walk(names) {
             Some((node, rules)) => Found::Builtin(node, rules),
             None => Found::Nothing,
         }
@@ -253,22 +246,10 @@ impl<'a> Schema<'a> {
     pub fn list_type(&self, names: &[String]) -> ListType {
         match self.find(names) {
             Found::Builtin(_, Some(rules)) => builtin_list_type(rules),
-            Found::Custom(node) => match node.get("x-kubernetes-list-type").and_then(Value::as_str)
-            {
-                Some("set") => ListType::Set,
-                Some("map") => ListType::Map(
-                    node.get("x-kubernetes-list-map-keys")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .map(String::from)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                ),
-                _ => ListType::Atomic,
-            },
+            Found::Custom(node) => node
+                .as_object()
+                .and_then(ListType::declared)
+                .unwrap_or(ListType::Atomic),
             _ => ListType::Atomic,
         }
     }
@@ -1268,10 +1249,7 @@ mod tests {
         std::sync::LazyLock::new(crate::build_openapi);
 
     fn builtin(group: &str, kind: &str) -> Schema<'static> {
-        Schema::builtin(
-            OPENAPI.kind_schema(group, "v1", kind),
-            OPENAPI.object_meta_schema(),
-        )
+        Schema::builtin(OPENAPI.kind_schema(group, "v1", kind))
     }
 
     fn deployment_schema() -> Schema<'static> {
@@ -1644,7 +1622,10 @@ mod tests {
                 "items": {"type": "object", "properties": {"id": {"type": "string"}, "v": {"type": "string"}}}},
             "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
             "plain": {"type": "array", "items": {"type": "string"}}}}}});
-        let s = Schema::custom(Some(&schema), OPENAPI.object_meta_schema());
+        let s = Schema::custom(
+            Some(&schema),
+            OPENAPI.kind_schema("example.com", "v1", "Widget"),
+        );
         let cfg =
             json!({"spec": {"items": [{"id": "a", "v": "1"}], "tags": ["x"], "plain": ["p"]}});
         let set = applied_fields(&s, &cfg);

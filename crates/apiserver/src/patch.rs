@@ -89,41 +89,24 @@ fn strip_directives(v: &Value) -> Value {
     }
 }
 
-/// Applies a strategic merge patch. Lists merge as the kind's schema says (`schema`: the root
-/// of its type); without one (custom resources, patched by in-process controllers) `metadata`
-/// still merges as `meta`, the shared `ObjectMeta`, and every other list is replaced, as in a
-/// JSON merge patch.
+/// Applies a strategic merge patch. Lists merge as `schema` (the root of the kind's type) says;
+/// where it knows nothing (the spec of a custom resource) they are replaced, as in a JSON merge
+/// patch.
 pub fn strategic_merge_patch(
     target: &Value,
     patch: &Value,
-    schema: Option<SchemaNode<'_>>,
-    meta: SchemaNode<'_>,
+    schema: SchemaNode<'_>,
 ) -> Result<Value, PatchError> {
     let Value::Object(p) = patch else {
         return Err(PatchError::Malformed(
             "json: cannot unmarshal into Go value of type map[string]interface {}".into(),
         ));
     };
-    let mut base = match target {
+    let base = match target {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
     };
-    if schema.is_none()
-        && let Some(Value::Object(meta_patch)) = p.get("metadata")
-    {
-        let current = match base.remove("metadata") {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        base.insert(
-            "metadata".into(),
-            Value::Object(merge_map(current, meta_patch, Some(meta))?),
-        );
-        let mut rest = p.clone();
-        rest.remove("metadata");
-        return Ok(Value::Object(merge_map(base, &rest, None)?));
-    }
-    Ok(Value::Object(merge_map(base, p, schema)?))
+    Ok(Value::Object(merge_map(base, p, Some(schema))?))
 }
 
 fn merge_map(
@@ -303,16 +286,13 @@ mod tests {
     static OPENAPI: std::sync::LazyLock<openapi::OpenApi> =
         std::sync::LazyLock::new(crate::build_openapi);
 
-    fn schema(group: &str, kind: &str) -> Option<SchemaNode<'static>> {
-        Some(
-            OPENAPI
-                .kind_schema(group, "v1", kind)
-                .expect("a built-in kind"),
-        )
+    fn schema(group: &str, kind: &str) -> SchemaNode<'static> {
+        OPENAPI.kind_schema(group, "v1", kind)
     }
 
-    fn meta() -> SchemaNode<'static> {
-        OPENAPI.object_meta_schema()
+    /// A kind without a known type.
+    fn untyped() -> SchemaNode<'static> {
+        OPENAPI.kind_schema("example.com", "v1", "Widget")
     }
 
     #[test]
@@ -324,8 +304,7 @@ mod tests {
             "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "nginx"}],
             "containers": [{"name": "sidecar", "image": "busybox"}, {"name": "nginx", "image": "nginx:1.27"}]
         }}}});
-        let out =
-            strategic_merge_patch(&live, &patch, schema("apps", "Deployment"), meta()).unwrap();
+        let out = strategic_merge_patch(&live, &patch, schema("apps", "Deployment")).unwrap();
         let cs = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(cs[0]["name"], "sidecar");
         assert_eq!(cs[1]["image"], "nginx:1.27");
@@ -338,7 +317,7 @@ mod tests {
             "spec": {"containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "j"}], "tolerations": [{"key": "k"}]}});
         let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"], "labels": {"x": null}},
             "spec": {"containers": [{"name": "a", "$patch": "delete"}], "tolerations": [{"key": "z"}]}});
-        let out = strategic_merge_patch(&live, &patch, schema("", "Pod"), meta()).unwrap();
+        let out = strategic_merge_patch(&live, &patch, schema("", "Pod")).unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
         assert_eq!(out["metadata"]["labels"], json!({"y": "2"}));
         assert_eq!(
@@ -352,7 +331,7 @@ mod tests {
     fn unschedulable_null_removes_field() {
         let node = json!({"spec": {"unschedulable": true, "podCIDR": "10.0.0.0/24"}});
         let patch = json!({"spec": {"unschedulable": null}});
-        let out = strategic_merge_patch(&node, &patch, schema("", "Node"), meta()).unwrap();
+        let out = strategic_merge_patch(&node, &patch, schema("", "Node")).unwrap();
         assert_eq!(out, json!({"spec": {"podCIDR": "10.0.0.0/24"}}));
     }
 
@@ -364,7 +343,7 @@ mod tests {
             {"key": "a", "effect": "NoSchedule"}, {"key": "b", "effect": "NoExecute"}
         ]}});
         let patch = json!({"spec": {"taints": [{"key": "a", "effect": "NoExecute"}]}});
-        let out = strategic_merge_patch(&node, &patch, schema("", "Node"), meta()).unwrap();
+        let out = strategic_merge_patch(&node, &patch, schema("", "Node")).unwrap();
         assert_eq!(out["spec"]["taints"], patch["spec"]["taints"]);
     }
 
@@ -383,7 +362,7 @@ mod tests {
                 "env": [{"name": "B", "value": "2"}]}]},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}
         });
-        let out = strategic_merge_patch(&pod, &patch, schema("", "Pod"), meta()).unwrap();
+        let out = strategic_merge_patch(&pod, &patch, schema("", "Pod")).unwrap();
         let container = &out["spec"]["containers"][0];
         assert_eq!(container["image"], "a");
         assert_eq!(
@@ -405,19 +384,13 @@ mod tests {
         // A disruption budget's selector has patch strategy `replace`.
         let budget = json!({"spec": {"selector": {"matchLabels": {"app": "a", "tier": "web"}}}});
         let patch = json!({"spec": {"selector": {"matchLabels": {"app": "b"}}}});
-        let out = strategic_merge_patch(
-            &budget,
-            &patch,
-            schema("policy", "PodDisruptionBudget"),
-            meta(),
-        )
-        .unwrap();
+        let out = strategic_merge_patch(&budget, &patch, schema("policy", "PodDisruptionBudget"))
+            .unwrap();
         assert_eq!(out["spec"]["selector"], patch["spec"]["selector"]);
         // Without that strategy, maps merge.
         let deployment =
             json!({"spec": {"selector": {"matchLabels": {"app": "a", "tier": "web"}}}});
-        let out = strategic_merge_patch(&deployment, &patch, schema("apps", "Deployment"), meta())
-            .unwrap();
+        let out = strategic_merge_patch(&deployment, &patch, schema("apps", "Deployment")).unwrap();
         assert_eq!(
             out["spec"]["selector"]["matchLabels"],
             json!({"app": "b", "tier": "web"})
@@ -433,7 +406,7 @@ mod tests {
                 "$deleteFromPrimitiveList/finalizers": ["a"],
                 "ownerReferences": [{"$patch": "delete", "uid": "1"}]},
             "spec": {"containers": [{"name": "a", "image": "x"}]}});
-        let out = strategic_merge_patch(&live, &patch, None, meta()).unwrap();
+        let out = strategic_merge_patch(&live, &patch, untyped()).unwrap();
         assert_eq!(out["spec"]["containers"], patch["spec"]["containers"]);
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
         assert_eq!(
@@ -513,7 +486,7 @@ mod tests {
         fn strategic_equals_merge_for_plain_maps(target in proptest::collection::btree_map("[a-c]", "[a-z]{0,3}", 0..4), patch in proptest::collection::btree_map("[a-c]", proptest::option::of("[a-z]{0,3}"), 0..4)) {
             let target = serde_json::to_value(&target).unwrap();
             let patch = serde_json::to_value(&patch).unwrap();
-            prop_assert_eq!(strategic_merge_patch(&target, &patch, None, meta()).unwrap(), merge_patch(&target, &patch).unwrap());
+            prop_assert_eq!(strategic_merge_patch(&target, &patch, untyped()).unwrap(), merge_patch(&target, &patch).unwrap());
         }
 
         #[test]

@@ -1203,7 +1203,6 @@ impl Registry {
                     current,
                     &patch,
                     self.openapi.kind_schema(r.group, r.version, r.kind),
-                    self.openapi.object_meta_schema(),
                 ),
                 PatchType::Apply => {
                     Ok(self.apply_patch(r, name, Some(current), &patch, part, opts)?)
@@ -1246,13 +1245,10 @@ impl Registry {
         r: &ResourceType,
         part: Part,
     ) -> (fieldmanager::Schema<'_>, fieldmanager::Tracked) {
-        let meta = self.openapi.object_meta_schema();
+        let kind = self.openapi.kind_schema(r.group, r.version, r.kind);
         let schema = match r.custom {
-            Some(c) => fieldmanager::Schema::custom(c.schema.as_ref(), meta),
-            None => fieldmanager::Schema::builtin(
-                self.openapi.kind_schema(r.group, r.version, r.kind),
-                meta,
-            ),
+            Some(c) => fieldmanager::Schema::custom(c.schema.as_ref(), kind),
+            None => fieldmanager::Schema::builtin(kind),
         };
         let tracked = match part {
             Part::Status => fieldmanager::Tracked::StatusOnly,

@@ -527,29 +527,6 @@ impl CpuMeter {
     }
 }
 
-/// Creates per second through the etcd store itself (a transaction per create, no API server).
-async fn etcd_store_creates(
-    etcd: &Etcd,
-    value: Bytes,
-    n: usize,
-    concurrency: usize,
-) -> anyhow::Result<f64> {
-    let store = etcd_store(etcd, &format!("/store-{concurrency}")).await?;
-    let keys: Vec<String> = (0..n)
-        .map(|i| format!("/registry/pods/default/p-{i}"))
-        .collect();
-    let start = Instant::now();
-    run_workers(keys, concurrency, move |key| {
-        let (store, value) = (store.clone(), value.clone());
-        async move {
-            store::Store::create(&*store, &key, &mut |_| value.clone()).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    Ok(rate(n, start.elapsed()))
-}
-
 /// The bytes the API server stores for a created pod (defaults and managedFields included), so
 /// that etcd's own rates are measured with the values the server writes.
 async fn stored_pod_value(etcd: &Etcd) -> anyhow::Result<Bytes> {
@@ -571,14 +548,28 @@ async fn stored_pod_value(etcd: &Etcd) -> anyhow::Result<Bytes> {
     Ok(kv.value)
 }
 
-/// etcd puts per second through its gRPC API, one connection, `value` under fresh keys.
-async fn etcd_grpc_puts(
+/// How the etcd rows write: etcd's own rate, or the store's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EtcdWrite {
+    /// A plain put through etcd's gRPC API.
+    Put,
+    /// A create through the etcd store (a compare-and-put transaction), no API server.
+    StoreCreate,
+}
+
+/// Writes per second of `value` under fresh keys, one gRPC connection.
+async fn etcd_writes(
     etcd: &Etcd,
+    how: EtcdWrite,
     value: Bytes,
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<f64> {
-    let store = etcd_store(etcd, &format!("/raw-{concurrency}")).await?;
+    let prefix = match how {
+        EtcdWrite::Put => format!("/raw-{concurrency}"),
+        EtcdWrite::StoreCreate => format!("/store-{concurrency}"),
+    };
+    let store = etcd_store(etcd, &prefix).await?;
     let keys: Vec<String> = (0..n)
         .map(|i| format!("/registry/pods/default/p-{i}"))
         .collect();
@@ -586,7 +577,14 @@ async fn etcd_grpc_puts(
     run_workers(keys, concurrency, move |key| {
         let (store, value) = (store.clone(), value.clone());
         async move {
-            store.put(&key, value).await?;
+            match how {
+                EtcdWrite::Put => {
+                    store.put(&key, value).await?;
+                }
+                EtcdWrite::StoreCreate => {
+                    store::Store::create(&*store, &key, &mut |_| value.clone()).await?;
+                }
+            }
             Ok(())
         }
     })
@@ -783,13 +781,13 @@ async fn etcd_section(args: &BenchArgs) -> anyhow::Result<()> {
             args.creates
         };
         let cpu = CpuMeter::start(&etcd);
-        let raw = etcd_grpc_puts(&etcd, value.clone(), n, concurrency).await?;
+        let raw = etcd_writes(&etcd, EtcdWrite::Put, value.clone(), n, concurrency).await?;
         println!(
             "etcd puts (gRPC),                {concurrency:>2} clients: {raw:>9.0}/s            {}",
             cpu.per_op(n)
         );
         let cpu = CpuMeter::start(&etcd);
-        let r = etcd_store_creates(&etcd, value.clone(), n, concurrency).await?;
+        let r = etcd_writes(&etcd, EtcdWrite::StoreCreate, value.clone(), n, concurrency).await?;
         println!(
             "creates on the etcd store alone, {concurrency:>2} clients: {r:>9.0}/s ({:>3.0}%) {}",
             100.0 * r / raw,

@@ -109,7 +109,8 @@ pub struct OpenApi {
     shapes: Shapes,
     /// `group/version/kind` → root shape of that kind.
     kind_shapes: HashMap<String, shapes::ShapeId>,
-    object_meta: shapes::ShapeId,
+    /// The root kinds without a known type merge by: only `metadata` is known.
+    untyped_kind: shapes::ShapeId,
 }
 
 impl OpenApi {
@@ -161,6 +162,7 @@ impl OpenApi {
             kind_shapes.insert(format!("{group}/{version}/{kind}"), id);
         }
         let object_meta = shapes.named(kinds::names::OBJECT_META, &catalog.definitions);
+        let untyped_kind = shapes.untyped_kind(object_meta);
 
         let documents = Arc::new(Documents {
             catalog,
@@ -184,19 +186,19 @@ impl OpenApi {
             index: Bytes::from(index),
             shapes,
             kind_shapes,
-            object_meta,
+            untyped_kind,
         }
     }
 
-    /// The schema of a built-in kind, for its merge rules; `None` for kinds without a known type.
-    pub fn kind_schema(&self, group: &str, version: &str, kind: &str) -> Option<SchemaNode<'_>> {
-        let id = *self.kind_shapes.get(&format!("{group}/{version}/{kind}"))?;
-        Some(self.shapes.at(id))
-    }
-
-    /// The schema of `metadata`, which every kind shares (custom resources included).
-    pub fn object_meta_schema(&self) -> SchemaNode<'_> {
-        self.shapes.at(self.object_meta)
+    /// The schema a kind's objects merge by: the built-in kind's, or for kinds without a known
+    /// type (custom resources) one that knows only `metadata`, which every kind shares.
+    pub fn kind_schema(&self, group: &str, version: &str, kind: &str) -> SchemaNode<'_> {
+        let id = self
+            .kind_shapes
+            .get(&format!("{group}/{version}/{kind}"))
+            .copied()
+            .unwrap_or(self.untyped_kind);
+        self.shapes.at(id)
     }
 
     /// `GET /openapi/v3` body: the path and hash of every group-version document.

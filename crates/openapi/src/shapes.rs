@@ -50,6 +50,29 @@ pub enum ListType {
     Map(Vec<String>),
 }
 
+impl ListType {
+    /// The `x-kubernetes-list-type` (with its `x-kubernetes-list-map-keys`) a schema declares.
+    pub fn declared(schema: &Map<String, Value>) -> Option<ListType> {
+        let list_type = schema.get("x-kubernetes-list-type")?.as_str()?;
+        Some(match list_type {
+            "set" => ListType::Set,
+            "map" => ListType::Map(
+                schema
+                    .get("x-kubernetes-list-map-keys")
+                    .and_then(Value::as_array)
+                    .map(|keys| {
+                        keys.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            _ => ListType::Atomic,
+        })
+    }
+}
+
 /// How a field merges, from its schema's `x-kubernetes-*` extensions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergeRules {
@@ -74,22 +97,7 @@ impl MergeRules {
         let strategies: Vec<&str> = text("x-kubernetes-patch-strategy")
             .map(|s| s.split(',').collect())
             .unwrap_or_default();
-        let list_type = text("x-kubernetes-list-type").map(|list_type| match list_type {
-            "set" => ListType::Set,
-            "map" => ListType::Map(
-                schema
-                    .get("x-kubernetes-list-map-keys")
-                    .and_then(Value::as_array)
-                    .map(|keys| {
-                        keys.iter()
-                            .filter_map(Value::as_str)
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
-            _ => ListType::Atomic,
-        });
+        let list_type = ListType::declared(schema);
         let rules = MergeRules {
             patch_merge: strategies.contains(&"merge"),
             patch_replace: strategies.contains(&"replace"),
@@ -256,6 +264,23 @@ impl Shapes {
             Some(values @ Value::Object(_)) => Shape::Map(self.node(values, definitions)),
             _ => Shape::Unchecked,
         }
+    }
+
+    /// An object that knows only its `metadata` (of shape `object_meta`): what a kind without
+    /// a known type merges by.
+    pub fn untyped_kind(&mut self, object_meta: ShapeId) -> ShapeId {
+        let fields = HashMap::from([(
+            "metadata".into(),
+            Field {
+                shape: object_meta,
+                rules: None,
+            },
+        )]);
+        self.nodes.push(Shape::Object(Arc::new(ObjectShape {
+            fields,
+            atomic: false,
+        })));
+        self.nodes.len() - 1
     }
 
     /// The node of a flattened definition.

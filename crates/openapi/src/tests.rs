@@ -733,7 +733,7 @@ fn openapi_can_be_shared_between_request_handlers() {
 
 #[test]
 fn merge_rules_follow_the_kubernetes_schema() {
-    let pod = openapi().kind_schema("", "v1", "Pod").unwrap();
+    let pod = openapi().kind_schema("", "v1", "Pod");
     let (_, ports) = pod.walk(&["spec", "containers", "ports"]).unwrap();
     let ports = ports.unwrap();
     assert!(ports.patch_merge);
@@ -758,11 +758,11 @@ fn merge_rules_follow_the_kubernetes_schema() {
     assert!(label.is_none());
     assert!(pod.walk(&["spec", "noSuchField"]).is_none());
 
-    let node = openapi().kind_schema("", "v1", "Node").unwrap();
+    let node = openapi().kind_schema("", "v1", "Node");
     let (_, taints) = node.walk(&["spec", "taints"]).unwrap();
     assert!(!taints.unwrap().patch_merge, "taints are replaced whole");
 
-    let deployment = openapi().kind_schema("apps", "v1", "Deployment").unwrap();
+    let deployment = openapi().kind_schema("apps", "v1", "Deployment");
     let (selector, _) = deployment.walk(&["spec", "selector"]).unwrap();
     assert!(selector.is_atomic());
     let (_, strategy) = deployment.walk(&["spec", "strategy"]).unwrap();
@@ -770,9 +770,11 @@ fn merge_rules_follow_the_kubernetes_schema() {
     let (template, _) = deployment.walk(&["spec", "template"]).unwrap();
     assert!(!template.is_atomic());
 
-    let meta = openapi().object_meta_schema();
-    let (_, owners) = meta.walk(&["ownerReferences"]).unwrap();
+    // A kind without a known type still merges its metadata.
+    let untyped = openapi().kind_schema("example.com", "v1", "Widget");
+    let (_, owners) = untyped.walk(&["metadata", "ownerReferences"]).unwrap();
     assert_eq!(owners.unwrap().patch_merge_key.as_deref(), Some("uid"));
+    assert!(untyped.walk(&["spec", "items"]).is_none());
 }
 
 #[test]
