@@ -33,6 +33,34 @@ struct Taken {
     node_ports: HashSet<u16>,
 }
 
+impl Taken {
+    fn add(&mut self, other: &Taken) {
+        self.ips.extend(&other.ips);
+        self.node_ports.extend(&other.node_ports);
+    }
+
+    fn remove(&mut self, other: &Taken) {
+        for ip in &other.ips {
+            self.ips.remove(ip);
+        }
+        for port in &other.node_ports {
+            self.node_ports.remove(port);
+        }
+    }
+
+    /// What `self` holds and `other` does not.
+    fn without(&self, other: &Taken) -> Taken {
+        Taken {
+            ips: self.ips.difference(&other.ips).copied().collect(),
+            node_ports: self
+                .node_ports
+                .difference(&other.node_ports)
+                .copied()
+                .collect(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// What stored services hold; `None` until read from the store.
@@ -45,11 +73,9 @@ impl State {
     fn taken(&self) -> Taken {
         let mut taken = Taken::default();
         if let Some(stored) = &self.stored {
-            taken.ips.extend(&stored.ips);
-            taken.node_ports.extend(&stored.node_ports);
+            taken.add(stored);
         }
-        taken.ips.extend(&self.pending.ips);
-        taken.node_ports.extend(&self.pending.node_ports);
+        taken.add(&self.pending);
         taken
     }
 }
@@ -74,21 +100,10 @@ impl Reservation<'_> {
     pub fn commit(mut self) {
         self.committed = true;
         let mut state = self.owner.state.lock().expect("not poisoned");
-        for ip in &self.added.ips {
-            state.pending.ips.remove(ip);
-        }
-        for port in &self.added.node_ports {
-            state.pending.node_ports.remove(port);
-        }
+        state.pending.remove(&self.added);
         let stored = state.stored.get_or_insert_with(Taken::default);
-        for ip in &self.freed.ips {
-            stored.ips.remove(ip);
-        }
-        for port in &self.freed.node_ports {
-            stored.node_ports.remove(port);
-        }
-        stored.ips.extend(&self.added.ips);
-        stored.node_ports.extend(&self.added.node_ports);
+        stored.remove(&self.freed);
+        stored.add(&self.added);
     }
 }
 
@@ -98,12 +113,7 @@ impl Drop for Reservation<'_> {
             return;
         }
         let mut state = self.owner.state.lock().expect("not poisoned");
-        for ip in &self.added.ips {
-            state.pending.ips.remove(ip);
-        }
-        for port in &self.added.node_ports {
-            state.pending.node_ports.remove(port);
-        }
+        state.pending.remove(&self.added);
     }
 }
 
@@ -182,24 +192,9 @@ impl ServiceAllocations {
         if !causes.is_empty() {
             return Err(causes);
         }
-        let added = Taken {
-            ips: new.ips.difference(&held.ips).copied().collect(),
-            node_ports: new
-                .node_ports
-                .difference(&held.node_ports)
-                .copied()
-                .collect(),
-        };
-        let freed = Taken {
-            ips: held.ips.difference(&new.ips).copied().collect(),
-            node_ports: held
-                .node_ports
-                .difference(&new.node_ports)
-                .copied()
-                .collect(),
-        };
-        state.pending.ips.extend(&added.ips);
-        state.pending.node_ports.extend(&added.node_ports);
+        let added = new.without(&held);
+        let freed = held.without(&new);
+        state.pending.add(&added);
         Ok(Reservation {
             owner: self,
             added,
@@ -216,12 +211,7 @@ impl ServiceAllocations {
         };
         let mut held = Taken::default();
         hold(&mut held, service);
-        for ip in held.ips {
-            stored.ips.remove(&ip);
-        }
-        for port in held.node_ports {
-            stored.node_ports.remove(&port);
-        }
+        stored.remove(&held);
     }
 }
 
@@ -269,9 +259,7 @@ fn in_service_network(ip: Ipv4Addr) -> bool {
 }
 
 fn random_below(bound: u32) -> u32 {
-    let uid = crate::objects::new_uid();
-    let bits = u32::from_str_radix(&uid.replace('-', "")[..8], 16).unwrap_or(0);
-    bits % bound
+    rand::random_range(0..bound)
 }
 
 fn allocate_cluster_ip(
