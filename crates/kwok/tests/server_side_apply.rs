@@ -88,11 +88,23 @@ fn server_side_apply(minor: u32) {
     assert!(out.contains("serverside-applied"), "{out}");
     let dep = get(&server, minor, &["deploy", "web"]);
     assert_eq!(dep["spec"]["replicas"], 3);
-    // Applying the same configuration again changes nothing.
-    let rv = dep["metadata"]["resourceVersion"].clone();
+    // Applying the same configuration again changes nothing. The deployment controller keeps
+    // writing the status, so a ConfigMap, which nothing else writes, shows that no write happened.
+    let generation = dep["metadata"]["generation"].clone();
     server.ok(minor, &["apply", "--server-side", "-f", m]);
     let dep = get(&server, minor, &["deploy", "web"]);
-    assert_eq!(dep["metadata"]["resourceVersion"], rv);
+    assert_eq!(dep["metadata"]["generation"], generation);
+    let settings = write(
+        dir,
+        "settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n",
+    );
+    let settings = settings.to_str().unwrap();
+    server.ok(minor, &["apply", "--server-side", "-f", settings]);
+    let rv = get(&server, minor, &["configmap", "settings"])["metadata"]["resourceVersion"].clone();
+    server.ok(minor, &["apply", "--server-side", "-f", settings]);
+    let again = get(&server, minor, &["configmap", "settings"]);
+    assert_eq!(again["metadata"]["resourceVersion"], rv);
 
     // Another manager changing a field the first one owns conflicts.
     let other = write(
