@@ -30,6 +30,8 @@ pub struct CustomType {
     pub label_selector_path: Option<String>,
     /// The version objects are stored in.
     pub storage_version: String,
+    /// The schema's `x-kubernetes-validations` rules, compiled once; `None` when it has none.
+    pub rules: Option<kube_cel::CompiledSchema>,
 }
 
 fn leak(s: &str) -> &'static str {
@@ -165,6 +167,36 @@ fn structural(schema: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) {
             &["array", "boolean", "integer", "number", "object", "string"],
         ));
     }
+    if let Some(pattern) = m.get("pattern").and_then(Value::as_str)
+        && let Err(e) = regex::Regex::new(pattern)
+    {
+        causes.push(Cause::invalid(
+            format!("{path}.pattern"),
+            &json!(pattern),
+            format!("must be a valid regular expression, but isn't: {e}"),
+        ));
+    }
+    for (i, rule) in m
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let field = format!("{path}.x-kubernetes-validations[{i}].rule");
+        match rule.get("rule").and_then(Value::as_str) {
+            None | Some("") => causes.push(Cause::required(field)),
+            Some(text) => {
+                if let Err(e) = kube_cel::cel::Program::compile(text) {
+                    causes.push(Cause::invalid(
+                        field,
+                        &json!(text),
+                        format!("compilation failed: {e}"),
+                    ));
+                }
+            }
+        }
+    }
     if let Some(props) = m.get("properties").and_then(Value::as_object) {
         for (k, v) in props {
             structural(v, &format!("{path}.properties[{k}]"), false, causes);
@@ -178,6 +210,90 @@ fn structural(schema: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) {
     if let Some(ap) = m.get("additionalProperties").filter(|v| v.is_object()) {
         structural(ap, &format!("{path}.additionalProperties"), false, causes);
     }
+}
+
+/// Whether a schema declares `x-kubernetes-validations` anywhere.
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => {
+            m.contains_key("x-kubernetes-validations")
+                || m.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "default" | "enum" | "example"))
+                    .any(|(_, v)| has_rules(v))
+        }
+        Value::Array(items) => items.iter().any(has_rules),
+        _ => false,
+    }
+}
+
+/// Evaluates a custom type's `x-kubernetes-validations` rules on an object already pruned,
+/// defaulted and valid against its schema; `old` is the stored object on updates, for
+/// transition rules (`oldSelf`).
+pub fn check_rules(custom: &CustomType, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let Some(rules) = &custom.rules else {
+        return Vec::new();
+    };
+    let Err(errors) = kube_cel::validate_compiled(rules, obj, old) else {
+        return Vec::new();
+    };
+    let schema = custom.schema.as_ref();
+    errors
+        .iter()
+        .filter_map(|e| {
+            let type_name = schema
+                .and_then(|s| schema_type_at(s, &e.field_path))
+                .unwrap_or("object");
+            match e.kind {
+                kube_cel::ErrorKind::ValidationFailure => Some(match e.reason.as_deref() {
+                    Some("FieldValueForbidden") => Cause {
+                        reason: "FieldValueForbidden",
+                        message: format!("Forbidden: {}", e.message),
+                        field: e.field_path.clone(),
+                    },
+                    Some("FieldValueRequired") => Cause {
+                        reason: "FieldValueRequired",
+                        message: format!("Required value: {}", e.message),
+                        field: e.field_path.clone(),
+                    },
+                    Some("FieldValueDuplicate") => Cause {
+                        reason: "FieldValueDuplicate",
+                        message: format!("Duplicate value: {}", json!(type_name)),
+                        field: e.field_path.clone(),
+                    },
+                    _ => Cause::invalid(e.field_path.clone(), &json!(type_name), &e.message),
+                }),
+                // A rule using a function this build cannot evaluate is not held against the
+                // object: refusing valid objects would be worse than missing a check.
+                kube_cel::ErrorKind::UnsupportedReference => {
+                    tracing::debug!(rule = %e.rule, "validation rule skipped: {}", e.message);
+                    None
+                }
+                _ => Some(Cause::invalid(
+                    e.field_path.clone(),
+                    &json!(type_name),
+                    &e.message,
+                )),
+            }
+        })
+        .collect()
+}
+
+/// The schema type at a field path such as `spec.items[0].name`.
+fn schema_type_at<'a>(schema: &'a Value, path: &str) -> Option<&'a str> {
+    let mut node = schema;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (name, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], part[i..].matches('[').count()),
+            None => (part, 0),
+        };
+        node = node
+            .at(&format!("/properties/{name}"))
+            .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))?;
+        for _ in 0..indexes {
+            node = node.get("items")?;
+        }
+    }
+    node.get("type").and_then(Value::as_str)
 }
 
 /// The resource types a CRD serves, one per served version.
@@ -245,6 +361,10 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                 .map(|sc| s(sc, "/labelSelectorPath").to_string())
                 .filter(|p| !p.is_empty()),
             storage_version: storage_version.clone(),
+            rules: v
+                .at("/schema/openAPIV3Schema")
+                .filter(|schema| has_rules(schema))
+                .map(kube_cel::compile_schema),
         }));
         out.push(ResourceType {
             group,
@@ -338,6 +458,12 @@ pub struct SchemaReport {
     /// Paths of fields the schema does not know (pruned).
     pub unknown: Vec<String>,
     pub causes: Vec<Cause>,
+}
+
+impl SchemaReport {
+    fn invalid(&mut self, path: &str, value: &Value, detail: String) {
+        self.causes.push(Cause::invalid(path, value, detail));
+    }
 }
 
 /// Prunes unknown fields, applies defaults and validates types, as kube-apiserver does for
@@ -475,6 +601,21 @@ fn walk(schema: &Value, value: &mut Value, path: &str, report: &mut SchemaReport
                 apply_defaults(props, map, path, report);
             }
             required(schema, map, path, report);
+            let count = map.len() as u64;
+            if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
+                && count < min
+            {
+                report.invalid(
+                    path,
+                    value,
+                    format!("{path} in body should have at least {min} properties"),
+                );
+            }
+            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+                && count > max
+            {
+                report.causes.push(too_many(path, count, max));
+            }
         }
         Some("array") => {
             let Some(items) = value.as_array_mut() else {
@@ -486,14 +627,31 @@ fn walk(schema: &Value, value: &mut Value, path: &str, report: &mut SchemaReport
                     walk(item_schema, item, &format!("{path}[{i}]"), report);
                 }
             }
+            list_duplicates(schema, items, path, report);
+            let count = items.len() as u64;
+            let repeated = items
+                .iter()
+                .enumerate()
+                .any(|(i, a)| items[..i].contains(a));
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-                && items.len() as u64 > max
+                && count > max
             {
-                report.causes.push(Cause {
-                    reason: "FieldValueTooMany",
-                    message: format!("Too many: {}: must have at most {max} items", items.len()),
-                    field: path.to_string(),
-                });
+                report.causes.push(too_many(path, count, max));
+            }
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                && count < min
+            {
+                report.invalid(
+                    path,
+                    value,
+                    format!("{path} in body should have at least {min} items"),
+                );
+            } else if schema.get("uniqueItems") == Some(&json!(true)) && repeated {
+                report.invalid(
+                    path,
+                    value,
+                    format!("{path} in body shouldn't contain duplicates"),
+                );
             }
         }
         Some("string") => {
@@ -513,11 +671,29 @@ fn walk(schema: &Value, value: &mut Value, path: &str, report: &mut SchemaReport
             if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
                 && (text.chars().count() as u64) < min
             {
-                report.causes.push(Cause::invalid(
+                report.invalid(
                     path,
                     value,
                     format!("{path} in body should be at least {min} chars long"),
-                ));
+                );
+            }
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+                && !matches_pattern(pattern, text)
+            {
+                report.invalid(
+                    path,
+                    value,
+                    format!("{path} in body should match '{pattern}'"),
+                );
+            }
+            if let Some(format) = schema.get("format").and_then(Value::as_str)
+                && !has_format(format, text)
+            {
+                report.invalid(
+                    path,
+                    value,
+                    format!("{path} in body must be of type {format}: {text:?}"),
+                );
             }
         }
         Some("integer") => {
@@ -556,23 +732,141 @@ fn walk(schema: &Value, value: &mut Value, path: &str, report: &mut SchemaReport
 
 fn bounds(schema: &Value, value: &Value, path: &str, report: &mut SchemaReport) {
     let n = value.as_f64().unwrap_or(0.0);
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-        && n < min
-    {
-        report.causes.push(Cause::invalid(
-            path,
-            value,
-            format!("{path} in body should be greater than or equal to {min}"),
-        ));
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
+        let exclusive = schema.get("exclusiveMinimum") == Some(&json!(true));
+        if exclusive && n <= min {
+            report.invalid(
+                path,
+                value,
+                format!("{path} in body should be greater than {min}"),
+            );
+        } else if n < min {
+            report.invalid(
+                path,
+                value,
+                format!("{path} in body should be greater than or equal to {min}"),
+            );
+        }
     }
-    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-        && n > max
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+        let exclusive = schema.get("exclusiveMaximum") == Some(&json!(true));
+        if exclusive && n >= max {
+            report.invalid(
+                path,
+                value,
+                format!("{path} in body should be less than {max}"),
+            );
+        } else if n > max {
+            report.invalid(
+                path,
+                value,
+                format!("{path} in body should be less than or equal to {max}"),
+            );
+        }
+    }
+    if let Some(factor) = schema.get("multipleOf").and_then(Value::as_f64)
+        && factor > 0.0
+        && (n / factor).fract() != 0.0
     {
-        report.causes.push(Cause::invalid(
+        report.invalid(
             path,
             value,
-            format!("{path} in body should be less than or equal to {max}"),
-        ));
+            format!("{path} in body should be a multiple of {factor}"),
+        );
+    }
+}
+
+fn too_many(path: &str, count: u64, max: u64) -> Cause {
+    Cause {
+        reason: "FieldValueTooMany",
+        message: format!("Too many: {count}: must have at most {max} items"),
+        field: path.to_string(),
+    }
+}
+
+/// Elements repeated in a list declared `x-kubernetes-list-type: set`, or keys repeated in one
+/// declared `map`.
+fn list_duplicates(schema: &Value, items: &[Value], path: &str, report: &mut SchemaReport) {
+    let key_of = |item: &Value| -> Value {
+        match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("map") => {
+                let keys = strings(schema.get("x-kubernetes-list-map-keys"));
+                Value::Object(
+                    keys.iter()
+                        .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+                        .collect(),
+                )
+            }
+            _ => item.clone(),
+        }
+    };
+    if !matches!(
+        schema.get("x-kubernetes-list-type").and_then(Value::as_str),
+        Some("set" | "map")
+    ) {
+        return;
+    }
+    let keys: Vec<Value> = items.iter().map(key_of).collect();
+    for (i, key) in keys.iter().enumerate() {
+        if keys[..i].contains(key) {
+            report.causes.push(Cause {
+                reason: "FieldValueDuplicate",
+                message: format!("Duplicate value: {key}"),
+                field: format!("{path}[{i}]"),
+            });
+        }
+    }
+}
+
+/// Whether `text` matches a schema `pattern`; patterns are compiled once and kept.
+fn matches_pattern(pattern: &str, text: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut compiled = COMPILED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let regex = compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok());
+    // A pattern the CRD check let through but this engine cannot compile is not held against
+    // the object.
+    regex.as_ref().is_none_or(|r| r.is_match(text))
+}
+
+/// Whether `text` has a string `format` kube-apiserver checks. Formats it does not check pass.
+fn has_format(format: &str, text: &str) -> bool {
+    use std::net::IpAddr;
+    match format {
+        "date-time" | "datetime" => {
+            text.parse::<jiff::Timestamp>().is_ok() || text.parse::<jiff::civil::DateTime>().is_ok()
+        }
+        "date" => text.parse::<jiff::civil::Date>().is_ok(),
+        "uuid" => {
+            let groups: Vec<&str> = text.split('-').collect();
+            groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+                && groups
+                    .iter()
+                    .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+        }
+        "ipv4" => text.parse::<std::net::Ipv4Addr>().is_ok(),
+        "ipv6" => text.parse::<std::net::Ipv6Addr>().is_ok(),
+        "cidr" => text.split_once('/').is_some_and(|(addr, bits)| {
+            let max = match addr.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => 32,
+                Ok(IpAddr::V6(_)) => 128,
+                Err(_) => return false,
+            };
+            bits.parse::<u8>().is_ok_and(|b| b <= max)
+        }),
+        "byte" => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .is_ok()
+        }
+        _ => true,
     }
 }
 
@@ -662,6 +956,79 @@ mod tests {
         };
         assert_eq!(types[0].plural, "widgets");
         assert_eq!(types[0].singular, "widget");
+    }
+
+    #[test]
+    fn value_checks_follow_the_schema() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "maxProperties": 4, "properties": {
+            "when": {"type": "string", "format": "date-time"},
+            "id": {"type": "string", "format": "uuid"},
+            "net": {"type": "string", "format": "cidr"},
+            "step": {"type": "number", "multipleOf": 0.5, "minimum": 0, "exclusiveMinimum": true},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"],
+                "items": {"type": "object", "properties": {"port": {"type": "integer"}, "name": {"type": "string"}}}},
+        }}}});
+        let mut good = json!({"spec": {"when": "2026-11-28T05:52:00Z", "id": "0b08b5f0-1234-4abc-8def-0123456789ab",
+            "net": "10.96.0.0/12", "ports": [{"port": 80}, {"port": 443}]}});
+        assert!(apply_schema(&schema, &mut good).causes.is_empty());
+        let mut bad = json!({"spec": {"when": "yesterday", "id": "x", "net": "10.0.0.0/33", "step": 0.3,
+            "ports": [{"port": 80, "name": "a"}, {"port": 80, "name": "b"}]}});
+        let messages: Vec<String> = apply_schema(&schema, &mut bad)
+            .causes
+            .iter()
+            .map(Cause::render)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                r#"spec.id: Invalid value: "x": spec.id in body must be of type uuid: "x""#,
+                r#"spec.net: Invalid value: "10.0.0.0/33": spec.net in body must be of type cidr: "10.0.0.0/33""#,
+                r#"spec.ports[1]: Duplicate value: {"port":80}"#,
+                "spec.step: Invalid value: 0.3: spec.step in body should be a multiple of 0.5",
+                r#"spec.when: Invalid value: "yesterday": spec.when in body must be of type date-time: "yesterday""#,
+                "spec: Too many: 5: must have at most 4 items",
+            ]
+        );
+        let mut zero = json!({"spec": {"step": 0}});
+        let causes = apply_schema(&schema, &mut zero).causes;
+        assert!(
+            causes[0].message.ends_with("should be greater than 0"),
+            "{causes:?}"
+        );
+    }
+
+    #[test]
+    fn rules_are_evaluated_with_the_old_object() {
+        let crd = json!({"metadata": {"name": "pools.x.io"}, "spec": {"group": "x.io", "scope": "Cluster",
+            "names": {"plural": "pools", "kind": "Pool"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object",
+                    "x-kubernetes-validations": [{"rule": "self.size == oldSelf.size", "message": "size is immutable"}],
+                    "properties": {"size": {"type": "integer", "x-kubernetes-validations": [{"rule": "self > 0"}]}}}}}}}]}});
+        assert!(validate(&crd).is_empty());
+        let types = resource_types(&crd);
+        let custom = types[0].custom.expect("custom");
+        let one = json!({"spec": {"size": 1}});
+        assert!(check_rules(custom, &one, None).is_empty());
+        let causes = check_rules(custom, &json!({"spec": {"size": 0}}), None);
+        assert_eq!(
+            causes[0].render(),
+            r#"spec.size: Invalid value: "integer": failed rule: self > 0"#
+        );
+        let causes = check_rules(custom, &json!({"spec": {"size": 2}}), Some(&one));
+        assert_eq!(
+            causes[0].render(),
+            r#"spec: Invalid value: "object": size is immutable"#
+        );
+        let mut broken = crd.clone();
+        broken["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"]
+            [0]["rule"] = json!("self.size ==");
+        let causes = validate(&broken);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(
+            causes[0].field,
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        );
     }
 
     #[test]

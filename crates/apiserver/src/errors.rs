@@ -172,12 +172,17 @@ impl ApiError {
 
     pub fn invalid(r: &ResourceType, name: &str, causes: Vec<Cause>) -> Self {
         let rendered: Vec<String> = causes.iter().map(Cause::render).collect();
+        // The message names the group kind (`Deployment.apps`), the details the bare kind.
+        let qualified_kind = if r.group.is_empty() {
+            r.kind.to_string()
+        } else {
+            format!("{}.{}", r.kind, r.group)
+        };
         let message = if rendered.len() == 1 {
-            format!("{} \"{name}\" is invalid: {}", r.kind, rendered[0])
+            format!("{qualified_kind} \"{name}\" is invalid: {}", rendered[0])
         } else {
             format!(
-                "{} \"{name}\" is invalid: [{}]",
-                r.kind,
+                "{qualified_kind} \"{name}\" is invalid: [{}]",
                 rendered.join(", ")
             )
         };
@@ -339,5 +344,30 @@ impl From<store::Error> for ApiError {
             store::Error::FutureRevision { .. } => ApiError::too_new_resource_version(),
             other => ApiError::internal(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_names_the_group_kind_in_the_message_and_the_kind_in_the_details() {
+        let deployments = crate::resources::find("apps", "v1", "deployments").expect("served");
+        let err = ApiError::invalid(deployments, "web", vec![Cause::required("spec.selector")]);
+        assert_eq!(
+            err.message,
+            "Deployment.apps \"web\" is invalid: spec.selector: Required value"
+        );
+        let details = err.details.expect("details");
+        assert_eq!(details["kind"], "Deployment");
+        assert_eq!(details["group"], "apps");
+        let pods = crate::resources::find("", "v1", "pods").expect("served");
+        let err = ApiError::invalid(pods, "p", vec![Cause::required("spec.containers")]);
+        assert!(
+            err.message.starts_with("Pod \"p\" is invalid"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -655,7 +655,7 @@ impl Registry {
         }
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         let mut causes = validation::validate(r, &obj, None);
-        causes.extend(admit_custom(r, &mut obj));
+        causes.extend(admit_custom(r, &mut obj, None));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -904,7 +904,7 @@ impl Registry {
             old
         };
         let mut causes = validation::validate(r, &next, Some(before));
-        causes.extend(admit_custom(r, &mut next));
+        causes.extend(admit_custom(r, &mut next, Some(old)));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -1922,12 +1922,20 @@ fn is_crd(r: &ResourceType) -> bool {
     r.group == "apiextensions.k8s.io" && r.plural == "customresourcedefinitions"
 }
 
-/// Prunes, defaults and validates a custom object against its CRD schema.
-fn admit_custom(r: &ResourceType, obj: &mut Value) -> Vec<Cause> {
-    match r.custom.and_then(|c| c.schema.as_ref()) {
-        Some(schema) => crate::crd::apply_schema(schema, obj).causes,
-        None => Vec::new(),
+/// Prunes, defaults and validates a custom object against its CRD schema, then checks its
+/// validation rules against the object and, on updates, the stored one.
+fn admit_custom(r: &ResourceType, obj: &mut Value, old: Option<&Value>) -> Vec<Cause> {
+    let Some(custom) = r.custom else {
+        return Vec::new();
+    };
+    let Some(schema) = custom.schema.as_ref() else {
+        return Vec::new();
+    };
+    let causes = crate::crd::apply_schema(schema, obj).causes;
+    if !causes.is_empty() {
+        return causes;
     }
+    crate::crd::check_rules(custom, obj, old)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -518,6 +518,7 @@ impl Controller {
                     root,
                     template,
                     kind,
+                    apply,
                 } => {
                     let rendered = match template.render(&object, self.funcs.clone(), &job.key) {
                         Ok(v) => v,
@@ -528,6 +529,15 @@ impl Controller {
                         }
                     };
                     if rendered.is_null() {
+                        continue;
+                    }
+                    if *apply
+                        && root.is_none()
+                        && let Some(target) = ApplyTarget::of(&rendered, r, ns.as_deref())
+                        && !target.is(r, ns.as_deref(), &name)
+                    {
+                        self.apply_elsewhere(&target, rendered, subresource.as_deref(), *kind)
+                            .await?;
                         continue;
                     }
                     let kind = kind.unwrap_or(
@@ -583,6 +593,38 @@ impl Controller {
         })
     }
 
+    /// Writes an `apply` step's object that is not the one being played: patched when it
+    /// exists, created when it does not (and no subresource is named).
+    async fn apply_elsewhere(
+        &self,
+        target: &ApplyTarget,
+        object: Value,
+        subresource: Option<&str>,
+        kind: Option<PatchKind>,
+    ) -> client::Result<()> {
+        let ns = target.namespace.as_deref();
+        let patch = match kind {
+            Some(PatchKind::Json) => Patch::Json(object.clone()),
+            Some(PatchKind::Strategic) => Patch::Strategic(object.clone()),
+            _ => Patch::Merge(object.clone()),
+        };
+        match self
+            .cluster
+            .patch(&target.resource, ns, &target.name, &patch, subresource)
+            .await
+        {
+            Err(e)
+                if e.is_not_found() && subresource.is_none() && kind != Some(PatchKind::Json) =>
+            {
+                match self.cluster.create(&target.resource, ns, &object).await {
+                    Err(e) if e.is_conflict() => Ok(()),
+                    other => other.map(drop),
+                }
+            }
+            other => other.map(drop),
+        }
+    }
+
     async fn record_event(&self, object: &Value, type_: &str, reason: &str, message: &str) {
         let now = jiff::Timestamp::now();
         let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -619,6 +661,48 @@ impl Controller {
         {
             tracing::warn!(object = %key_of(object), error = %e, "record an event");
         }
+    }
+}
+
+/// The object an `apply` step names by `apiVersion`, `kind` and `metadata.name`.
+struct ApplyTarget {
+    resource: Resource,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl ApplyTarget {
+    /// The target of a rendered object; a namespaced target without a namespace goes in the
+    /// played object's namespace.
+    fn of(rendered: &Value, played: &Resource, played_ns: Option<&str>) -> Option<Self> {
+        let kind = rendered.get("kind").and_then(Value::as_str)?;
+        let name = rendered.at("/metadata/name").and_then(Value::as_str)?;
+        let api_version = rendered
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| played.api_version());
+        let resource = crate::sim::resource_for(&crate::stage::types::ResourceRef {
+            api_group: api_version,
+            kind: kind.to_string(),
+        });
+        let namespace = match rendered.at("/metadata/namespace").and_then(Value::as_str) {
+            Some(ns) if resource.namespaced => Some(ns.to_string()),
+            _ if resource.namespaced => played_ns.map(String::from),
+            _ => None,
+        };
+        Some(Self {
+            resource,
+            namespace,
+            name: name.to_string(),
+        })
+    }
+
+    fn is(&self, played: &Resource, played_ns: Option<&str>, played_name: &str) -> bool {
+        self.resource.kind == played.kind
+            && self.resource.group == played.group
+            && self.namespace.as_deref() == played_ns
+            && self.name == played_name
     }
 }
 

@@ -271,3 +271,148 @@ spec:
     let v1 = json(&server.ok(33, &["get", "--raw", "/apis/example.com/v1/gadgets/g1"]));
     assert_eq!(v1["apiVersion"], "example.com/v1");
 }
+
+const RULED_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: pools.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: pools, kind: Pool}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: "self.minReplicas <= self.maxReplicas"
+              message: "minReplicas must not exceed maxReplicas"
+            - rule: "self.tier == oldSelf.tier"
+              message: "tier is immutable"
+            properties:
+              minReplicas: {type: integer, minimum: 0}
+              maxReplicas: {type: integer, maximum: 10, exclusiveMaximum: true}
+              tier: {type: string, pattern: '^[a-z]+$'}
+              zones:
+                type: array
+                minItems: 1
+                x-kubernetes-list-type: set
+                items: {type: string}
+              owner:
+                type: string
+                x-kubernetes-validations:
+                - rule: "self.startsWith('team-')"
+                  reason: FieldValueForbidden
+                  message: "owners are teams"
+"#;
+
+fn pool(spec: &str) -> String {
+    format!("apiVersion: example.com/v1\nkind: Pool\nmetadata:\n  name: p\nspec:\n{spec}")
+}
+
+fn crd_rules_and_value_checks(minor: u32) {
+    let server = Server::start();
+    let dir = server.dir.path();
+    server.install_crd(minor, RULED_CRD, "pools.example.com");
+    let apply = |spec: &str| -> (bool, String) {
+        let path = write(dir, "pool.yaml", &pool(spec));
+        let out = server.kubectl(minor, &["apply", "-f", path.to_str().unwrap()]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let good =
+        "  minReplicas: 1\n  maxReplicas: 3\n  tier: gold\n  zones: [a, b]\n  owner: team-x\n";
+
+    // Each broken field gets kube-apiserver's cause; nothing is stored.
+    let cases = [
+        (
+            "  minReplicas: 5\n  maxReplicas: 3\n  tier: gold\n  zones: [a]\n",
+            "spec: Invalid value: \"object\": minReplicas must not exceed maxReplicas",
+        ),
+        (
+            "  minReplicas: 1\n  maxReplicas: 10\n  tier: gold\n  zones: [a]\n",
+            "spec.maxReplicas in body should be less than 10",
+        ),
+        (
+            "  minReplicas: 1\n  maxReplicas: 3\n  tier: Gold\n  zones: [a]\n",
+            "spec.tier in body should match '^[a-z]+$'",
+        ),
+        (
+            "  minReplicas: 1\n  maxReplicas: 3\n  tier: gold\n  zones: []\n",
+            "spec.zones in body should have at least 1 items",
+        ),
+        (
+            "  minReplicas: 1\n  maxReplicas: 3\n  tier: gold\n  zones: [a, a]\n",
+            "spec.zones[1]: Duplicate value: \"a\"",
+        ),
+        (
+            "  minReplicas: 1\n  maxReplicas: 3\n  tier: gold\n  zones: [a]\n  owner: bob\n",
+            "spec.owner: Forbidden: owners are teams",
+        ),
+    ];
+    for (spec, want) in cases {
+        let (ok, err) = apply(spec);
+        assert!(!ok, "accepted: {spec}");
+        assert!(err.contains(want), "want {want:?} in {err}");
+        assert!(err.contains("Pool \"p\" is invalid"), "{err}");
+    }
+    server.fails(minor, &["get", "pool", "p"]);
+
+    let (ok, err) = apply(good);
+    assert!(ok, "{err}");
+    // A transition rule compares with the stored object.
+    let (ok, err) = apply(&good.replace("tier: gold", "tier: silver"));
+    assert!(!ok);
+    assert!(
+        err.contains("spec: Invalid value: \"object\": tier is immutable"),
+        "{err}"
+    );
+    let stored = server.get_json(minor, &["pool", "p"]);
+    assert_eq!(stored["spec"]["tier"], "gold");
+    let (ok, err) = apply(&good.replace("maxReplicas: 3", "maxReplicas: 4"));
+    assert!(ok, "{err}");
+    assert_eq!(
+        server.get_json(minor, &["pool", "p"])["spec"]["maxReplicas"],
+        4
+    );
+}
+
+#[test]
+fn crd_rules_and_value_checks_kubectl_1_27() {
+    crd_rules_and_value_checks(27);
+}
+
+#[test]
+fn crd_rules_and_value_checks_kubectl_1_33() {
+    crd_rules_and_value_checks(33);
+}
+
+#[test]
+fn crd_with_a_rule_that_does_not_compile_is_invalid() {
+    let server = Server::start();
+    let bad = RULED_CRD.replace(
+        "self.minReplicas <= self.maxReplicas",
+        "self.minReplicas <=",
+    );
+    let crd = write(server.dir.path(), "crd.yaml", &bad);
+    let err = server.fails(33, &["apply", "-f", crd.to_str().unwrap()]);
+    assert!(
+        err.contains("properties[spec].x-kubernetes-validations[0].rule: Invalid value")
+            && err.contains("compilation failed"),
+        "{err}"
+    );
+    let bad_pattern = RULED_CRD.replace("'^[a-z]+$'", "'^[a-z+$'");
+    let crd = write(server.dir.path(), "crd.yaml", &bad_pattern);
+    let err = server.fails(33, &["apply", "-f", crd.to_str().unwrap()]);
+    assert!(err.contains("must be a valid regular expression"), "{err}");
+    server.fails(33, &["get", "crd", "pools.example.com"]);
+}

@@ -665,3 +665,150 @@ fn flag_errors_match_upstream() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid crd: Foo"));
 }
+
+/// Volume stages as upstream KWOK writes them: CEL selectors, an `apply` step that creates
+/// another object (the claim's volume), and a merge `apply` to that object once the claim goes.
+const VOLUME_STAGES: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: claim-provision
+spec:
+  resourceRef: {apiGroup: v1, kind: PersistentVolumeClaim}
+  selector:
+    matchExpressions:
+    - cel: {expression: "self.spec.storageClassName == 'sim-volume'"}
+    - cel: {expression: "!has(self.metadata.deletionTimestamp)"}
+    - cel: {expression: "!has(self.spec.volumeName)"}
+  steps:
+  - apply:
+      template: |
+        apiVersion: v1
+        kind: PersistentVolume
+        metadata:
+          name: pvc-{{ .metadata.uid }}
+        spec:
+          accessModes:
+          {{ YAML .spec.accessModes 2 }}
+          capacity:
+          {{ YAML .spec.resources.requests 2 }}
+          storageClassName: {{ .spec.storageClassName | Quote }}
+          claimRef:
+            name: {{ .metadata.name | Quote }}
+            namespace: {{ .metadata.namespace | Quote }}
+            uid: {{ .metadata.uid | Quote }}
+          hostPath:
+            path: /tmp/sim/pvc-{{ .metadata.uid }}
+  - patch:
+      root: spec
+      template: |
+        volumeName: pvc-{{ .metadata.uid }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: volume-bind
+spec:
+  resourceRef: {apiGroup: v1, kind: PersistentVolume}
+  selector:
+    matchExpressions:
+    - cel: {expression: "self.spec.storageClassName == 'sim-volume'"}
+    - cel: {expression: "has(self.spec.claimRef.name)"}
+    - cel: {expression: "!(self.status.phase in ['Bound', 'Released', 'Failed'])"}
+  weightFrom:
+    cel: {expression: "size(self.metadata.name)"}
+  delay:
+    durationFrom:
+      cel: {expression: "duration('200ms')"}
+  steps:
+  - patch:
+      root: status
+      subresource: status
+      template: |
+        phase: Bound
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: claim-release
+spec:
+  resourceRef: {apiGroup: v1, kind: PersistentVolumeClaim}
+  selector:
+    matchExpressions:
+    - cel: {expression: "self.spec.storageClassName == 'sim-volume' && has(self.metadata.deletionTimestamp)"}
+  steps:
+  - apply:
+      type: merge
+      template: |
+        apiVersion: v1
+        kind: PersistentVolume
+        metadata:
+          name: {{ .spec.volumeName | Quote }}
+          annotations:
+            sim/released-by: {{ .metadata.name | Quote }}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cel_selectors_and_apply_steps_provision_volumes() {
+    let server = Server::start();
+    let stages = write(server.dir.path(), "volumes.yaml", VOLUME_STAGES);
+    let _sim = Sim::start(
+        &server,
+        &[
+            "--manage-all-nodes",
+            &format!("--config={}", stages.display()),
+        ],
+    );
+    let c = cluster(&server).await;
+    let claims = Resource::new(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+    );
+    let volumes = Resource::new("", "v1", "persistentvolumes", "PersistentVolume", false);
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": "default", "finalizers": ["test/hold"]},
+        "spec": {"storageClassName": "sim-volume", "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}}}});
+    let created = c.create(&claims, Some("default"), &claim).await.unwrap();
+    let volume_name = format!("pvc-{}", created["metadata"]["uid"].as_str().unwrap());
+
+    let volume = wait_for(
+        "the volume is created and bound",
+        Duration::from_secs(20),
+        || async {
+            get(&c, &volumes, None, &volume_name)
+                .await
+                .filter(|v| v["status"]["phase"] == "Bound")
+        },
+    )
+    .await;
+    assert_eq!(volume["spec"]["capacity"]["storage"], "1Gi");
+    assert_eq!(volume["spec"]["claimRef"]["name"], "data");
+    let claim = get(&c, &claims, Some("default"), "data").await.unwrap();
+    assert_eq!(claim["spec"]["volumeName"], volume_name.as_str());
+
+    // A claim of another class is left alone.
+    let mut other = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "other", "namespace": "default"},
+        "spec": {"storageClassName": "elsewhere", "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}}}});
+    other = c.create(&claims, Some("default"), &other).await.unwrap();
+
+    // Deleting the claim marks its volume (the claim waits on its finalizer meanwhile).
+    c.delete(&claims, Some("default"), "data", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the volume is marked", Duration::from_secs(20), || async {
+        get(&c, &volumes, None, &volume_name)
+            .await
+            .filter(|v| v["metadata"]["annotations"]["sim/released-by"] == "data")
+    })
+    .await;
+    let other = get(&c, &claims, Some("default"), "other")
+        .await
+        .filter(|o| o["metadata"]["uid"] == other["metadata"]["uid"])
+        .unwrap();
+    assert!(other["spec"].get("volumeName").is_none(), "{other}");
+}

@@ -1,10 +1,11 @@
 //! Stages: what the simulator does to an object, when, and under which conditions.
 //!
 //! A [`types::Stage`] as written in YAML or served by the API is checked and compiled once into
-//! a [`CompiledStage`]: selector expressions parsed ([`jq`]), templates parsed ([`template`]),
+//! a [`CompiledStage`]: selector expressions parsed ([`jq`], [`cel`]), templates parsed ([`template`]),
 //! the older `next` block turned into the ordered list of [`Step`]s. A Stage that does not compile
 //! is rejected with a [`StageError`] naming the Stage and the field; the others keep playing.
 
+pub mod cel;
 pub mod defaults;
 pub mod jq;
 pub mod template;
@@ -41,15 +42,31 @@ pub enum Operator {
 
 /// One compiled `matchExpressions` entry.
 #[derive(Debug, Clone)]
-pub struct Requirement {
-    pub key: Query,
-    pub operator: Operator,
-    pub values: Vec<String>,
+pub enum Requirement {
+    Jq(JqRequirement),
+    Cel(Arc<cel::Expression>),
 }
 
 impl Requirement {
     /// Whether `object` satisfies the requirement.
     pub fn matches(&self, object: &Value) -> bool {
+        match self {
+            Requirement::Jq(r) => r.matches(object),
+            Requirement::Cel(e) => e.is_true(object),
+        }
+    }
+}
+
+/// A `jq` (or older flat) `matchExpressions` entry.
+#[derive(Debug, Clone)]
+pub struct JqRequirement {
+    pub key: Query,
+    pub operator: Operator,
+    pub values: Vec<String>,
+}
+
+impl JqRequirement {
+    fn matches(&self, object: &Value) -> bool {
         let results = self.key.eval(object);
         match self.operator {
             Operator::Exists => results.iter().any(|v| !v.is_null()),
@@ -92,11 +109,28 @@ impl Selector {
     }
 }
 
+/// A value computed from the object by a jq or a CEL expression.
+#[derive(Debug, Clone)]
+pub enum ValueFrom {
+    Jq(Query),
+    Cel(Arc<cel::Expression>),
+}
+
+impl ValueFrom {
+    /// The first value the expression yields for `object`.
+    pub fn first(&self, object: &Value) -> Option<Value> {
+        match self {
+            ValueFrom::Jq(q) => q.first(object),
+            ValueFrom::Cel(e) => e.value(object),
+        }
+    }
+}
+
 /// A duration taken from the object, with a constant fallback.
 #[derive(Debug, Clone, Default)]
 pub struct DurationFrom {
     pub constant: Option<i64>,
-    pub from: Option<Query>,
+    pub from: Option<ValueFrom>,
 }
 
 impl DurationFrom {
@@ -214,6 +248,9 @@ pub enum Step {
         template: Template,
         /// `None`: strategic merge for nodes and pods, JSON merge for other kinds.
         kind: Option<PatchKind>,
+        /// An `apply` step: a rendered object naming its own `kind` and `metadata.name` is
+        /// written to that object (created when missing), which need not be the one played.
+        apply: bool,
     },
 }
 
@@ -224,7 +261,7 @@ pub struct CompiledStage {
     pub resource: ResourceRef,
     pub selector: Selector,
     pub weight: i64,
-    pub weight_from: Option<Query>,
+    pub weight_from: Option<ValueFrom>,
     pub delay: Delay,
     pub steps: Vec<Step>,
     pub immediate_next_stage: bool,
@@ -282,15 +319,17 @@ fn query_from(
     stage: &str,
     field: &str,
     e: &Option<ExpressionFrom>,
-) -> Result<Option<Query>, StageError> {
+) -> Result<Option<ValueFrom>, StageError> {
     let Some(e) = e else { return Ok(None) };
-    let err = |message: String| StageError {
+    let err = |field: String, message: String| StageError {
         stage: stage.into(),
-        field: field.into(),
+        field,
         message,
     };
-    if e.cel.is_some() {
-        return Err(err("cel expressions are not supported; use jq".into()));
+    if let Some(c) = &e.cel {
+        return cel::Expression::parse(&c.expression)
+            .map(|e| Some(ValueFrom::Cel(Arc::new(e))))
+            .map_err(|m| err(format!("{field}.cel.expression"), m));
     }
     let src =
         e.jq.as_ref()
@@ -298,7 +337,9 @@ fn query_from(
             .or_else(|| e.expression_from.clone());
     match src {
         None => Ok(None),
-        Some(src) => Query::parse(&src).map(Some).map_err(err),
+        Some(src) => Query::parse(&src)
+            .map(|q| Some(ValueFrom::Jq(q)))
+            .map_err(|m| err(field.to_string(), m)),
     }
 }
 
@@ -392,11 +433,13 @@ pub fn compile(stage: &Stage) -> Result<CompiledStage, StageError> {
     };
     for (i, e) in sel.match_expressions.iter().enumerate() {
         let field = format!("spec.selector.matchExpressions[{i}]");
-        if e.cel.is_some() {
-            return Err(err(
-                &format!("{field}.cel"),
-                "cel expressions are not supported; use jq".into(),
-            ));
+        if let Some(c) = &e.cel {
+            let expression = cel::Expression::parse(&c.expression)
+                .map_err(|m| err(&format!("{field}.cel.expression"), m))?;
+            selector
+                .match_expressions
+                .push(Requirement::Cel(Arc::new(expression)));
+            continue;
         }
         let (key, op, values) = match &e.jq {
             Some(j) => (j.key.clone(), j.operator.clone(), j.values.clone()),
@@ -434,11 +477,13 @@ pub fn compile(stage: &Stage) -> Result<CompiledStage, StageError> {
             }
             _ => {}
         }
-        selector.match_expressions.push(Requirement {
-            key,
-            operator,
-            values,
-        });
+        selector
+            .match_expressions
+            .push(Requirement::Jq(JqRequirement {
+                key,
+                operator,
+                values,
+            }));
     }
     if spec.weight < 0 {
         return Err(err("spec.weight", "must not be negative".into()));
@@ -496,6 +541,7 @@ pub fn compile(stage: &Stage) -> Result<CompiledStage, StageError> {
                             &p.template,
                         )?,
                         kind,
+                        apply: what == "apply",
                     });
                 }
             }
@@ -518,6 +564,7 @@ pub fn compile(stage: &Stage) -> Result<CompiledStage, StageError> {
                 root: p.root.clone().filter(|s| !s.is_empty()),
                 template: compile_template(&name, &format!("{field}.template"), &p.template)?,
                 kind: parse_patch_kind(&name, &format!("{field}.type"), &p.type_)?,
+                apply: false,
             });
         }
         if let Some(t) = &next.status_template {
@@ -531,6 +578,7 @@ pub fn compile(stage: &Stage) -> Result<CompiledStage, StageError> {
                 root: Some("status".into()),
                 template: compile_template(&name, "spec.next.statusTemplate", t)?,
                 kind: None,
+                apply: false,
             });
         }
         if next.delete {
@@ -671,7 +719,9 @@ spec:
         let d = Delay {
             duration: DurationFrom {
                 constant: Some(7),
-                from: Some(Query::parse(".metadata.annotations.delay").unwrap()),
+                from: Some(ValueFrom::Jq(
+                    Query::parse(".metadata.annotations.delay").unwrap(),
+                )),
             },
             jitter: DurationFrom::default(),
         };

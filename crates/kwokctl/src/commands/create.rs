@@ -497,18 +497,47 @@ pub fn allocate_ports(
     // Every listener stays open until all are chosen, so the ports differ.
     let mut listeners = Vec::with_capacity(count);
     let mut ports = Vec::with_capacity(count);
-    for _ in 0..64 + count {
+    let candidates = port_candidates();
+    let start = {
+        use std::hash::{BuildHasher, Hasher};
+        std::hash::RandomState::new().build_hasher().finish() as usize
+    };
+    for i in 0..candidates.len() {
         if ports.len() == count {
             return Ok(ports);
         }
-        let listener = TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-        let port = listener.local_addr()?.port();
-        if !taken.contains(&port) {
-            ports.push(port);
+        let port = candidates[(start + i) % candidates.len()];
+        if taken.contains(&port) {
+            continue;
         }
+        // Binding all interfaces fails as well when the port is held on the loopback only.
+        let Ok(listener) = TcpListener::bind(("0.0.0.0", port)) else {
+            continue;
+        };
+        ports.push(port);
         listeners.push(listener);
     }
+    if ports.len() == count {
+        return Ok(ports);
+    }
     bail!("no free port found")
+}
+
+/// Ports a cluster may be given: 10000–32767 outside the kernel's ephemeral range, so that no
+/// outgoing connection can hold a stopped cluster's port when it starts again. Upstream kwokctl
+/// picks below 32767 for the same reason; the pick is random here so that clusters created at
+/// once in different workdirs rarely reach for the same port.
+fn port_candidates() -> Vec<u16> {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+            Some((bounds.next()?.ok()?, bounds.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999));
+    (10000..=32767)
+        .filter(|p| !(ephemeral.0..=ephemeral.1).contains(p))
+        .collect()
 }
 
 fn print_plan(paths: &ClusterPaths, components: &[Component], kubeconfig_path: &Path, name: &str) {
