@@ -342,9 +342,20 @@ pub fn tls_config_from_files(
     tls_config(&read(cert)?, &read(key)?, &read(client_ca)?)
 }
 
-/// Binds a listener, with a clear error when the port is taken.
+/// Binds a listener, with a clear error when the port is taken. A port in use is tried again
+/// for a second: a process killed a moment ago holds its sockets until its last thread is gone,
+/// which can be after its pid is.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listen on {addr}"))
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match TcpListener::bind(addr).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other.with_context(|| format!("listen on {addr}")),
+        }
+    }
 }

@@ -327,12 +327,23 @@ impl Registry {
         all
     }
 
+    /// Refuses a body with a value of the wrong JSON type (400, as kube-apiserver's decoder),
+    /// then lists the fields the kind does not know: an error under `fieldValidation=Strict`,
+    /// warnings under `Warn`.
     fn unknown_fields(
         &self,
         r: &ResourceType,
         obj: &Value,
         opts: &WriteOptions,
     ) -> ApiResult<Vec<String>> {
+        if r.custom.is_none()
+            && let Some(mismatch) = self.openapi.type_mismatch(r.group, r.version, r.kind, obj)
+        {
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: json: {mismatch}",
+                r.kind, r.version, r.kind
+            )));
+        }
         let validation = opts.field_validation;
         if validation == FieldValidation::Ignore {
             return Ok(Vec::new());

@@ -786,8 +786,14 @@ async fn cel_selectors_and_apply_steps_provision_volumes() {
     .await;
     assert_eq!(volume["spec"]["capacity"]["storage"], "1Gi");
     assert_eq!(volume["spec"]["claimRef"]["name"], "data");
-    let claim = get(&c, &claims, Some("default"), "data").await.unwrap();
-    assert_eq!(claim["spec"]["volumeName"], volume_name.as_str());
+    // The stage's second step names the volume in the claim; the volume binder may bind the
+    // volume before that step is done.
+    wait_for("the claim names its volume", Duration::from_secs(20), || async {
+        get(&c, &claims, Some("default"), "data")
+            .await
+            .filter(|claim| claim["spec"]["volumeName"] == volume_name.as_str())
+    })
+    .await;
 
     // A claim of another class is left alone.
     let mut other = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",

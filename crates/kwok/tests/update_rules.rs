@@ -156,6 +156,53 @@ fn secrets_store_string_data_encoded(minor: u32) {
     assert!(stored.get("stringData").is_none(), "{stored}");
 }
 
+fn wrong_types_are_refused(minor: u32) {
+    let server = Server::start();
+    let deployment = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},
+        "spec":{"replicas":"three","selector":{"matchLabels":{"app":"d"}},
+        "template":{"metadata":{"labels":{"app":"d"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}"#;
+    let out = server.kubectl_stdin(minor, &["apply", "-f", "-"], Some(deployment));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(r#"Deployment in version "v1" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"#),
+        "{err}"
+    );
+    server.fails(minor, &["get", "deployment", "d"]);
+
+    server.ok(minor, &["create", "configmap", "c", "--from-literal=a=1"]);
+    let err = server.fails(
+        minor,
+        &["patch", "configmap", "c", "-p", r#"{"data":{"a":2}}"#],
+    );
+    assert!(
+        err.contains("cannot unmarshal number into Go struct field ConfigMap.data of type string"),
+        "{err}"
+    );
+    assert_eq!(get(&server, minor, &["configmap", "c"])["data"]["a"], "1");
+
+    let secret =
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"stringData":{"n":1}}"#;
+    let out = server.kubectl_stdin(minor, &["create", "-f", "-"], Some(secret));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "cannot unmarshal number into Go struct field Secret.stringData of type string"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn kubectl_1_27_wrong_types_are_refused() {
+    wrong_types_are_refused(27);
+}
+
+#[test]
+fn kubectl_1_33_wrong_types_are_refused() {
+    wrong_types_are_refused(33);
+}
+
 #[test]
 fn kubectl_1_27_services_get_addresses() {
     services_get_addresses(27);

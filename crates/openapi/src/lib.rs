@@ -224,6 +224,20 @@ impl OpenApi {
         self.documents.v2()
     }
 
+    /// The first field of `object` whose JSON type does not fit the kind's schema (a string for
+    /// `spec.replicas`), as kube-apiserver's decoder reports it. Kinds without a known schema
+    /// are not checked.
+    pub fn type_mismatch(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        object: &Value,
+    ) -> Option<shapes::TypeMismatch> {
+        let &id = self.kind_shapes.get(&format!("{group}/{version}/{kind}"))?;
+        self.shapes.type_mismatch(id, object, kind, &mut Vec::new())
+    }
+
     /// Every field of `object` that the kind's schema does not know, as kube-apiserver names
     /// them in `strict decoding error: unknown field "spec.foo"` (`spec.foo`,
     /// `spec.containers[0].bar`). Kinds without a known schema are not checked.

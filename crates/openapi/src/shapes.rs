@@ -16,8 +16,11 @@ pub(crate) type ShapeId = usize;
 
 #[derive(Debug, Clone)]
 enum Shape {
-    /// Scalars, int-or-string, preserved-unknown-fields and untyped objects: nothing to check.
+    /// Int-or-string, preserved-unknown-fields, untyped objects and named scalar types (times,
+    /// quantities, which decode from more than their schema says): nothing to check.
     Unchecked,
+    /// A plain scalar field: its JSON type is checked.
+    Scalar(Scalar),
     /// A struct: only these fields are known.
     Object(Arc<ObjectShape>),
     /// `additionalProperties`: any key, values of one shape.
@@ -26,14 +29,111 @@ enum Shape {
     List(ShapeId),
 }
 
-#[derive(Debug, Default)]
+/// The JSON types a scalar field accepts, with the Go type kube-apiserver decodes it into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    String,
+    /// Base64 text (`format: byte`).
+    Bytes,
+    Int32,
+    Int64,
+    Float,
+    Bool,
+}
+
+impl Scalar {
+    fn of(schema: &Map<String, Value>) -> Option<Scalar> {
+        let format = schema.get("format").and_then(Value::as_str);
+        Some(match schema.get("type")?.as_str()? {
+            "string" if format == Some("byte") => Scalar::Bytes,
+            "string" => Scalar::String,
+            "integer" if format == Some("int32") => Scalar::Int32,
+            "integer" => Scalar::Int64,
+            "number" => Scalar::Float,
+            "boolean" => Scalar::Bool,
+            _ => return None,
+        })
+    }
+
+    fn go_type(self) -> &'static str {
+        match self {
+            Scalar::String => "string",
+            Scalar::Bytes => "[]uint8",
+            Scalar::Int32 => "int32",
+            Scalar::Int64 => "int64",
+            Scalar::Float => "float64",
+            Scalar::Bool => "bool",
+        }
+    }
+
+    /// How Go's decoder names `value` when it cannot go into this type; `None` if it can.
+    fn mismatch(self, value: &Value) -> Option<String> {
+        let fits = match (self, value) {
+            (_, Value::Null) => true,
+            (Scalar::String | Scalar::Bytes, Value::String(_)) => true,
+            (Scalar::Int32, Value::Number(n)) => {
+                n.as_i64().is_some_and(|i| i32::try_from(i).is_ok())
+            }
+            (Scalar::Int64, Value::Number(n)) => n.is_i64(),
+            (Scalar::Float, Value::Number(_)) => true,
+            (Scalar::Bool, Value::Bool(_)) => true,
+            _ => false,
+        };
+        // Go names the number itself only when it does not fit a numeric type.
+        (!fits).then(|| match (self, value) {
+            (Scalar::Int32 | Scalar::Int64 | Scalar::Float, Value::Number(n)) => {
+                format!("number {n}")
+            }
+            (_, other) => json_kind(other).to_string(),
+        })
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The first value of a request body that cannot be decoded into its field's type, worded as
+/// kube-apiserver's Go decoder words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeMismatch {
+    /// `string`, `number 1.5`, `object`, ...
+    pub value: String,
+    /// The struct declaring the field (`DeploymentSpec`).
+    pub go_struct: String,
+    /// The field's path from the root, without list indexes (`spec.replicas`).
+    pub field: String,
+    /// The field's Go type (`int32`, `[]v1.Container`).
+    pub go_type: String,
+}
+
+impl std::fmt::Display for TypeMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot unmarshal {} into Go struct field {}.{} of type {}",
+            self.value, self.go_struct, self.field, self.go_type
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone)]
 struct ObjectShape {
+    /// The Go type of a named struct (`v1.DeploymentSpec`).
+    go_type: Option<Box<str>>,
     fields: HashMap<Box<str>, Field>,
     /// `x-kubernetes-map-type: atomic` on the type: replaced and owned as a whole.
     atomic: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Field {
     shape: ShapeId,
     rules: Option<MergeRules>,
@@ -207,7 +307,20 @@ impl Shapes {
         let id = self.nodes.len();
         self.nodes.push(Shape::Unchecked);
         self.named.insert(name.to_owned(), id);
-        let shape = self.shape_of(schema, definitions);
+        let shape = match self.shape_of(schema, definitions) {
+            Shape::Object(object) => {
+                let mut parts = name.rsplit('.');
+                let go_type = match (parts.next(), parts.next()) {
+                    (Some(kind), Some(package)) => format!("{package}.{kind}"),
+                    _ => name.to_string(),
+                };
+                let mut object = Arc::try_unwrap(object).unwrap_or_else(|shared| (*shared).clone());
+                object.go_type = Some(go_type.into());
+                Shape::Object(Arc::new(object))
+            }
+            Shape::Scalar(_) => Shape::Unchecked,
+            other => other,
+        };
         self.nodes[id] = shape;
         id
     }
@@ -247,6 +360,7 @@ impl Shapes {
                 })
                 .collect();
             return Shape::Object(Arc::new(ObjectShape {
+                go_type: None,
                 fields,
                 atomic: object.get("x-kubernetes-map-type").and_then(Value::as_str)
                     == Some("atomic"),
@@ -262,7 +376,75 @@ impl Shapes {
         }
         match object.get("additionalProperties") {
             Some(values @ Value::Object(_)) => Shape::Map(self.node(values, definitions)),
-            _ => Shape::Unchecked,
+            _ => Scalar::of(object).map_or(Shape::Unchecked, Shape::Scalar),
+        }
+    }
+
+    /// The Go type a node decodes into, as Go's decoder prints it; `None` when unknown.
+    fn go_type(&self, id: ShapeId) -> Option<String> {
+        match &self.nodes[id] {
+            Shape::Unchecked => None,
+            Shape::Scalar(scalar) => Some(scalar.go_type().to_string()),
+            Shape::Object(object) => object.go_type.as_deref().map(String::from),
+            &Shape::Map(values) => Some(format!("map[string]{}", self.go_type(values)?)),
+            &Shape::List(items) => Some(format!("[]{}", self.go_type(items)?)),
+        }
+    }
+
+    /// The first value of `value` whose JSON type does not fit shape `id`. `go_struct` and
+    /// `fields` say where `value` sits: the innermost struct and the field path to it.
+    pub fn type_mismatch(
+        &self,
+        id: ShapeId,
+        value: &Value,
+        go_struct: &str,
+        fields: &mut Vec<String>,
+    ) -> Option<TypeMismatch> {
+        match (&self.nodes[id], value) {
+            (_, Value::Null) | (Shape::Unchecked, _) => None,
+            (Shape::Scalar(scalar), _) => {
+                let value = scalar.mismatch(value)?;
+                Some(TypeMismatch {
+                    value,
+                    go_struct: go_struct.to_string(),
+                    field: fields.join("."),
+                    go_type: scalar.go_type().to_string(),
+                })
+            }
+            (Shape::Object(object), Value::Object(map)) => {
+                let inner = object
+                    .go_type
+                    .as_deref()
+                    .map(|t| t.rsplit('.').next().unwrap_or(t))
+                    .unwrap_or(go_struct);
+                for (name, child) in map {
+                    let Some(field) = object.fields.get(name.as_str()) else {
+                        continue;
+                    };
+                    fields.push(name.clone());
+                    let found = self.type_mismatch(field.shape, child, inner, fields);
+                    fields.pop();
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+                None
+            }
+            (&Shape::Map(values), Value::Object(map)) => map
+                .values()
+                .find_map(|child| self.type_mismatch(values, child, go_struct, fields)),
+            (&Shape::List(items), Value::Array(elements)) => elements
+                .iter()
+                .find_map(|child| self.type_mismatch(items, child, go_struct, fields)),
+            (_, other) => self
+                .go_type(id)
+                .filter(|_| !fields.is_empty())
+                .map(|go_type| TypeMismatch {
+                    value: json_kind(other).to_string(),
+                    go_struct: go_struct.to_string(),
+                    field: fields.join("."),
+                    go_type,
+                }),
         }
     }
 
@@ -277,6 +459,7 @@ impl Shapes {
             },
         )]);
         self.nodes.push(Shape::Object(Arc::new(ObjectShape {
+            go_type: None,
             fields,
             atomic: false,
         })));

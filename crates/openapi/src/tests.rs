@@ -798,3 +798,78 @@ fn documents_publish_the_merge_metadata() {
     let account = &schemas["io.k8s.api.core.v1.ServiceAccount"]["properties"]["secrets"];
     assert_eq!(account["x-kubernetes-patch-merge-key"], "name");
 }
+
+fn mismatch(group: &str, version: &str, kind: &str, object: Value) -> Option<String> {
+    openapi()
+        .type_mismatch(group, version, kind, &object)
+        .map(|m| m.to_string())
+}
+
+#[test]
+fn values_of_the_wrong_type_are_named_as_the_go_decoder_names_them() {
+    let deployment = |spec: Value| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": spec});
+    assert_eq!(
+        mismatch(
+            "apps",
+            "v1",
+            "Deployment",
+            deployment(json!({"replicas": "three"}))
+        )
+        .as_deref(),
+        Some(
+            "cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
+        )
+    );
+    assert_eq!(
+        mismatch(
+            "apps",
+            "v1",
+            "Deployment",
+            deployment(json!({"replicas": 1.5}))
+        )
+        .as_deref(),
+        Some(
+            "cannot unmarshal number 1.5 into Go struct field DeploymentSpec.spec.replicas of type int32"
+        )
+    );
+    assert_eq!(
+        mismatch("apps", "v1", "Deployment", deployment(json!("x"))).as_deref(),
+        Some(
+            "cannot unmarshal string into Go struct field Deployment.spec of type v1.DeploymentSpec"
+        )
+    );
+    let containers = json!({"template": {"spec": {"containers": [{"name": "a", "image": 5}]}}});
+    assert_eq!(
+        mismatch("apps", "v1", "Deployment", deployment(containers)).as_deref(),
+        Some(
+            "cannot unmarshal number into Go struct field Container.spec.template.spec.containers.image of type string"
+        )
+    );
+    let listed = json!({"template": {"spec": {"containers": "a"}}});
+    assert_eq!(
+        mismatch("apps", "v1", "Deployment", deployment(listed)).as_deref(),
+        Some(
+            "cannot unmarshal string into Go struct field PodSpec.spec.template.spec.containers of type []v1.Container"
+        )
+    );
+    let labels = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": true}}});
+    assert_eq!(
+        mismatch("", "v1", "ConfigMap", labels).as_deref(),
+        Some(
+            "cannot unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string"
+        )
+    );
+    // Quantities, int-or-strings, times and nulls take what kube-apiserver takes.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "creationTimestamp": null},
+        "spec": {"containers": [{"name": "a", "image": "x", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}},
+            "ports": [{"containerPort": 80}], "livenessProbe": {"httpGet": {"port": "http"}}}],
+            "terminationGracePeriodSeconds": null},
+        "status": {"startTime": "2026-11-28T00:00:00Z"}});
+    assert_eq!(mismatch("", "v1", "Pod", pod), None);
+    let secret =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": 1}});
+    assert_eq!(
+        mismatch("", "v1", "Secret", secret).as_deref(),
+        Some("cannot unmarshal number into Go struct field Secret.data of type []uint8")
+    );
+}
