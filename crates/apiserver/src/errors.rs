@@ -275,6 +275,24 @@ impl ApiError {
         e
     }
 
+    /// A `resourceVersion` query parameter that is not a revision. kube-apiserver's storage
+    /// layer refuses it with an error that has no API status, so clients get a 500 with the
+    /// parser's message and no reason.
+    pub fn unparsable_resource_version(rv: &str) -> Self {
+        let why = if !rv.is_empty() && rv.bytes().all(|b| b.is_ascii_digit()) {
+            "value out of range"
+        } else {
+            "invalid syntax"
+        };
+        Self::new(
+            500,
+            "",
+            format!(
+                "resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: {why}"
+            ),
+        )
+    }
+
     pub fn internal(message: impl std::fmt::Display) -> Self {
         Self::new(
             500,
@@ -298,6 +316,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            // kube-apiserver's answer to an error it has no reason for.
+            status.as_object_mut().expect("a map").remove("reason");
+        }
         if let Some(d) = &self.details {
             status["details"] = d.clone();
         }
@@ -332,6 +354,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::patch::PatchError> for ApiError {
+    fn from(err: crate::patch::PatchError) -> Self {
+        use crate::patch::PatchError;
+        match err {
+            PatchError::Malformed(m) => ApiError::bad_request(m),
+            PatchError::Invalid(m) => ApiError::new(422, "Invalid", m),
+            PatchError::TooLarge(m) => ApiError::new(413, "RequestEntityTooLarge", m),
+        }
+    }
+}
+
 impl From<store::Error> for ApiError {
     fn from(err: store::Error) -> Self {
         match err {
@@ -342,6 +375,7 @@ impl From<store::Error> for ApiError {
                 "The resourceVersion for the provided list is too old. ({requested} < {compacted})"
             )),
             store::Error::FutureRevision { .. } => ApiError::too_new_resource_version(),
+            store::Error::TooLarge { .. } => ApiError::too_large(),
             other => ApiError::internal(other),
         }
     }

@@ -270,6 +270,12 @@ fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> Ap
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
+            // JSON is YAML; read it as JSON, whose decoder takes deeper nesting.
+            if text.trim_start().starts_with('{')
+                && let Ok(v) = serde_json::from_str::<Value>(text)
+            {
+                return Ok(v);
+            }
             serde_saphyr::from_str::<Value>(text)
                 .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
         }
@@ -493,22 +499,32 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// Bodies past the limit are still read (up to this much) so the client receives the 413
-/// instead of a reset connection.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+/// Bodies past the limit are still read and thrown away, for at most this long, so the client
+/// receives the 413 instead of a reset connection.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn read_body(body: Body) -> ApiResult<Bytes> {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     let mut seen = 0usize;
-    while let Some(chunk) = stream.next().await {
+    let mut drain_until = None;
+    loop {
+        let next = match drain_until {
+            None => stream.next().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("read request body: {e}")))?;
-        seen += chunk.len();
+        seen = seen.saturating_add(chunk.len());
         if seen <= MAX_BODY {
             buf.extend_from_slice(&chunk);
-        } else if seen > DRAIN_LIMIT {
-            break;
+        } else if drain_until.is_none() {
+            buf = BytesMut::new();
+            drain_until = Some(tokio::time::Instant::now() + DRAIN_TIME);
         }
     }
     if seen > MAX_BODY {
@@ -517,9 +533,50 @@ async fn read_body(body: Body) -> ApiResult<Bytes> {
     Ok(buf.freeze())
 }
 
+/// Decodes the percent-escapes of a request path, as Go's server does before routing (the
+/// Python client sends `system%3Aview`). A malformed escape is a bad request.
+fn decode_path(raw: &str) -> ApiResult<String> {
+    let bytes = raw.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+        {
+            let escape: String = raw[i..].chars().take(3).collect();
+            return Err(ApiError::bad_request(format!(
+                "invalid URL escape {escape:?}"
+            )));
+        }
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|p| p.into_owned())
+        .map_err(|_| ApiError::bad_request("the request path is not valid UTF-8"))
+}
+
+/// A body the client announced as too large and waits to be asked for (`Expect:
+/// 100-continue`) is refused before it is sent.
+fn refuse_announced_body(headers: &HeaderMap) -> ApiResult<()> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let waits = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if waits && announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::too_large());
+    }
+    Ok(())
+}
+
 async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Response<Body>> {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().trim_end_matches('/').to_string();
+    refuse_announced_body(&parts.headers)?;
+    let path = decode_path(parts.uri.path())?
+        .trim_end_matches('/')
+        .to_string();
     let query: Query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
@@ -538,7 +595,17 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             return Ok(json_response(StatusCode::OK, &server.version_info()));
         }
         (Method::GET, ["healthz" | "livez" | "readyz", ..]) => {
-            return Ok(respond(StatusCode::OK, "text/plain; charset=utf-8", "ok"));
+            let raw_query = parts.uri.query().unwrap_or("");
+            let (code, text) = crate::health::answer(server, &segments, raw_query)
+                .await
+                .ok_or_else(ApiError::not_found_path)?;
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut resp = respond(status, "text/plain; charset=utf-8", text);
+            resp.headers_mut().insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            return Ok(resp);
         }
         (Method::GET, ["api"]) => {
             return Ok(match discovery::aggregated_version(&accept) {
@@ -646,7 +713,14 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         }
         (Method::GET, Some(name), None) => {
             let format = format?;
-            let body = registry.get(r, ns, name).await?;
+            let body = registry
+                .get_at_least(
+                    r,
+                    ns,
+                    name,
+                    query.get("resourceVersion").map(String::as_str),
+                )
+                .await?;
             encode_object(format, r, body, StatusCode::OK)
         }
         (Method::POST, None, None) if r.is_review() => {
@@ -773,10 +847,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                     PatchType::Merge => crate::patch::merge_patch(scale, &input),
                     _ => crate::patch::merge_patch(scale, &input),
                 };
-                patched.map_err(|e| match e {
-                    crate::patch::PatchError::Malformed(m) => ApiError::bad_request(m),
-                    crate::patch::PatchError::Invalid(m) => ApiError::new(422, "Invalid", m),
-                })
+                Ok(patched?)
             };
             let scale = registry
                 .update_scale(r, ns, name, &opts, &mut compute)
@@ -892,7 +963,7 @@ fn aggregated_response(body: Value, version: &str) -> Response<Body> {
 
 fn watch_response(
     r: &'static ResourceType,
-    rx: tokio::sync::mpsc::Receiver<crate::watch::WatchEvent>,
+    rx: crate::watchqueue::Receiver,
     format: Format,
 ) -> Response<Body> {
     let content_type = match format {

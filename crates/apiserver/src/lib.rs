@@ -9,12 +9,14 @@
 //! [`rest::Registry`] holds the transport-free logic, so in-process clients share one code path
 //! with HTTP requests. [`ApiServer::serve_tls`] puts it on the network.
 
+pub mod connections;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
 mod duplicates;
 pub mod errors;
 pub mod fieldmanager;
+mod health;
 mod http;
 pub mod objects;
 pub mod patch;
@@ -27,6 +29,7 @@ mod services;
 pub mod table;
 pub mod validation;
 pub mod watch;
+pub mod watchqueue;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -203,6 +206,7 @@ impl ApiServer {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let unverified = connections::Unverified::for_open_file_limit();
         tokio::pin!(shutdown);
         loop {
             let (tcp, peer) = tokio::select! {
@@ -219,11 +223,24 @@ impl ApiServer {
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let server = self.clone();
+            let ticket = unverified.enter();
             tokio::spawn(async move {
-                let tls = match acceptor.accept(tcp).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                let handshake =
+                    tokio::time::timeout(connections::HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                let tls = tokio::select! {
+                    done = handshake => match done {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    },
+                    _ = ticket.evicted() => {
+                        tracing::debug!(%peer, "closed during its TLS handshake to make room");
                         return;
                     }
                 };
@@ -232,7 +249,18 @@ impl ApiServer {
                     .1
                     .peer_certificates()
                     .is_some_and(|c| !c.is_empty());
-                server.serve_connection(tls, authenticated).await;
+                if authenticated {
+                    drop(ticket);
+                    server.serve_connection(tls, true).await;
+                } else {
+                    // Anonymous connections stay bounded for as long as they are open.
+                    tokio::select! {
+                        _ = server.serve_connection(tls, false) => {}
+                        _ = ticket.evicted() => {
+                            tracing::debug!(%peer, "anonymous connection closed to make room");
+                        }
+                    }
+                }
             });
         }
     }
@@ -268,8 +296,17 @@ impl ApiServer {
                 req.extensions_mut().insert(Authenticated(authenticated));
                 http::handle(server, req)
             });
-        let builder =
+        let mut builder =
             hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(connections::HEADER_READ_TIMEOUT);
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(connections::HTTP2_KEEPALIVE)
+            .keep_alive_timeout(connections::HTTP2_KEEPALIVE);
         if let Err(e) = builder
             .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service)
             .await

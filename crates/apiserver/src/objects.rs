@@ -240,6 +240,66 @@ fn skip_value(json: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// Deepest nesting of arrays and objects a stored object may have. The JSON decoder reads 127
+/// levels; lists, watch events and tables wrap an object in a few more, and every reader (the
+/// server's own components, serde-based clients) must still read it back.
+pub const MAX_DEPTH: usize = 100;
+
+/// Levels of arrays and objects in `value` (a scalar has none).
+pub fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0usize)];
+    while let Some((v, above)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(above + 1);
+        pending.extend(
+            children
+                .filter(|c| c.is_array() || c.is_object())
+                .map(|c| (c, above + 1)),
+        );
+    }
+    deepest
+}
+
+pub fn too_deep_message() -> String {
+    format!("the object would be nested more than {MAX_DEPTH} levels deep")
+}
+
+/// Refuses an object nested deeper than [`MAX_DEPTH`], as a body that cannot be decoded.
+pub fn check_depth(r: &crate::resources::ResourceType, obj: &Value) -> ApiResult<()> {
+    if depth(obj) > MAX_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            r.kind,
+            r.version,
+            r.kind,
+            too_deep_message()
+        )));
+    }
+    Ok(())
+}
+
+/// The length of `value` encoded as JSON, without keeping the encoding.
+pub fn encoded_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 pub fn decode(bytes: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object: {e}")))
 }
@@ -451,11 +511,12 @@ pub fn parse_resource_version(rv: &str) -> ApiResult<Option<i64>> {
     if rv.is_empty() {
         return Ok(None);
     }
-    rv.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
+    Some(rv)
+        .filter(|rv| rv.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|rv| rv.parse::<u64>().ok())
+        .and_then(|n| i64::try_from(n).ok())
         .map(Some)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+        .ok_or_else(|| ApiError::unparsable_resource_version(rv))
 }
 
 /// Everything but `metadata` and `status`, to tell whether the desired state changed.

@@ -33,15 +33,73 @@ pub enum PatchError {
     Malformed(String),
     /// The patch is well-formed but cannot be applied to this object (422).
     Invalid(String),
+    /// The patch asks for more than the server does for one request (413).
+    TooLarge(String),
 }
 
-/// Applies an RFC 6902 JSON patch.
+/// Most operations one JSON patch may hold, as kube-apiserver.
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Most bytes the `copy` operations of one JSON patch may add, as kube-apiserver.
+pub const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Applies an RFC 6902 JSON patch. Operations are applied one at a time so that the bytes
+/// `copy` adds and the nesting each operation creates are checked before the object grows
+/// past what the server stores: a few copies of a map into itself double it each time.
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| PatchError::Malformed(format!("error decoding patch: {e}")))?;
+    if ops.0.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(PatchError::TooLarge(format!(
+            "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+            ops.0.len()
+        )));
+    }
     let mut doc = target.clone();
-    json_patch::patch(&mut doc, &ops).map_err(|e| PatchError::Invalid(e.to_string()))?;
+    let mut copied = 0usize;
+    for (index, op) in ops.0.iter().enumerate() {
+        check_operation(&doc, op, &mut copied)?;
+        json_patch::patch(&mut doc, std::slice::from_ref(op)).map_err(|mut e| {
+            e.operation = index;
+            PatchError::Invalid(e.to_string())
+        })?;
+    }
     Ok(doc)
+}
+
+/// Refuses an operation that would copy past [`MAX_JSON_PATCH_COPY_BYTES`] in all or nest the
+/// object deeper than [`crate::objects::MAX_DEPTH`].
+fn check_operation(
+    doc: &Value,
+    op: &json_patch::PatchOperation,
+    copied: &mut usize,
+) -> Result<(), PatchError> {
+    use json_patch::PatchOperation as Op;
+    let (path, placed) = match op {
+        Op::Add(add) => (&add.path, Some(&add.value)),
+        Op::Replace(replace) => (&replace.path, Some(&replace.value)),
+        Op::Copy(copy) => {
+            let from = doc.pointer(copy.from.as_str());
+            if let Some(value) = from {
+                *copied = copied.saturating_add(crate::objects::encoded_len(value));
+                if *copied > MAX_JSON_PATCH_COPY_BYTES {
+                    return Err(PatchError::Invalid(format!(
+                        "Unable to complete the copy, the accumulated size increase of copy is {}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}",
+                        *copied
+                    )));
+                }
+            }
+            (&copy.path, from)
+        }
+        Op::Move(mv) => (&mv.path, doc.pointer(mv.from.as_str())),
+        Op::Remove(_) | Op::Test(_) => return Ok(()),
+    };
+    let Some(value) = placed else { return Ok(()) };
+    let depth = path.count() + crate::objects::depth(value);
+    if depth > crate::objects::MAX_DEPTH {
+        return Err(PatchError::Invalid(crate::objects::too_deep_message()));
+    }
+    Ok(())
 }
 
 /// Applies an RFC 7386 merge patch.

@@ -16,7 +16,7 @@ use crate::objects::{
     self, decode, desired_state_changed, encode_with_revision, finalizers, is_deleting, meta_mut,
     meta_str,
 };
-use crate::patch::{self, PatchError, PatchType};
+use crate::patch::{self, PatchType};
 use crate::resources::{self, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::validation;
@@ -234,12 +234,40 @@ fn parse_body_object(r: &ResourceType, body: Value) -> ApiResult<Value> {
     }
 }
 
+/// Refuses `apiVersion` or `kind` of another JSON type than string, as the Go decoder that
+/// reads them first.
+fn check_type_meta_types(obj: &Value) -> ApiResult<()> {
+    for field in ["apiVersion", "kind"] {
+        let go_name = match obj.get(field) {
+            None | Some(Value::Null) | Some(Value::String(_)) => continue,
+            Some(Value::Number(_)) => "number",
+            Some(Value::Bool(_)) => "bool",
+            Some(Value::Array(_)) => "array",
+            Some(Value::Object(_)) => "object",
+        };
+        let mut summary = serde_json::to_string(obj).unwrap_or_default();
+        if summary.len() > 30 {
+            let mut end = 30;
+            while !summary.is_char_boundary(end) {
+                end -= 1;
+            }
+            summary.truncate(end);
+            summary.push_str(" ...");
+        }
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized ({summary}): couldn't get version/kind; json parse error: json: cannot unmarshal {go_name} into Go struct field .{field} of type string"
+        )));
+    }
+    Ok(())
+}
+
 fn check_type_meta(
     r: &ResourceType,
     obj: &mut Value,
     expected_kind: &str,
     expected_api: &str,
 ) -> ApiResult<()> {
+    check_type_meta_types(obj)?;
     let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     if !api.is_empty() && api != expected_api {
@@ -328,12 +356,13 @@ impl Registry {
     }
 
     /// Refuses a body with a value of the wrong JSON type (400, as kube-apiserver's decoder),
-    /// then lists the fields the kind does not know: an error under `fieldValidation=Strict`,
-    /// warnings under `Warn`.
+    /// then drops the fields a built-in kind does not know, as its decoder does: an error
+    /// under `fieldValidation=Strict`, warnings under `Warn`, silently under `Ignore`. Custom
+    /// resources are pruned by their schema later; here their unknown fields are only named.
     fn unknown_fields(
         &self,
         r: &ResourceType,
-        obj: &Value,
+        obj: &mut Value,
         opts: &WriteOptions,
     ) -> ApiResult<Vec<String>> {
         if r.custom.is_none()
@@ -345,17 +374,19 @@ impl Registry {
             )));
         }
         let validation = opts.field_validation;
-        if validation == FieldValidation::Ignore {
-            return Ok(Vec::new());
-        }
         let unknown = match r.custom {
+            Some(_) if validation == FieldValidation::Ignore => Vec::new(),
             Some(custom) => match &custom.schema {
                 Some(schema) => crate::crd::apply_schema(schema, &mut obj.clone()).unknown,
                 None => Vec::new(),
             },
-            None => self.openapi.unknown_fields(r.group, r.version, r.kind, obj),
+            None => self
+                .openapi
+                .prune_unknown_fields(r.group, r.version, r.kind, obj),
         };
-        if unknown.is_empty() && opts.duplicate_fields.is_empty() {
+        if validation == FieldValidation::Ignore
+            || (unknown.is_empty() && opts.duplicate_fields.is_empty())
+        {
             return Ok(Vec::new());
         }
         let rendered: Vec<String> = opts
@@ -417,6 +448,24 @@ impl Registry {
             Some(kv) => Ok(crate::crd::present(r, kv.value)),
             None => Err(ApiError::not_found(r, name)),
         }
+    }
+
+    /// Reads one object for a GET with a `resourceVersion` parameter: the latest state is
+    /// never older than any revision the store has reached; a revision it has not reached is
+    /// too new.
+    pub async fn get_at_least(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> ApiResult<Bytes> {
+        if let Some(rv) = objects::parse_resource_version(resource_version.unwrap_or(""))?
+            && rv > self.store.latest_revision().await?
+        {
+            return Err(ApiError::too_new_resource_version());
+        }
+        self.get(r, namespace, name).await
     }
 
     async fn get_kv(
@@ -641,7 +690,7 @@ impl Registry {
     ) -> ApiResult<Written> {
         let mut obj = parse_body_object(r, body)?;
         check_type_meta(r, &mut obj, r.kind, &r.api_version())?;
-        let warnings = self.unknown_fields(r, &obj, opts)?;
+        let warnings = self.unknown_fields(r, &mut obj, opts)?;
         if r.namespaced {
             let ns = namespace.unwrap_or("");
             match meta_str(&obj, "namespace") {
@@ -665,6 +714,7 @@ impl Registry {
             meta_mut(&mut obj).insert("name".into(), json!(objects::generate_name(&prefix)));
         }
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        objects::check_depth(r, &obj)?;
         let mut causes = validation::validate(r, &obj, None);
         causes.extend(admit_custom(r, &mut obj, None));
         if !causes.is_empty() {
@@ -914,6 +964,7 @@ impl Registry {
         } else {
             old
         };
+        objects::check_depth(r, &next)?;
         let mut causes = validation::validate(r, &next, Some(before));
         causes.extend(admit_custom(r, &mut next, Some(old)));
         if !causes.is_empty() {
@@ -1130,8 +1181,9 @@ impl Registry {
         part: Part,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
-        let obj = parse_body_object(r, body)?;
-        let warnings = self.unknown_fields(r, &obj, opts)?;
+        let mut obj = parse_body_object(r, body)?;
+        check_type_meta_types(&obj)?;
+        let warnings = self.unknown_fields(r, &mut obj, opts)?;
         let precondition =
             match meta_str(&obj, "resourceVersion") {
                 Some(rv) if !rv.is_empty() => Some(rv.parse::<i64>().map_err(|_| {
@@ -1198,7 +1250,7 @@ impl Registry {
                             .or_insert_with(|| json!(r.api_version()));
                         m.entry("kind").or_insert_with(|| json!(r.kind));
                     }
-                    let warnings = self.unknown_fields(r, &object, opts)?;
+                    let warnings = self.unknown_fields(r, &mut object, opts)?;
                     return Ok(Computed {
                         object,
                         precondition: None,
@@ -1219,10 +1271,7 @@ impl Registry {
                     Ok(self.apply_patch(r, name, Some(current), &patch, part, opts)?)
                 }
             };
-            let patched = patched.map_err(|e| match e {
-                PatchError::Malformed(m) => ApiError::bad_request(m),
-                PatchError::Invalid(m) => ApiError::new(422, "Invalid", m),
-            })?;
+            let mut patched = patched?;
             let precondition = match meta_str(&patched, "resourceVersion") {
                 Some(rv) if Some(rv) != meta_str(current, "resourceVersion") => {
                     Some(rv.parse::<i64>().map_err(|_| {
@@ -1231,7 +1280,7 @@ impl Registry {
                 }
                 _ => None,
             };
-            let warnings = self.unknown_fields(r, &patched, opts)?;
+            let warnings = self.unknown_fields(r, &mut patched, opts)?;
             Ok(Computed {
                 object: patched,
                 precondition,

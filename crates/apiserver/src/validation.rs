@@ -12,13 +12,18 @@ const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lowe
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
-fn is_label(s: &str) -> bool {
+/// Lower-case letters, digits and dashes, starting and ending with a letter or digit, of any
+/// length (the parts of a subdomain are not held to a label's 63 characters).
+fn is_label_shaped(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+fn is_label(s: &str) -> bool {
+    s.len() <= 63 && is_label_shaped(s)
 }
 
 /// Checks an RFC 1123 subdomain; the error is kube-apiserver's message.
@@ -26,7 +31,7 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
     if s.len() > 253 {
         return Err("must be no more than 253 characters".into());
     }
-    if s.split('.').all(is_label) {
+    if s.split('.').all(is_label_shaped) {
         Ok(())
     } else {
         Err(SUBDOMAIN_MSG.into())
@@ -68,14 +73,42 @@ fn path_segment(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A CronJob's name leaves room for the `-<minutes>` suffix of its Jobs within a label.
+fn cronjob_name(s: &str) -> Result<(), String> {
+    dns1123_subdomain(s)?;
+    if s.len() > 52 {
+        return Err("must be no more than 52 characters".into());
+    }
+    Ok(())
+}
+
+type NameRule = fn(&str) -> Result<(), String>;
+
+/// The name rule of each built-in kind that is not held to an RFC 1123 subdomain, as the
+/// kind's validation in kube-apiserver 1.33 passes it.
+const NAME_RULES: &[(&str, &str, NameRule)] = &[
+    ("", "namespaces", dns1123_label),
+    ("", "services", dns1035_label),
+    ("apps", "statefulsets", dns1123_label),
+    ("batch", "cronjobs", cronjob_name),
+    ("policy", "poddisruptionbudgets", path_segment),
+    ("rbac.authorization.k8s.io", "roles", path_segment),
+    ("rbac.authorization.k8s.io", "rolebindings", path_segment),
+    ("rbac.authorization.k8s.io", "clusterroles", path_segment),
+    (
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings",
+        path_segment,
+    ),
+];
+
 /// Validates an object name for a resource type.
 pub fn validate_name(r: &ResourceType, name: &str) -> Result<(), String> {
-    match (r.group, r.plural) {
-        ("", "namespaces") => dns1123_label(name),
-        ("", "services") => dns1035_label(name),
-        ("rbac.authorization.k8s.io", _) => path_segment(name),
-        _ => dns1123_subdomain(name),
-    }
+    let rule = NAME_RULES
+        .iter()
+        .find(|(group, plural, _)| *group == r.group && *plural == r.plural)
+        .map_or(dns1123_subdomain as NameRule, |(_, _, rule)| *rule);
+    rule(name)
 }
 
 fn str_at<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {

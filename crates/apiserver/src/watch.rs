@@ -5,15 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use serde_json::{Value, json};
-use store::{EventKind, KeyFilter};
-use tokio::sync::mpsc;
-
 use crate::errors::{ApiError, ApiResult, Cause};
 use crate::objects;
 use crate::resources::ResourceType;
 use crate::rest::{ListOptions, Registry};
+use crate::watchqueue::{self, Receiver, SendError, Sender};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use store::{EventKind, KeyFilter};
 
 /// One watch event, with the object as stored JSON.
 #[derive(Debug, Clone)]
@@ -63,7 +62,8 @@ fn bookmark(r: &ResourceType, revision: i64, initial_end: bool) -> WatchEvent {
 }
 
 /// Starts a watch and returns its events. The stream ends after the timeout, when the client
-/// goes away (the receiver is dropped), or when the store drops a watcher that fell behind.
+/// goes away (the receiver is dropped), or when the client falls behind its queue's bound
+/// ([`watchqueue::CLIENT_LIMITS`]; in-process watches have [`watchqueue::IN_PROCESS_LIMITS`]).
 ///
 /// With `keep_decoded`, objects the watch decodes to match selectors are handed over in
 /// [`WatchEvent::decoded`].
@@ -73,7 +73,7 @@ pub async fn start(
     namespace: Option<String>,
     opts: ListOptions,
     keep_decoded: bool,
-) -> ApiResult<mpsc::Receiver<WatchEvent>> {
+) -> ApiResult<Receiver> {
     let plan = registry.plan_list(r, &opts)?;
     let send_initial = opts.send_initial_events;
     if send_initial.is_some() {
@@ -120,7 +120,11 @@ pub async fn start(
         use rand::Rng;
         1800 + rand::rng().random_range(0..1800)
     }));
-    let (tx, rx) = mpsc::channel::<WatchEvent>(1024);
+    let (tx, rx) = watchqueue::queue(if keep_decoded {
+        watchqueue::IN_PROCESS_LIMITS
+    } else {
+        watchqueue::CLIENT_LIMITS
+    });
     // Only selectors that the key filter does not already answer need the object decoded.
     let exact_key = matches!(filter, KeyFilter::Exact(_));
     let name_only = exact_key && plan.fields.requirements.len() == 1;
@@ -220,6 +224,9 @@ pub async fn start(
         let mut bookmark_timer = tokio::time::interval(Duration::from_secs(60));
         bookmark_timer.tick().await;
         loop {
+            // Events replayed from history are in memory already and wait for the client;
+            // live ones are taken at once, so a client that stops reading overflows its queue.
+            let paced = watch.replaying();
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = tx.closed() => return,
@@ -228,14 +235,16 @@ pub async fn start(
                     let revision = watch
                         .progress()
                         .unwrap_or_else(|| registry2.store().current_revision());
-                    while let Some(ev) = watch.try_next() {
-                        if !forward(&tx, r, ev, &matcher).await { return; }
+                    loop {
+                        let paced = watch.replaying();
+                        let Some(ev) = watch.try_next() else { break };
+                        if !forward(&tx, r, ev, &matcher, paced).await { return; }
                     }
                     if tx.send(bookmark(r, revision, false)).await.is_err() { return; }
                 }
                 ev = watch.next() => {
                     let Some(ev) = ev else { return };
-                    if !forward(&tx, r, ev, &matcher).await { return; }
+                    if !forward(&tx, r, ev, &matcher, paced).await { return; }
                 }
             }
         }
@@ -274,13 +283,14 @@ impl<F: Fn(&Value) -> bool> Matcher<F> {
     }
 }
 
-/// Sends one store event as the watch event a client of this selector sees. Returns false when
-/// the client is gone.
+/// Sends one store event as the watch event a client of this selector sees, waiting for room
+/// when `paced`. Returns false when the watch is over: the client is gone or fell behind.
 async fn forward<F: Fn(&Value) -> bool + Send>(
-    tx: &mpsc::Sender<WatchEvent>,
+    tx: &Sender,
     r: &ResourceType,
     ev: store::Event,
     matcher: &Matcher<F>,
+    paced: bool,
 ) -> bool {
     let (now_matches, decoded) = matcher.check(&ev.kv.value, ev.memo.as_ref());
     let before = ev.prev.as_ref().map(|prev| matcher.accepts(&prev.value));
@@ -294,11 +304,25 @@ async fn forward<F: Fn(&Value) -> bool + Send>(
         (EventKind::Put, _, false) => return true,
     };
     // A deletion reported because the object stopped matching carries its new state.
-    tx.send(WatchEvent {
+    let event = WatchEvent {
         kind,
         object: crate::crd::present(r, ev.kv.value),
         decoded,
-    })
-    .await
-    .is_ok()
+    };
+    let sent = if paced {
+        tx.send(event).await
+    } else {
+        tx.try_send(event)
+    };
+    match sent {
+        Ok(()) => true,
+        Err(SendError::Gone) => false,
+        Err(SendError::Overflow) => {
+            tracing::info!(
+                resource = r.plural,
+                "closing a watch whose client fell behind; it resumes from its last resourceVersion"
+            );
+            false
+        }
+    }
 }

@@ -283,6 +283,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbosity);
+    apiserver::connections::raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

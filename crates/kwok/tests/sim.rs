@@ -788,11 +788,15 @@ async fn cel_selectors_and_apply_steps_provision_volumes() {
     assert_eq!(volume["spec"]["claimRef"]["name"], "data");
     // The stage's second step names the volume in the claim; the volume binder may bind the
     // volume before that step is done.
-    wait_for("the claim names its volume", Duration::from_secs(20), || async {
-        get(&c, &claims, Some("default"), "data")
-            .await
-            .filter(|claim| claim["spec"]["volumeName"] == volume_name.as_str())
-    })
+    wait_for(
+        "the claim names its volume",
+        Duration::from_secs(20),
+        || async {
+            get(&c, &claims, Some("default"), "data")
+                .await
+                .filter(|claim| claim["spec"]["volumeName"] == volume_name.as_str())
+        },
+    )
     .await;
 
     // A claim of another class is left alone.

@@ -248,10 +248,22 @@ impl OpenApi {
         kind: &str,
         object: &Value,
     ) -> Vec<String> {
+        self.prune_unknown_fields(group, version, kind, &mut object.clone())
+    }
+
+    /// Removes the fields [`OpenApi::unknown_fields`] names from `object`, as kube-apiserver's
+    /// decoder drops them, and returns their paths.
+    pub fn prune_unknown_fields(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        object: &mut Value,
+    ) -> Vec<String> {
         let mut found = Vec::new();
         if let Some(&id) = self.kind_shapes.get(&format!("{group}/{version}/{kind}")) {
             self.shapes
-                .unknown_fields(id, object, &mut String::new(), &mut found);
+                .prune_unknown_fields(id, object, &mut String::new(), &mut found);
         }
         found
     }

@@ -471,47 +471,52 @@ impl Shapes {
         SchemaNode { shapes: self, id }
     }
 
-    /// Appends the path of every field of `value` that shape `id` does not know.
-    pub fn unknown_fields(
+    /// Removes every field of `value` that shape `id` does not know, appending its path.
+    pub fn prune_unknown_fields(
         &self,
         id: ShapeId,
-        value: &Value,
+        value: &mut Value,
         path: &mut String,
         found: &mut Vec<String>,
     ) {
+        let at = |path: &mut String, name: &str| {
+            let length = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(name);
+            length
+        };
         match (&self.nodes[id], value) {
             (Shape::Object(shape), Value::Object(object)) => {
-                for (field, child) in object {
-                    let length = path.len();
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(field);
+                let mut unknown = Vec::new();
+                for (field, child) in object.iter_mut() {
+                    let length = at(path, field);
                     match shape.fields.get(field.as_str()) {
-                        Some(known) => self.unknown_fields(known.shape, child, path, found),
-                        None => found.push(path.clone()),
+                        Some(known) => self.prune_unknown_fields(known.shape, child, path, found),
+                        None => {
+                            found.push(path.clone());
+                            unknown.push(field.clone());
+                        }
                     }
                     path.truncate(length);
                 }
+                for field in unknown {
+                    object.remove(&field);
+                }
             }
             (&Shape::Map(values), Value::Object(object)) => {
-                for (key, child) in object {
-                    let length = path.len();
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(key);
-                    self.unknown_fields(values, child, path, found);
+                for (key, child) in object.iter_mut() {
+                    let length = at(path, key);
+                    self.prune_unknown_fields(values, child, path, found);
                     path.truncate(length);
                 }
             }
             (&Shape::List(items), Value::Array(elements)) => {
-                for (index, element) in elements.iter().enumerate() {
+                for (index, element) in elements.iter_mut().enumerate() {
                     let length = path.len();
-                    path.push('[');
-                    path.push_str(&index.to_string());
-                    path.push(']');
-                    self.unknown_fields(items, element, path, found);
+                    path.push_str(&format!("[{index}]"));
+                    self.prune_unknown_fields(items, element, path, found);
                     path.truncate(length);
                 }
             }

@@ -200,6 +200,13 @@ impl EtcdStore {
                 current: self.current_revision(),
             };
         }
+        if message.contains("request is too large") {
+            // etcd's own request limit (`--max-request-bytes`) is smaller than ours.
+            return Error::TooLarge {
+                size: 0,
+                limit: crate::MAX_VALUE_BYTES,
+            };
+        }
         Error::Backend(format!("etcd: {message}"))
     }
 
@@ -560,6 +567,7 @@ impl Store for EtcdStore {
     async fn create(&self, key: &str, encode: Encoder<'_>) -> Result<KeyValue> {
         let etcd_key = self.codec.etcd_key(key);
         let value = encode(UNKNOWN_REVISION);
+        crate::check_value_size(&value)?;
         let response = self
             .txn(proto::TxnRequest {
                 compare: vec![compare_create(&etcd_key, 0)],
@@ -589,6 +597,7 @@ impl Store for EtcdStore {
     async fn update(&self, key: &str, expected: Revision, encode: Encoder<'_>) -> Result<KeyValue> {
         let etcd_key = self.codec.etcd_key(key);
         let value = encode(UNKNOWN_REVISION);
+        crate::check_value_size(&value)?;
         let response = self
             .txn(proto::TxnRequest {
                 compare: vec![compare_mod(&etcd_key, expected)],

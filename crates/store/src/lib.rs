@@ -99,6 +99,9 @@ pub enum Error {
         requested: Revision,
         current: Revision,
     },
+    /// A value larger than the store takes (`limit` bytes); nothing was written.
+    #[error("value of {size} bytes is larger than the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
     #[error("storage failure: {0}")]
     Io(Arc<std::io::Error>),
     #[error("store is closed")]
@@ -114,6 +117,21 @@ impl From<std::io::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The largest value a store takes: kube-apiserver's request limit, which leaves room for JSON
+/// objects whose protobuf form fits etcd's default 1.5 MiB request limit.
+pub const MAX_VALUE_BYTES: usize = 3 * 1024 * 1024;
+
+/// Refuses a value over [`MAX_VALUE_BYTES`].
+pub fn check_value_size(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(Error::TooLarge {
+            size: value.len(),
+            limit: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
+}
 
 /// Builds the value to store once the write's revision is known, so that the value can carry
 /// its own revision (the object's `resourceVersion`) without being encoded twice.
@@ -171,6 +189,12 @@ impl Watch {
         self.progress
             .as_ref()
             .map(|p| p.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Whether the next events come from history (already kept in memory, so a consumer may
+    /// take them at its own pace) rather than from live writes.
+    pub fn replaying(&self) -> bool {
+        !self.backlog.is_empty()
     }
 
     /// The next event, or `None` when the watch has ended.

@@ -435,9 +435,11 @@ impl Store for LocalStore {
                 });
             }
             let rev = st.revision + 1;
+            let value = encode(rev);
+            crate::check_value_size(&value)?;
             let kv = KeyValue {
                 key: Arc::from(key),
-                value: encode(rev),
+                value,
                 create_revision: rev,
                 mod_revision: rev,
             };
@@ -470,9 +472,11 @@ impl Store for LocalStore {
                 });
             }
             let rev = st.revision + 1;
+            let value = encode(rev);
+            crate::check_value_size(&value)?;
             let kv = KeyValue {
                 key: current.key.clone(),
-                value: encode(rev),
+                value,
                 create_revision: current.create_revision,
                 mod_revision: rev,
             };

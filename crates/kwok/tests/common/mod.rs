@@ -14,6 +14,8 @@ pub struct Server {
     pub extra_args: Vec<String>,
     /// The etcd this server stores into, when the suite runs on the etcd backend.
     pub etcd: Option<Etcd>,
+    /// A limit on the server's open files (soft and hard), as a small machine may have.
+    pub open_file_limit: Option<u64>,
 }
 
 /// Whether the suite runs on the etcd backend (`KWOK_TEST_STORE=etcd`).
@@ -160,6 +162,11 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str]) -> Server {
+        Self::start_limited(extra, None)
+    }
+
+    /// Starts the server with at most `open_files` open files, when given.
+    pub fn start_limited(extra: &[&str], open_files: Option<u64>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let etcd = (on_etcd() && !extra.contains(&"--etcd-servers")).then(|| {
@@ -173,6 +180,7 @@ impl Server {
             child: None,
             extra_args,
             etcd,
+            open_file_limit: open_files,
         };
         server.launch();
         server.write_kubeconfig();
@@ -194,16 +202,32 @@ impl Server {
                 self.port = free_port();
             }
             let log = std::fs::File::create(self.log_path()).unwrap();
-            let child = Command::new(kwok_bin())
+            let mut command = Command::new(kwok_bin());
+            command
                 .args(["apiserver", "--data-dir"])
                 .arg(self.data_dir())
                 .args(["--secure-port", &self.port.to_string()])
                 .args(&self.extra_args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+                .stderr(log);
+            if let Some(files) = self.open_file_limit {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: only setrlimit runs between fork and exec.
+                unsafe {
+                    command.pre_exec(move || {
+                        let limit = libc::rlimit {
+                            rlim_cur: files,
+                            rlim_max: files,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            let child = command.spawn().unwrap();
             self.child = Some(child);
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
