@@ -82,6 +82,12 @@ struct ApiserverArgs {
     /// When a write counts as durable.
     #[arg(long, value_enum, default_value_t = StorageSync::Always)]
     storage_sync: StorageSync,
+    /// Start even if the data directory's write-ahead log is damaged: first copy the snapshot
+    /// and log files to <data-dir>/store/repair-<UTC time>/, then cut the log at the first bad
+    /// record (that record and every later write are dropped). Without damage it changes
+    /// nothing; an incomplete final write is cut off with or without it.
+    #[arg(long, default_value_t = false, conflicts_with = "etcd_servers")]
+    repair_wal: bool,
     /// Seconds of watch history kept (resume window for watches).
     #[arg(long, default_value_t = 300)]
     watch_history_seconds: u64,
@@ -209,6 +215,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             history_window: std::time::Duration::from_secs(args.watch_history_seconds),
             history_max_events: args.watch_history_events.max(1),
             history_max_bytes: args.watch_history_mib.max(1) << 20,
+            repair_wal: args.repair_wal,
             ..Options::default()
         })
         .context("open the store")?;

@@ -636,3 +636,155 @@ async fn repeated_fields_are_rejected_under_strict_and_reported_under_warn() {
     assert_eq!(status, 201);
     assert!(warnings.is_empty(), "{warnings:?}");
 }
+
+/// `(offset, revision, key)` of every record in a write-ahead log segment
+/// (`len u32 LE | crc u32 LE | op u8 | mod rev i64 | create rev i64 | key len u32 | key | ...`).
+fn wal_records(bytes: &[u8]) -> Vec<(usize, i64, String)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
+            break;
+        };
+        let revision = i64::from_le_bytes(payload[1..9].try_into().unwrap());
+        let key_len = u32::from_le_bytes(payload[17..21].try_into().unwrap()) as usize;
+        let key = String::from_utf8(payload[21..21 + key_len].to_vec()).unwrap();
+        out.push((at, revision, key));
+        at += 8 + len;
+    }
+    out
+}
+
+#[tokio::test]
+async fn damaged_log_refuses_to_start_until_repaired() {
+    if common::on_etcd() {
+        // The objects live in etcd, not in the server's log.
+        return;
+    }
+    let mut server = Server::start();
+    let client = server.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut written = Vec::new();
+    for i in 0..200 {
+        let cm = cms
+            .create(
+                &PostParams::default(),
+                &configmap(&format!("cm-{i:03}"), &i.to_string()),
+            )
+            .await
+            .unwrap();
+        let rv: i64 = cm.metadata.resource_version.unwrap().parse().unwrap();
+        written.push((cm.metadata.name.unwrap(), rv));
+    }
+    server.kill9();
+
+    // Flip one byte in the payload of the middle configmap record of the newest segment.
+    let store = server.data_dir().join("store");
+    let mut segments: Vec<std::path::PathBuf> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("wal-") && name.ends_with(".log")
+        })
+        .collect();
+    segments.sort();
+    let segment = segments.last().unwrap();
+    let mut bytes = std::fs::read(segment).unwrap();
+    let ours: Vec<(usize, i64, String)> = wal_records(&bytes)
+        .into_iter()
+        .filter(|(_, _, key)| key.starts_with("/registry/configmaps/default/cm-"))
+        .collect();
+    assert!(ours.len() >= 200, "{} configmap records", ours.len());
+    let (offset, bad_revision, _) = ours[100].clone();
+    bytes[offset + 8 + 30] ^= 0x5a;
+    std::fs::write(segment, &bytes).unwrap();
+
+    // The server refuses to start, naming the file and the offset.
+    let log = server.dir.path().join("refused.log");
+    let mut child = std::process::Command::new(common::kwok_bin())
+        .args(["apiserver", "--data-dir"])
+        .arg(server.data_dir())
+        .args(["--secure-port", &common::free_port().to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "the server started on a damaged log: {}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&segment.display().to_string()),
+        "the error names the file: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("byte offset {offset}:")),
+        "the error names the offset {offset}: {stderr}"
+    );
+    assert!(stderr.contains("--repair-wal"), "{stderr}");
+    assert_eq!(std::fs::read(segment).unwrap(), bytes, "nothing was cut");
+
+    // With --repair-wal it starts with every write before the damaged record.
+    server.extra_args.push("--repair-wal".into());
+    server.launch();
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert!(log.contains("repaired the write-ahead log"), "{log}");
+    let copies = std::fs::read_dir(&store)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("repair-")
+        })
+        .count();
+    assert_eq!(copies, 1);
+    let client = server.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let after: std::collections::HashMap<String, i64> = cms
+        .list(&ListParams::default().labels("set=a"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| {
+            let rv = c.metadata.resource_version.unwrap().parse().unwrap();
+            (c.metadata.name.unwrap(), rv)
+        })
+        .collect();
+    let kept: Vec<&(String, i64)> = written
+        .iter()
+        .filter(|(_, rv)| *rv < bad_revision)
+        .collect();
+    assert!(kept.len() >= 100, "{} writes before the damage", kept.len());
+    for (name, rv) in &kept {
+        assert_eq!(
+            after.get(name),
+            Some(rv),
+            "{name} was written before the damage"
+        );
+    }
+    for (name, rv) in written.iter().filter(|(_, rv)| *rv >= bad_revision) {
+        assert!(
+            !after.contains_key(name),
+            "{name} at {rv} was cut with the log"
+        );
+    }
+}

@@ -44,6 +44,11 @@ pub struct Options {
     /// Log bytes since the last snapshot that trigger a new snapshot (at least twice the
     /// snapshot's size).
     pub snapshot_after_bytes: u64,
+    /// Start even if the log is damaged: copy the snapshot and log files to
+    /// `<data_dir>/repair-<UTC time>/`, then cut the log at the first bad record (that record
+    /// and every later one are dropped). Without damage this changes nothing. Without it, damage
+    /// other than an incomplete final record makes [`LocalStore::open`] fail.
+    pub repair_wal: bool,
 }
 
 impl Default for Options {
@@ -56,6 +61,7 @@ impl Default for Options {
             history_max_bytes: 256 << 20,
             watch_buffer: 100_000,
             snapshot_after_bytes: 256 << 20,
+            repair_wal: false,
         }
     }
 }
@@ -101,7 +107,7 @@ impl LocalStore {
         let mut log = None;
         let (mut log_bytes, mut snapshot_bytes) = (0, 0);
         if let Some(dir) = &options.data_dir {
-            let recovered = wal::recover(dir)?;
+            let recovered = wal::recover(dir, options.repair_wal)?;
             // An empty store starts at revision 1, like etcd.
             state.revision = recovered.revision.max(1);
             state.compacted = recovered.snapshot_revision.max(1);
