@@ -32,6 +32,8 @@ pub struct CustomType {
     pub storage_version: String,
     /// The schema's `x-kubernetes-validations` rules, compiled once; `None` when it has none.
     pub rules: Option<kube_cel::CompiledSchema>,
+    /// The same rules arranged for costing an object before they run.
+    pub cost_plan: Option<crate::celcost::Plan>,
 }
 
 fn leak(s: &str) -> &'static str {
@@ -62,8 +64,18 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.at(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
-/// Checks a CRD as kube-apiserver's validation does for what matters to serving it.
-pub fn validate(crd: &Value) -> Vec<Cause> {
+/// The schema a CRD gives a version.
+fn version_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
+    crd.at("/spec/versions")?
+        .as_array()?
+        .iter()
+        .find(|v| s(v, "/name") == version)?
+        .get("schema")
+}
+
+/// Checks a CRD as kube-apiserver's validation does for what matters to serving it; `old` is
+/// the stored CRD on updates.
+pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     let group = s(crd, "/spec/group");
     let plural = s(crd, "/spec/names/plural");
@@ -105,6 +117,9 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
         None => causes.push(Cause::required("spec.versions")),
         Some(vs) if vs.is_empty() => causes.push(Cause::required("spec.versions")),
         Some(vs) => {
+            // Versions with identical schemas are checked once, at the place kube-apiserver
+            // reports them: `spec.validation` (where its conversion moves a shared schema).
+            let shared = vs.iter().all(|v| v.get("schema") == vs[0].get("schema"));
             let storage = vs
                 .iter()
                 .filter(|v| v.get("storage") == Some(&json!(true)))
@@ -124,8 +139,14 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
                     None => causes.push(Cause::required(format!(
                         "spec.versions[{i}].schema.openAPIV3Schema"
                     ))),
+                    Some(_) if shared && i > 0 => {}
                     Some(schema) => {
-                        let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+                        let path = if shared {
+                            "spec.validation.openAPIV3Schema".to_string()
+                        } else {
+                            format!("spec.versions[{i}].schema.openAPIV3Schema")
+                        };
+                        let before = causes.len();
                         if schema.get("type").and_then(Value::as_str) != Some("object") {
                             causes.push(Cause::invalid(
                                 format!("{path}.type"),
@@ -134,6 +155,19 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
                             ));
                         }
                         structural(schema, &path, true, &mut causes);
+                        // Rule costs are estimated on schemas that are otherwise valid, as
+                        // kube-apiserver does; rules that do not compile are reported already.
+                        // An update leaving a version's schema as it was is not held to the
+                        // limit of each rule (a server upgrade may have changed the estimates),
+                        // only to the total.
+                        let name = s(v, "/name");
+                        let unchanged = old.is_some_and(|old| {
+                            version_schema(old, name).is_some()
+                                && version_schema(old, name) == v.get("schema")
+                        });
+                        if causes[before..].iter().all(|c| c.field.ends_with(".rule")) {
+                            causes.extend(crate::celcost::check_schema(schema, &path, unchanged));
+                        }
                     }
                 }
             }
@@ -228,11 +262,17 @@ fn has_rules(schema: &Value) -> bool {
 
 /// Evaluates a custom type's `x-kubernetes-validations` rules on an object already pruned,
 /// defaulted and valid against its schema; `old` is the stored object on updates, for
-/// transition rules (`oldSelf`).
+/// transition rules (`oldSelf`). This can take long: call it off the async workers.
+///
+/// The cost of the evaluation is checked first against kube-apiserver's per-evaluation limit
+/// and per-object budget; an object over either gets kube-apiserver's error and no rule runs.
 pub fn check_rules(custom: &CustomType, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let Some(rules) = &custom.rules else {
         return Vec::new();
     };
+    if let Some(cause) = custom.cost_plan.as_ref().and_then(|p| p.check(obj, old)) {
+        return vec![cause];
+    }
     let Err(errors) = kube_cel::validate_compiled(rules, obj, old) else {
         return Vec::new();
     };
@@ -365,6 +405,10 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                 .at("/schema/openAPIV3Schema")
                 .filter(|schema| has_rules(schema))
                 .map(kube_cel::compile_schema),
+            cost_plan: v
+                .at("/schema/openAPIV3Schema")
+                .filter(|schema| has_rules(schema))
+                .and_then(crate::celcost::Plan::new),
         }));
         out.push(ResourceType {
             group,
@@ -944,14 +988,14 @@ mod tests {
         let crd = json!({"metadata": {"name": "widgets.x.io"}, "spec": {"group": "x.io", "scope": "Namespaced",
             "names": {"plural": "widgets", "kind": "Widget"},
             "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"properties": {}}}}}}]}});
-        let causes = validate(&crd);
+        let causes = validate(&crd, None);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert!(causes[0].field.ends_with("properties[spec].type"));
         let types = {
             let mut ok = crd.clone();
             ok["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["type"] =
                 json!("object");
-            assert!(validate(&ok).is_empty());
+            assert!(validate(&ok, None).is_empty());
             resource_types(&ok)
         };
         assert_eq!(types[0].plural, "widgets");
@@ -1005,7 +1049,7 @@ mod tests {
                 "type": "object", "properties": {"spec": {"type": "object",
                     "x-kubernetes-validations": [{"rule": "self.size == oldSelf.size", "message": "size is immutable"}],
                     "properties": {"size": {"type": "integer", "x-kubernetes-validations": [{"rule": "self > 0"}]}}}}}}}]}});
-        assert!(validate(&crd).is_empty());
+        assert!(validate(&crd, None).is_empty());
         let types = resource_types(&crd);
         let custom = types[0].custom.expect("custom");
         let one = json!({"spec": {"size": 1}});
@@ -1023,11 +1067,88 @@ mod tests {
         let mut broken = crd.clone();
         broken["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"]
             [0]["rule"] = json!("self.size ==");
-        let causes = validate(&broken);
+        let causes = validate(&broken, None);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(
             causes[0].field,
-            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        );
+    }
+
+    fn costly_crd(max_items: Option<u64>) -> Value {
+        let mut items = json!({"type": "array", "items": {"type": "string", "maxLength": 64}});
+        if let Some(max) = max_items {
+            items["maxItems"] = json!(max);
+        }
+        json!({"metadata": {"name": "bags.x.io"}, "spec": {"group": "x.io", "scope": "Cluster",
+            "names": {"plural": "bags", "kind": "Bag"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object",
+                    "x-kubernetes-validations": [{"rule": "self.items.all(a, self.items.all(b, self.items.all(c, a + b + c != '')))"}],
+                    "properties": {"items": items}}}}}}]}})
+    }
+
+    #[test]
+    fn rules_over_budget_make_the_crd_invalid() {
+        let causes = validate(&costly_crd(None), None);
+        let rendered: Vec<String> = causes.iter().map(Cause::render).collect();
+        let advice = "(try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)";
+        let rule =
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule";
+        assert_eq!(
+            rendered,
+            [
+                format!(
+                    "{rule}: Forbidden: estimated rule cost exceeds budget by factor of more than 100x {advice}"
+                ),
+                format!(
+                    "{rule}: Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema"
+                ),
+                format!(
+                    "spec.validation.openAPIV3Schema: Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of more than 100x {advice}"
+                ),
+            ]
+        );
+        assert!(validate(&costly_crd(Some(10)), None).is_empty());
+
+        // Versions with schemas of their own are reported each at its place.
+        let mut two = costly_crd(None);
+        let mut v2 = two["spec"]["versions"][0].clone();
+        v2["name"] = json!("v2");
+        v2["storage"] = json!(false);
+        v2["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["items"]["maxItems"] =
+            json!(10);
+        two["spec"]["versions"].as_array_mut().unwrap().push(v2);
+        let fields: Vec<String> = validate(&two, None).into_iter().map(|c| c.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule",
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule",
+                "spec.versions[0].schema.openAPIV3Schema",
+            ]
+        );
+
+        // An update that leaves the schema alone is held to the total only.
+        let fields: Vec<String> = validate(&costly_crd(None), Some(&costly_crd(None)))
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields.len(), 2, "{fields:?}");
+        assert!(fields[0].ends_with(".rule") && fields[1] == "spec.validation.openAPIV3Schema");
+    }
+
+    #[test]
+    fn objects_over_the_cost_limit_are_refused_before_the_rules_run() {
+        let crd = costly_crd(Some(100));
+        let types = resource_types(&crd);
+        let custom = types[0].custom.expect("custom");
+        let items = |n: usize| json!({"spec": {"items": (0..n).map(|i| i.to_string()).collect::<Vec<_>>()}});
+        assert!(check_rules(custom, &items(10), None).is_empty());
+        let causes = check_rules(custom, &items(100), None);
+        assert_eq!(
+            causes[0].render(),
+            "spec: Invalid value: \"object\": 'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: self.items.all(a, self.items.all(b, self.items.all(c, a + b + c != '')))"
         );
     }
 

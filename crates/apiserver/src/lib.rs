@@ -9,6 +9,7 @@
 //! [`rest::Registry`] holds the transport-free logic, so in-process clients share one code path
 //! with HTTP requests. [`ApiServer::serve_tls`] puts it on the network.
 
+pub mod celcost;
 pub mod connections;
 pub mod crd;
 pub mod defaults;

@@ -716,7 +716,7 @@ impl Registry {
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         objects::check_depth(r, &obj)?;
         let mut causes = validation::validate(r, &obj, None);
-        causes.extend(admit_custom(r, &mut obj, None));
+        causes.extend(admit_custom(r, &mut obj, None).await?);
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -840,7 +840,7 @@ impl Registry {
 
     /// Turns a requested new state into the state to store, applying kube-apiserver's update
     /// rules for `part`. Returns None when nothing changes.
-    fn prepare_update(
+    async fn prepare_update(
         &self,
         r: &ResourceType,
         old: &Value,
@@ -966,7 +966,7 @@ impl Registry {
         };
         objects::check_depth(r, &next)?;
         let mut causes = validation::validate(r, &next, Some(before));
-        causes.extend(admit_custom(r, &mut next, Some(old)));
+        causes.extend(admit_custom(r, &mut next, Some(old)).await?);
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -1009,7 +1009,7 @@ impl Registry {
             {
                 return Err(ApiError::conflict(r, name));
             }
-            let mut next = self.prepare_update(r, &old, requested, part)?;
+            let mut next = self.prepare_update(r, &old, requested, part).await?;
             // Dropped without a commit (no change, dry run, failed write), the addresses are
             // free again.
             let mut reservation = None;
@@ -1984,18 +1984,28 @@ fn is_crd(r: &ResourceType) -> bool {
 
 /// Prunes, defaults and validates a custom object against its CRD schema, then checks its
 /// validation rules against the object and, on updates, the stored one.
-fn admit_custom(r: &ResourceType, obj: &mut Value, old: Option<&Value>) -> Vec<Cause> {
+///
+/// The rules run on a blocking thread: however long they take, the async workers keep serving
+/// other requests (and no lock is held meanwhile).
+async fn admit_custom(
+    r: &ResourceType,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> ApiResult<Vec<Cause>> {
     let Some(custom) = r.custom else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let Some(schema) = custom.schema.as_ref() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let causes = crate::crd::apply_schema(schema, obj).causes;
-    if !causes.is_empty() {
-        return causes;
+    if !causes.is_empty() || custom.rules.is_none() {
+        return Ok(causes);
     }
-    crate::crd::check_rules(custom, obj, old)
+    let (obj, old) = (obj.clone(), old.cloned());
+    tokio::task::spawn_blocking(move || crate::crd::check_rules(custom, &obj, old.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("evaluating validation rules: {e}")))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -185,7 +185,7 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
             }
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            causes.extend(crate::crd::validate(obj))
+            causes.extend(crate::crd::validate(obj, old))
         }
         _ => {}
     }

@@ -2,8 +2,10 @@
 
 mod common;
 
-use common::{Server, write};
+use common::{Server, kubectl_version, write};
 use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -415,4 +417,188 @@ fn crd_with_a_rule_that_does_not_compile_is_invalid() {
     let err = server.fails(33, &["apply", "-f", crd.to_str().unwrap()]);
     assert!(err.contains("must be a valid regular expression"), "{err}");
     server.fails(33, &["get", "crd", "pools.example.com"]);
+}
+
+/// A CRD whose rule concatenates every triple of `spec.items`: its cost grows with the cube of
+/// the number of items.
+fn bags_crd(max_items: Option<u32>) -> String {
+    let max_items = max_items
+        .map(|n| format!("                maxItems: {n}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: bags.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {{plural: bags, kind: Bag}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: "self.items.all(a, self.items.all(b, self.items.all(c, a + b + c != '')))"
+              message: no empty triples
+            properties:
+              items:
+                type: array
+{max_items}                items: {{type: string, maxLength: 64}}
+"#
+    )
+}
+
+#[test]
+fn crd_rule_costs_are_limited() {
+    let server = Server::start();
+    let dir = server.dir.path();
+    let advice = "(try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)";
+
+    // Unbounded, the rule's estimated cost is refused with kube-apiserver's causes.
+    let crd = write(dir, "bags.yaml", &bags_crd(None));
+    let err = server.fails(33, &["apply", "-f", crd.to_str().unwrap()]);
+    for want in [
+        "The CustomResourceDefinition \"bags.example.com\" is invalid".to_string(),
+        format!(
+            "* spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of more than 100x {advice}"
+        ),
+        "* spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema".to_string(),
+        format!(
+            "* spec.validation.openAPIV3Schema: Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of more than 100x {advice}"
+        ),
+    ] {
+        assert!(err.contains(&want), "want {want:?} in {err}");
+    }
+    server.fails(33, &["get", "crd", "bags.example.com"]);
+
+    // Bounded, it is accepted and its rule applies.
+    server.install_crd(33, &bags_crd(Some(40)), "bags.example.com");
+    let bag = |items: Vec<String>| {
+        let body = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Bag",
+            "metadata": {"name": "b"}, "spec": {"items": items}});
+        let path = write(dir, "bag.json", &body.to_string());
+        server.kubectl(33, &["apply", "-f", path.to_str().unwrap()])
+    };
+    let out = bag(vec!["a".into(), "b".into()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bag(vec![String::new(); 3]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("The Bag \"b\" is invalid: spec: Invalid value: \"object\": no empty triples"),
+        "{err}"
+    );
+    // Forty long items cost one evaluation more than kube-apiserver allows.
+    let out = bag((0..40).map(|i| format!("{i:064}")).collect());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("spec: Invalid value: \"object\": 'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: no empty triples"),
+        "{err}"
+    );
+    assert_eq!(server.get_json(33, &["bag", "b"])["spec"]["items"][1], "b");
+}
+
+#[test]
+fn readyz_answers_while_rules_run() {
+    let server = Server::start();
+    let dir = server.dir.path();
+    // Ten rules, each a little under kube-apiserver's limit for one evaluation with 38 items,
+    // together a little under its budget for one object: accepted, and seconds of work.
+    let rules: String = (0..10)
+        .map(|i| {
+            format!(
+                "            - rule: \"self.items.all(a, self.items.all(b, self.items.all(c, a.name + b.name + c.name != 'k{i}')))\"\n"
+            )
+        })
+        .collect();
+    let crd = format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crates.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {{plural: crates, kind: Crate}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+{rules}            properties:
+              items:
+                type: array
+                maxItems: 40
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {{type: string, maxLength: 12}}
+"#
+    );
+    server.install_crd(33, &crd, "crates.example.com");
+    let items: Vec<Value> = (0..38)
+        .map(|i| serde_json::json!({"name": format!("item-{i:07}")}))
+        .collect();
+    let body = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Crate",
+        "metadata": {"name": "c"}, "spec": {"items": items}});
+    let path = write(dir, "crate.json", &body.to_string());
+
+    let started = Instant::now();
+    let mut apply = Command::new(kubectl_version(33))
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .arg("--cache-dir")
+        .arg(dir.join("cache-33"))
+        .args(["apply", "-f", path.to_str().unwrap()])
+        .env("HOME", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut answered_meanwhile = 0;
+    while apply.try_wait().unwrap().is_none() {
+        let asked = Instant::now();
+        assert_eq!(server.ok(33, &["get", "--raw", "/readyz"]), "ok");
+        let took = asked.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "/readyz took {took:?} while the rules ran"
+        );
+        if apply.try_wait().unwrap().is_none() {
+            answered_meanwhile += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = apply.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        answered_meanwhile > 0,
+        "the rules ran for {:?}: too quick to observe",
+        started.elapsed()
+    );
 }
