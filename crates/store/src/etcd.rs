@@ -200,7 +200,9 @@ impl EtcdStore {
                 current: self.current_revision(),
             };
         }
-        if message.contains("request is too large") {
+        if message.contains("request is too large")
+            || message.contains("received message larger than max")
+        {
             // etcd's own request limit (`--max-request-bytes`) is smaller than ours.
             return Error::TooLarge {
                 size: 0,
