@@ -580,6 +580,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     let query: Query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
     let headers = parts.headers;
     let method = parts.method;
     let accept = headers
@@ -595,8 +596,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             return Ok(json_response(StatusCode::OK, &server.version_info()));
         }
         (Method::GET, ["healthz" | "livez" | "readyz", ..]) => {
-            let raw_query = parts.uri.query().unwrap_or("");
-            let (code, text) = crate::health::answer(server, &segments, raw_query)
+            let (code, text) = crate::health::answer(server, &segments, &raw_query)
                 .await
                 .ok_or_else(ApiError::not_found_path)?;
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -886,8 +886,10 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             Ok(json_response(StatusCode::CREATED, &success_status()))
         }
         (Method::GET, Some(name), Some("log")) => {
-            registry.get(r, ns, name).await?;
-            Ok(respond(StatusCode::OK, "text/plain", ""))
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+                .into_owned()
+                .collect();
+            server.pod_logs(ns.unwrap_or(""), name, &pairs).await
         }
         (Method::POST, Some(name), Some("token")) => {
             registry.get(r, ns, name).await?;

@@ -19,6 +19,7 @@ pub mod errors;
 pub mod fieldmanager;
 mod health;
 mod http;
+pub mod nodeproxy;
 pub mod objects;
 pub mod patch;
 mod printers;
@@ -59,6 +60,8 @@ pub struct ApiServer {
     pub(crate) address: String,
     openapi: Arc<openapi::OpenApi>,
     cleaning: Mutex<std::collections::HashSet<String>>,
+    /// How requests reach the kubelets of nodes (`pods/log`, ...).
+    pub(crate) kubelets: std::sync::RwLock<nodeproxy::Connector>,
 }
 
 impl ApiServer {
@@ -72,10 +75,16 @@ impl ApiServer {
             address,
             openapi,
             cleaning: Mutex::new(Default::default()),
+            kubelets: std::sync::RwLock::new(Arc::new(nodeproxy::NoKubelets)),
         });
         server.install_namespace_lifecycle();
         server.bootstrap().await?;
         Ok(server)
+    }
+
+    /// Sets how requests reach the kubelets of nodes.
+    pub fn set_kubelet_connector(&self, connector: nodeproxy::Connector) {
+        *self.kubelets.write().unwrap() = connector;
     }
 
     pub fn version_info(&self) -> Value {

@@ -31,6 +31,8 @@ pub struct Options {
     pub enable_crds: Vec<String>,
     /// Stages from files; the default set when empty and `Stage` is not an enabled CRD.
     pub stages: Vec<Stage>,
+    /// Objects of the simulation kinds from files (`Logs`, `ClusterExec`, ...).
+    pub simulations: Vec<Value>,
     /// Concurrent writes per controller.
     pub parallelism: usize,
     /// Lease holder identity; `<hostname>_<random>` when empty.
@@ -51,6 +53,7 @@ impl Default for Options {
             node_lease_duration_seconds: 0,
             enable_crds: Vec::new(),
             stages: Vec::new(),
+            simulations: Vec::new(),
             parallelism: 64,
             identity: String::new(),
         }
@@ -72,12 +75,21 @@ impl Options {
             return Err("no nodes are managed".into());
         }
         for crd in &self.enable_crds {
-            if crd != "Stage" {
+            if crate::simkinds::crds::find(crd).is_none() {
                 return Err(format!("invalid crd: {crd}"));
             }
-        }
-        if self.enable_crds.iter().any(|c| c == "Stage") && !self.stages.is_empty() {
-            return Err("Stage already exists in --config, so please remove it, or remove Stage from --enable-crd".into());
+            let in_config = if crd == "Stage" {
+                !self.stages.is_empty()
+            } else {
+                self.simulations
+                    .iter()
+                    .any(|d| d.get("kind").and_then(Value::as_str) == Some(crd))
+            };
+            if in_config {
+                return Err(format!(
+                    "{crd} already exists in --config, so please remove it, or remove {crd} from --enable-crd"
+                ));
+            }
         }
         crate::ipam::Cidr::parse(&self.cidr)?;
         Ok(())
@@ -109,6 +121,8 @@ pub struct FileOptions {
 pub struct ConfigFile {
     pub options: FileOptions,
     pub stages: Vec<Stage>,
+    /// Documents of the simulation kinds (`Logs`, `ClusterExec`, ...), as written.
+    pub simulations: Vec<Value>,
     /// Stage documents that could not be read, with the reason (they are skipped).
     pub invalid: Vec<String>,
 }
@@ -135,6 +149,9 @@ pub fn read_config(text: &str) -> Result<ConfigFile, String> {
                     Ok(s) => out.stages.push(s),
                     Err(e) => out.invalid.push(format!("stage {name:?}: {e}")),
                 }
+            }
+            Some(kind) if crate::simkinds::crds::simulation_kinds().any(|k| k.kind == kind) => {
+                out.simulations.push(doc);
             }
             _ => {}
         }
@@ -165,6 +182,11 @@ spec:
   resourceRef: {kind: Pod}
   selector: {}
 ---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata: {name: all}
+spec: {logs: [{logsFile: /tmp/x.log}]}
+---
 kind: Other
 "#,
         )
@@ -174,6 +196,8 @@ kind: Other
         assert_eq!(c.options.manage_all_nodes, Some(true));
         assert_eq!(c.stages.len(), 1);
         assert_eq!(c.stages[0].metadata.name, "s");
+        assert_eq!(c.simulations.len(), 1);
+        assert_eq!(c.simulations[0]["kind"], "ClusterLogs");
     }
 
     #[test]

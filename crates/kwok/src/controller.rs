@@ -176,6 +176,7 @@ pub fn options(args: &ControllerArgs) -> anyhow::Result<(Options, Option<String>
             opts.parallelism = v.max(1);
         }
         opts.stages.extend(file.stages);
+        opts.simulations.extend(file.simulations);
     }
     macro_rules! flag {
         ($field:ident) => {
@@ -235,13 +236,13 @@ pub async fn run(
     opts.validate().map_err(|e| anyhow::anyhow!(e))?;
     let cluster = connect(&args).await?;
     let cluster: Arc<dyn client::Cluster> = Arc::new(cluster);
-    let sim = kwok::Simulator::start(cluster, opts)
+    let sim = kwok::Simulator::start(cluster.clone(), opts)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     if let Some(address) = server_address {
-        let metrics = sim.metrics.clone();
+        let kubelet = kwok::kubelet::Kubelet::start(cluster.clone(), &sim);
         tokio::spawn(async move {
-            if let Err(e) = kwok::server::serve(&address, metrics).await {
+            if let Err(e) = kubelet.serve(&address).await {
                 tracing::error!("{e:#}");
                 std::process::exit(1);
             }

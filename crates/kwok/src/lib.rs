@@ -7,7 +7,9 @@
 //! * [`leases`]: node leases in `kube-node-lease`;
 //! * [`ipam`]: pod IP pools per CIDR;
 //! * [`config`]: options and the `KwokConfiguration` file;
-//! * [`server`]: `/healthz` and `/metrics`.
+//! * [`server`]: `/healthz` and `/metrics`;
+//! * [`simkinds`]: the objects that say what simulated pods answer (logs, exec, ...);
+//! * [`kubelet`]: the kubelet-like server that answers for them.
 //!
 //! The simulator reaches the cluster only through [`client::Cluster`], so it runs the same
 //! in-process (inside `kwok apiserver --simulate`) and against any cluster over HTTPS.
@@ -15,11 +17,13 @@
 pub mod config;
 pub mod engine;
 pub mod ipam;
+pub mod kubelet;
 pub mod leases;
 pub mod queue;
 pub mod selector;
 pub mod server;
 pub mod sim;
+pub mod simkinds;
 pub mod stage;
 
 pub use config::Options;

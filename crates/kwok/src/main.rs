@@ -120,6 +120,10 @@ struct ApiserverArgs {
     /// Run the node and pod simulator in-process, with the default Stages, on every node.
     #[arg(long, default_value_t = false)]
     simulate: bool,
+    /// A config file for the in-process simulator: its Stages replace the default ones, and
+    /// its Logs, Exec, PortForward, ... objects say what simulated pods answer.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Built-in controllers to run in-process, as kube-controller-manager takes them: `*` for
     /// all, `foo` to enable and `-foo` to disable one (`*,-daemonset`); empty for none. Names:
     /// garbage-collector, scheduler, serviceaccount, replicaset, replicationcontroller,
@@ -269,12 +273,29 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&ca).ok(),
         &selection,
     );
+    let local_cluster: Arc<dyn client::Cluster> =
+        Arc::new(client::LocalCluster::new(server.registry.clone()));
+    kwok::simkinds::crds::install(&*local_cluster, kwok::simkinds::crds::simulation_kinds())
+        .await
+        .map_err(|e| anyhow::anyhow!("install the simulation kinds: {e}"))?;
     if args.simulate {
-        let cluster: Arc<dyn client::Cluster> =
-            Arc::new(client::LocalCluster::new(server.registry.clone()));
-        kwok::Simulator::start(cluster, controller::embedded_options())
+        let mut opts = controller::embedded_options();
+        if let Some(path) = &args.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read config {}", path.display()))?;
+            let file = kwok::config::read_config(&text)
+                .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+            for e in &file.invalid {
+                tracing::error!("invalid stage, skipped: {e}");
+            }
+            opts.stages = file.stages;
+            opts.simulations = file.simulations;
+        }
+        let sim = kwok::Simulator::start(local_cluster.clone(), opts)
             .await
             .map_err(|e| anyhow::anyhow!("start the simulator: {e}"))?;
+        let kubelet = kwok::kubelet::Kubelet::start(local_cluster.clone(), &sim);
+        server.set_kubelet_connector(Arc::new(kwok::kubelet::InProcess::new(&kubelet)));
         tracing::info!("simulating nodes and pods in-process");
     }
     tracing::info!(address = %local, "serving the Kubernetes API");

@@ -71,9 +71,11 @@ async fn history(api: &Api<ConfigMap>, after: u64) -> Vec<(String, u64, u64)> {
     let mut seen = Vec::new();
     while let Some(event) = stream.next().await {
         match event.unwrap() {
-            WatchEvent::Added(cm) | WatchEvent::Modified(cm) => {
-                seen.push((cm.metadata.name.clone().unwrap(), counter(&cm), revision(&cm)))
-            }
+            WatchEvent::Added(cm) | WatchEvent::Modified(cm) => seen.push((
+                cm.metadata.name.clone().unwrap(),
+                counter(&cm),
+                revision(&cm),
+            )),
             WatchEvent::Bookmark(_) => {}
             other => panic!("unexpected event {other:?}"),
         }
@@ -115,9 +117,7 @@ async fn acknowledged_writes_survive_repeated_kill_9() {
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = counters
             .iter()
-            .map(|(name, n)| {
-                tokio::spawn(write_until(api.clone(), name.clone(), *n, stop.clone()))
-            })
+            .map(|(name, n)| tokio::spawn(write_until(api.clone(), name.clone(), *n, stop.clone())))
             .collect();
         tokio::time::sleep(Duration::from_millis(150 + (cycle as u64 * 97) % 400)).await;
         server.kill9();
@@ -147,7 +147,10 @@ async fn acknowledged_writes_survive_repeated_kill_9() {
         let mut last_revision = start;
         let mut last_counter = counters.clone();
         for (name, n, rv) in &replayed {
-            assert!(*rv > last_revision, "cycle {cycle}: revisions go up: {replayed:?}");
+            assert!(
+                *rv > last_revision,
+                "cycle {cycle}: revisions go up: {replayed:?}"
+            );
             last_revision = *rv;
             let before = last_counter.get_mut(name).unwrap();
             assert_eq!(*n, *before + 1, "cycle {cycle}: {name} skipped a write");

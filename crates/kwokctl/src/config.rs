@@ -177,6 +177,49 @@ pub fn is_kind(doc: &Value, kind: &str) -> bool {
     doc.get("kind").and_then(Value::as_str) == Some(kind)
 }
 
+/// The file fields of simulation documents: `(kinds, list in spec, fields of each entry)`.
+const FILE_FIELDS: &[(&[&str], &str, &[&str])] = &[
+    (
+        &["Logs", "ClusterLogs"],
+        "logs",
+        &["logsFile", "previousLogsFile"],
+    ),
+    (&["Attach", "ClusterAttach"], "attaches", &["logsFile"]),
+];
+
+/// Makes the log files of a simulation document absolute (against the working directory) and
+/// expands `~`, as upstream does when it reads a config, so the cluster finds them wherever it
+/// runs.
+fn expand_log_files(doc: &mut Value, env: &Env) {
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some((_, list, fields)) = FILE_FIELDS
+        .iter()
+        .find(|(kinds, _, _)| kinds.contains(&kind.as_str()))
+    else {
+        return;
+    };
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let Some(entries) = doc
+        .pointer_mut(&format!("/spec/{list}"))
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for entry in entries {
+        for field in *fields {
+            if let Some(Value::String(path)) = entry.get_mut(*field)
+                && !path.is_empty()
+            {
+                *path = cwd.join(env.expand(path)).display().to_string();
+            }
+        }
+    }
+}
+
 /// Parses a multi-document YAML stream into JSON values, skipping empty documents.
 pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Value>> {
     let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -284,7 +327,11 @@ impl ConfigContext {
             if !path.exists() {
                 bail!("config file {} does not exist", path.display());
             }
-            documents.extend(read_documents(&path)?);
+            let mut docs = read_documents(&path)?;
+            for doc in &mut docs {
+                expand_log_files(doc, env);
+            }
+            documents.extend(docs);
             loaded.push(path);
         }
         for doc in &documents {

@@ -280,8 +280,11 @@ pub fn embedded_component(
         (true, true) => args.push("--controllers=".into()),
     }
     if !options.is_disabled("kwok-controller") {
-        // The embedded cluster simulates its nodes and pods in-process, as kwok-controller would.
+        // The embedded cluster simulates its nodes and pods in-process, as kwok-controller would,
+        // with the Stages and simulation objects of the cluster's config.
         args.push("--simulate".into());
+        args.push("--config".into());
+        args.push(paths.config().display().to_string());
     }
     args.extend(
         extra_args

@@ -1,0 +1,216 @@
+//! The kubelet-like HTTP server of the simulator (`--server-address`), as upstream's: container
+//! logs (`/containerLogs/{ns}/{pod}/{container}`), health (`/healthz`, `/readyz`, `/livez`) and
+//! the simulator's own `/metrics`. What a pod answers comes from the simulation objects
+//! ([`crate::simkinds`]). The API server reaches this server through the node's address and
+//! `daemonEndpoints.kubeletEndpoint.Port`, or in-process through [`Kubelet::router`].
+
+pub mod logs;
+
+/// The kubelet surface in the same process as the API server (the embedded runtime): requests
+/// for any node's kubelet are answered by this process's server without a network hop, which
+/// also lets upgraded connections (exec, attach, port-forward) pass straight through.
+pub struct InProcess {
+    router: Router,
+}
+
+impl InProcess {
+    pub fn new(kubelet: &Arc<Kubelet>) -> Self {
+        Self {
+            router: kubelet.router(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl apiserver::nodeproxy::KubeletConnector for InProcess {
+    async fn send(
+        &self,
+        _node: &serde_json::Value,
+        req: axum::http::Request<Body>,
+    ) -> apiserver::ApiResult<Response> {
+        use tower::ServiceExt;
+        Ok(self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| match e {}))
+    }
+}
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use client::{Cluster, Resource};
+
+use crate::engine::Metrics;
+use crate::simkinds::{Missing, Simulations};
+
+/// What the server serves from.
+pub struct Kubelet {
+    pub simulations: Arc<Simulations>,
+    pub cluster: Arc<dyn Cluster>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// An error as kubelet answers it: a status and a plain message.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            self.1,
+        )
+            .into_response()
+    }
+}
+
+fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+impl Kubelet {
+    /// The server of a running simulator: the simulation objects of its options, and those
+    /// in the cluster as they come and go.
+    pub fn start(cluster: Arc<dyn Cluster>, sim: &crate::Simulator) -> Arc<Self> {
+        let simulations = Arc::new(Simulations::default());
+        for doc in &sim.env.opts.simulations {
+            if let Err(e) = simulations.put(doc) {
+                tracing::error!("invalid simulation object in the config, skipped: {e}");
+            }
+        }
+        simulations.follow(cluster.clone());
+        Arc::new(Kubelet {
+            simulations,
+            cluster,
+            metrics: sim.metrics.clone(),
+        })
+    }
+
+    /// The routes, for serving on a port or calling in-process.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let metrics = self.metrics.clone();
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(|| async { "ok" }))
+            .route("/livez", get(|| async { "ok" }))
+            .route(
+                "/metrics",
+                get(move || {
+                    let m = metrics.clone();
+                    async move { m.render() }
+                }),
+            )
+            .route(
+                "/containerLogs/{namespace}/{pod}/{container}",
+                get(container_logs),
+            )
+            .with_state(self.clone())
+    }
+
+    /// Whether the pod still exists and has not been replaced.
+    async fn pod_exists(&self, namespace: &str, pod: &str) -> bool {
+        match self
+            .cluster
+            .get(&Resource::pods(), Some(namespace), pod)
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => !e.is_not_found(),
+        }
+    }
+
+    /// Serves on `address` until the process ends.
+    pub async fn serve(self: Arc<Self>, address: &str) -> anyhow::Result<()> {
+        let addr: SocketAddr = address
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid --server-address {address:?}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("listen on {addr}: {e}"))?;
+        tracing::info!(address = %listener.local_addr()?, "serving the kubelet endpoints");
+        axum::serve(listener, self.router()).await?;
+        Ok(())
+    }
+}
+
+async fn container_logs(
+    State(kubelet): State<Arc<Kubelet>>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Refusal> {
+    let opts = logs::LogOptions::from_query(&query_pairs(query)).map_err(|_| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            r#"{"message": "Unable to decode query."}"#.into(),
+        )
+    })?;
+    let rule = kubelet
+        .simulations
+        .logs
+        .find(&namespace, &pod, &container)
+        .map_err(|missing| {
+            let message = match missing {
+                Missing::Container => format!(
+                    "log target not found for container {container:?} in pod \"{namespace}/{pod}\""
+                ),
+                Missing::Pod => format!(
+                    "no logs found for container {container:?} in pod \"{namespace}/{pod}\""
+                ),
+            };
+            Refusal(StatusCode::BAD_REQUEST, message)
+        })?;
+    let file = if opts.previous {
+        rule.previous_logs_file
+            .clone()
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| {
+                Refusal(
+                    StatusCode::BAD_REQUEST,
+                    format!("previous terminated container {container:?} in pod {pod:?} not found"),
+                )
+            })?
+    } else {
+        rule.logs_file
+            .clone()
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| {
+                Refusal(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "no logs file for container {container:?} in pod \"{namespace}/{pod}\""
+                    ),
+                )
+            })?
+    };
+    if let Err(e) = tokio::fs::metadata(&file).await {
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("failed to open log file {file:?}: {e}"),
+        ));
+    }
+    // A Logs entry follows appends only when it says so, as the simulated file is otherwise
+    // complete.
+    let mut opts = opts;
+    opts.follow &= rule.follow.unwrap_or(false);
+    let alive = {
+        let kubelet = kubelet.clone();
+        move || {
+            let kubelet = kubelet.clone();
+            let (namespace, pod) = (namespace.clone(), pod.clone());
+            async move { kubelet.pod_exists(&namespace, &pod).await }
+        }
+    };
+    let body = Body::from_stream(logs::stream(file.into(), opts, alive));
+    Ok(([(header::CONTENT_TYPE, "text/plain")], body).into_response())
+}
