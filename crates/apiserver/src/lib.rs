@@ -19,6 +19,7 @@ pub mod errors;
 pub mod fieldmanager;
 mod health;
 mod http;
+pub mod kubeletclient;
 pub mod nodeproxy;
 pub mod objects;
 pub mod patch;
@@ -75,7 +76,7 @@ impl ApiServer {
             address,
             openapi,
             cleaning: Mutex::new(Default::default()),
-            kubelets: std::sync::RwLock::new(Arc::new(nodeproxy::NoKubelets)),
+            kubelets: std::sync::RwLock::new(Arc::new(kubeletclient::NetworkKubelets::default())),
         });
         server.install_namespace_lifecycle();
         server.bootstrap().await?;

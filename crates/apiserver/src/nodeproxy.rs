@@ -2,7 +2,8 @@
 //! `portforward` and `nodes/proxy` use the same way there). The pod's node is looked up, the
 //! request is checked as kube-apiserver checks it, rewritten to the kubelet's path, and sent
 //! through a [`KubeletConnector`]: in-process to the simulator's kubelet-like server in the
-//! embedded runtime, or over the network to the address the node advertises.
+//! embedded runtime, or over the network to the address the node advertises
+//! ([`crate::kubeletclient`]).
 
 use std::sync::Arc;
 
@@ -19,24 +20,6 @@ use crate::resources;
 pub trait KubeletConnector: Send + Sync + 'static {
     /// Sends `req`, whose path and query are the kubelet's, to the kubelet of `node`.
     async fn send(&self, node: &Value, req: Request<Body>) -> ApiResult<Response<Body>>;
-}
-
-/// For clusters without a kubelet connector: every node's kubelet is unreachable.
-pub struct NoKubelets;
-
-#[async_trait::async_trait]
-impl KubeletConnector for NoKubelets {
-    async fn send(&self, node: &Value, _req: Request<Body>) -> ApiResult<Response<Body>> {
-        let name = node
-            .at("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        Err(ApiError::new(
-            502,
-            "BadGateway",
-            format!("no kubelet is reachable for node {name:?}"),
-        ))
-    }
 }
 
 /// The node of a pod, for a request about one of the pod's containers.

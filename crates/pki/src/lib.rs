@@ -5,6 +5,10 @@
 //! Files are PEM, laid out as upstream kwokctl does under a cluster's `pki/` folder:
 //! `ca.crt`, `ca.key`, `admin.crt`, `admin.key`, plus `apiserver.crt` and `apiserver.key`.
 
+mod insecure;
+
+pub use insecure::accept_any_server;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

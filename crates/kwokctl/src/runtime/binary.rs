@@ -294,6 +294,10 @@ pub fn components(
                     "server-address",
                     &format!("127.0.0.1:{}", ports.kwok_controller),
                 ),
+                // Nodes advertise this server as their kubelet, so the API server reaches it
+                // for logs, exec, attach and port-forward.
+                "--node-name=localhost".into(),
+                flag("node-port", &ports.kwok_controller),
                 flag("node-lease-duration-seconds", &NODE_LEASE_DURATION_SECONDS),
             ],
             vec![port("http", ports.kwok_controller)],
