@@ -5,6 +5,7 @@
 //! `daemonEndpoints.kubeletEndpoint.Port`, or in-process through [`Kubelet::router`].
 
 pub mod logs;
+pub mod process;
 
 /// The kubelet surface in the same process as the API server (the embedded runtime): requests
 /// for any node's kubelet are answered by this process's server without a network hop, which
