@@ -583,6 +583,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let headers = parts.headers;
     let method = parts.method;
+    let mut extensions = parts.extensions;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -884,6 +885,24 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             };
             registry.delete(r, ns, name, &opts).await?;
             Ok(json_response(StatusCode::CREATED, &success_status()))
+        }
+        (
+            method @ (Method::GET | Method::POST),
+            Some(name),
+            Some(sub @ ("exec" | "attach" | "portforward")),
+        ) => {
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+                .into_owned()
+                .collect();
+            let mut req = Request::new(body);
+            *req.method_mut() = method;
+            *req.headers_mut() = headers;
+            if let Some(upgrade) = extensions.remove::<hyper::upgrade::OnUpgrade>() {
+                req.extensions_mut().insert(upgrade);
+            }
+            server
+                .pod_stream(sub, ns.unwrap_or(""), name, &pairs, req)
+                .await
         }
         (Method::GET, Some(name), Some("log")) => {
             let pairs: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())

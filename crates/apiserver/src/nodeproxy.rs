@@ -161,6 +161,121 @@ impl crate::ApiServer {
     }
 }
 
+/// How `exec` and `attach` options are named towards the kubelet.
+const STREAM_OPTIONS: &[(&str, &str)] = &[
+    ("stdin", "input"),
+    ("stdout", "output"),
+    ("stderr", "error"),
+    ("tty", "tty"),
+];
+
+fn is_true(v: &str) -> bool {
+    matches!(v, "" | "true" | "1" | "True" | "TRUE" | "t" | "T")
+}
+
+impl crate::ApiServer {
+    /// `pods/exec`, `pods/attach` and `pods/portforward`: the request, upgrade headers and all,
+    /// goes to the kubelet's `/exec`, `/attach` or `/portForward`, whose answer (101 Switching
+    /// Protocols, or an error) the client gets.
+    pub(crate) async fn pod_stream(
+        &self,
+        sub: &str,
+        namespace: &str,
+        name: &str,
+        query: &[(String, String)],
+        req: Request<Body>,
+    ) -> ApiResult<Response<Body>> {
+        let get = |key: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let pass = |key: &'static str| {
+            query
+                .iter()
+                .filter(move |(k, _)| k == key)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        if sub == "portforward" {
+            // Port-forward is about the pod, not one of its containers.
+            let node = self.node_of(namespace, name).await?;
+            let params = pass("ports");
+            let path = format!("/portForward/{namespace}/{name}");
+            return self.forward_stream(&node, path, &params, req).await;
+        }
+        let target = self.pod_on_node(namespace, name, get("container")).await?;
+        self.check_running(namespace, name, sub).await?;
+        let mut params = pass("command");
+        for (ours, kubelets) in STREAM_OPTIONS {
+            if get(ours).is_some_and(is_true) {
+                params.push((kubelets.to_string(), "1".into()));
+            }
+        }
+        let path = format!("/{sub}/{namespace}/{name}/{}", target.container);
+        self.forward_stream(&target.node, path, &params, req).await
+    }
+
+    /// The node a pod is bound to.
+    async fn node_of(&self, namespace: &str, name: &str) -> ApiResult<Value> {
+        let pods = resources::find("", "v1", "pods").expect("built in");
+        let pod = decode(&self.registry.get(pods, Some(namespace), name).await?)?;
+        let node_name = pod
+            .at("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("pod {name} does not have a host assigned"))
+            })?
+            .to_string();
+        let nodes = resources::find("", "v1", "nodes").expect("built in");
+        decode(&self.registry.get(nodes, None, &node_name).await?)
+    }
+
+    /// kube-apiserver refuses exec and attach into a pod that has finished.
+    async fn check_running(&self, namespace: &str, name: &str, sub: &str) -> ApiResult<()> {
+        let pods = resources::find("", "v1", "pods").expect("built in");
+        let pod = decode(&self.registry.get(pods, Some(namespace), name).await?)?;
+        let phase = pod
+            .at("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if phase == "Succeeded" || phase == "Failed" {
+            let verb = if sub == "exec" {
+                "exec into"
+            } else {
+                "attach to"
+            };
+            return Err(ApiError::bad_request(format!(
+                "cannot {verb} a container in a completed pod; current phase is {phase}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn forward_stream(
+        &self,
+        node: &Value,
+        path: String,
+        params: &[(String, String)],
+        req: Request<Body>,
+    ) -> ApiResult<Response<Body>> {
+        let (mut parts, body) = req.into_parts();
+        let uri = if params.is_empty() {
+            path
+        } else {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params)
+                .finish();
+            format!("{path}?{query}")
+        };
+        parts.uri = uri.parse().map_err(ApiError::internal)?;
+        self.to_kubelet(node, Request::from_parts(parts, body))
+            .await
+    }
+}
+
 /// The log options passed on to the kubelet.
 const LOG_OPTIONS: &[&str] = &[
     "follow",

@@ -129,7 +129,7 @@ macro_rules! resource {
 pub static RESOURCES: &[ResourceType] = &[
     resource!("", "v1", "Namespace", "namespaces", "namespace", namespaced: false, short: ["ns"], categories: [], sub: ["status", "finalize"], generation: false),
     resource!("", "v1", "Node", "nodes", "node", namespaced: false, short: ["no"], categories: [], sub: ["status", "proxy"], generation: false),
-    resource!("", "v1", "Pod", "pods", "pod", namespaced: true, short: ["po"], categories: ["all"], sub: ["status", "binding", "eviction", "log", "ephemeralcontainers", "resize"], generation: true),
+    resource!("", "v1", "Pod", "pods", "pod", namespaced: true, short: ["po"], categories: ["all"], sub: ["status", "binding", "eviction", "log", "exec", "attach", "portforward", "proxy", "ephemeralcontainers", "resize"], generation: true),
     resource!("", "v1", "Service", "services", "service", namespaced: true, short: ["svc"], categories: ["all"], sub: ["status", "proxy"], generation: false),
     resource!("", "v1", "Endpoints", "endpoints", "endpoints", namespaced: true, short: ["ep"], categories: [], sub: [], generation: false),
     resource!("", "v1", "ConfigMap", "configmaps", "configmap", namespaced: true, short: ["cm"], categories: [], sub: [], generation: false),
@@ -211,6 +211,15 @@ pub fn subresource_kind(r: &ResourceType, sub: &str) -> (&'static str, &'static 
         "eviction" => ("policy", "v1", "Eviction"),
         "binding" => ("", "v1", "Binding"),
         "token" => ("authentication.k8s.io", "v1", "TokenRequest"),
+        "exec" => ("", "v1", "PodExecOptions"),
+        "attach" => ("", "v1", "PodAttachOptions"),
+        "portforward" => ("", "v1", "PodPortForwardOptions"),
+        "proxy" => match r.kind {
+            "Pod" => ("", "v1", "PodProxyOptions"),
+            "Node" => ("", "v1", "NodeProxyOptions"),
+            "Service" => ("", "v1", "ServiceProxyOptions"),
+            _ => (r.group, r.version, r.kind),
+        },
         _ => (r.group, r.version, r.kind),
     }
 }
@@ -220,6 +229,7 @@ pub fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
         "status" | "scale" | "ephemeralcontainers" | "resize" => &["get", "patch", "update"],
         "binding" | "eviction" | "token" => &["create"],
+        "exec" | "attach" | "portforward" => &["create", "get"],
         "finalize" => &["update"],
         "log" => &["get"],
         "proxy" => &["create", "delete", "get", "patch", "update"],
