@@ -301,6 +301,13 @@ pub struct BenchArgs {
     /// Ready and every pod Running again
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub restart: bool,
+    /// Instead of the scenario above, soak one cluster for this long (e.g. 1h): the last of
+    /// --nodes heartbeating, pods churned between 0 and --soak-pods, RSS printed every minute
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub soak: Option<std::time::Duration>,
+    /// The pods created and deleted again in each churn cycle of --soak
+    #[arg(long, default_value_t = 2_000)]
+    pub soak_pods: usize,
 }
 
 #[derive(Debug, Clone, Args)]

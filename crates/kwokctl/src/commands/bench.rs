@@ -15,6 +15,8 @@ use crate::cli::BenchArgs;
 use crate::context::Context;
 use crate::paths::{ClusterPaths, context_name};
 
+mod soak;
+
 /// Gives up on a step after this long.
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -94,7 +96,12 @@ fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
     );
     let mut creates = Vec::new();
     let mut deletes = Vec::new();
-    for i in 0..args.iterations {
+    let iterations = if args.soak.is_some() {
+        0
+    } else {
+        args.iterations
+    };
+    for i in 0..iterations {
         let name = format!("bench-{i}");
         creates.push(kwokctl.run(&name, &["create", "cluster"])?);
         deletes.push(kwokctl.run(&name, &["delete", "cluster"])?);
@@ -111,6 +118,9 @@ fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
             median(&mut deletes),
             "-",
         );
+    }
+    if let Some(duration) = args.soak {
+        return soak::run(kwokctl, args, duration);
     }
     if args.nodes.is_empty() && args.pods.is_empty() {
         return Ok(());
@@ -353,14 +363,7 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 }
 
 fn peak_rss_bytes(pid: u32) -> anyhow::Result<u64> {
-    let status = proc_file(pid, "status")?;
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .context("VmHWM missing")?;
-    Ok(kib * 1024)
+    soak::status_bytes(pid, "VmHWM:")
 }
 
 fn latest_revision(client: &Client) -> anyhow::Result<u64> {

@@ -1,0 +1,148 @@
+//! `kwokctl bench --soak <duration>`: one cluster held under a steady load for a long time,
+//! to show that memory does not creep. The last of `--nodes` nodes heartbeat throughout while
+//! pods are churned (created until Running, then deleted) between 0 and `--soak-pods`; every
+//! minute a row gives the cluster process's RSS, its CPU share, the Ready nodes and the churn
+//! so far. The summary compares RSS after a warm-up with its mean.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::{
+    Kwokctl, cluster_pid, cpu_seconds, pod_count, proc_file, ready_nodes, running_pods, scale_until,
+};
+use crate::apiclient::{Client, Endpoint};
+use crate::cli::BenchArgs;
+use crate::paths::{ClusterPaths, context_name};
+
+const CLUSTER: &str = "bench-soak";
+const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+/// Minutes left out of the spread: caches, histories and allocator pools fill first.
+const WARM_UP_MINUTES: usize = 10;
+
+/// What the churn thread has done so far.
+#[derive(Default)]
+struct Churn {
+    cycles: AtomicUsize,
+    pods: AtomicUsize,
+    stop: AtomicBool,
+}
+
+pub fn run(kwokctl: &Kwokctl, args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
+    let nodes = args.nodes.last().copied().unwrap_or(10_000);
+    kwokctl.run(CLUSTER, &["create", "cluster"])?;
+    let client = client(kwokctl)?;
+    let pid = cluster_pid(&ClusterPaths::new(
+        kwokctl.workdir().join("clusters").join(CLUSTER),
+    ))?;
+    let took = scale_until(kwokctl, CLUSTER, "node", nodes, nodes, || {
+        ready_nodes(&client)
+    })?;
+    println!(
+        "soak: {nodes} nodes Ready in {:.1} s; pods churned between 0 and {} for {}",
+        took.as_secs_f64(),
+        args.soak_pods,
+        crate::duration::human(duration)
+    );
+    println!(
+        "{:>6} {:>9} {:>6} {:>11} {:>7} {:>12}",
+        "minute", "RSS MiB", "CPU %", "nodes Ready", "cycles", "pods created"
+    );
+    let churn = Churn::default();
+    let samples = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| churn_pods(kwokctl, args.soak_pods, &churn));
+        let samples = sample(pid, &client, duration, &churn);
+        churn.stop.store(true, Ordering::Relaxed);
+        let churned = worker.join().expect("the churn thread panicked");
+        samples.and_then(|s| churned.map(|()| s))
+    })?;
+    summarize(&samples);
+    kwokctl.run(CLUSTER, &["delete", "cluster"])?;
+    Ok(())
+}
+
+fn client(kwokctl: &Kwokctl) -> anyhow::Result<Client> {
+    Client::new(&Endpoint::from_kubeconfig(
+        &kwokctl.kubeconfig(),
+        Some(&context_name(CLUSTER)),
+    )?)
+}
+
+/// Creates `pods` pods, waits for them to run, deletes them, and again, until told to stop.
+fn churn_pods(kwokctl: &Kwokctl, pods: usize, churn: &Churn) -> anyhow::Result<()> {
+    let client = client(kwokctl)?;
+    while !churn.stop.load(Ordering::Relaxed) {
+        scale_until(kwokctl, CLUSTER, "pod", pods, pods, || {
+            running_pods(&client)
+        })
+        .context("churn: scaling pods up")?;
+        churn.pods.fetch_add(pods, Ordering::Relaxed);
+        scale_until(kwokctl, CLUSTER, "pod", 0, pods, || {
+            Ok(pods - pod_count(&client)?.min(pods))
+        })
+        .context("churn: deleting pods")?;
+        churn.cycles.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Prints a row a minute until `duration` is over; returns the RSS of each minute in bytes.
+fn sample(
+    pid: u32,
+    client: &Client,
+    duration: Duration,
+    churn: &Churn,
+) -> anyhow::Result<Vec<u64>> {
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut cpu_before = cpu_seconds(pid)?;
+    while started.elapsed() < duration {
+        let next = SAMPLE_EVERY * (samples.len() as u32 + 1);
+        std::thread::sleep(next.saturating_sub(started.elapsed()));
+        let rss = status_bytes(pid, "VmRSS:")?;
+        let cpu = cpu_seconds(pid)?;
+        println!(
+            "{:>6} {:>9.0} {:>6.0} {:>11} {:>7} {:>12}",
+            samples.len() + 1,
+            rss as f64 / (1 << 20) as f64,
+            (cpu - cpu_before) * 100.0 / SAMPLE_EVERY.as_secs_f64(),
+            ready_nodes(client).map_or("?".into(), |n| n.to_string()),
+            churn.cycles.load(Ordering::Relaxed),
+            churn.pods.load(Ordering::Relaxed)
+        );
+        cpu_before = cpu;
+        samples.push(rss);
+    }
+    Ok(samples)
+}
+
+/// The RSS spread after warm-up: the largest distance from the mean, as a share of it.
+fn summarize(samples: &[u64]) {
+    let settled = &samples[WARM_UP_MINUTES.min(samples.len().saturating_sub(1))..];
+    let mib = |b: f64| b / (1 << 20) as f64;
+    let mean = settled.iter().sum::<u64>() as f64 / settled.len().max(1) as f64;
+    let (min, max) = (
+        settled.iter().copied().min().unwrap_or(0) as f64,
+        settled.iter().copied().max().unwrap_or(0) as f64,
+    );
+    let spread = (max - mean).max(mean - min) * 100.0 / mean.max(1.0);
+    println!(
+        "RSS after minute {WARM_UP_MINUTES}: mean {:.0} MiB, min {:.0}, max {:.0}, spread ±{spread:.1} % (target ±10 %)",
+        mib(mean),
+        mib(min),
+        mib(max)
+    );
+}
+
+/// A size line of /proc/<pid>/status (`VmRSS:`, `VmHWM:`), in bytes.
+pub(super) fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = proc_file(pid, "status")?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .with_context(|| format!("{field} missing"))?;
+    Ok(kib * 1024)
+}
