@@ -90,18 +90,16 @@ fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if let Some(duration) = args.soak {
+        return soak::run(kwokctl, args, duration);
+    }
     println!(
         "{:<30} {:>9} {:>9} {:>10}   upstream gate",
         "step", "objects", "seconds", "rate/s"
     );
     let mut creates = Vec::new();
     let mut deletes = Vec::new();
-    let iterations = if args.soak.is_some() {
-        0
-    } else {
-        args.iterations
-    };
-    for i in 0..iterations {
+    for i in 0..args.iterations {
         let name = format!("bench-{i}");
         creates.push(kwokctl.run(&name, &["create", "cluster"])?);
         deletes.push(kwokctl.run(&name, &["delete", "cluster"])?);
@@ -118,9 +116,6 @@ fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
             median(&mut deletes),
             "-",
         );
-    }
-    if let Some(duration) = args.soak {
-        return soak::run(kwokctl, args, duration);
     }
     if args.nodes.is_empty() && args.pods.is_empty() {
         return Ok(());
