@@ -4,7 +4,8 @@
 //! shared informer cache (ReplicaSet, ReplicationController, Deployment, Job, StatefulSet,
 //! DaemonSet, CronJob, Endpoints, EndpointSlice, node lifecycle, ResourceQuota, the
 //! PersistentVolume binder), and the
-//! namespace defaults (the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap).
+//! namespace defaults (the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap), and
+//! the expiry of Events after `--event-ttl`, which kube-apiserver's storage does.
 //! [`Selection`] reads which of them run from a `--controllers` value.
 
 pub mod cron;
@@ -12,6 +13,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
+pub mod eventttl;
 pub mod gc;
 mod history;
 mod informer;

@@ -117,6 +117,9 @@ struct ApiserverArgs {
     /// How often etcd's history is compacted (`5m`, `300s`, `0` never).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     etcd_compaction_interval: std::time::Duration,
+    /// How long an Event is kept after its last write (`0` keeps them forever).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    event_ttl: std::time::Duration,
     /// Run the node and pod simulator in-process, with the default Stages, on every node.
     #[arg(long, default_value_t = false)]
     simulate: bool,
@@ -275,6 +278,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     );
     let local_cluster: Arc<dyn client::Cluster> =
         Arc::new(client::LocalCluster::new(server.registry.clone()));
+    controllers::eventttl::start(local_cluster.clone(), args.event_ttl);
     kwok::simkinds::crds::install(&*local_cluster, kwok::simkinds::crds::simulation_kinds())
         .await
         .map_err(|e| anyhow::anyhow!("install the simulation kinds: {e}"))?;

@@ -762,3 +762,58 @@ fn health_checks_are_named_as_kube_apiserver_names_them() {
         );
     }
 }
+
+fn event_manifest(name: &str, last: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: {name}}}\ninvolvedObject: {{kind: Pod, name: p, namespace: default}}\nreason: Tested\nmessage: m\nlastTimestamp: \"{last}\"\n"
+    )
+}
+
+fn event_names(server: &Server) -> String {
+    server.ok(33, &["get", "events", "-o", "name"])
+}
+
+/// A cluster that keeps creating pods would keep every event ever recorded: kube-apiserver
+/// drops an Event `--event-ttl` after its last write, and so must we, across restarts too.
+#[test]
+fn events_expire_after_the_event_ttl_from_their_last_write() {
+    let mut server = Server::start_with(&["--event-ttl", "6s"]);
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap();
+    server.ok_stdin(
+        33,
+        &["create", "-f", "-"],
+        &event_manifest("fresh", &now.to_string()),
+    );
+    server.ok_stdin(
+        33,
+        &["create", "-f", "-"],
+        &event_manifest("kept", &now.to_string()),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    server.ok(33, &["annotate", "event", "kept", "renewed=yes"]);
+    std::thread::sleep(Duration::from_secs(4));
+    let names = event_names(&server);
+    assert!(
+        !names.contains("event/fresh"),
+        "not expired after 8 s: {names}"
+    );
+    assert!(
+        names.contains("event/kept"),
+        "a write did not renew it: {names}"
+    );
+    server.kill9();
+    server.launch();
+    // Found at start, an Event expires by its timestamps: these are older than the TTL.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let names = event_names(&server);
+        if !names.contains("event/") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still there after a restart: {names}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -2,7 +2,7 @@
 //! to show that memory does not creep. The last of `--nodes` nodes heartbeat throughout while
 //! pods are churned (created until Running, then deleted) between 0 and `--soak-pods`; every
 //! minute a row gives the cluster process's RSS, its CPU share, the Ready nodes and the churn
-//! so far. The summary compares RSS after a warm-up with its mean.
+//! so far. The summary compares RSS after a warm-up (longer than the events' TTL) with its mean.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +18,9 @@ use crate::paths::{ClusterPaths, context_name};
 
 const CLUSTER: &str = "bench-soak";
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+/// Events expire this long after their last write (kube-apiserver's `--event-ttl`, 1h by
+/// default), so that an hour's churn reaches the steady state an unending one has.
+const EVENT_TTL: &str = "5m";
 /// Minutes left out of the spread: caches, histories and allocator pools fill first.
 const WARM_UP_MINUTES: usize = 10;
 
@@ -31,7 +34,8 @@ struct Churn {
 
 pub fn run(kwokctl: &Kwokctl, args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
     let nodes = args.nodes.last().copied().unwrap_or(10_000);
-    kwokctl.run(CLUSTER, &["create", "cluster"])?;
+    let event_ttl = format!("kube-apiserver=event-ttl={EVENT_TTL}");
+    kwokctl.run(CLUSTER, &["create", "cluster", "--extra-args", &event_ttl])?;
     let client = client(kwokctl)?;
     let pid = cluster_pid(&ClusterPaths::new(
         kwokctl.workdir().join("clusters").join(CLUSTER),
@@ -40,7 +44,7 @@ pub fn run(kwokctl: &Kwokctl, args: &BenchArgs, duration: Duration) -> anyhow::R
         ready_nodes(&client)
     })?;
     println!(
-        "soak: {nodes} nodes Ready in {:.1} s; pods churned between 0 and {} for {}",
+        "soak: {nodes} nodes Ready in {:.1} s; pods churned between 0 and {} for {}; events kept {EVENT_TTL}",
         took.as_secs_f64(),
         args.soak_pods,
         crate::duration::human(duration)
