@@ -1,0 +1,428 @@
+//! Simulated pods answer `kubectl exec`, `cp`, `attach` and `port-forward` like real ones,
+//! through the real `kwok apiserver --simulate`: kubectl 1.27 speaks SPDY/3.1, kubectl 1.33
+//! WebSocket (`v5.channel.k8s.io`, and SPDY tunnelled in WebSocket for port-forward), kube-rs
+//! the WebSocket channel protocols.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+const PODS: &str = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: n1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p1, namespace: default}
+spec:
+  nodeName: n1
+  containers: [{name: app, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bare, namespace: default}
+spec:
+  nodeName: n1
+  containers: [{name: app, image: busybox}]
+"#;
+
+/// A server whose pod `p1` (and not `bare`) has exec, attach and port-forward entries.
+struct Cluster {
+    server: Server,
+    /// The exec entry's working directory.
+    work: PathBuf,
+    attach_log: PathBuf,
+    http_port: u16,
+}
+
+/// An HTTP server answering every connection with `hello from the pod`.
+fn http_target() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "hello from the pod";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let work = std::fs::canonicalize(&dir).unwrap();
+    let attach_log = work.join("attach.log");
+    std::fs::write(
+        &attach_log,
+        "2024-01-01T00:00:00Z stdout F attached line one\n",
+    )
+    .unwrap();
+    let http_port = http_target();
+    let config = work.join("kwok.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata: {{name: p1}}
+spec:
+  selector: {{matchNames: [p1]}}
+  execs:
+  - local:
+      workDir: {work}
+      envs: [{{name: FOO, value: bar}}]
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterAttach
+metadata: {{name: p1}}
+spec:
+  selector: {{matchNames: [p1]}}
+  attaches:
+  - logsFile: {log}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata: {{name: p1}}
+spec:
+  selector: {{matchNames: [p1]}}
+  forwards:
+  - ports: [80]
+    target: {{port: {http_port}, address: 127.0.0.1}}
+  - ports: [7]
+    command: [cat]
+",
+            work = work.display(),
+            log = attach_log.display(),
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&["--simulate", "--config", config.to_str().unwrap()]);
+    server.ok_stdin(33, &["apply", "-f", "-"], PODS);
+    server.ok(
+        33,
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Running",
+            "pod/p1",
+            "pod/bare",
+            "--timeout=60s",
+        ],
+    );
+    Cluster {
+        server,
+        work,
+        attach_log,
+        http_port,
+    }
+}
+
+impl Cluster {
+    fn kubectl(&self, minor: u32, args: &[&str]) -> Command {
+        let mut cmd = Command::new(common::kubectl_version(minor));
+        cmd.arg("--kubeconfig")
+            .arg(self.server.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.server.dir.path().join(format!("cache-{minor}")))
+            .args(args)
+            .env("HOME", self.server.dir.path())
+            .current_dir(&self.work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs kubectl with `input` on stdin; kills it and fails the test after `limit`.
+    fn run(&self, minor: u32, args: &[&str], input: Option<&[u8]>) -> Output {
+        let mut cmd = self.kubectl(minor, args);
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = input {
+            let mut stdin = child.stdin.take().unwrap();
+            let input = input.to_vec();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&input);
+            });
+        }
+        wait_output(
+            child,
+            Duration::from_secs(60),
+            &format!("kubectl 1.{minor} {args:?}"),
+        )
+    }
+}
+
+/// Waits for a child with a deadline, collecting its output.
+fn wait_output(mut child: Child, limit: Duration, what: &str) -> Output {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let until = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "{what} hung; stderr: {}",
+                String::from_utf8_lossy(&err.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn exec_runs_the_command_with_its_environment_input_and_exit_code() {
+    let c = cluster();
+    for minor in [27, 33] {
+        let out = c.run(
+            minor,
+            &[
+                "exec",
+                "p1",
+                "--",
+                "sh",
+                "-c",
+                "echo $FOO; pwd; echo oops >&2; exit 3",
+            ],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "1.{minor}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), format!("bar\n{}\n", c.work.display()));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("oops"), "1.{minor}: {stderr}");
+        assert!(
+            stderr.contains("command terminated with exit code 3"),
+            "1.{minor}: {stderr}"
+        );
+
+        let out = c.run(
+            minor,
+            &["exec", "-i", "p1", "--", "sh", "-c", "cat; echo done"],
+            Some(b"piped in\n"),
+        );
+        assert!(out.status.success(), "1.{minor}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "piped in\ndone\n");
+
+        // A large input and output survive the framing.
+        let big: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let out = c.run(minor, &["exec", "-i", "p1", "--", "cat"], Some(&big));
+        assert!(out.status.success(), "1.{minor}: {}", text(&out.stderr));
+        assert!(
+            out.stdout == big,
+            "1.{minor}: {} bytes back of {}",
+            out.stdout.len(),
+            big.len()
+        );
+    }
+}
+
+#[test]
+fn a_pod_without_configuration_is_refused_with_a_clear_error() {
+    let c = cluster();
+    for minor in [27, 33] {
+        let out = c.run(minor, &["exec", "bare", "--", "true"], None);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("no exec configured"), "1.{minor}: {stderr}");
+        let out = c.run(minor, &["attach", "bare"], None);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("no attach configured"),
+            "1.{minor}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn exec_ends_when_the_pod_is_deleted() {
+    let c = cluster();
+    let child = c
+        .kubectl(33, &["exec", "p1", "--", "sleep", "120"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    c.server
+        .ok(33, &["delete", "pod", "p1", "--grace-period=0", "--force"]);
+    let out = wait_output(child, Duration::from_secs(30), "exec in a deleted pod");
+    assert!(!out.status.success());
+}
+
+fn read_file(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn kubectl_cp_copies_to_and_from_a_pod() {
+    let c = cluster();
+    for minor in [27, 33] {
+        let local = c.work.join(format!("local-{minor}.txt"));
+        std::fs::write(&local, format!("copied by 1.{minor}\n")).unwrap();
+        let inside = c.work.join("inside");
+        std::fs::create_dir_all(&inside).unwrap();
+        let remote = format!("p1:{}/in-{minor}.txt", inside.display());
+        let out = c.run(minor, &["cp", local.to_str().unwrap(), &remote], None);
+        assert!(out.status.success(), "1.{minor}: {}", text(&out.stderr));
+        assert_eq!(
+            read_file(&inside.join(format!("in-{minor}.txt"))),
+            format!("copied by 1.{minor}\n")
+        );
+        let back = c.work.join(format!("back-{minor}.txt"));
+        let out = c.run(minor, &["cp", &remote, back.to_str().unwrap()], None);
+        assert!(out.status.success(), "1.{minor}: {}", text(&out.stderr));
+        assert_eq!(read_file(&back), format!("copied by 1.{minor}\n"));
+    }
+}
+
+#[test]
+fn attach_shows_the_containers_output_until_the_pod_goes() {
+    let c = cluster();
+    for minor in [27, 33] {
+        let mut child = c.kubectl(minor, &["attach", "p1"]).spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let line = format!("appended for 1.{minor}");
+        let until = Instant::now() + Duration::from_secs(30);
+        while !seen.lock().unwrap().contains("attached line one") && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&c.attach_log)
+            .unwrap();
+        writeln!(f, "2024-01-01T00:00:01Z stdout F {line}").unwrap();
+        while !seen.lock().unwrap().contains(&line) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            seen.contains("attached line one") && seen.contains(&line),
+            "1.{minor}: {seen:?}"
+        );
+    }
+}
+
+/// Starts `kubectl port-forward` and returns it with the local port it listens on.
+fn port_forward(c: &Cluster, minor: u32, remote: u16) -> (Child, u16) {
+    let mut child = c
+        .kubectl(minor, &["port-forward", "pod/p1", &format!(":{remote}")])
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    let port = loop {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "kubectl 1.{minor} port-forward ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(rest) = seen.split("Forwarding from 127.0.0.1:").nth(1)
+            && let Some(port) = rest.split(' ').next().and_then(|p| p.parse().ok())
+        {
+            break port;
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (child, port)
+}
+
+fn http_get(port: u16) -> String {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn port_forward_reaches_the_configured_target() {
+    let c = cluster();
+    assert_ne!(c.http_port, 0);
+    for minor in [27, 33] {
+        let (mut child, port) = port_forward(&c, minor, 80);
+        for _ in 0..3 {
+            let answer = http_get(port);
+            assert!(
+                answer.contains("hello from the pod"),
+                "1.{minor}: {answer:?}"
+            );
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let out = c.run(minor, &["port-forward", "pod/bare", ":80"], None);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("no port-forward configured"),
+            "1.{minor}: {stderr}"
+        );
+    }
+}
