@@ -426,3 +426,83 @@ fn port_forward_reaches_the_configured_target() {
         );
     }
 }
+
+/// kube-rs: exec with input, a terminal and an exit code, and port-forward, over the
+/// WebSocket channel protocols.
+#[tokio::test(flavor = "multi_thread")]
+async fn kube_rs_exec_and_port_forward() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let c = tokio::task::spawn_blocking(cluster).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(c.server.client().await, "default");
+
+    let params = AttachParams::default().stdin(true).stderr(false);
+    let mut process = pods
+        .exec(
+            "p1",
+            ["sh", "-c", "read line; echo \"$FOO $line\"; exit 4"],
+            &params,
+        )
+        .await
+        .unwrap();
+    let mut stdin = process.stdin().unwrap();
+    stdin.write_all(b"from kube-rs\n").await.unwrap();
+    let mut stdout = process.stdout().unwrap();
+    let status = process.take_status().unwrap();
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).await.unwrap();
+    assert_eq!(out, "bar from kube-rs\n");
+    let status = status.await.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    let cause = &status.details.unwrap().causes.unwrap()[0];
+    assert_eq!(cause.message.as_deref(), Some("4"));
+
+    // A terminal: the command sees one, at the size the client sends.
+    let params = AttachParams::interactive_tty();
+    let mut process = pods
+        .exec(
+            "p1",
+            [
+                "sh",
+                "-c",
+                "sleep 0.5; stty size; test -t 0 && echo on a tty",
+            ],
+            &params,
+        )
+        .await
+        .unwrap();
+    let mut resize = process.terminal_size().unwrap();
+    futures::SinkExt::send(
+        &mut resize,
+        kube::api::TerminalSize {
+            width: 90,
+            height: 30,
+        },
+    )
+    .await
+    .unwrap();
+    let mut stdout = process.stdout().unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stdout.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("30 90") && out.contains("on a tty"), "{out:?}");
+
+    let mut forwarder = pods.portforward("p1", &[80]).await.unwrap();
+    let mut stream = forwarder.take_stream(80).unwrap();
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains("hello from the pod") {
+        let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
+            .await
+            .expect("an answer within 20 s")
+            .unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    drop(stream);
+    forwarder.abort();
+    drop(c);
+}
