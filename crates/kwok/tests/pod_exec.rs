@@ -506,3 +506,90 @@ async fn kube_rs_exec_and_port_forward() {
     forwarder.abort();
     drop(c);
 }
+
+/// The binary runtime's way: a separate `kwok` process serves the kubelet endpoints over the
+/// network, configured by objects in the API; the API server splices the switched
+/// connections through.
+#[test]
+fn a_separate_kwok_serves_exec_and_port_forward_over_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start();
+    let port = common::free_port();
+    let mut kwok = Command::new(common::kwok_bin())
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["--manage-all-nodes", "--node-name", "localhost"])
+        .args(["--node-port", &port.to_string()])
+        .args(["--server-address", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("kwok.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let http_port = http_target();
+    server.ok_stdin(33, &["apply", "-f", "-"], PODS);
+    let objects = format!(
+        "apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Exec
+metadata: {{name: p1, namespace: default}}
+spec:
+  execs:
+  - local:
+      envs: [{{name: FOO, value: over-the-network}}]
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: PortForward
+metadata: {{name: p1, namespace: default}}
+spec:
+  forwards:
+  - target: {{port: {http_port}, address: 127.0.0.1}}
+"
+    );
+    server.ok_stdin(33, &["apply", "-f", "-"], &objects);
+    server.ok(
+        33,
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Running",
+            "pod/p1",
+            "--timeout=60s",
+        ],
+    );
+    let c = Cluster {
+        server,
+        work: std::fs::canonicalize(dir.path()).unwrap(),
+        attach_log: PathBuf::new(),
+        http_port,
+    };
+    for minor in [27, 33] {
+        // The simulator may still be picking up the objects.
+        let until = Instant::now() + Duration::from_secs(30);
+        let out = loop {
+            let out = c.run(
+                minor,
+                &["exec", "p1", "--", "sh", "-c", "echo $FOO; exit 5"],
+                None,
+            );
+            if out.status.code() == Some(5) || Instant::now() > until {
+                break out;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "1.{minor}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "over-the-network\n");
+        let (mut child, local) = port_forward(&c, minor, 8080);
+        let answer = http_get(local);
+        assert!(
+            answer.contains("hello from the pod"),
+            "1.{minor}: {answer:?}"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    kwok.kill().unwrap();
+    kwok.wait().unwrap();
+}
