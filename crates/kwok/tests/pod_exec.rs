@@ -328,7 +328,7 @@ fn kubectl_cp_copies_to_and_from_a_pod() {
 }
 
 #[test]
-fn attach_shows_the_containers_output_until_the_pod_goes() {
+fn attach_shows_the_containers_output_as_it_is_appended() {
     let c = cluster();
     for minor in [27, 33] {
         let mut child = c.kubectl(minor, &["attach", "p1"]).spawn().unwrap();
@@ -592,4 +592,41 @@ spec:
     }
     kwok.kill().unwrap();
     kwok.wait().unwrap();
+}
+
+#[test]
+fn the_command_is_killed_when_the_client_goes_away() {
+    let c = cluster();
+    for minor in [27, 33] {
+        let pidfile = c.work.join(format!("pid-{minor}"));
+        let script = format!("echo $$ > {}; exec sleep 120", pidfile.display());
+        let mut child = c
+            .kubectl(minor, &["exec", "p1", "--", "sh", "-c", &script])
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            if let Ok(pid) = read_file(&pidfile).trim().parse::<i32>() {
+                break pid;
+            }
+            assert!(
+                Instant::now() < until,
+                "1.{minor}: the command did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let running = |pid: i32| {
+            Path::new(&format!("/proc/{pid}")).exists()
+                && !read_file(Path::new(&format!("/proc/{pid}/stat"))).contains(") Z ")
+        };
+        while running(pid) {
+            assert!(
+                Instant::now() < until,
+                "1.{minor}: the command outlived its client"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -18,7 +18,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
@@ -114,9 +114,17 @@ enum Event {
 /// Sends output to the client, then the outcome.
 pub struct Output {
     events: mpsc::Sender<Event>,
+    /// Turns true once the client's side of the connection has ended.
+    gone: watch::Receiver<bool>,
 }
 
 impl Output {
+    /// Returns once the client has gone away (closed or lost the connection).
+    pub async fn client_gone(&self) {
+        let mut gone = self.gone.clone();
+        let _ = gone.wait_for(|g| *g).await;
+    }
+
     /// Sends to stdout; false once the client is gone.
     pub async fn stdout(&self, data: Bytes) -> bool {
         self.events.send(Event::Stdout(data)).await.is_ok()
@@ -177,18 +185,26 @@ where
     let (resize_tx, resize_rx) = mpsc::channel(4);
     let (events_tx, events_rx) = mpsc::channel(16);
     let closing = Arc::new(Notify::new());
-    tokio::spawn(ws_read(
+    let (gone_tx, gone_rx) = watch::channel(false);
+    let reader = ws_read(
         stream,
         channels,
         opts.stdin.then_some(stdin_tx),
         resize_tx,
         closing.clone(),
-    ));
+    );
+    tokio::spawn(async move {
+        reader.await;
+        let _ = gone_tx.send(true);
+    });
     tokio::spawn(ws_write(sink, channels, opts, events_rx, closing));
     Session {
         stdin: opts.stdin.then_some(stdin_rx),
         resize: resize_rx,
-        output: Output { events: events_tx },
+        output: Output {
+            events: events_tx,
+            gone: gone_rx,
+        },
     }
 }
 
@@ -353,11 +369,15 @@ where
     }
     let stdin = streams.remove(&STDIN).map(|s| s.data);
     let (events_tx, events_rx) = mpsc::channel(16);
+    let gone = conn.closed();
     tokio::spawn(spdy_write(conn, streams, version, events_rx));
     Ok(Session {
         stdin,
         resize: resize_rx,
-        output: Output { events: events_tx },
+        output: Output {
+            events: events_tx,
+            gone,
+        },
     })
 }
 

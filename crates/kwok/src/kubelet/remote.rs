@@ -2,9 +2,9 @@
 //!
 //! Exec runs the command on the simulator's host as the container's `Exec` entry says
 //! ([`super::process`]): the client's stdin goes to it, its stdout and stderr (or its terminal)
-//! come back, terminal sizes follow the client's, and its exit code is the outcome. Attach
-//! shows the container's output: the `Attach` entry's log file, followed. Both end when the
-//! pod is deleted. A container without an entry is refused before the upgrade, as a kubelet
+//! come back, terminal sizes follow the client's, and its exit code is the outcome; the command
+//! is killed when the client goes away. Attach shows the container's output: the `Attach`
+//! entry's log file, followed. Both end when the pod is deleted. A container without an entry is refused before the upgrade, as a kubelet
 //! refuses, so the client prints the reason.
 
 use std::collections::HashMap;
@@ -197,6 +197,11 @@ async fn run(
         _ = kubelet.until_gone(&target.namespace, &target.pod) => {
             let _ = child.kill().await;
             return Exit::Failed(format!("pod \"{}/{}\" was deleted", target.namespace, target.pod));
+        }
+        _ = output.client_gone() => {
+            // Nobody is left to read the output: the command goes too.
+            let _ = child.kill().await;
+            return Exit::Failed("the client went away".into());
         }
     }
     match child.wait().await {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use frame::{Frame, HeaderReader, HeaderWriter, Headers};
 
@@ -98,6 +98,7 @@ pub struct Connection {
     /// Streams as the client opens them.
     pub streams: mpsc::Receiver<Stream>,
     out: mpsc::Sender<Out>,
+    closed: watch::Receiver<bool>,
 }
 
 impl Connection {
@@ -109,12 +110,23 @@ impl Connection {
         let (out_tx, out_rx) = mpsc::channel(64);
         let (streams_tx, streams_rx) = mpsc::channel(16);
         let closing = Arc::new(Notify::new());
+        let (closed_tx, closed_rx) = watch::channel(false);
         tokio::spawn(write_loop(write, out_rx, closing.clone()));
-        tokio::spawn(read_loop(read, out_tx.clone(), streams_tx, closing));
+        let reader_out = out_tx.clone();
+        tokio::spawn(async move {
+            read_loop(read, reader_out, streams_tx, closing).await;
+            let _ = closed_tx.send(true);
+        });
         Connection {
             streams: streams_rx,
             out: out_tx,
+            closed: closed_rx,
         }
+    }
+
+    /// Turns true once the client's side of the connection has ended.
+    pub fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.clone()
     }
 
     /// Says GOAWAY and ends the connection once what was queued before is sent.
