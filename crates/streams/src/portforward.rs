@@ -25,6 +25,9 @@ use crate::spdy;
 
 const BUFFER: usize = 64 * 1024;
 
+/// Most connections whose second stream has not arrived yet.
+const MAX_PENDING: usize = 1024;
+
 /// One forwarded connection.
 pub struct Forwarded {
     pub port: u16,
@@ -97,6 +100,10 @@ async fn spdy_session(mut conn: spdy::Connection, out: mpsc::Sender<Forwarded>) 
     let mut pairs: HashMap<String, Pair> = HashMap::new();
     while let Some(stream) = conn.streams.recv().await {
         let request = stream.header("requestid").unwrap_or("").to_string();
+        if pairs.len() >= MAX_PENDING && !pairs.contains_key(&request) {
+            tracing::debug!("too many half-opened port-forward connections, stream dropped");
+            continue;
+        }
         let pair = pairs.entry(request.clone()).or_default();
         match stream.header("streamtype") {
             Some("error") => pair.error = Some(stream),

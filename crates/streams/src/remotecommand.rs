@@ -368,9 +368,13 @@ where
         tokio::spawn(spdy_sizes(resize.data, resize_tx));
     }
     let stdin = streams.remove(&STDIN).map(|s| s.data);
+    // Only stdin and resize carry the client's data; streams opened later are not used.
+    let writers = streams.into_iter().map(|(k, s)| (k, s.writer)).collect();
+    let mut later = std::mem::replace(&mut conn.streams, mpsc::channel(1).1);
+    tokio::spawn(async move { while later.recv().await.is_some() {} });
     let (events_tx, events_rx) = mpsc::channel(16);
     let gone = conn.closed();
-    tokio::spawn(spdy_write(conn, streams, version, events_rx));
+    tokio::spawn(spdy_write(conn, writers, version, events_rx));
     Ok(Session {
         stdin,
         resize: resize_rx,
@@ -392,11 +396,11 @@ async fn spdy_sizes(mut data: mpsc::Receiver<Bytes>, sizes: mpsc::Sender<Termina
 
 async fn spdy_write(
     conn: spdy::Connection,
-    streams: HashMap<u8, spdy::Stream>,
+    writers: HashMap<u8, spdy::StreamWriter>,
     version: u8,
     mut events: mpsc::Receiver<Event>,
 ) {
-    let writer = |kind: u8| streams.get(&kind).map(|s| s.writer.clone());
+    let writer = |kind: u8| writers.get(&kind).cloned();
     let (stdout, stderr, error) = (writer(STDOUT), writer(STDERR), writer(ERROR));
     let mut finished = None;
     while let Some(event) = events.recv().await {

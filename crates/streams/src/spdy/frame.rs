@@ -31,6 +31,9 @@ pub const RST_CANCEL: u32 = 5;
 /// Largest frame accepted from a peer.
 const MAX_FRAME: usize = 16 << 20;
 
+/// Largest header block accepted once decompressed.
+const MAX_HEADERS: usize = 1 << 20;
+
 /// Names and values of a header block, names in lower case.
 pub type Headers = Vec<(String, String)>;
 
@@ -193,6 +196,9 @@ impl HeaderReader {
                 return Ok(out);
             }
             if out.len() == out.capacity() {
+                if out.len() >= MAX_HEADERS {
+                    return Err(invalid("header block larger than 1 MiB"));
+                }
                 out.reserve(4096);
             }
             let before = (self.zlib.total_in(), self.zlib.total_out());
