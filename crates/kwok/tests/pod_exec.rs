@@ -630,3 +630,86 @@ fn the_command_is_killed_when_the_client_goes_away() {
         }
     }
 }
+
+/// A virtual environment with the official Python client, made once under the target
+/// directory; `None` (the test is skipped) when pip cannot install it.
+fn python_client() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyclient");
+    let python = venv.join("bin/python");
+    let ready = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import kubernetes"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ready(&python) {
+        return Some(python);
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    let installed = made
+        && Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check", "kubernetes"])
+            .status()
+            .is_ok_and(|s| s.success());
+    (installed && ready(&python)).then_some(python)
+}
+
+const PYTHON_SCRIPT: &str = r#"
+import sys
+from kubernetes import client, config
+from kubernetes.stream import stream, portforward
+
+config.load_kube_config(sys.argv[1])
+v1 = client.CoreV1Api()
+out = stream(v1.connect_get_namespaced_pod_exec, "p1", "default",
+             command=["sh", "-c", "echo $FOO"], stderr=True, stdin=False, stdout=True, tty=False)
+print("exec:" + out.strip())
+resp = stream(v1.connect_get_namespaced_pod_exec, "p1", "default",
+              command=["sh", "-c", "exit 7"], stderr=True, stdin=False, stdout=True, tty=False,
+              _preload_content=False)
+resp.run_forever(timeout=20)
+print("code:%s" % resp.returncode)
+pf = portforward(v1.connect_get_namespaced_pod_portforward, "p1", "default", ports="80")
+sock = pf.socket(80)
+sock.setblocking(True)
+sock.settimeout(20)
+sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+data = b""
+while b"hello from the pod" not in data:
+    chunk = sock.recv(1024)
+    if not chunk:
+        break
+    data += chunk
+print("forwarded:" + ("yes" if b"hello from the pod" in data else repr(data)))
+sock.close()
+"#;
+
+/// The official Python client's `stream()` (WebSocket `v4.channel.k8s.io`) and
+/// `portforward()`.
+#[test]
+fn the_python_client_streams() {
+    let Some(python) = python_client() else {
+        eprintln!("skipped: the Python client could not be installed (pip unreachable?)");
+        return;
+    };
+    let c = cluster();
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", PYTHON_SCRIPT])
+        .arg(c.server.kubeconfig())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = wait_output(
+        cmd.spawn().unwrap(),
+        Duration::from_secs(60),
+        "the Python client",
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("exec:bar\n"), "{stdout}");
+    assert!(stdout.contains("code:7\n"), "{stdout}");
+    assert!(stdout.contains("forwarded:yes\n"), "{stdout}");
+}
