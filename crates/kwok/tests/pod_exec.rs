@@ -328,7 +328,7 @@ fn kubectl_cp_copies_to_and_from_a_pod() {
 }
 
 #[test]
-fn attach_shows_the_containers_output_as_it_is_appended() {
+fn attach_shows_the_containers_output_until_the_pod_goes() {
     let c = cluster();
     for minor in [27, 33] {
         let mut child = c.kubectl(minor, &["attach", "p1"]).spawn().unwrap();
@@ -359,7 +359,17 @@ fn attach_shows_the_containers_output_as_it_is_appended() {
         while !seen.lock().unwrap().contains(&line) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(50));
         }
-        child.kill().unwrap();
+        if minor == 33 {
+            // Deleting the pod ends the session.
+            c.server
+                .ok(33, &["delete", "pod", "p1", "--grace-period=0", "--force"]);
+            while child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < until, "attach outlived the pod");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        } else {
+            child.kill().unwrap();
+        }
         child.wait().unwrap();
         let seen = seen.lock().unwrap().clone();
         assert!(
@@ -712,4 +722,69 @@ fn the_python_client_streams() {
     assert!(stdout.contains("exec:bar\n"), "{stdout}");
     assert!(stdout.contains("code:7\n"), "{stdout}");
     assert!(stdout.contains("forwarded:yes\n"), "{stdout}");
+}
+
+/// Every kubectl from 1.27 to 1.33, each with the transport it prefers.
+#[test]
+fn every_kubectl_version_execs_and_forwards() {
+    let c = cluster();
+    for minor in 27..=33 {
+        let out = c.run(
+            minor,
+            &["exec", "p1", "--", "sh", "-c", "echo $FOO; exit 6"],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(6),
+            "1.{minor}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "bar\n", "1.{minor}");
+        let (mut child, port) = port_forward(&c, minor, 80);
+        let answer = http_get(port);
+        assert!(
+            answer.contains("hello from the pod"),
+            "1.{minor}: {answer:?}"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+/// `kubectl exec -it` on a real terminal (util-linux `script` provides one): the command sees a
+/// terminal of the client's size.
+#[test]
+fn exec_with_a_terminal_follows_the_clients_size() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` command to give kubectl a terminal");
+        return;
+    }
+    let c = cluster();
+    for minor in [27, 33] {
+        let kubectl = format!(
+            "{} --kubeconfig {} --cache-dir {} exec -it p1 -- sh -c 'stty size; tty >/dev/null && echo on-a-tty; exit 2'",
+            common::kubectl_version(minor).display(),
+            c.server.kubeconfig().display(),
+            c.server.dir.path().join(format!("cache-{minor}")).display(),
+        );
+        let child = Command::new("script")
+            .args([
+                "-qec",
+                &format!("stty cols 123 rows 45; {kubectl}"),
+                "/dev/null",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_output(child, Duration::from_secs(60), "kubectl exec -it");
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "1.{minor}: {stdout}");
+        assert!(
+            stdout.contains("45 123") && stdout.contains("on-a-tty"),
+            "1.{minor}: {stdout}"
+        );
+    }
 }

@@ -170,7 +170,13 @@ async fn run(
         command,
         opts,
     } = request;
-    let running = match process::start(local, command, opts.tty, opts.stdin) {
+    let mut resize = resize;
+    let terminal = if opts.tty {
+        Some(first_size(&mut resize).await)
+    } else {
+        None
+    };
+    let running = match process::start(local, command, terminal, opts.stdin) {
         Ok(r) => r,
         Err(e) => return Exit::Failed(format!("failed to start {command:?}: {e}")),
     };
@@ -212,6 +218,15 @@ async fn run(
             (None, None) => Exit::Failed("the command ended without a status".into()),
         },
         Err(e) => Exit::Failed(format!("waiting for the command: {e}")),
+    }
+}
+
+/// The terminal size the client sends first (it does so at once), or 0×0 (unknown) when none
+/// comes within a second.
+async fn first_size(resize: &mut mpsc::Receiver<remotecommand::TerminalSize>) -> (u16, u16) {
+    match tokio::time::timeout(std::time::Duration::from_secs(1), resize.recv()).await {
+        Ok(Some(size)) => (size.width, size.height),
+        _ => (0, 0),
     }
 }
 
