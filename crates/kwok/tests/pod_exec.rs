@@ -425,8 +425,6 @@ fn port_forward_reaches_the_configured_target() {
                 "1.{minor}: {answer:?}"
             );
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
         let out = c.run(minor, &["port-forward", "pod/bare", ":80"], None);
         assert!(!out.status.success());
         let stderr = text(&out.stderr);
@@ -434,6 +432,19 @@ fn port_forward_reaches_the_configured_target() {
             stderr.contains("no port-forward configured"),
             "1.{minor}: {stderr}"
         );
+        if minor == 33 {
+            // Deleting the pod ends the session, and kubectl with it.
+            c.server
+                .ok(33, &["delete", "pod", "p1", "--grace-period=0", "--force"]);
+            let until = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < until, "port-forward outlived the pod");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        } else {
+            child.kill().unwrap();
+        }
+        child.wait().unwrap();
     }
 }
 

@@ -70,7 +70,8 @@ impl Drop for ErrorReporter {
 }
 
 /// Starts the protocol on a switched connection; `ports` are the request's `ports` (used by
-/// the WebSocket channel protocol only). Connections arrive until the client disconnects.
+/// the WebSocket channel protocol only). Connections arrive until the client disconnects;
+/// dropping the receiver ends the session.
 pub async fn accept<IO>(io: IO, transport: Transport, ports: &[u16]) -> mpsc::Receiver<Forwarded>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -98,7 +99,13 @@ struct Pair {
 
 async fn spdy_session(mut conn: spdy::Connection, out: mpsc::Sender<Forwarded>) {
     let mut pairs: HashMap<String, Pair> = HashMap::new();
-    while let Some(stream) = conn.streams.recv().await {
+    loop {
+        // The session ends when the client goes, or when the caller stops taking connections.
+        let stream = tokio::select! {
+            s = conn.streams.recv() => s,
+            _ = out.closed() => None,
+        };
+        let Some(stream) = stream else { break };
         let request = stream.header("requestid").unwrap_or("").to_string();
         if pairs.len() >= MAX_PENDING && !pairs.contains_key(&request) {
             tracing::debug!("too many half-opened port-forward connections, stream dropped");
@@ -200,7 +207,14 @@ where
     drop(messages_tx);
     tokio::spawn(websocket_in(stream, channels, inputs));
     tokio::spawn(async move {
-        while let Some(message) = messages_rx.recv().await {
+        loop {
+            // The session ends when every connection is done, or when the caller stops
+            // taking connections.
+            let message = tokio::select! {
+                m = messages_rx.recv() => m,
+                _ = out.closed() => None,
+            };
+            let Some(message) = message else { break };
             if sink.send(message).await.is_err() {
                 return;
             }

@@ -1,6 +1,7 @@
 //! `/portForward/{ns}/{pod}[/{uid}]`: each connection the client forwards goes where the pod's
 //! `PortForward` entry for that port says: a TCP address, or a command whose stdin and stdout
-//! are the connection. A pod without entries is refused before the upgrade.
+//! are the connection. A pod without entries is refused before the upgrade; the session ends
+//! when the pod is deleted.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -54,8 +55,15 @@ pub async fn port_forward(
     upgrade(req, Service::PortForward, move |io, transport| async move {
         let mut connections = portforward::accept(io, transport, &ports).await;
         let forwards = Arc::new(forwards);
-        while let Some(connection) = connections.recv().await {
-            tokio::spawn(forward(forwards.clone(), connection));
+        let serve = async {
+            while let Some(connection) = connections.recv().await {
+                tokio::spawn(forward(forwards.clone(), connection));
+            }
+        };
+        // The session ends with the pod, as it would with a real one.
+        tokio::select! {
+            _ = serve => {}
+            _ = kubelet.until_gone(&namespace, &pod) => {}
         }
     })
 }
