@@ -277,6 +277,14 @@ fn a_pod_without_configuration_is_refused_with_a_clear_error() {
         assert!(!out.status.success());
         let stderr = text(&out.stderr);
         assert!(stderr.contains("no exec configured"), "1.{minor}: {stderr}");
+        // The API server's own checks still answer as kube-apiserver's.
+        let out = c.run(minor, &["exec", "p1", "-c", "nope", "--", "true"], None);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("container nope is not valid for pod p1"),
+            "1.{minor}: {stderr}"
+        );
         let out = c.run(minor, &["attach", "bare"], None);
         assert!(!out.status.success());
         let stderr = text(&out.stderr);

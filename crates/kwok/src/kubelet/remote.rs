@@ -298,9 +298,14 @@ pub async fn attach(
             Err(missing) => return target.not_configured("attach", missing).into_response(),
         };
     let Some(file) = entry.logs_file.filter(|f| !f.is_empty()) else {
-        return target
-            .not_configured("attach logs file", Missing::Container)
-            .into_response();
+        return Refusal(
+            StatusCode::NOT_FOUND,
+            format!(
+                "the attach entry of container {:?} in pod \"{}/{}\" has no logsFile",
+                target.container, target.namespace, target.pod
+            ),
+        )
+        .into_response();
     };
     let opts = options(&query_pairs(query));
     upgrade(
