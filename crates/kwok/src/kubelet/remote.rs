@@ -119,7 +119,12 @@ pub async fn exec(
         req,
         Service::RemoteCommand,
         move |io, transport| async move {
-            let Some((stdin, resize, output)) = start(io, transport, request.opts).await else {
+            let Some(Session {
+                stdin,
+                resize,
+                output,
+            }) = start(io, transport, request.opts).await
+            else {
                 return;
             };
             let exit = run(&kubelet, &request, stdin, resize, &output).await;
@@ -136,19 +141,10 @@ struct ExecRequest {
     opts: Options,
 }
 
-type Parts = (
-    Option<mpsc::Receiver<Bytes>>,
-    mpsc::Receiver<remotecommand::TerminalSize>,
-    Output,
-);
-
-async fn start(io: Switched, transport: Transport, opts: Options) -> Option<Parts> {
+/// The session on a switched connection, or nothing when the client did not set it up.
+async fn start(io: Switched, transport: Transport, opts: Options) -> Option<Session> {
     match remotecommand::accept(io, transport, opts).await {
-        Ok(Session {
-            stdin,
-            resize,
-            output,
-        }) => Some((stdin, resize, output)),
+        Ok(session) => Some(session),
         Err(e) => {
             tracing::debug!(error = %e, "remote command session did not start");
             None
@@ -312,7 +308,7 @@ pub async fn attach(
         req,
         Service::RemoteCommand,
         move |io, transport| async move {
-            let Some((stdin, _resize, output)) = start(io, transport, opts).await else {
+            let Some(Session { stdin, output, .. }) = start(io, transport, opts).await else {
                 return;
             };
             // Input is taken and dropped: the simulated container reads nothing.

@@ -19,7 +19,6 @@ const VERSION: u16 = 3;
 const SYN_STREAM: u16 = 1;
 const SYN_REPLY: u16 = 2;
 const RST_STREAM: u16 = 3;
-const SETTINGS: u16 = 4;
 const PING: u16 = 6;
 const GOAWAY: u16 = 7;
 const HEADERS: u16 = 8;
@@ -359,7 +358,7 @@ fn control(kind: u16, fin: bool, p: &[u8], headers: &mut HeaderReader) -> io::Re
             stream_id: id(0)?,
             delta: id(4)?,
         },
-        SETTINGS => Frame::Ignored,
+        // SETTINGS, and frame types this side has no use for.
         _ => Frame::Ignored,
     })
 }
