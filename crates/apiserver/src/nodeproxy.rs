@@ -176,7 +176,7 @@ fn is_true(v: &str) -> bool {
 impl crate::ApiServer {
     /// `pods/exec`, `pods/attach` and `pods/portforward`: the request, upgrade headers and all,
     /// goes to the kubelet's `/exec`, `/attach` or `/portForward`, whose answer (101 Switching
-    /// Protocols, or an error) the client gets.
+    /// Protocols, or the kubelet's refusal, unchanged) the client gets.
     pub(crate) async fn pod_stream(
         &self,
         sub: &str,
@@ -271,8 +271,11 @@ impl crate::ApiServer {
             format!("{path}?{query}")
         };
         parts.uri = uri.parse().map_err(ApiError::internal)?;
-        self.to_kubelet(node, Request::from_parts(parts, body))
-            .await
+        // The kubelet's answer goes back as it is, a refusal included, as kube-apiserver's
+        // upgrade-aware proxy echoes a backend that did not switch protocols: clients read
+        // the reason from its body.
+        let connector = self.kubelets.read().unwrap().clone();
+        connector.send(node, Request::from_parts(parts, body)).await
     }
 }
 

@@ -1,11 +1,15 @@
 //! The kubelet-like HTTP server of the simulator (`--server-address`), as upstream's: container
-//! logs (`/containerLogs/{ns}/{pod}/{container}`), health (`/healthz`, `/readyz`, `/livez`) and
-//! the simulator's own `/metrics`. What a pod answers comes from the simulation objects
+//! logs (`/containerLogs/{ns}/{pod}/{container}`), exec and attach (`/exec/...`, `/attach/...`,
+//! [`remote`]), port-forward (`/portForward/{ns}/{pod}`, [`forward`]) over the streaming
+//! protocols of the `streams` crate, health (`/healthz`, `/readyz`, `/livez`) and the
+//! simulator's own `/metrics`. What a pod answers comes from the simulation objects
 //! ([`crate::simkinds`]). The API server reaches this server through the node's address and
 //! `daemonEndpoints.kubeletEndpoint.Port`, or in-process through [`Kubelet::router`].
 
+pub mod forward;
 pub mod logs;
 pub mod process;
+pub mod remote;
 
 /// The kubelet surface in the same process as the API server (the embedded runtime): requests
 /// for any node's kubelet are answered by this process's server without a network hop, which
@@ -47,7 +51,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use client::{Cluster, Resource};
 
 use crate::engine::Metrics;
@@ -72,6 +76,41 @@ impl IntoResponse for Refusal {
         )
             .into_response()
     }
+}
+
+/// A streaming endpoint: clients upgrade with GET (WebSocket) or POST (SPDY).
+fn stream<H, T>(handler: H) -> MethodRouter<Arc<Kubelet>>
+where
+    H: axum::handler::Handler<T, Arc<Kubelet>>,
+    T: 'static,
+{
+    get(handler.clone()).post(handler)
+}
+
+/// The client's connection once it has switched protocols.
+pub type Switched = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+/// Answers an upgrade request for `service`: the negotiated `101 Switching Protocols`, then
+/// `serve` runs on the switched connection; or the refusal a kubelet would give.
+fn upgrade<F, Fut>(mut req: axum::extract::Request, service: streams::Service, serve: F) -> Response
+where
+    F: FnOnce(Switched, streams::Transport) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let handshake = match streams::negotiate(req.headers(), service) {
+        Ok(h) => h,
+        Err(refusal) => return Refusal(refusal.status, refusal.message).into_response(),
+    };
+    let switching = hyper::upgrade::on(&mut req);
+    let transport = handshake.transport;
+    tokio::spawn(async move {
+        match switching.await {
+            Ok(io) => serve(hyper_util::rt::TokioIo::new(io), transport).await,
+            Err(e) => tracing::debug!(error = %e, "the client did not switch protocols"),
+        }
+    });
+    let (parts, ()) = handshake.response.into_parts();
+    Response::from_parts(parts, Body::empty())
 }
 
 fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
@@ -116,6 +155,27 @@ impl Kubelet {
                 "/containerLogs/{namespace}/{pod}/{container}",
                 get(container_logs),
             )
+            .route("/exec/{namespace}/{pod}/{container}", stream(remote::exec))
+            .route(
+                "/exec/{namespace}/{pod}/{uid}/{container}",
+                stream(remote::exec),
+            )
+            .route(
+                "/attach/{namespace}/{pod}/{container}",
+                stream(remote::attach),
+            )
+            .route(
+                "/attach/{namespace}/{pod}/{uid}/{container}",
+                stream(remote::attach),
+            )
+            .route(
+                "/portForward/{namespace}/{pod}",
+                stream(forward::port_forward),
+            )
+            .route(
+                "/portForward/{namespace}/{pod}/{uid}",
+                stream(forward::port_forward),
+            )
             .with_state(self.clone())
     }
 
@@ -128,6 +188,16 @@ impl Kubelet {
         {
             Ok(_) => true,
             Err(e) => !e.is_not_found(),
+        }
+    }
+
+    /// Returns once the pod is gone (polled every second).
+    async fn until_gone(&self, namespace: &str, pod: &str) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if !self.pod_exists(namespace, pod).await {
+                return;
+            }
         }
     }
 

@@ -105,10 +105,16 @@ fn command(local: &ExecLocal, argv: &[String]) -> io::Result<Command> {
     Ok(cmd)
 }
 
-/// Starts `argv` for an exec session.
-pub fn start(local: &ExecLocal, argv: &[String], tty: bool, stdin: bool) -> io::Result<Running> {
+/// Starts `argv` for an exec session: with pipes, or on a terminal of `terminal`'s size
+/// (width, height; set before the command starts, so that it sees it at once).
+pub fn start(
+    local: &ExecLocal,
+    argv: &[String],
+    terminal: Option<(u16, u16)>,
+    stdin: bool,
+) -> io::Result<Running> {
     let mut cmd = command(local, argv)?;
-    if !tty {
+    let Some((width, height)) = terminal else {
         cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -119,8 +125,12 @@ pub fn start(local: &ExecLocal, argv: &[String], tty: bool, stdin: bool) -> io::
             stderr: child.stderr.take().expect("piped"),
         };
         return Ok(Running { child, io });
-    }
+    };
     let (master, slave) = open_terminal()?;
+    let terminal = Terminal { master };
+    if width > 0 && height > 0 {
+        terminal.resize(width, height)?;
+    }
     cmd.stdin(Stdio::from(slave.try_clone()?))
         .stdout(Stdio::from(slave.try_clone()?))
         .stderr(Stdio::from(slave));
@@ -140,7 +150,7 @@ pub fn start(local: &ExecLocal, argv: &[String], tty: bool, stdin: bool) -> io::
     let child = cmd.spawn()?;
     Ok(Running {
         child,
-        io: Streams::Terminal(Terminal { master }),
+        io: Streams::Terminal(terminal),
     })
 }
 
@@ -173,7 +183,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = local(&[("TEST", "test")], dir.path().to_str().unwrap());
         let script = "read line; echo \"$TEST $line $(pwd)\"; echo oops >&2; exit 3";
-        let mut run = start(&l, &argv(&["sh", "-c", script]), false, true).unwrap();
+        let mut run = start(&l, &argv(&["sh", "-c", script]), None, true).unwrap();
         let Streams::Pipes {
             stdin,
             mut stdout,
@@ -201,29 +211,40 @@ mod tests {
         let l = local(&[], "");
         let mut run = start(
             &l,
-            &argv(&["sh", "-c", "sleep 0.3; stty size; test -t 0 && echo tty"]),
-            true,
+            &argv(&[
+                "sh",
+                "-c",
+                "stty size; sleep 0.3; stty size; test -t 0 && echo tty",
+            ]),
+            Some((80, 24)),
             true,
         )
         .unwrap();
         let Streams::Terminal(terminal) = &run.io else {
             panic!("terminal")
         };
-        terminal.resize(100, 40).unwrap();
         let (mut reader, _writer) = terminal.split().unwrap();
         let mut out = Vec::new();
         let mut buf = [0u8; 256];
+        let mut resized = false;
         // The terminal reports EIO once the command has exited and closed its side.
         while let Ok(n) = reader.read(&mut buf).await {
             if n == 0 {
                 break;
             }
             out.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&out).contains("tty") {
+            let text = String::from_utf8_lossy(&out);
+            if text.contains("24 80") && !resized {
+                // The size it started with was seen; now the client's terminal changes.
+                terminal.resize(100, 40).unwrap();
+                resized = true;
+            }
+            if text.contains("tty") {
                 break;
             }
         }
         let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("24 80"), "{text}");
         assert!(text.contains("40 100"), "{text}");
         assert!(text.contains("tty"), "{text}");
         assert!(run.child.wait().await.unwrap().success());
@@ -231,6 +252,6 @@ mod tests {
 
     #[test]
     fn an_empty_command_is_refused() {
-        assert!(start(&local(&[], ""), &[], false, false).is_err());
+        assert!(start(&local(&[], ""), &[], None, false).is_err());
     }
 }
