@@ -158,9 +158,9 @@ where
 }
 
 /// A served cluster on a loopback port with a kube-rs client.
-struct HttpsCluster {
+pub(crate) struct HttpsCluster {
     _dir: tempfile::TempDir,
-    client: kube::Client,
+    pub(crate) client: kube::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -172,7 +172,7 @@ impl Drop for HttpsCluster {
     }
 }
 
-async fn https_cluster(
+pub(crate) async fn https_cluster(
     server: Arc<ApiServer>,
     dir: tempfile::TempDir,
 ) -> anyhow::Result<HttpsCluster> {

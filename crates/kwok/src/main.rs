@@ -1,11 +1,12 @@
 //! The `kwok` binary: without a subcommand it is upstream's `kwok` controller (the node and
 //! pod simulator, against any cluster reached through a kubeconfig); `kwok apiserver` serves the
 //! embedded Kubernetes API server (with `--simulate`, the simulator runs inside it);
-//! `kwok controller-manager` runs the built-in controllers against any API server; `kwok bench`
-//! and `kwok bench-sim` measure them.
+//! `kwok controller-manager` runs the built-in controllers against any API server; `kwok bench`,
+//! `kwok bench-sim` and `kwok bench-streams` measure them.
 
 mod bench;
 mod bench_sim;
+mod bench_streams;
 mod controller;
 mod controller_manager;
 
@@ -49,6 +50,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure the simulator (nodes Ready, pods Running, heartbeats) and print the figures.
     BenchSim(bench_sim::BenchSimArgs),
+    /// Measure followed logs and port-forward connections under load and print the figures.
+    BenchStreams(bench_streams::BenchStreamsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -334,6 +337,7 @@ fn main() -> ExitCode {
             }
             Some(Command::Bench(args)) => bench::run(args).await,
             Some(Command::BenchSim(args)) => bench_sim::run(args).await,
+            Some(Command::BenchStreams(args)) => bench_streams::run(args).await,
             None => controller::run(cli.controller, shutdown_signal()).await,
         }
     });
