@@ -697,6 +697,9 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     let ns = target.namespace.as_deref();
     let registry = &server.registry;
     let format = negotiate(&headers, &query, r);
+    if r.is_metrics() {
+        refuse_metrics_writes(&method, &query, target.sub.as_deref())?;
+    }
 
     match (method, target.name.as_deref(), target.sub.as_deref()) {
         (Method::GET, None, None) => {
@@ -939,6 +942,23 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             Err(ApiError::method_not_allowed(verb, Some(r)))
         }
     }
+}
+
+/// The resource metrics API is read-only and cannot be watched.
+fn refuse_metrics_writes(method: &Method, query: &Query, sub: Option<&str>) -> ApiResult<()> {
+    let watch = parse_bool(query, "watch")?.unwrap_or(false);
+    if *method == Method::GET && !watch && sub.is_none() {
+        return Ok(());
+    }
+    let verb = match *method {
+        Method::GET => "watch",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "unknown",
+    };
+    Err(ApiError::method_not_allowed(verb, None))
 }
 
 /// Answers an access or identity review: every authenticated user is an administrator.

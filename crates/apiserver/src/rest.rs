@@ -201,6 +201,8 @@ pub struct Registry {
     active_namespaces: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Cluster IPs and node ports held by services.
     services: crate::services::ServiceAllocations,
+    /// Where the resource metrics API answers from, when it is served.
+    pub(crate) metrics: std::sync::RwLock<Option<Arc<dyn crate::resourcemetrics::MetricsSource>>>,
 }
 
 /// What deciding how to delete reads; the whole object is decoded only to change it.
@@ -329,6 +331,7 @@ impl Registry {
             namespace_terminating: std::sync::Mutex::new(None),
             active_namespaces: Default::default(),
             services: Default::default(),
+            metrics: Default::default(),
         }
     }
 
@@ -338,6 +341,13 @@ impl Registry {
 
     /// Looks up a served type, built-in or custom.
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+        if group == crate::resourcemetrics::GROUP {
+            return self.serves_metrics().then(|| {
+                crate::resourcemetrics::METRICS_TYPES
+                    .iter()
+                    .find(|r| r.version == version && r.plural == plural)
+            })?;
+        }
         resources::find(group, version, plural).or_else(|| {
             self.custom_types
                 .read()
@@ -352,6 +362,9 @@ impl Registry {
     pub fn types(&self) -> Vec<&'static ResourceType> {
         let mut all: Vec<&'static ResourceType> = resources::RESOURCES.iter().collect();
         all.extend(self.custom_types.read().unwrap().iter().copied());
+        if self.serves_metrics() {
+            all.extend(crate::resourcemetrics::METRICS_TYPES.iter());
+        }
         all
     }
 
@@ -444,6 +457,9 @@ impl Registry {
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<Bytes> {
+        if r.is_metrics() {
+            return self.metrics_get(r, namespace, name);
+        }
         match self.store.get(&r.key(namespace, name)).await? {
             Some(kv) => Ok(crate::crd::present(r, kv.value)),
             None => Err(ApiError::not_found(r, name)),
@@ -557,6 +573,9 @@ impl Registry {
         namespace: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<ListPage> {
+        if r.is_metrics() {
+            return self.metrics_list(r, namespace, opts);
+        }
         let plan = self.plan_list(r, opts)?;
         let prefix = Self::list_prefix(r, namespace);
         let rv = objects::parse_resource_version(&opts.resource_version)?;
@@ -1851,7 +1870,11 @@ impl Registry {
     pub(crate) async fn finish_namespace(&self, name: &str) -> ApiResult<bool> {
         let ns_type = resources::find("", "v1", "namespaces").expect("built in");
         let mut remaining = 0usize;
-        for r in self.types().into_iter().filter(|r| r.namespaced) {
+        for r in self
+            .types()
+            .into_iter()
+            .filter(|r| r.namespaced && r.is_stored())
+        {
             let page = self.list(r, Some(name), &ListOptions::default()).await?;
             for item in page.items {
                 remaining += 1;
@@ -1876,7 +1899,11 @@ impl Registry {
         if remaining > 0 {
             // Whatever was deleted outright is gone; check again on the next round.
             let mut left = 0;
-            for r in self.types().into_iter().filter(|r| r.namespaced) {
+            for r in self
+                .types()
+                .into_iter()
+                .filter(|r| r.namespaced && r.is_stored())
+            {
                 left += self.store.count(&r.key(Some(name), "")).await?;
             }
             if left > 0 {

@@ -3,7 +3,7 @@
 //! deletion policies work, the scheduler, which binds pods to nodes, the controllers over one
 //! shared informer cache (ReplicaSet, ReplicationController, Deployment, Job, StatefulSet,
 //! DaemonSet, CronJob, Endpoints, EndpointSlice, node lifecycle, ResourceQuota, the
-//! PersistentVolume binder), and the
+//! PersistentVolume binder), the horizontal pod autoscaler, and the
 //! namespace defaults (the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap).
 //! [`Selection`] reads which of them run from a `--controllers` value.
 
@@ -18,6 +18,7 @@ mod informer;
 pub mod job;
 pub mod nodelifecycle;
 pub mod persistentvolume;
+pub mod podautoscaler;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod scheduler;
@@ -27,6 +28,7 @@ pub mod statefulset;
 pub mod workloads;
 
 pub use gc::GarbageCollector;
+pub use podautoscaler::PodAutoscaler;
 pub use scheduler::Scheduler;
 pub use selection::Selection;
 pub use serviceaccounts::NamespaceDefaults;

@@ -27,7 +27,8 @@ thread_local! {
     static BASE: Context<'static> = base_context();
 }
 
-fn base_context() -> Context<'static> {
+/// The Stage environment: the Kubernetes CEL libraries and the simulator's own functions.
+pub(crate) fn base_context() -> Context<'static> {
     let mut ctx = Context::default().with_all();
     ctx.add_function("Now", now);
     ctx.add_function("now", now);
