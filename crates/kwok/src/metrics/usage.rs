@@ -28,7 +28,7 @@ use crate::simkinds::Simulations;
 pub fn default_usage() -> Value {
     let from = |resource: &str, fallback: &str| {
         json!({"expression": format!(
-            "\"kwok.x-k8s.io/usage-{resource}\" in pod.metadata.annotations ? Quantity(pod.metadata.annotations[\"kwok.x-k8s.io/usage-{resource}\"]) : Quantity(\"{fallback}\")"
+            "has(pod.metadata.annotations) && \"kwok.x-k8s.io/usage-{resource}\" in pod.metadata.annotations ? Quantity(pod.metadata.annotations[\"kwok.x-k8s.io/usage-{resource}\"]) : Quantity(\"{fallback}\")"
         )})
     };
     json!({
@@ -565,12 +565,11 @@ mod tests {
     use super::*;
 
     fn pod(name: &str, node: &str, cpu: Option<&str>) -> Value {
-        let mut p = json!({"metadata": {"name": name, "namespace": "default", "uid": name,
-            "annotations": {}},
+        let mut p = json!({"metadata": {"name": name, "namespace": "default", "uid": name},
             "spec": {"nodeName": node, "containers": [{"name": "a"}, {"name": "b"}]},
             "status": {"phase": "Running"}});
         if let Some(cpu) = cpu {
-            p["metadata"]["annotations"]["kwok.x-k8s.io/usage-cpu"] = json!(cpu);
+            p["metadata"]["annotations"] = json!({"kwok.x-k8s.io/usage-cpu": cpu});
         }
         p
     }
