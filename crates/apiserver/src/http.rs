@@ -393,6 +393,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     sub: Option<String>,
+    /// The path after `nodes/{name}/proxy`, passed on to the node's kubelet.
+    proxy_path: String,
 }
 
 fn route(registry: &crate::Registry, segments: &[&str]) -> ApiResult<Option<Target>> {
@@ -415,18 +417,21 @@ fn route(registry: &crate::Registry, segments: &[&str]) -> ApiResult<Option<Targ
                     namespace: Some(ns.to_string()),
                     name: None,
                     sub: None,
+                    proxy_path: String::new(),
                 },
                 [name] => Target {
                     r,
                     namespace: Some(ns.to_string()),
                     name: Some(name.to_string()),
                     sub: None,
+                    proxy_path: String::new(),
                 },
                 [name, sub] => Target {
                     r,
                     namespace: Some(ns.to_string()),
                     name: Some(name.to_string()),
                     sub: Some(sub.to_string()),
+                    proxy_path: String::new(),
                 },
                 _ => return Err(not_found()),
             }
@@ -439,18 +444,28 @@ fn route(registry: &crate::Registry, segments: &[&str]) -> ApiResult<Option<Targ
                     namespace: None,
                     name: None,
                     sub: None,
+                    proxy_path: String::new(),
                 },
                 [name] if !r.namespaced => Target {
                     r,
                     namespace: None,
                     name: Some(name.to_string()),
                     sub: None,
+                    proxy_path: String::new(),
                 },
                 [name, sub] if !r.namespaced => Target {
                     r,
                     namespace: None,
                     name: Some(name.to_string()),
                     sub: Some(sub.to_string()),
+                    proxy_path: String::new(),
+                },
+                [name, "proxy", rest @ ..] if !r.namespaced => Target {
+                    r,
+                    namespace: None,
+                    name: Some(name.to_string()),
+                    sub: Some("proxy".to_string()),
+                    proxy_path: format!("/{}", rest.join("/")),
                 },
                 _ => return Err(not_found()),
             }
@@ -905,6 +920,14 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             }
             server
                 .pod_stream(sub, ns.unwrap_or(""), name, &pairs, req)
+                .await
+        }
+        (method, Some(name), Some("proxy")) if r.kind == "Node" => {
+            let mut req = Request::new(body);
+            *req.method_mut() = method;
+            *req.headers_mut() = headers;
+            server
+                .node_proxy(name, &target.proxy_path, &raw_query, req)
                 .await
         }
         (Method::GET, Some(name), Some("log")) => {

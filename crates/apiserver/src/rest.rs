@@ -203,7 +203,13 @@ pub struct Registry {
     services: crate::services::ServiceAllocations,
     /// Where the resource metrics API answers from, when it is served.
     pub(crate) metrics: std::sync::RwLock<Option<Arc<dyn crate::resourcemetrics::MetricsSource>>>,
+    /// Checks of objects of given kinds beyond their schema, by group and kind.
+    object_checks: std::sync::RwLock<Vec<(String, String, ObjectCheck)>>,
 }
+
+/// A check of the objects of one kind beyond their schema, as a built-in validating admission
+/// step: the causes of refusal (none to admit).
+pub type ObjectCheck = Arc<dyn Fn(&Value) -> Vec<Cause> + Send + Sync>;
 
 /// What deciding how to delete reads; the whole object is decoded only to change it.
 static DELETE_READS: std::sync::LazyLock<crate::objects::Projection> =
@@ -332,6 +338,7 @@ impl Registry {
             active_namespaces: Default::default(),
             services: Default::default(),
             metrics: Default::default(),
+            object_checks: Default::default(),
         }
     }
 
@@ -356,6 +363,24 @@ impl Registry {
                 .find(|r| r.group == group && r.version == version && r.plural == plural)
                 .copied()
         })
+    }
+
+    /// Checks every created or updated object of `group` and `kind` with `check`.
+    pub fn add_object_check(&self, group: &str, kind: &str, check: ObjectCheck) {
+        self.object_checks
+            .write()
+            .unwrap()
+            .push((group.to_string(), kind.to_string(), check));
+    }
+
+    fn object_check_causes(&self, r: &ResourceType, obj: &Value) -> Vec<Cause> {
+        self.object_checks
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|(g, k, _)| g == r.group && k == r.kind)
+            .flat_map(|(_, _, check)| check(obj))
+            .collect()
     }
 
     /// Every served type: built-ins first, then custom types.
@@ -736,6 +761,7 @@ impl Registry {
         objects::check_depth(r, &obj)?;
         let mut causes = validation::validate(r, &obj, None);
         causes.extend(admit_custom(r, &mut obj, None).await?);
+        causes.extend(self.object_check_causes(r, &obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -986,6 +1012,7 @@ impl Registry {
         objects::check_depth(r, &next)?;
         let mut causes = validation::validate(r, &next, Some(before));
         causes.extend(admit_custom(r, &mut next, Some(old)).await?);
+        causes.extend(self.object_check_causes(r, &next));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }

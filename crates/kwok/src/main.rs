@@ -286,6 +286,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     );
     let local_cluster: Arc<dyn client::Cluster> =
         Arc::new(client::LocalCluster::new(server.registry.clone()));
+    kwok::metrics::install_checks(&server.registry);
     kwok::simkinds::crds::install(&*local_cluster, kwok::simkinds::crds::simulation_kinds())
         .await
         .map_err(|e| anyhow::anyhow!("install the simulation kinds: {e}"))?;
@@ -317,8 +318,10 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
                 kubelet.simulations.clone(),
                 args.metrics_resolution
                     .max(std::time::Duration::from_millis(100)),
+                &sim.env.opts.simulations,
             );
             server.registry.set_metrics_source(metrics.resource.clone());
+            kubelet.enable_metrics(metrics);
             tracing::info!(resolution = ?args.metrics_resolution, "serving the resource metrics API");
         }
         tracing::info!("simulating nodes and pods in-process");

@@ -245,3 +245,132 @@ fn an_autoscaler_follows_usage_up_and_down() {
     let described = server.ok(27, &["describe", "hpa", "web"]);
     assert!(described.contains("SuccessfulRescale"), "{described}");
 }
+
+#[test]
+fn the_resource_metric_is_scraped_through_nodes_proxy() {
+    let server = metrics_server(&[]);
+    server.ok_stdin(33, &["apply", "-f", "-"], NODE_AND_POD);
+    let path = "/api/v1/nodes/n1/proxy/metrics/nodes/n1/metrics/resource";
+    for minor in [27, 33] {
+        let text = eventually(
+            &server,
+            minor,
+            &["get", "--raw", path],
+            Duration::from_secs(30),
+            |t| t.contains("pod=\"p1\""),
+        );
+        assert!(
+            text.contains("# TYPE node_cpu_usage_seconds_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "container_memory_working_set_bytes{container=\"app\",namespace=\"default\",pod=\"p1\"} 67108864"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("node_memory_working_set_bytes 67108864"),
+            "{text}"
+        );
+    }
+    // A Metric created through the API is served at its own path.
+    server.ok_stdin(
+        33,
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Metric
+metadata: {name: pods-running}
+spec:
+  path: /metrics/nodes/{nodeName}/custom
+  metrics:
+  - name: kwok_started_containers
+    help: Containers started on the node
+    kind: gauge
+    labels: [{name: node, value: node.metadata.name}]
+    value: StartedContainersTotal(node.metadata.name)
+  - name: kwok_pod_cpu
+    kind: histogram
+    dimension: pod
+    value: pod.Usage("cpu")
+    buckets: [{le: 0.1, value: "0"}, {le: 1, value: "1"}]
+"#,
+    );
+    let text = eventually(
+        &server,
+        33,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/nodes/n1/proxy/metrics/nodes/n1/custom",
+        ],
+        Duration::from_secs(30),
+        |t| t.contains("kwok_started_containers"),
+    );
+    assert!(
+        text.contains("kwok_started_containers{node=\"n1\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("kwok_pod_cpu_bucket{le=\"1\"} 1"), "{text}");
+    assert!(text.contains("kwok_pod_cpu_sum 0.25"), "{text}");
+    let targets = server.ok(
+        33,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/nodes/n1/proxy/discovery/prometheus",
+        ],
+    );
+    assert!(targets.contains("/metrics/nodes/n1/custom"), "{targets}");
+}
+
+#[test]
+fn simulation_objects_with_bad_cel_are_refused() {
+    let server = metrics_server(&[]);
+    for minor in [27, 33] {
+        let out = server.kubectl_stdin(
+            minor,
+            &["apply", "-f", "-"],
+            Some(
+                r#"
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterResourceUsage
+metadata: {name: broken}
+spec:
+  usages:
+  - usage:
+      cpu: {expression: "Quantity(\"1m\") +"}
+"#,
+            ),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("ClusterResourceUsage \"broken\" is invalid")
+                && stderr.contains("spec.usages[0].usage[cpu].expression")
+                && stderr.contains("invalid CEL expression"),
+            "{stderr}"
+        );
+        let out = server.kubectl_stdin(
+            minor,
+            &["apply", "-f", "-"],
+            Some(
+                r#"
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Metric
+metadata: {name: broken}
+spec:
+  path: /broken
+  metrics: [{name: m, kind: gauge, value: "node.("}]
+"#,
+            ),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("spec.metrics[0].value") && stderr.contains("invalid CEL expression"),
+            "{stderr}"
+        );
+    }
+}

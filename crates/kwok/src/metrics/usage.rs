@@ -39,6 +39,37 @@ pub fn default_usage() -> Value {
     })
 }
 
+/// What is wrong with a `ResourceUsage` or `ClusterResourceUsage` object: `(field, value,
+/// detail)` for each expression that does not compile and each value that is no quantity.
+pub fn problems(object: &Value) -> Vec<(String, Value, String)> {
+    let mut out = Vec::new();
+    let usages = object.at("/spec/usages").and_then(Value::as_array);
+    for (i, entry) in usages.into_iter().flatten().enumerate() {
+        let rules = entry.get("usage").and_then(Value::as_object);
+        for (resource, rule) in rules.into_iter().flatten() {
+            let at = format!("spec.usages[{i}].usage[{resource}]");
+            if let Some(source) = rule.get("expression").and_then(Value::as_str)
+                && let Err(e) = Program::compile(source)
+            {
+                out.push((
+                    format!("{at}.expression"),
+                    json!(source),
+                    format!(
+                        "invalid CEL expression: {}",
+                        super::first_line(&e.to_string())
+                    ),
+                ));
+            }
+            if let Some(Value::String(q)) = rule.get("value")
+                && let Err(e) = quantity::parse(q)
+            {
+                out.push((format!("{at}.value"), json!(q), e));
+            }
+        }
+    }
+    out
+}
+
 type PodKey = (String, String);
 
 #[derive(Default)]
@@ -454,15 +485,6 @@ fn metrics_context() -> Context<'static> {
     ctx
 }
 
-/// The receiver (if any) followed by the arguments.
-fn arguments(ftx: &FunctionContext) -> Result<Vec<CelValue>, ExecutionError> {
-    let mut out: Vec<CelValue> = ftx.this.iter().cloned().collect();
-    for expr in ftx.args {
-        out.push(ftx.ptx.resolve(expr)?);
-    }
-    Ok(out)
-}
-
 fn string_arg(args: &[CelValue], i: usize, name: &str) -> Result<Option<String>, ExecutionError> {
     match args.get(i) {
         None => Ok(None),
@@ -515,7 +537,7 @@ fn usage_call(ftx: &FunctionContext, cumulative: bool) -> Result<CelValue, Execu
     } else {
         "Usage"
     };
-    let args = arguments(ftx)?;
+    let args = crate::stage::cel::receiver_and_arguments(ftx)?;
     let model = active()?;
     let target = args
         .first()
@@ -541,7 +563,7 @@ fn cumulative_usage_fn(ftx: &FunctionContext) -> Result<CelValue, ExecutionError
 }
 
 fn quantity_fn(ftx: &FunctionContext) -> Result<CelValue, ExecutionError> {
-    let args = arguments(ftx)?;
+    let args = crate::stage::cel::receiver_and_arguments(ftx)?;
     let text = string_arg(&args, 0, "Quantity")?
         .ok_or_else(|| ExecutionError::function_error("Quantity", "expects a string"))?;
     quantity::parse(&text)
@@ -550,7 +572,7 @@ fn quantity_fn(ftx: &FunctionContext) -> Result<CelValue, ExecutionError> {
 }
 
 fn started_containers_fn(ftx: &FunctionContext) -> Result<CelValue, ExecutionError> {
-    let args = arguments(ftx)?;
+    let args = crate::stage::cel::receiver_and_arguments(ftx)?;
     let model = active()?;
     let node = match args.first() {
         Some(CelValue::String(s)) => s.to_string(),
