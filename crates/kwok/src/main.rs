@@ -1,10 +1,11 @@
 //! The `kwok` binary: without a subcommand it is upstream's `kwok` controller (the node and
 //! pod simulator, against any cluster reached through a kubeconfig); `kwok apiserver` serves the
 //! embedded Kubernetes API server (with `--simulate`, the simulator runs inside it);
-//! `kwok controller-manager` runs the built-in controllers against any API server; `kwok bench`
-//! and `kwok bench-sim` measure them.
+//! `kwok controller-manager` runs the built-in controllers against any API server; `kwok bench`,
+//! `kwok bench-sim` and `kwok bench-metrics` measure them.
 
 mod bench;
+mod bench_metrics;
 mod bench_sim;
 mod controller;
 mod controller_manager;
@@ -49,6 +50,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure the simulator (nodes Ready, pods Running, heartbeats) and print the figures.
     BenchSim(bench_sim::BenchSimArgs),
+    /// Measure `kubectl top` and the Metric endpoints of a simulated cluster.
+    BenchMetrics(bench_metrics::BenchMetricsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -358,6 +361,7 @@ fn main() -> ExitCode {
             }
             Some(Command::Bench(args)) => bench::run(args).await,
             Some(Command::BenchSim(args)) => bench_sim::run(args).await,
+            Some(Command::BenchMetrics(args)) => bench_metrics::run(args).await,
             None => controller::run(cli.controller, shutdown_signal()).await,
         }
     });

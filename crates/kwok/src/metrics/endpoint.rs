@@ -215,6 +215,15 @@ pub fn render(spec: &MetricSpec, node_name: &str, model: &Arc<UsageModel>) -> St
         .map(|n| (*n).clone())
         .unwrap_or_else(|| json!({"metadata": {"name": node_name}}));
     let pods = model.index.pods_on(node_name);
+    super::usage::conversion_scope(|| render_metrics(spec, &node, &pods, model))
+}
+
+fn render_metrics(
+    spec: &MetricSpec,
+    node: &Value,
+    pods: &[Arc<Value>],
+    model: &Arc<UsageModel>,
+) -> String {
     let mut out = String::new();
     for metric in &spec.metrics {
         let kind = if metric.kind.is_empty() {
@@ -224,7 +233,7 @@ pub fn render(spec: &MetricSpec, node_name: &str, model: &Arc<UsageModel>) -> St
         };
         let _ = writeln!(out, "# HELP {} {}", metric.name, metric.help);
         let _ = writeln!(out, "# TYPE {} {kind}", metric.name);
-        for vars in samples(metric, &node, &pods) {
+        for vars in samples(metric, node, pods) {
             write_sample(&mut out, metric, kind, model, &vars);
         }
     }

@@ -90,7 +90,8 @@ impl ResourceMetrics {
         let mut per_node: BTreeMap<String, (f64, f64)> = BTreeMap::new();
         let mut pods: BTreeMap<String, Vec<Arc<Value>>> = BTreeMap::new();
         for pod in self.model.index.running_pods() {
-            let (metrics, cpu, memory) = self.pod_metrics(&pod, &now, &window);
+            let (metrics, cpu, memory) =
+                super::usage::conversion_scope(|| self.pod_metrics(&pod, &now, &window));
             let node = pod
                 .at("/spec/nodeName")
                 .and_then(Value::as_str)

@@ -208,11 +208,20 @@ struct Counter {
     at: Instant,
 }
 
+/// The variables an expression may use, in the order of [`Compiled::uses`].
+const VARIABLES: [&str; 3] = ["node", "pod", "container"];
+
+/// A compiled expression and which variables it uses (only those are converted to CEL).
+pub struct Compiled {
+    program: Program,
+    uses: [bool; 3],
+}
+
 /// Container usage from the simulation objects, sums and cumulative counters.
 pub struct UsageModel {
     pub simulations: Arc<Simulations>,
     pub index: Arc<PodIndex>,
-    programs: Mutex<HashMap<String, Arc<Program>>>,
+    programs: Mutex<HashMap<String, Arc<Compiled>>>,
     counters: Mutex<HashMap<(String, String, String), Counter>>,
 }
 
@@ -258,17 +267,20 @@ impl UsageModel {
     }
 
     /// Compiles an expression, once per source text.
-    pub fn program(&self, source: &str) -> Result<Arc<Program>, String> {
+    pub fn program(&self, source: &str) -> Result<Arc<Compiled>, String> {
         if let Some(p) = self.programs.lock().unwrap().get(source) {
             return Ok(p.clone());
         }
         let program =
-            Arc::new(Program::compile(source).map_err(|e| format!("invalid CEL {source:?}: {e}"))?);
+            Program::compile(source).map_err(|e| format!("invalid CEL {source:?}: {e}"))?;
+        let references = program.references();
+        let uses = VARIABLES.map(|name| references.has_variable(name));
+        let compiled = Arc::new(Compiled { program, uses });
         self.programs
             .lock()
             .unwrap()
-            .insert(source.to_string(), program.clone());
-        Ok(program)
+            .insert(source.to_string(), compiled.clone());
+        Ok(compiled)
     }
 
     /// What one container of a pod uses of `resource` now (cores, bytes); 0 without a rule.
@@ -404,21 +416,62 @@ impl UsageModel {
         let _active = Active::enter(self.clone())?;
         BASE.with(|base| {
             let mut scope = base.new_inner_scope();
-            for (name, value) in [
-                ("node", vars.node),
-                ("pod", vars.pod),
-                ("container", vars.container),
-            ] {
-                if let Some(v) = value {
-                    let v = kube_cel::cel::to_value(v).map_err(|e| e.to_string())?;
-                    scope.add_variable_from_value(name, v);
+            let values = [vars.node, vars.pod, vars.container];
+            for ((name, value), used) in VARIABLES.iter().zip(values).zip(program.uses) {
+                if let Some(v) = value.filter(|_| used) {
+                    scope.add_variable_from_value(*name, to_cel(v)?);
                 }
             }
             program
+                .program
                 .execute(&scope)
                 .map_err(|e| format!("{source:?}: {e}"))
         })
     }
+}
+
+thread_local! {
+    /// Objects already converted to CEL within a [`conversion_scope`], by address, uid or
+    /// name, and resourceVersion.
+    static CONVERTED: RefCell<Option<HashMap<(usize, String), CelValue>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the CEL forms of objects kept for reuse: a render evaluates many expressions
+/// over the same node and pods. The forms are dropped when `f` returns.
+pub fn conversion_scope<R>(f: impl FnOnce() -> R) -> R {
+    let outer = CONVERTED.with(|c| c.borrow().is_some());
+    if !outer {
+        CONVERTED.with(|c| *c.borrow_mut() = Some(HashMap::new()));
+    }
+    let result = f();
+    if !outer {
+        CONVERTED.with(|c| *c.borrow_mut() = None);
+    }
+    result
+}
+
+fn to_cel(v: &Value) -> Result<CelValue, String> {
+    let identity = || {
+        let meta = |p: &str| v.at(p).and_then(Value::as_str).unwrap_or("");
+        let id = if meta("/metadata/uid").is_empty() {
+            meta("/metadata/name")
+        } else {
+            meta("/metadata/uid")
+        };
+        format!("{id}/{}", meta("/metadata/resourceVersion"))
+    };
+    let key = (v as *const Value as usize, identity());
+    if let Some(found) = CONVERTED.with(|c| c.borrow().as_ref().and_then(|m| m.get(&key).cloned()))
+    {
+        return Ok(found);
+    }
+    let converted = kube_cel::cel::to_value(v).map_err(|e| e.to_string())?;
+    CONVERTED.with(|c| {
+        if let Some(m) = c.borrow_mut().as_mut() {
+            m.insert(key, converted.clone());
+        }
+    });
+    Ok(converted)
 }
 
 /// The variables of an expression: which there are depends on the dimension.
