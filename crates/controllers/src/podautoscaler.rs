@@ -444,25 +444,20 @@ impl PodAutoscaler {
             replicas: proposed,
         });
         let stabilized = current.max(up).min(down);
-        if stabilized != proposed {
-            set_condition(
-                conditions,
-                "AbleToScale",
-                "True",
+        let (reason, message) = match proposed.cmp(&stabilized) {
+            std::cmp::Ordering::Greater => (
+                "ScaleUpStabilized",
+                "recent recommendations were lower than current one, applying the lowest recent recommendation",
+            ),
+            std::cmp::Ordering::Less => (
                 "ScaleDownStabilized",
                 "recent recommendations were higher than current one, applying the highest recent recommendation",
-                false,
-            );
-        } else {
-            set_condition(
-                conditions,
-                "AbleToScale",
-                "True",
-                "ReadyForNewScale",
-                "recommended size matches current size",
-                false,
-            );
-        }
+            ),
+            std::cmp::Ordering::Equal => {
+                ("ReadyForNewScale", "recommended size matches current size")
+            }
+        };
+        set_condition(conditions, "AbleToScale", "True", reason, message, false);
         let changed_since = |period: i64, up_direction: bool| -> i64 {
             h.events
                 .iter()
