@@ -89,7 +89,17 @@ impl ResourceMetrics {
         let window = window(self.resolution);
         let mut per_node: BTreeMap<String, (f64, f64)> = BTreeMap::new();
         let mut pods: BTreeMap<String, Vec<Arc<Value>>> = BTreeMap::new();
-        for pod in self.model.index.running_pods() {
+        let running = self.model.index.running_pods();
+        let uids = running
+            .iter()
+            .filter_map(|p| {
+                p.at("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+            .collect();
+        self.model.retain_pods(&uids);
+        for pod in running {
             let (metrics, cpu, memory) =
                 super::usage::conversion_scope(|| self.pod_metrics(&pod, &now, &window));
             let node = pod

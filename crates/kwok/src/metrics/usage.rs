@@ -211,10 +211,12 @@ struct Counter {
 /// The variables an expression may use, in the order of [`Compiled::uses`].
 const VARIABLES: [&str; 3] = ["node", "pod", "container"];
 
-/// A compiled expression and which variables it uses (only those are converted to CEL).
+/// A compiled expression, which variables it uses (only those are converted to CEL), and
+/// whether its value depends on the pod and container alone.
 pub struct Compiled {
     program: Program,
     uses: [bool; 3],
+    pod_only: bool,
 }
 
 /// Container usage from the simulation objects, sums and cumulative counters.
@@ -222,8 +224,27 @@ pub struct UsageModel {
     pub simulations: Arc<Simulations>,
     pub index: Arc<PodIndex>,
     programs: Mutex<HashMap<String, Arc<Compiled>>>,
-    counters: Mutex<HashMap<(String, String, String), Counter>>,
+    counters: Mutex<HashMap<ContainerResource, Counter>>,
+    /// Values of expressions that depend on the pod alone, by pod uid, container and
+    /// resource, with the pod's resourceVersion they were computed at.
+    settled: Mutex<HashMap<ContainerResource, (String, f64)>>,
 }
+
+/// Pod uid, container name and resource name.
+type ContainerResource = (String, String, String);
+
+/// Functions whose value changes with time or with other objects: an expression calling one
+/// is evaluated every time.
+const UNSETTLED_FUNCTIONS: &[&str] = &[
+    "Now",
+    "now",
+    "Rand",
+    "SinceSecond",
+    "Usage",
+    "CumulativeUsage",
+    "StartedContainersTotal",
+    "startedContainersTotal",
+];
 
 /// The containers of a pod spec, by name.
 pub fn container_names(pod: &Value) -> Vec<String> {
@@ -263,6 +284,7 @@ impl UsageModel {
             index,
             programs: Mutex::default(),
             counters: Mutex::default(),
+            settled: Mutex::default(),
         })
     }
 
@@ -275,7 +297,15 @@ impl UsageModel {
             Program::compile(source).map_err(|e| format!("invalid CEL {source:?}: {e}"))?;
         let references = program.references();
         let uses = VARIABLES.map(|name| references.has_variable(name));
-        let compiled = Arc::new(Compiled { program, uses });
+        let pod_only = !uses[0]
+            && !UNSETTLED_FUNCTIONS
+                .iter()
+                .any(|f| references.has_function(f));
+        let compiled = Arc::new(Compiled {
+            program,
+            uses,
+            pod_only,
+        });
         self.programs
             .lock()
             .unwrap()
@@ -293,28 +323,74 @@ impl UsageModel {
             return 0.0;
         };
         if let Some(expression) = rule.expression.as_deref().filter(|e| !e.trim().is_empty()) {
-            let node = self.index.node(node_of(pod));
-            let spec = container_spec(pod, container).cloned();
-            let vars = Vars {
-                node: node.as_deref(),
-                pod: Some(pod),
-                container: spec.as_ref(),
-            };
-            return self.number(expression, &vars).unwrap_or_else(|e| {
-                tracing::debug!(
-                    pod = name,
-                    container,
-                    resource,
-                    "usage expression failed: {e}"
-                );
-                0.0
-            });
+            let pod_only = self.program(expression).is_ok_and(|p| p.pod_only);
+            let version = pod
+                .at("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let key = (
+                pod.at("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                container.to_string(),
+                resource.to_string(),
+            );
+            if pod_only
+                && !version.is_empty()
+                && let Some((at, value)) = self.settled.lock().unwrap().get(&key)
+                && at == version
+            {
+                return *value;
+            }
+            let value = self.evaluate_usage(pod, container, resource, expression);
+            if pod_only && !version.is_empty() {
+                self.settled
+                    .lock()
+                    .unwrap()
+                    .insert(key, (version.to_string(), value));
+            }
+            return value;
         }
         match &rule.value {
             Some(Value::String(s)) => quantity::parse(s).unwrap_or(0.0),
             Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
             _ => 0.0,
         }
+    }
+
+    /// Forgets the settled values of pods other than `uids` (those deleted or stopped).
+    pub fn retain_pods(&self, uids: &std::collections::HashSet<String>) {
+        self.settled
+            .lock()
+            .unwrap()
+            .retain(|(uid, _, _), _| uids.contains(uid));
+    }
+
+    fn evaluate_usage(
+        self: &Arc<Self>,
+        pod: &Value,
+        container: &str,
+        resource: &str,
+        expression: &str,
+    ) -> f64 {
+        let node = self.index.node(node_of(pod));
+        let spec = container_spec(pod, container).cloned();
+        let vars = Vars {
+            node: node.as_deref(),
+            pod: Some(pod),
+            container: spec.as_ref(),
+        };
+        self.number(expression, &vars).unwrap_or_else(|e| {
+            let name = key_of(pod).1;
+            tracing::debug!(
+                pod = name,
+                container,
+                resource,
+                "usage expression failed: {e}"
+            );
+            0.0
+        })
     }
 
     /// A pod's usage: one container's, or the sum of all.
