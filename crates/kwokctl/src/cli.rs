@@ -92,7 +92,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CreateCommand {
     /// Creates a cluster
-    Cluster(CreateClusterArgs),
+    Cluster(Box<CreateClusterArgs>),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -124,9 +124,15 @@ pub struct CreateClusterArgs {
     /// Prefix of the keys in etcd
     #[arg(long)]
     pub etcd_prefix: Option<String>,
+    /// Enable a component: metrics-server (the resource metrics API, for kubectl top and autoscalers)
+    #[arg(long, value_delimiter = ',')]
+    pub enable: Vec<String>,
     /// Disable a component, e.g. kube-scheduler or kube-controller-manager
     #[arg(long, value_delimiter = ',')]
     pub disable: Vec<String>,
+    /// Enable the metrics-server (deprecated: use --enable metrics-server)
+    #[arg(long)]
+    pub enable_metrics_server: bool,
     /// Disable the kube-scheduler (deprecated: use --disable kube-scheduler)
     #[arg(long)]
     pub disable_kube_scheduler: bool,

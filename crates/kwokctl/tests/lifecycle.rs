@@ -373,3 +373,36 @@ fn a_disabled_scheduler_leaves_pods_to_the_users_own() {
         "a pod was scheduled with the scheduler disabled"
     );
 }
+
+#[test]
+fn metrics_server_makes_kubectl_top_work() {
+    let env = new_env();
+    let refused = env
+        .kwokctl(&["create", "cluster", "--enable", "grafana"])
+        .failure();
+    assert!(
+        refused
+            .stderr
+            .contains("unknown component \"grafana\" for --enable"),
+        "{refused:#?}"
+    );
+    env.kwokctl(&["create", "cluster", "--enable", "metrics-server"])
+        .success();
+    let config = std::fs::read_to_string(env.workdir.join("clusters/kwok/kwok.yaml")).unwrap();
+    assert!(config.contains("metrics-server"), "{config}");
+    env.kwokctl(&["scale", "node", "--replicas", "1"]).success();
+    env.kwokctl(&["scale", "pod", "--replicas", "1"]).success();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let top = env.kubectl("1.33", &["top", "pod", "-A"]);
+        if top.code == Some(0) && top.stdout.contains("1m") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl top pod never answered: {top:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    env.kwokctl(&["delete", "cluster"]).success();
+}
