@@ -126,6 +126,10 @@ struct ApiserverArgs {
     /// Run the node and pod simulator in-process, with the default Stages, on every node.
     #[arg(long, default_value_t = false)]
     simulate: bool,
+    /// With --simulate, also serve the simulator's kubelet surface (health, metrics, logs, exec,
+    /// attach, port-forward, Metric paths) over HTTP on this address, as `kwok --server-address`.
+    #[arg(long, requires = "simulate")]
+    server_address: Option<String>,
     /// A config file for the in-process simulator: its Stages replace the default ones, and
     /// its Logs, Exec, PortForward, ... objects say what simulated pods answer.
     #[arg(long)]
@@ -330,6 +334,14 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             server.registry.set_metrics_source(metrics.resource.clone());
             kubelet.enable_metrics(metrics);
             tracing::info!(resolution = ?args.metrics_resolution, "serving the resource metrics API");
+        }
+        if let Some(address) = args.server_address.clone() {
+            tokio::spawn(async move {
+                if let Err(e) = kubelet.serve(&address).await {
+                    tracing::error!("{e:#}");
+                    std::process::exit(1);
+                }
+            });
         }
         tracing::info!("simulating nodes and pods in-process");
     }

@@ -121,6 +121,10 @@ pub struct CreateClusterArgs {
     /// Port of etcd given to the host, only for binary runtime (default random)
     #[arg(long)]
     pub etcd_port: Option<u32>,
+    /// Port of kwok-controller given to the host (its kubelet surface: logs, exec, attach,
+    /// port-forward, metrics, health) (default random for the binary runtime, none for embedded)
+    #[arg(long)]
+    pub controller_port: Option<u32>,
     /// Prefix of the keys in etcd
     #[arg(long)]
     pub etcd_prefix: Option<String>,

@@ -457,6 +457,7 @@ pub struct OptionFlags {
     pub kube_controller_manager_binary: Option<String>,
     pub kube_scheduler_binary: Option<String>,
     pub etcd_port: Option<u32>,
+    pub controller_port: Option<u32>,
     pub etcd_prefix: Option<String>,
     pub enable: Vec<String>,
     pub disable: Vec<String>,
@@ -514,6 +515,11 @@ pub fn resolve_options(from_files: &Options, env: &Env, flags: &OptionFlags) -> 
         flags.kube_apiserver_port,
     );
     port(&mut options.etcd_port, "ETCD_PORT", flags.etcd_port);
+    port(
+        &mut options.kwok_controller_port,
+        "CONTROLLER_PORT",
+        flags.controller_port,
+    );
     let switch = |option: &mut bool, var: &str, flag: bool| {
         if let Some(value) = env.kwok(var).and_then(|v| v.parse::<bool>().ok()) {
             *option = value;

@@ -42,6 +42,7 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
         kube_controller_manager_binary: args.kube_controller_manager_binary.clone(),
         kube_scheduler_binary: args.kube_scheduler_binary.clone(),
         etcd_port: args.etcd_port,
+        controller_port: args.controller_port,
         etcd_prefix: args.etcd_prefix.clone(),
         enable: args.enable.clone(),
         disable: args.disable.clone(),
@@ -296,6 +297,11 @@ pub fn embedded_component(
             // metrics-server's part, served by the same process from the simulated usage.
             args.push("--enable-metrics".into());
         }
+    }
+    if options.kwok_controller_port != 0 && !options.is_disabled("kwok-controller") {
+        // The in-process simulator's kubelet surface, on the host port asked for.
+        args.push("--server-address".into());
+        args.push(format!("127.0.0.1:{}", options.kwok_controller_port));
     }
     args.extend(
         extra_args
