@@ -393,6 +393,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     sub: Option<String>,
+    /// The path after `nodes/{name}/proxy`, passed on to the node's kubelet.
+    proxy_path: String,
 }
 
 fn route(registry: &crate::Registry, segments: &[&str]) -> ApiResult<Option<Target>> {
@@ -415,18 +417,21 @@ fn route(registry: &crate::Registry, segments: &[&str]) -> ApiResult<Option<Targ
                     namespace: Some(ns.to_string()),
                     name: None,
                     sub: None,
+                    proxy_path: String::new(),
                 },
                 [name] => Target {
                     r,
                     namespace: Some(ns.to_string()),
                     name: Some(name.to_string()),
                     sub: None,
+                    proxy_path: String::new(),
                 },
                 [name, sub] => Target {
                     r,
                     namespace: Some(ns.to_string()),
                     name: Some(name.to_string()),
                     sub: Some(sub.to_string()),
+                    proxy_path: String::new(),
                 },
                 _ => return Err(not_found()),
             }
@@ -439,18 +444,28 @@ fn route(registry: &crate::Registry, segments: &[&str]) -> ApiResult<Option<Targ
                     namespace: None,
                     name: None,
                     sub: None,
+                    proxy_path: String::new(),
                 },
                 [name] if !r.namespaced => Target {
                     r,
                     namespace: None,
                     name: Some(name.to_string()),
                     sub: None,
+                    proxy_path: String::new(),
                 },
                 [name, sub] if !r.namespaced => Target {
                     r,
                     namespace: None,
                     name: Some(name.to_string()),
                     sub: Some(sub.to_string()),
+                    proxy_path: String::new(),
+                },
+                [name, "proxy", rest @ ..] if !r.namespaced => Target {
+                    r,
+                    namespace: None,
+                    name: Some(name.to_string()),
+                    sub: Some("proxy".to_string()),
+                    proxy_path: format!("/{}", rest.join("/")),
                 },
                 _ => return Err(not_found()),
             }
@@ -697,6 +712,9 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     let ns = target.namespace.as_deref();
     let registry = &server.registry;
     let format = negotiate(&headers, &query, r);
+    if r.is_metrics() {
+        refuse_metrics_writes(&method, &query, target.sub.as_deref())?;
+    }
 
     match (method, target.name.as_deref(), target.sub.as_deref()) {
         (Method::GET, None, None) => {
@@ -904,6 +922,14 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 .pod_stream(sub, ns.unwrap_or(""), name, &pairs, req)
                 .await
         }
+        (method, Some(name), Some("proxy")) if r.kind == "Node" => {
+            let mut req = Request::new(body);
+            *req.method_mut() = method;
+            *req.headers_mut() = headers;
+            server
+                .node_proxy(name, &target.proxy_path, &raw_query, req)
+                .await
+        }
         (Method::GET, Some(name), Some("log")) => {
             let pairs: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
                 .into_owned()
@@ -939,6 +965,23 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             Err(ApiError::method_not_allowed(verb, Some(r)))
         }
     }
+}
+
+/// The resource metrics API is read-only and cannot be watched.
+fn refuse_metrics_writes(method: &Method, query: &Query, sub: Option<&str>) -> ApiResult<()> {
+    let watch = parse_bool(query, "watch")?.unwrap_or(false);
+    if *method == Method::GET && !watch && sub.is_none() {
+        return Ok(());
+    }
+    let verb = match *method {
+        Method::GET => "watch",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "unknown",
+    };
+    Err(ApiError::method_not_allowed(verb, None))
 }
 
 /// Answers an access or identity review: every authenticated user is an administrator.

@@ -25,6 +25,7 @@ pub mod objects;
 pub mod patch;
 mod printers;
 mod protobuf;
+pub mod resourcemetrics;
 pub mod resources;
 pub mod rest;
 pub mod selectors;

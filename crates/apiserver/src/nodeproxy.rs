@@ -1,5 +1,5 @@
-//! Requests the API server hands to a node's kubelet: `pods/log` today (`exec`, `attach`,
-//! `portforward` and `nodes/proxy` use the same way there). The pod's node is looked up, the
+//! Requests the API server hands to a node's kubelet: `pods/log`, `exec`, `attach`,
+//! `portforward` and `nodes/proxy`. The pod's node is looked up, the
 //! request is checked as kube-apiserver checks it, rewritten to the kubelet's path, and sent
 //! through a [`KubeletConnector`]: in-process to the simulator's kubelet-like server in the
 //! embedded runtime, or over the network to the address the node advertises
@@ -158,6 +158,33 @@ impl crate::ApiServer {
             .headers
             .insert(header::CONTENT_TYPE, "text/plain".parse().expect("valid"));
         Ok(Response::from_parts(parts, body))
+    }
+}
+
+impl crate::ApiServer {
+    /// `nodes/{name}/proxy/{path}`: the request goes to the node's kubelet at `path` (a node
+    /// name may carry a port, `n1:10250`, which the kubelet's advertised port replaces).
+    pub(crate) async fn node_proxy(
+        &self,
+        name: &str,
+        path: &str,
+        raw_query: &str,
+        req: Request<Body>,
+    ) -> ApiResult<Response<Body>> {
+        let node_name = name.split_once(':').map_or(name, |(n, _)| n);
+        let nodes = resources::find("", "v1", "nodes").expect("built in");
+        let node = decode(&self.registry.get(nodes, None, node_name).await?)?;
+        let (mut parts, body) = req.into_parts();
+        let uri = if raw_query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{raw_query}")
+        };
+        parts.uri = uri
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("invalid proxy path: {e}")))?;
+        self.to_kubelet(&node, Request::from_parts(parts, body))
+            .await
     }
 }
 

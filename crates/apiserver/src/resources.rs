@@ -37,9 +37,21 @@ impl ResourceType {
         matches!(self.group, "authorization.k8s.io" | "authentication.k8s.io")
     }
 
+    /// Resource metrics are sampled, never stored: they only support `get` and `list`.
+    pub fn is_metrics(&self) -> bool {
+        self.group == crate::resourcemetrics::GROUP
+    }
+
+    /// Whether objects of this type live in the store.
+    pub fn is_stored(&self) -> bool {
+        !self.is_review() && !self.is_metrics()
+    }
+
     /// The verbs this type supports.
     pub fn verbs(&self) -> &'static [&'static str] {
-        if self.is_review() {
+        if self.is_metrics() {
+            crate::resourcemetrics::VERBS
+        } else if self.is_review() {
             &["create"]
         } else {
             ALL_VERBS

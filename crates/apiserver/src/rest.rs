@@ -201,7 +201,15 @@ pub struct Registry {
     active_namespaces: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Cluster IPs and node ports held by services.
     services: crate::services::ServiceAllocations,
+    /// Where the resource metrics API answers from, when it is served.
+    pub(crate) metrics: std::sync::RwLock<Option<Arc<dyn crate::resourcemetrics::MetricsSource>>>,
+    /// Checks of objects of given kinds beyond their schema, by group and kind.
+    object_checks: std::sync::RwLock<Vec<(String, String, ObjectCheck)>>,
 }
+
+/// A check of the objects of one kind beyond their schema, as a built-in validating admission
+/// step: the causes of refusal (none to admit).
+pub type ObjectCheck = Arc<dyn Fn(&Value) -> Vec<Cause> + Send + Sync>;
 
 /// What deciding how to delete reads; the whole object is decoded only to change it.
 static DELETE_READS: std::sync::LazyLock<crate::objects::Projection> =
@@ -329,6 +337,8 @@ impl Registry {
             namespace_terminating: std::sync::Mutex::new(None),
             active_namespaces: Default::default(),
             services: Default::default(),
+            metrics: Default::default(),
+            object_checks: Default::default(),
         }
     }
 
@@ -338,6 +348,13 @@ impl Registry {
 
     /// Looks up a served type, built-in or custom.
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+        if group == crate::resourcemetrics::GROUP {
+            return self.serves_metrics().then(|| {
+                crate::resourcemetrics::METRICS_TYPES
+                    .iter()
+                    .find(|r| r.version == version && r.plural == plural)
+            })?;
+        }
         resources::find(group, version, plural).or_else(|| {
             self.custom_types
                 .read()
@@ -348,10 +365,31 @@ impl Registry {
         })
     }
 
+    /// Checks every created or updated object of `group` and `kind` with `check`.
+    pub fn add_object_check(&self, group: &str, kind: &str, check: ObjectCheck) {
+        self.object_checks
+            .write()
+            .unwrap()
+            .push((group.to_string(), kind.to_string(), check));
+    }
+
+    fn object_check_causes(&self, r: &ResourceType, obj: &Value) -> Vec<Cause> {
+        self.object_checks
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|(g, k, _)| g == r.group && k == r.kind)
+            .flat_map(|(_, _, check)| check(obj))
+            .collect()
+    }
+
     /// Every served type: built-ins first, then custom types.
     pub fn types(&self) -> Vec<&'static ResourceType> {
         let mut all: Vec<&'static ResourceType> = resources::RESOURCES.iter().collect();
         all.extend(self.custom_types.read().unwrap().iter().copied());
+        if self.serves_metrics() {
+            all.extend(crate::resourcemetrics::METRICS_TYPES.iter());
+        }
         all
     }
 
@@ -444,6 +482,9 @@ impl Registry {
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<Bytes> {
+        if r.is_metrics() {
+            return self.metrics_get(r, namespace, name);
+        }
         match self.store.get(&r.key(namespace, name)).await? {
             Some(kv) => Ok(crate::crd::present(r, kv.value)),
             None => Err(ApiError::not_found(r, name)),
@@ -557,6 +598,9 @@ impl Registry {
         namespace: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<ListPage> {
+        if r.is_metrics() {
+            return self.metrics_list(r, namespace, opts);
+        }
         let plan = self.plan_list(r, opts)?;
         let prefix = Self::list_prefix(r, namespace);
         let rv = objects::parse_resource_version(&opts.resource_version)?;
@@ -717,6 +761,7 @@ impl Registry {
         objects::check_depth(r, &obj)?;
         let mut causes = validation::validate(r, &obj, None);
         causes.extend(admit_custom(r, &mut obj, None).await?);
+        causes.extend(self.object_check_causes(r, &obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -967,6 +1012,7 @@ impl Registry {
         objects::check_depth(r, &next)?;
         let mut causes = validation::validate(r, &next, Some(before));
         causes.extend(admit_custom(r, &mut next, Some(old)).await?);
+        causes.extend(self.object_check_causes(r, &next));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -1851,7 +1897,11 @@ impl Registry {
     pub(crate) async fn finish_namespace(&self, name: &str) -> ApiResult<bool> {
         let ns_type = resources::find("", "v1", "namespaces").expect("built in");
         let mut remaining = 0usize;
-        for r in self.types().into_iter().filter(|r| r.namespaced) {
+        for r in self
+            .types()
+            .into_iter()
+            .filter(|r| r.namespaced && r.is_stored())
+        {
             let page = self.list(r, Some(name), &ListOptions::default()).await?;
             for item in page.items {
                 remaining += 1;
@@ -1876,7 +1926,11 @@ impl Registry {
         if remaining > 0 {
             // Whatever was deleted outright is gone; check again on the next round.
             let mut left = 0;
-            for r in self.types().into_iter().filter(|r| r.namespaced) {
+            for r in self
+                .types()
+                .into_iter()
+                .filter(|r| r.namespaced && r.is_stored())
+            {
                 left += self.store.count(&r.key(Some(name), "")).await?;
             }
             if left > 0 {

@@ -242,6 +242,21 @@ impl Cluster for LocalCluster {
         let part = match subresource {
             Some("status") => Part::Status,
             None => Part::Main,
+            Some("scale") => {
+                let body = body.clone();
+                let mut compute = |scale: &Value| -> apiserver::ApiResult<Value> {
+                    Ok(match patch_type {
+                        PatchType::Json => apiserver::patch::json_patch(scale, &body)?,
+                        _ => apiserver::patch::merge_patch(scale, &body)?,
+                    })
+                };
+                let scale = self
+                    .registry
+                    .update_scale(t, namespace, name, &WriteOptions::default(), &mut compute)
+                    .await
+                    .map_err(api_error)?;
+                return decode(&scale);
+            }
             Some(other) => {
                 return Err(Error {
                     code: 404,

@@ -4,8 +4,8 @@
 //!
 //! This task follows the Events and keeps each one's expiry in an index ordered by time; when
 //! the earliest is due it deletes that Event, on the condition that it was not written since.
-//! Events found at start (after a restart) expire `ttl` after their latest timestamp, at most
-//! `ttl` from now; a write seen later renews the expiry to `ttl` from the write.
+//! Created Events, and those found at start (after a restart), expire `ttl` after their latest
+//! timestamp, at most `ttl` from now; an update renews the expiry to `ttl` from the update.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -28,6 +28,10 @@ const WRITE_TIMES: &[&str] = &[
     "/eventTime",
     "/series/lastObservedTime",
 ];
+
+/// Expired Events waiting for their delete, and deletes in flight at once.
+const DELETES_QUEUED: usize = 4096;
+const DELETES_AT_ONCE: usize = 64;
 
 /// Each known Event's expiry and the revision it was seen at, and the same expiries in order.
 #[derive(Default)]
@@ -78,48 +82,57 @@ pub fn start(cluster: Arc<dyn Cluster>, ttl: Duration) {
 }
 
 async fn run(cluster: Arc<dyn Cluster>, ttl: Duration) {
+    let (due_tx, due_rx) = tokio::sync::mpsc::channel(DELETES_QUEUED);
+    tokio::spawn(delete_all(cluster.clone(), due_rx));
+    // Without a resourceVersion the watch starts with every stored Event as Added, and again
+    // after 410 Gone: Added ones expire by their timestamps, so a restart renews nothing.
+    let mut events = client::watch_resuming(cluster, Resource::events(), ListParams::default());
     let mut expiries = Expiries::default();
-    let listed = loop {
-        match client::list_all(&*cluster, &Resource::events(), None, &ListParams::default()).await {
-            Ok(list) => break list,
-            Err(e) => tracing::warn!(error = %e, "list events to expire"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    for object in &listed.items {
-        if let Some((key, revision)) = key_and_revision(object) {
-            expiries.set(key, expiry_of_stored(object, ttl), revision);
-        }
-    }
-    let params = ListParams {
-        resource_version: Some(listed.resource_version),
-        ..ListParams::default()
-    };
-    let mut events = client::watch_resuming(cluster.clone(), Resource::events(), params);
     loop {
         let due = expiries
             .next_due()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             event = events.next() => match event {
-                Some(event) => note(&mut expiries, event, Instant::now() + ttl),
+                Some(event) => note(&mut expiries, event, ttl),
                 None => return,
             },
             () = tokio::time::sleep_until(due) => {
-                for (key, revision) in expiries.take_due(Instant::now()) {
-                    delete(&*cluster, key, revision).await;
+                for expired in expiries.take_due(Instant::now()) {
+                    if due_tx.send(expired).await.is_err() {
+                        return;
+                    }
                 }
             }
         }
     }
 }
 
-/// A write seen live: the Event expires at `expires` (`ttl` from now).
-fn note(expiries: &mut Expiries, event: WatchEvent, expires: Instant) {
+/// Deletes what comes due, many at once, so that the store commits them together and
+/// expiry keeps up with a cluster writing thousands of Events a second.
+async fn delete_all(
+    cluster: Arc<dyn Cluster>,
+    mut due: tokio::sync::mpsc::Receiver<(EventKey, String)>,
+) {
+    futures::stream::poll_fn(|cx| due.poll_recv(cx))
+        .for_each_concurrent(DELETES_AT_ONCE, |(key, revision)| {
+            let cluster = cluster.clone();
+            async move { delete(&*cluster, key, revision).await }
+        })
+        .await;
+}
+
+/// A write seen: a new Event expires by its timestamps, a rewritten one `ttl` from now.
+fn note(expiries: &mut Expiries, event: WatchEvent, ttl: Duration) {
     match event {
-        WatchEvent::Added(object) | WatchEvent::Modified(object) => {
+        WatchEvent::Added(object) => {
             if let Some((key, revision)) = key_and_revision(&object) {
-                expiries.set(key, expires, revision);
+                expiries.set(key, expiry_of_stored(&object, ttl), revision);
+            }
+        }
+        WatchEvent::Modified(object) => {
+            if let Some((key, revision)) = key_and_revision(&object) {
+                expiries.set(key, Instant::now() + ttl, revision);
             }
         }
         WatchEvent::Deleted(object) => {
@@ -139,7 +152,7 @@ fn key_and_revision(object: &Value) -> Option<(EventKey, String)> {
     ))
 }
 
-/// An Event found at start: `ttl` after its latest timestamp, never later than `ttl` from now.
+/// A created or found Event: `ttl` after its latest timestamp, never later than `ttl` from now.
 fn expiry_of_stored(object: &Value, ttl: Duration) -> Instant {
     let now = Instant::now();
     let written = WRITE_TIMES
@@ -196,26 +209,27 @@ mod tests {
     }
 
     #[test]
-    fn a_rewrite_renews_the_expiry_and_a_delete_forgets_it() {
+    fn an_update_renews_the_expiry_and_a_delete_forgets_it() {
         let mut expiries = Expiries::default();
-        let now = Instant::now();
+        let ttl = Duration::from_secs(60);
         let first = Arc::new(event("e", "1", "2020-01-01T00:00:00Z"));
-        note(
-            &mut expiries,
-            WatchEvent::Added(first),
-            now + Duration::from_secs(10),
+        note(&mut expiries, WatchEvent::Added(first), ttl);
+        assert_eq!(
+            expiries.take_due(Instant::now()).len(),
+            1,
+            "old: due at once"
         );
         let second = Arc::new(event("e", "2", "2020-01-01T00:00:00Z"));
-        note(
-            &mut expiries,
-            WatchEvent::Modified(second.clone()),
-            now + Duration::from_secs(60),
+        note(&mut expiries, WatchEvent::Modified(second.clone()), ttl);
+        assert!(
+            expiries
+                .take_due(Instant::now() + Duration::from_secs(30))
+                .is_empty()
         );
-        assert!(expiries.take_due(now + Duration::from_secs(30)).is_empty());
-        let due = expiries.take_due(now + Duration::from_secs(61));
+        let due = expiries.take_due(Instant::now() + ttl + Duration::from_secs(1));
         assert_eq!(due, vec![(("default".into(), "e".into()), "2".into())]);
-        note(&mut expiries, WatchEvent::Added(second.clone()), now);
-        note(&mut expiries, WatchEvent::Deleted(second), now);
+        note(&mut expiries, WatchEvent::Modified(second.clone()), ttl);
+        note(&mut expiries, WatchEvent::Deleted(second), ttl);
         assert!(expiries.next_due().is_none());
     }
 }

@@ -3,7 +3,7 @@
 //! deletion policies work, the scheduler, which binds pods to nodes, the controllers over one
 //! shared informer cache (ReplicaSet, ReplicationController, Deployment, Job, StatefulSet,
 //! DaemonSet, CronJob, Endpoints, EndpointSlice, node lifecycle, ResourceQuota, the
-//! PersistentVolume binder), and the
+//! PersistentVolume binder), the horizontal pod autoscaler, and the
 //! namespace defaults (the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap), and
 //! the expiry of Events after `--event-ttl`, which kube-apiserver's storage does.
 //! [`Selection`] reads which of them run from a `--controllers` value.
@@ -20,6 +20,7 @@ mod informer;
 pub mod job;
 pub mod nodelifecycle;
 pub mod persistentvolume;
+pub mod podautoscaler;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod scheduler;
@@ -29,6 +30,7 @@ pub mod statefulset;
 pub mod workloads;
 
 pub use gc::GarbageCollector;
+pub use podautoscaler::PodAutoscaler;
 pub use scheduler::Scheduler;
 pub use selection::Selection;
 pub use serviceaccounts::NamespaceDefaults;

@@ -6,11 +6,12 @@
 use std::collections::BTreeSet;
 
 /// Every controller name `--controllers` knows, in the order they are listed in help texts;
-/// the ones after the first three run over the shared cache of [`crate::Workloads`].
+/// the ones after the first four run over the shared cache of [`crate::Workloads`].
 pub const CONTROLLERS: &[&str] = &[
     "garbage-collector",
     "scheduler",
     "serviceaccount",
+    "horizontalpodautoscaling",
     "replicaset",
     "replicationcontroller",
     "deployment",
@@ -30,6 +31,10 @@ const ALIASES: &[(&str, &str)] = &[
     ("garbagecollector", "garbage-collector"),
     ("garbage-collector-controller", "garbage-collector"),
     ("serviceaccount-controller", "serviceaccount"),
+    (
+        "horizontal-pod-autoscaler-controller",
+        "horizontalpodautoscaling",
+    ),
     ("replicaset-controller", "replicaset"),
     ("replicationcontroller-controller", "replicationcontroller"),
     ("deployment-controller", "deployment"),

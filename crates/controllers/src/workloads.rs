@@ -24,8 +24,9 @@ use crate::selection::Selection;
 use crate::statefulset::{self, StatefulSetController};
 
 /// The names `--controllers` knows these controllers by: all but the garbage collector, the
-/// scheduler and the service account controller, which keep their own watches.
-pub const WORKLOAD_CONTROLLERS: &[&str] = crate::selection::CONTROLLERS.split_at(3).1;
+/// scheduler, the service account controller and the horizontal pod autoscaler, which keep
+/// their own watches.
+pub const WORKLOAD_CONTROLLERS: &[&str] = crate::selection::CONTROLLERS.split_at(4).1;
 
 /// The workload controllers to run, sharing one cache.
 pub struct Workloads {

@@ -17,6 +17,7 @@ pub fn start_controllers(
     discover: controllers::gc::Discover,
     root_ca: Option<String>,
     selection: &controllers::Selection,
+    hpa_sync_period: Duration,
 ) {
     if selection.enabled("garbage-collector") {
         tokio::spawn(
@@ -30,6 +31,13 @@ pub fn start_controllers(
     }
     if selection.enabled("serviceaccount") {
         tokio::spawn(controllers::NamespaceDefaults::new(cluster.clone(), root_ca).run());
+    }
+    if selection.enabled("horizontalpodautoscaling") {
+        tokio::spawn(
+            controllers::PodAutoscaler::new(cluster.clone())
+                .with_sync_period(hpa_sync_period)
+                .run(),
+        );
     }
     let workloads = controllers::Workloads::selected(cluster, selection);
     if !workloads.is_empty() {
@@ -50,6 +58,9 @@ pub struct ControllerManagerArgs {
     /// CA certificate (PEM) published in each namespace's `kube-root-ca.crt` ConfigMap.
     #[arg(long)]
     root_ca_file: Option<PathBuf>,
+    /// How often horizontal pod autoscalers are synced.
+    #[arg(long, default_value = "15s", value_parser = crate::parse_duration)]
+    horizontal_pod_autoscaler_sync_period: Duration,
 }
 
 /// How long the controller manager waits for the API server's discovery at start.
@@ -85,7 +96,14 @@ pub async fn run(
             Box::pin(async move { cluster.resources().await.unwrap_or_default() })
         })
     };
-    start_controllers(cluster, types, rediscover, root_ca, &selection);
+    start_controllers(
+        cluster,
+        types,
+        rediscover,
+        root_ca,
+        &selection,
+        args.horizontal_pod_autoscaler_sync_period,
+    );
     tracing::info!(controllers = %args.controllers, "controllers started");
     shutdown.await;
     tracing::info!("shutting down");

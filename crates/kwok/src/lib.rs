@@ -9,7 +9,8 @@
 //! * [`config`]: options and the `KwokConfiguration` file;
 //! * [`server`]: `/healthz` and `/metrics`;
 //! * [`simkinds`]: the objects that say what simulated pods answer (logs, exec, ...);
-//! * [`kubelet`]: the kubelet-like server that answers for them.
+//! * [`kubelet`]: the kubelet-like server that answers for them;
+//! * [`metrics`]: simulated resource usage, the resource metrics API's data and Metric endpoints.
 //!
 //! The simulator reaches the cluster only through [`client::Cluster`], so it runs the same
 //! in-process (inside `kwok apiserver --simulate`) and against any cluster over HTTPS.
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod ipam;
 pub mod kubelet;
 pub mod leases;
+pub mod metrics;
 pub mod queue;
 pub mod selector;
 pub mod server;

@@ -2,9 +2,10 @@
 //! pod simulator, against any cluster reached through a kubeconfig); `kwok apiserver` serves the
 //! embedded Kubernetes API server (with `--simulate`, the simulator runs inside it);
 //! `kwok controller-manager` runs the built-in controllers against any API server; `kwok bench`,
-//! `kwok bench-sim` and `kwok bench-streams` measure them.
+//! `kwok bench-sim`, `kwok bench-metrics` and `kwok bench-streams` measure them.
 
 mod bench;
+mod bench_metrics;
 mod bench_sim;
 mod bench_streams;
 mod controller;
@@ -50,6 +51,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure the simulator (nodes Ready, pods Running, heartbeats) and print the figures.
     BenchSim(bench_sim::BenchSimArgs),
+    /// Measure `kubectl top` and the Metric endpoints of a simulated cluster.
+    BenchMetrics(bench_metrics::BenchMetricsArgs),
     /// Measure followed logs and port-forward connections under load and print the figures.
     BenchStreams(bench_streams::BenchStreamsArgs),
 }
@@ -126,17 +129,31 @@ struct ApiserverArgs {
     /// Run the node and pod simulator in-process, with the default Stages, on every node.
     #[arg(long, default_value_t = false)]
     simulate: bool,
+    /// With --simulate, also serve the simulator's kubelet surface (health, metrics, logs, exec,
+    /// attach, port-forward, Metric paths) over HTTP on this address, as `kwok --server-address`.
+    #[arg(long, requires = "simulate")]
+    server_address: Option<String>,
     /// A config file for the in-process simulator: its Stages replace the default ones, and
     /// its Logs, Exec, PortForward, ... objects say what simulated pods answer.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Built-in controllers to run in-process, as kube-controller-manager takes them: `*` for
     /// all, `foo` to enable and `-foo` to disable one (`*,-daemonset`); empty for none. Names:
-    /// garbage-collector, scheduler, serviceaccount, replicaset, replicationcontroller,
-    /// deployment, job, statefulset, daemonset, cronjob, endpoint, endpointslice, nodelifecycle,
+    /// garbage-collector, scheduler, serviceaccount, horizontalpodautoscaling, replicaset,
+    /// replicationcontroller, deployment, job, statefulset, daemonset, cronjob, endpoint, endpointslice, nodelifecycle,
     /// resourcequota, persistentvolume-binder.
     #[arg(long, default_value = "*")]
     controllers: String,
+    /// Serve the resource metrics API (metrics.k8s.io: `kubectl top`, autoscalers) from the
+    /// simulated usage, as metrics-server would.
+    #[arg(long, default_value_t = false, requires = "simulate")]
+    enable_metrics: bool,
+    /// How often horizontal pod autoscalers are synced.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_sync_period: std::time::Duration,
+    /// How often the resource metrics are sampled.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    metrics_resolution: std::time::Duration,
 }
 
 /// A duration as kube components write them: `90s`, `5m`, `1h`, `1m30s`, or plain seconds.
@@ -261,7 +278,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         registry
             .types()
             .into_iter()
-            .filter(|r| !r.is_review())
+            .filter(|r| r.is_stored())
             .map(|r| client::Resource::new(r.group, r.version, r.plural, r.kind, r.namespaced))
             .collect()
     };
@@ -278,10 +295,12 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         rediscover,
         std::fs::read_to_string(&ca).ok(),
         &selection,
+        args.horizontal_pod_autoscaler_sync_period,
     );
     let local_cluster: Arc<dyn client::Cluster> =
         Arc::new(client::LocalCluster::new(server.registry.clone()));
     controllers::eventttl::start(local_cluster.clone(), args.event_ttl);
+    kwok::metrics::install_checks(&server.registry);
     kwok::simkinds::crds::install(&*local_cluster, kwok::simkinds::crds::simulation_kinds())
         .await
         .map_err(|e| anyhow::anyhow!("install the simulation kinds: {e}"))?;
@@ -298,11 +317,35 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             opts.stages = file.stages;
             opts.simulations = file.simulations;
         }
+        if args.enable_metrics {
+            let defaults = kwok::metrics::defaults_for(&opts.simulations);
+            opts.simulations.extend(defaults);
+        }
         let sim = kwok::Simulator::start(local_cluster.clone(), opts)
             .await
             .map_err(|e| anyhow::anyhow!("start the simulator: {e}"))?;
         let kubelet = kwok::kubelet::Kubelet::start(local_cluster.clone(), &sim);
         server.set_kubelet_connector(Arc::new(kwok::kubelet::InProcess::new(&kubelet)));
+        if args.enable_metrics {
+            let metrics = kwok::metrics::Metrics::start(
+                local_cluster.clone(),
+                kubelet.simulations.clone(),
+                args.metrics_resolution
+                    .max(std::time::Duration::from_millis(100)),
+                &sim.env.opts.simulations,
+            );
+            server.registry.set_metrics_source(metrics.resource.clone());
+            kubelet.enable_metrics(metrics);
+            tracing::info!(resolution = ?args.metrics_resolution, "serving the resource metrics API");
+        }
+        if let Some(address) = args.server_address.clone() {
+            tokio::spawn(async move {
+                if let Err(e) = kubelet.serve(&address).await {
+                    tracing::error!("{e:#}");
+                    std::process::exit(1);
+                }
+            });
+        }
         tracing::info!("simulating nodes and pods in-process");
     }
     tracing::info!(address = %local, "serving the Kubernetes API");
@@ -337,6 +380,7 @@ fn main() -> ExitCode {
             }
             Some(Command::Bench(args)) => bench::run(args).await,
             Some(Command::BenchSim(args)) => bench_sim::run(args).await,
+            Some(Command::BenchMetrics(args)) => bench_metrics::run(args).await,
             Some(Command::BenchStreams(args)) => bench_streams::run(args).await,
             None => controller::run(cli.controller, shutdown_signal()).await,
         }

@@ -123,9 +123,16 @@ async fn default_scenario(c: &dyn Cluster, node_ip: Option<&str>) {
     p2["spec"]["schedulerName"] = json!("manual-scheduler");
     c.create(&pods, Some("default"), &p2).await.unwrap();
     c.bind("default", "p2", "n1").await.unwrap();
-    // A Job's pod.
+    // A Job's pod. The Job exists (or the garbage collector would take the pod away before it
+    // is seen Succeeded) and runs no pods of its own (parallelism 0); not being its controller,
+    // the pod is neither adopted nor counted by the Job controller.
+    let jobs = Resource::new("batch", "v1", "jobs", "Job", true);
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "job"},
+        "spec": {"parallelism": 0, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox"}]}}}});
+    let job = c.create(&jobs, Some("default"), &job).await.unwrap();
     let mut job_pod = pod("job-1", "n1");
-    job_pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "job", "uid": "6b7a3e4c-1b6a-4c8e-9a53-0c3c1f9c2f11", "controller": true}]);
+    job_pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "job", "uid": job["metadata"]["uid"]}]);
     job_pod["spec"]["restartPolicy"] = json!("Never");
     c.create(&pods, Some("default"), &job_pod).await.unwrap();
 

@@ -92,7 +92,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CreateCommand {
     /// Creates a cluster
-    Cluster(CreateClusterArgs),
+    Cluster(Box<CreateClusterArgs>),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -121,12 +121,22 @@ pub struct CreateClusterArgs {
     /// Port of etcd given to the host, only for binary runtime (default random)
     #[arg(long)]
     pub etcd_port: Option<u32>,
+    /// Port of kwok-controller given to the host (its kubelet surface: logs, exec, attach,
+    /// port-forward, metrics, health) (default random for the binary runtime, none for embedded)
+    #[arg(long)]
+    pub controller_port: Option<u32>,
     /// Prefix of the keys in etcd
     #[arg(long)]
     pub etcd_prefix: Option<String>,
+    /// Enable a component: metrics-server (the resource metrics API, for kubectl top and autoscalers)
+    #[arg(long, value_delimiter = ',')]
+    pub enable: Vec<String>,
     /// Disable a component, e.g. kube-scheduler or kube-controller-manager
     #[arg(long, value_delimiter = ',')]
     pub disable: Vec<String>,
+    /// Enable the metrics-server (deprecated: use --enable metrics-server)
+    #[arg(long)]
+    pub enable_metrics_server: bool,
     /// Disable the kube-scheduler (deprecated: use --disable kube-scheduler)
     #[arg(long)]
     pub disable_kube_scheduler: bool,

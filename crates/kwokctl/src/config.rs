@@ -86,11 +86,15 @@ pub struct Options {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub etcd_prefix: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enable: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disable: Vec<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub disable_kube_scheduler: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub disable_kube_controller_manager: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub enable_metrics_server: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -102,6 +106,67 @@ impl Options {
             || (component == "kube-scheduler" && self.disable_kube_scheduler)
             || (component == "kube-controller-manager" && self.disable_kube_controller_manager)
     }
+
+    /// Whether an optional component is switched on by `enable` or the older
+    /// `enableMetricsServer` option.
+    pub fn is_enabled(&self, component: &str) -> bool {
+        self.enable.iter().any(|e| e == component)
+            || (component == METRICS_SERVER && self.enable_metrics_server)
+    }
+
+    /// Refuses components the runtime cannot enable or disable, naming the ones it knows.
+    pub fn check_components(&self, runtime: &str) -> Result<(), String> {
+        for name in &self.enable {
+            if !OPTIONAL_COMPONENTS.contains(&name.as_str()) {
+                return Err(unknown_component("--enable", name, OPTIONAL_COMPONENTS));
+            }
+        }
+        for name in &self.disable {
+            if let Some(message) = REQUIRED_COMPONENTS
+                .iter()
+                .find(|(c, _)| c == name)
+                .map(|(_, m)| *m)
+            {
+                return Err(message.to_string());
+            }
+            if !DISABLEABLE_COMPONENTS.contains(&name.as_str()) {
+                return Err(unknown_component("--disable", name, DISABLEABLE_COMPONENTS));
+            }
+        }
+        if self.is_enabled(METRICS_SERVER) && runtime != crate::runtime::DEFAULT_RUNTIME {
+            return Err(format!(
+                "component \"{METRICS_SERVER}\" is served by the embedded runtime only, not by {runtime:?}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The optional component that serves the resource metrics API.
+pub const METRICS_SERVER: &str = "metrics-server";
+
+/// Components `--enable` takes.
+const OPTIONAL_COMPONENTS: &[&str] = &[METRICS_SERVER];
+
+/// Components `--disable` takes.
+const DISABLEABLE_COMPONENTS: &[&str] = &[
+    "kube-scheduler",
+    "kube-controller-manager",
+    "kwok-controller",
+    METRICS_SERVER,
+];
+
+/// Components every cluster needs, with upstream's refusal.
+const REQUIRED_COMPONENTS: &[(&str, &str)] = &[
+    ("etcd", "etcd must be enabled"),
+    ("kube-apiserver", "kube-apiserver must be enabled"),
+];
+
+fn unknown_component(flag: &str, name: &str, known: &[&str]) -> String {
+    format!(
+        "unknown component {name:?} for {flag}: known components are {}",
+        known.join(", ")
+    )
 }
 
 fn is_false(v: &bool) -> bool {
@@ -392,10 +457,13 @@ pub struct OptionFlags {
     pub kube_controller_manager_binary: Option<String>,
     pub kube_scheduler_binary: Option<String>,
     pub etcd_port: Option<u32>,
+    pub controller_port: Option<u32>,
     pub etcd_prefix: Option<String>,
+    pub enable: Vec<String>,
     pub disable: Vec<String>,
     pub disable_kube_scheduler: bool,
     pub disable_kube_controller_manager: bool,
+    pub enable_metrics_server: bool,
 }
 
 /// Applies the precedence flags > `KWOK_*` env > configuration (already merged from files) >
@@ -447,6 +515,11 @@ pub fn resolve_options(from_files: &Options, env: &Env, flags: &OptionFlags) -> 
         flags.kube_apiserver_port,
     );
     port(&mut options.etcd_port, "ETCD_PORT", flags.etcd_port);
+    port(
+        &mut options.kwok_controller_port,
+        "CONTROLLER_PORT",
+        flags.controller_port,
+    );
     let switch = |option: &mut bool, var: &str, flag: bool| {
         if let Some(value) = env.kwok(var).and_then(|v| v.parse::<bool>().ok()) {
             *option = value;
@@ -465,6 +538,16 @@ pub fn resolve_options(from_files: &Options, env: &Env, flags: &OptionFlags) -> 
         "DISABLE_KUBE_CONTROLLER_MANAGER",
         flags.disable_kube_controller_manager,
     );
+    switch(
+        &mut options.enable_metrics_server,
+        "ENABLE_METRICS_SERVER",
+        flags.enable_metrics_server,
+    );
+    for component in &flags.enable {
+        if !options.enable.contains(component) {
+            options.enable.push(component.clone());
+        }
+    }
     for component in &flags.disable {
         if !options.disable.contains(component) {
             options.disable.push(component.clone());

@@ -373,3 +373,80 @@ fn a_disabled_scheduler_leaves_pods_to_the_users_own() {
         "a pod was scheduled with the scheduler disabled"
     );
 }
+
+#[test]
+fn metrics_server_makes_kubectl_top_work() {
+    let env = new_env();
+    let refused = env
+        .kwokctl(&["create", "cluster", "--enable", "grafana"])
+        .failure();
+    assert!(
+        refused
+            .stderr
+            .contains("unknown component \"grafana\" for --enable"),
+        "{refused:#?}"
+    );
+    // Upstream's own end-to-end setup: the deprecated flag and the controller's host port.
+    let controller_port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port().to_string()
+    };
+    env.kwokctl(&[
+        "create",
+        "cluster",
+        "--enable-metrics-server",
+        "--controller-port",
+        &controller_port,
+    ])
+    .success();
+    let config = std::fs::read_to_string(env.workdir.join("clusters/kwok/kwok.yaml")).unwrap();
+    assert!(config.contains("enableMetricsServer: true"), "{config}");
+    assert!(
+        config.contains(&format!("kwokControllerPort: {controller_port}")),
+        "{config}"
+    );
+    assert_eq!(http_get(&controller_port, "/healthz"), "ok");
+    env.kwokctl(&["scale", "node", "--replicas", "1"]).success();
+    env.kwokctl(&["scale", "pod", "--replicas", "1"]).success();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let top = env.kubectl("1.33", &["top", "pod", "-A"]);
+        if top.code == Some(0) && top.stdout.contains("1m") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl top pod never answered: {top:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let node = env.kubectl(
+        "1.33",
+        &["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"],
+    );
+    let resource = http_get(
+        &controller_port,
+        &format!("/metrics/nodes/{}/metrics/resource", node.stdout.trim()),
+    );
+    assert!(
+        resource.contains("node_cpu_usage_seconds_total"),
+        "{resource}"
+    );
+    env.kwokctl(&["delete", "cluster"]).success();
+}
+
+/// The body of a plain HTTP GET to 127.0.0.1:`port`.
+fn http_get(port: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+    body.to_string()
+}

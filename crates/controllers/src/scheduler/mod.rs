@@ -14,7 +14,7 @@
 
 mod algorithm;
 pub(crate) mod model;
-mod quantity;
+pub(crate) mod quantity;
 
 use client::JsonAt;
 use std::cmp::Reverse;

@@ -62,6 +62,8 @@ pub struct Kubelet {
     pub simulations: Arc<Simulations>,
     pub cluster: Arc<dyn Cluster>,
     pub metrics: Arc<Metrics>,
+    /// Simulated usage, the Metric endpoints and `/discovery/prometheus`, once enabled.
+    usage: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 /// An error as kubelet answers it: a status and a plain message.
@@ -134,7 +136,13 @@ impl Kubelet {
             simulations,
             cluster,
             metrics: sim.metrics.clone(),
+            usage: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Serves the Metric endpoints and `/discovery/prometheus` from now on.
+    pub fn enable_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.usage.set(metrics);
     }
 
     /// The routes, for serving on a port or calling in-process.
@@ -176,6 +184,8 @@ impl Kubelet {
                 "/portForward/{namespace}/{pod}/{uid}",
                 stream(forward::port_forward),
             )
+            .route("/discovery/prometheus", get(prometheus_discovery))
+            .fallback(metric_endpoint)
             .with_state(self.clone())
     }
 
@@ -213,6 +223,47 @@ impl Kubelet {
         axum::serve(listener, self.router()).await?;
         Ok(())
     }
+}
+
+/// A Metric object's endpoint, in the Prometheus text format.
+async fn metric_endpoint(State(kubelet): State<Arc<Kubelet>>, uri: axum::http::Uri) -> Response {
+    let path = uri.path().to_string();
+    let Some(metrics) = kubelet.usage.get().cloned() else {
+        return Refusal(StatusCode::NOT_FOUND, "404 page not found".into()).into_response();
+    };
+    let scraped = tokio::task::spawn_blocking(move || metrics.scrape(&path))
+        .await
+        .ok()
+        .flatten();
+    match scraped {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => Refusal(StatusCode::NOT_FOUND, "404 page not found".into()).into_response(),
+    }
+}
+
+/// Prometheus `http_sd` targets: every Metric path, per node where the path names one.
+async fn prometheus_discovery(
+    State(kubelet): State<Arc<Kubelet>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let targets = kubelet
+        .usage
+        .get()
+        .map(|m| m.discovery(&host))
+        .unwrap_or_else(|| serde_json::json!([]));
+    axum::Json(targets).into_response()
 }
 
 async fn container_logs(

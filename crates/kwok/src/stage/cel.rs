@@ -8,7 +8,9 @@ use std::sync::Arc;
 use kube_cel::KubeCelExt;
 use kube_cel::cel::extractors::Arguments;
 use kube_cel::cel::objects::Key;
-use kube_cel::cel::{Context, ExecutionError, Program, ResolveResult, Value as CelValue};
+use kube_cel::cel::{
+    Context, ExecutionError, FunctionContext, Program, ResolveResult, Value as CelValue,
+};
 use serde_json::Value;
 
 /// A compiled CEL expression.
@@ -27,7 +29,8 @@ thread_local! {
     static BASE: Context<'static> = base_context();
 }
 
-fn base_context() -> Context<'static> {
+/// The Stage environment: the Kubernetes CEL libraries and the simulator's own functions.
+pub(crate) fn base_context() -> Context<'static> {
     let mut ctx = Context::default().with_all();
     ctx.add_function("Now", now);
     ctx.add_function("now", now);
@@ -45,8 +48,20 @@ fn random(Arguments(_): Arguments) -> ResolveResult {
     Ok(CelValue::Float(rand::random::<f64>()))
 }
 
+/// The receiver of a call in receiver style (`pod.SinceSecond()`), then the arguments.
+pub(crate) fn receiver_and_arguments(
+    ftx: &FunctionContext,
+) -> Result<Vec<CelValue>, ExecutionError> {
+    let mut out: Vec<CelValue> = ftx.this.iter().cloned().collect();
+    for expr in ftx.args {
+        out.push(ftx.ptx.resolve(expr)?);
+    }
+    Ok(out)
+}
+
 /// Seconds since the object's creation (0 without a creation time).
-fn since_second(Arguments(args): Arguments) -> ResolveResult {
+fn since_second(ftx: &FunctionContext) -> ResolveResult {
+    let args = receiver_and_arguments(ftx)?;
     let created = match args.first() {
         Some(CelValue::Map(m)) => m
             .map
@@ -64,7 +79,8 @@ fn since_second(Arguments(args): Arguments) -> ResolveResult {
     })))
 }
 
-fn unix_second(Arguments(args): Arguments) -> ResolveResult {
+fn unix_second(ftx: &FunctionContext) -> ResolveResult {
+    let args = receiver_and_arguments(ftx)?;
     let t = args.first().and_then(timestamp).ok_or_else(|| {
         ExecutionError::function_error("UnixSecond", "expects a time or an RFC 3339 string")
     })?;

@@ -42,13 +42,19 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
         kube_controller_manager_binary: args.kube_controller_manager_binary.clone(),
         kube_scheduler_binary: args.kube_scheduler_binary.clone(),
         etcd_port: args.etcd_port,
+        controller_port: args.controller_port,
         etcd_prefix: args.etcd_prefix.clone(),
+        enable: args.enable.clone(),
         disable: args.disable.clone(),
         disable_kube_scheduler: args.disable_kube_scheduler,
         disable_kube_controller_manager: args.disable_kube_controller_manager,
+        enable_metrics_server: args.enable_metrics_server,
     };
     let options = resolve_options(&from_files.options, &ctx.env, &flags);
     let runtime_name = choose_runtime(&options.runtime, &options.runtimes)?;
+    options
+        .check_components(&runtime_name)
+        .map_err(anyhow::Error::msg)?;
     let kubeconfig_path = ctx
         .env
         .kubeconfig_path(args.kubeconfig.as_deref())
@@ -285,6 +291,17 @@ pub fn embedded_component(
         args.push("--simulate".into());
         args.push("--config".into());
         args.push(paths.config().display().to_string());
+        if options.is_enabled(crate::config::METRICS_SERVER)
+            && !options.is_disabled(crate::config::METRICS_SERVER)
+        {
+            // metrics-server's part, served by the same process from the simulated usage.
+            args.push("--enable-metrics".into());
+        }
+    }
+    if options.kwok_controller_port != 0 && !options.is_disabled("kwok-controller") {
+        // The in-process simulator's kubelet surface, on the host port asked for.
+        args.push("--server-address".into());
+        args.push(format!("127.0.0.1:{}", options.kwok_controller_port));
     }
     args.extend(
         extra_args
@@ -634,5 +651,47 @@ mod tests {
                 .contains(&"--controllers=".to_string())
         );
         assert!(!args(&["kwok-controller"]).contains(&"--simulate".to_string()));
+    }
+
+    #[test]
+    fn metrics_server_turns_on_the_metrics_api() {
+        let paths = ClusterPaths::new("/w/clusters/a");
+        let with = |options: crate::config::Options| {
+            embedded_component(&paths, 1, "/bin/kwok", &[], &options).args
+        };
+        let enabled = crate::config::Options {
+            enable: vec!["metrics-server".into()],
+            ..Default::default()
+        };
+        assert!(with(enabled.clone()).contains(&"--enable-metrics".to_string()));
+        let deprecated = crate::config::Options {
+            enable_metrics_server: true,
+            ..Default::default()
+        };
+        assert!(with(deprecated).contains(&"--enable-metrics".to_string()));
+        assert!(!with(Default::default()).contains(&"--enable-metrics".to_string()));
+        assert!(enabled.check_components("embedded").is_ok());
+        assert!(
+            enabled
+                .check_components("binary")
+                .unwrap_err()
+                .contains("embedded runtime only")
+        );
+        let unknown = crate::config::Options {
+            enable: vec!["grafana".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            unknown.check_components("embedded").unwrap_err(),
+            "unknown component \"grafana\" for --enable: known components are metrics-server"
+        );
+        let etcd = crate::config::Options {
+            disable: vec!["etcd".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            etcd.check_components("embedded").unwrap_err(),
+            "etcd must be enabled"
+        );
     }
 }
