@@ -288,3 +288,32 @@ fn logs_objects_in_the_api_configure_pods_and_kwok_serves_them_over_the_network(
     kwok.kill().unwrap();
     kwok.wait().unwrap();
 }
+
+/// The streams benchmark runs end to end on a small scale: every row is measured.
+#[test]
+fn the_streams_benchmark_measures_logs_and_port_forwards() {
+    let out = Command::new(common::kwok_bin())
+        .args(["bench-streams", "--streams", "3", "--forwards", "3"])
+        .args(["--pods", "2", "--appends", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "request first byte",
+        "appended line",
+        "conns: open",
+        "conns: first byte",
+    ] {
+        let line = stdout.lines().find(|l| l.contains(row));
+        assert!(line.is_some_and(|l| l.contains("p99")), "{row}: {stdout}");
+    }
+    assert!(
+        stdout.contains("   6  p50"),
+        "3 streams × 2 appends: {stdout}"
+    );
+}
