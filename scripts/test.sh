@@ -28,3 +28,5 @@ cargo build --workspace --all-targets
 cargo nextest run --workspace --no-fail-fast "$@"
 # The API server's black-box suites again, on the etcd backend.
 KWOK_TEST_STORE=etcd cargo nextest run --workspace --no-fail-fast -E 'package(kwok) & kind(test)' "$@"
+# A short fuzz of every parser and decoder (docs/reliability.md); skipped without nightly.
+KWOK_FUZZ_SECONDS=${KWOK_FUZZ_SECONDS:-5} bash scripts/fuzz.sh
