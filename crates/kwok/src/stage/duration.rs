@@ -37,5 +37,25 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         total += n * unit;
         rest = &rest[unit_len..];
     }
-    Some(Duration::from_secs_f64(total))
+    // Go's durations are nanoseconds in an i64 (about 292 years); longer ones are invalid.
+    if total > i64::MAX as f64 / 1e9 {
+        return None;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_past_go_range_are_invalid() {
+        // Found by fuzzing: this panicked in `Duration::from_secs_f64`.
+        assert_eq!(parse_go_duration("92233720368549223372s"), None);
+        assert_eq!(parse_go_duration("2562048h"), None);
+        assert_eq!(
+            parse_go_duration("2562047h"),
+            Some(Duration::from_secs(2562047 * 3600))
+        );
+    }
 }
