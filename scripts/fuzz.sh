@@ -48,6 +48,7 @@ summary=()
 for target in "${targets[@]}"; do
   mkdir -p "$corpus/$target" "artifacts/$target"
   log=$(mktemp)
+  cargo +nightly fuzz build "$target" >/dev/null 2>&1 || true
   t0=$(date +%s)
   if cargo +nightly fuzz run "$target" "$corpus/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
@@ -59,7 +60,9 @@ for target in "${targets[@]}"; do
     grep -E "panicked at|ERROR: libFuzzer|SUMMARY|Test unit written" "$log" | head -5 >&2 || true
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  summary+=("$(printf '%-24s %12s runs %6s s  %s' "$target" "${runs:-?}" "$(($(date +%s) - t0))" "$result")")
+  # The fuzzing time as libFuzzer counts it (a crash ends it early), else the wall time.
+  secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+  summary+=("$(printf '%-24s %12s runs %6s s  %s' "$target" "${runs:-?}" "${secs:-$(($(date +%s) - t0))}" "$result")")
   echo "fuzz: ${summary[-1]}"
   rm -f "$log"
 done
