@@ -249,8 +249,10 @@ fn body_media_type(headers: &HeaderMap) -> &str {
         .trim()
 }
 
-fn decode_body(headers: &HeaderMap, body: &[u8], r: Option<&ResourceType>) -> ApiResult<Value> {
-    match body_media_type(headers) {
+/// Decodes a request body of `media_type` (without parameters) into its JSON value, with
+/// kube-apiserver's errors: JSON, YAML and protobuf bodies, of the kind `r` when known.
+pub fn decode_body(media_type: &str, body: &[u8], r: Option<&ResourceType>) -> ApiResult<Value> {
+    match media_type {
         "application/json"
         | ""
         | "application/json-patch+json"
@@ -695,7 +697,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         (&method, segments.as_slice())
     {
         let body = read_body(body).await?;
-        let binding = decode_body(&headers, &body, None)?;
+        let binding = decode_body(body_media_type(&headers), &body, None)?;
         let pod = binding
             .at("/metadata/name")
             .and_then(Value::as_str)
@@ -744,7 +746,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         }
         (Method::POST, None, None) if r.is_review() => {
             let body = read_body(body).await?;
-            let review = decode_body(&headers, &body, Some(r))?;
+            let review = decode_body(body_media_type(&headers), &body, Some(r))?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &answer_review(r, review)?,
@@ -761,7 +763,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         (Method::POST, None, None) => {
             let format = format?;
             let body = read_body(body).await?;
-            let obj = decode_body(&headers, &body, Some(r))?;
+            let obj = decode_body(body_media_type(&headers), &body, Some(r))?;
             let written = registry
                 .create(r, ns, obj, &body_write_options(&query, &headers, &body)?)
                 .await?;
@@ -777,7 +779,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 _ => Part::Main,
             };
             let body = read_body(body).await?;
-            let obj = decode_body(&headers, &body, Some(r))?;
+            let obj = decode_body(body_media_type(&headers), &body, Some(r))?;
             let written = registry
                 .update(
                     r,
@@ -809,7 +811,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 return Err(ApiError::strategic_patch_of_custom_resource());
             }
             let body = read_body(body).await?;
-            let patch = decode_body(&headers, &body, Some(r))?;
+            let patch = decode_body(body_media_type(&headers), &body, Some(r))?;
             let part = if sub == Some("status") {
                 Part::Status
             } else {
@@ -850,7 +852,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 .unwrap_or("")
                 .to_string();
             let body = read_body(body).await?;
-            let input = decode_body(&headers, &body, None)?;
+            let input = decode_body(body_media_type(&headers), &body, None)?;
             let opts = write_options(&query, &headers)?;
             let is_put = method == Method::PUT;
             let patch_type = PatchType::from_content_type(&ct);
@@ -890,13 +892,13 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         }
         (Method::POST, Some(name), Some("binding")) => {
             let body = read_body(body).await?;
-            let binding = decode_body(&headers, &body, None)?;
+            let binding = decode_body(body_media_type(&headers), &body, None)?;
             registry.bind(ns.unwrap_or(""), name, &binding).await?;
             Ok(json_response(StatusCode::CREATED, &success_status()))
         }
         (Method::POST, Some(name), Some("eviction")) => {
             let body = read_body(body).await?;
-            let eviction = decode_body(&headers, &body, None)?;
+            let eviction = decode_body(body_media_type(&headers), &body, None)?;
             let opts = match eviction.get("deleteOptions") {
                 Some(d) => DeleteOptions::from_body(d.to_string().as_bytes())?,
                 None => DeleteOptions::default(),
@@ -939,7 +941,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         (Method::POST, Some(name), Some("token")) => {
             registry.get(r, ns, name).await?;
             let body = read_body(body).await?;
-            let mut req = decode_body(&headers, &body, None)?;
+            let mut req = decode_body(body_media_type(&headers), &body, None)?;
             let expiry = req
                 .at("/spec/expirationSeconds")
                 .and_then(Value::as_i64)

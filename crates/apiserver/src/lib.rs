@@ -45,7 +45,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+pub use duplicates::duplicate_fields;
 pub use errors::{ApiError, ApiResult};
+pub use http::decode_body;
 pub use objects::stamp_resource_version;
 pub use rest::Registry;
 
@@ -328,7 +330,8 @@ impl ApiServer {
     }
 }
 
-pub(crate) fn build_openapi() -> openapi::OpenApi {
+/// The OpenAPI documents and merge rules of the built-in kinds.
+pub fn build_openapi() -> openapi::OpenApi {
     let types: Vec<openapi::ResourceType<'_>> = resources::RESOURCES
         .iter()
         .map(|r| openapi::ResourceType {

@@ -43,7 +43,11 @@ pub fn parse(input: &str) -> Result<Duration, String> {
         total += value * seconds_per_unit;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // Go's durations are nanoseconds in an i64 (about 292 years); longer ones are invalid.
+    if total > i64::MAX as f64 / 1e9 {
+        return Err(format!("invalid duration {input:?}: out of range"));
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| format!("invalid duration {input:?}"))
 }
 
 /// Formats a duration the way logs show elapsed times, e.g. `0.25s`, `1m3s`.
@@ -61,6 +65,17 @@ pub fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_past_go_range_are_errors() {
+        // Found by fuzzing: this panicked in `Duration::from_secs_f64`.
+        assert!(parse("92233720368549223372s").is_err());
+        assert!(parse("2562048h").is_err());
+        assert_eq!(
+            parse("2562047h").unwrap(),
+            Duration::from_secs(2562047 * 3600)
+        );
+    }
 
     #[test]
     fn parses_go_durations() {

@@ -122,6 +122,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// objects whose protobuf form fits etcd's default 1.5 MiB request limit.
 pub const MAX_VALUE_BYTES: usize = 3 * 1024 * 1024;
 
+/// Reads a data directory's snapshot and write-ahead log as [`LocalStore::open`] does, without
+/// starting a store, and returns the revision they reach and the number of live keys. Damage is
+/// an [`std::io::ErrorKind::InvalidData`] error unless `repair` is set; an incomplete final
+/// write is cut off either way.
+pub fn recover_data_dir(dir: &std::path::Path, repair: bool) -> std::io::Result<(Revision, usize)> {
+    let recovered = wal::recover(dir, repair)?;
+    Ok((recovered.revision, recovered.data.len()))
+}
+
 /// Refuses a value over [`MAX_VALUE_BYTES`].
 pub fn check_value_size(value: &[u8]) -> Result<()> {
     if value.len() > MAX_VALUE_BYTES {

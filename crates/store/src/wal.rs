@@ -152,8 +152,11 @@ fn read_record(r: &mut impl Read) -> io::Result<ReadOutcome> {
     if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&len) {
         return Ok(ReadOutcome::Damaged(Damage::BadLength(len)));
     }
-    let mut payload = vec![0u8; len];
-    let available = read_up_to(r, &mut payload)?;
+    // Read what is there rather than trusting the length field with an allocation: a damaged
+    // length in a short file would otherwise reserve up to MAX_PAYLOAD bytes.
+    let mut payload = Vec::with_capacity(len.min(1 << 20));
+    r.by_ref().take(len as u64).read_to_end(&mut payload)?;
+    let available = payload.len();
     if available < len {
         return Ok(ReadOutcome::Damaged(Damage::ShortPayload {
             len,

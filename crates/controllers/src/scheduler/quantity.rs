@@ -22,7 +22,7 @@ pub fn parse_milli(text: &str) -> Option<i128> {
     let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
     let digits = format!("{int_part}{frac_part}");
     let mantissa: i128 = digits.parse().ok()?;
-    let mut exp10: i32 = -(frac_part.len() as i32);
+    let mut exp10 = -i32::try_from(frac_part.len()).ok()?;
     let mut binary: i128 = 1;
     match suffix {
         "" => {}
@@ -43,20 +43,19 @@ pub fn parse_milli(text: &str) -> Option<i128> {
         "E" => exp10 += 18,
         other if other.starts_with(['e', 'E']) => {
             let e: i32 = other[1..].parse().ok()?;
-            exp10 += e;
+            exp10 = exp10.checked_add(e)?;
         }
         _ => return None,
     }
-    exp10 += 3; // thousandths
+    exp10 = exp10.checked_add(3)?; // thousandths
     let mut value = mantissa.checked_mul(binary)?;
     if exp10 >= 0 {
-        value = value.checked_mul(10i128.checked_pow(exp10 as u32)?)?;
+        value = value.checked_mul(10i128.checked_pow(exp10.unsigned_abs())?)?;
     } else {
-        let div = 10i128.checked_pow((-exp10) as u32).unwrap_or(i128::MAX);
-        value = if value == 0 {
-            0
-        } else {
-            (value + div - 1) / div
+        // Rounded up; a divisor past i128 leaves at most one thousandth.
+        value = match 10i128.checked_pow(exp10.unsigned_abs()) {
+            Some(div) => value / div + i128::from(value % div != 0),
+            None => i128::from(value != 0),
         };
     }
     Some(if negative { -value } else { value })
@@ -108,6 +107,20 @@ mod tests {
         assert_eq!(parse_units("110"), Some(110));
         assert_eq!(parse_units("500m"), Some(1)); // rounded up
         assert_eq!(parse_units("1Ei"), Some(1 << 60));
+    }
+
+    #[test]
+    fn tiny_and_huge_exponents() {
+        // Found by fuzzing: "1e-66" overflowed while rounding up.
+        assert_eq!(parse_milli("1e-66"), Some(1));
+        assert_eq!(parse_milli("0e-66"), Some(0));
+        assert_eq!(
+            parse_milli("170141183460469231731687303715884105727n"),
+            Some(i128::MAX / 1_000_000 + 1)
+        );
+        assert_eq!(parse_milli("0.5e-2147483648"), None);
+        assert_eq!(parse_milli("1e2147483647"), None);
+        assert_eq!(parse_milli("1e40"), None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 pub mod cel;
 pub mod defaults;
+mod duration;
+pub use duration::parse_go_duration;
 pub mod jq;
 pub mod template;
 pub mod types;
@@ -160,44 +162,6 @@ impl DurationFrom {
         }
         self.constant
     }
-}
-
-/// Parses Go's `time.ParseDuration` format (`300ms`, `1.5h`, `2h45m`).
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * unit;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_secs_f64(total))
 }
 
 /// A compiled `delay`.

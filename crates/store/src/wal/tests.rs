@@ -515,3 +515,19 @@ fn a_valid_record_is_found_only_where_the_log_could_hold_it() {
     tail[last] ^= 1;
     assert_eq!(find_valid_record(&tail, 10), None);
 }
+
+#[test]
+fn a_damaged_length_is_not_trusted_with_an_allocation() {
+    // A frame header claiming a payload of almost MAX_PAYLOAD bytes in a file of a few bytes
+    // (a torn or damaged length field) is read as what is there, not reserved up front.
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&((MAX_PAYLOAD - 1) as u32).to_le_bytes());
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(b"short");
+    match read_record(&mut frame.as_slice()).unwrap() {
+        ReadOutcome::Damaged(Damage::ShortPayload { len, available }) => {
+            assert_eq!((len, available), (MAX_PAYLOAD - 1, 5));
+        }
+        _ => panic!("expected a short payload"),
+    }
+}
