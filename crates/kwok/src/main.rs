@@ -177,7 +177,10 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         let n: u64 = number
             .parse()
             .map_err(|_| format!("invalid duration {text:?}"))?;
-        total += n * unit;
+        total = n
+            .checked_mul(unit)
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(|| format!("invalid duration {text:?}: out of range"))?;
         number.clear();
     }
     if !number.is_empty() {
@@ -392,5 +395,22 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_and_huge_ones_are_refused() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h5m3s"), Ok(Duration::from_secs(3903)));
+        assert!(parse_duration("5").is_ok() && parse_duration("5x").is_err());
+        let huge = parse_duration("99999999999999999999h").unwrap_err();
+        assert!(huge.contains("invalid duration"), "{huge}");
+        let overflow = parse_duration("9999999999999999h").unwrap_err();
+        assert!(overflow.contains("out of range"), "{overflow}");
     }
 }
