@@ -359,9 +359,14 @@ impl UsageModel {
         }
     }
 
-    /// Forgets the settled values of pods other than `uids` (those deleted or stopped).
+    /// Forgets the settled values and cumulative counters of pods other than `uids` (those
+    /// deleted or stopped), which would otherwise stay for every pod that ever ran.
     pub fn retain_pods(&self, uids: &std::collections::HashSet<String>) {
         self.settled
+            .lock()
+            .unwrap()
+            .retain(|(uid, _, _), _| uids.contains(uid));
+        self.counters
             .lock()
             .unwrap()
             .retain(|(uid, _, _), _| uids.contains(uid));
@@ -733,6 +738,22 @@ mod tests {
         index.put_pod(Arc::new(pod("p1", "n1", Some("250m"))));
         index.put_pod(Arc::new(pod("p2", "n1", None)));
         UsageModel::new(sims, index)
+    }
+
+    #[test]
+    fn counters_of_pods_gone_are_forgotten() {
+        let m = model();
+        let p1 = m.index.pod("default", "p1").unwrap();
+        let p2 = m.index.pod("default", "p2").unwrap();
+        m.container_cumulative(&p1, "a", "cpu");
+        m.container_cumulative(&p2, "a", "cpu");
+        assert_eq!(m.counters.lock().unwrap().len(), 2);
+        m.retain_pods(&["p1".to_string()].into_iter().collect());
+        let counters = m.counters.lock().unwrap();
+        assert_eq!(
+            counters.keys().map(|k| k.0.as_str()).collect::<Vec<_>>(),
+            ["p1"]
+        );
     }
 
     #[test]
