@@ -426,7 +426,8 @@ impl Drop for Etcd {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A port free on loopback now.
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

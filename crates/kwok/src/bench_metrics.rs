@@ -46,15 +46,9 @@ impl Drop for Cluster {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn start_cluster() -> anyhow::Result<Cluster> {
     let dir = tempfile::tempdir()?;
-    let port = free_port()?;
+    let port = crate::bench::free_port()?;
     let data = dir.path().join("data");
     let log = std::fs::File::create(dir.path().join("apiserver.log"))?;
     let child = Command::new(std::env::current_exe()?)

@@ -544,16 +544,7 @@ fn a_separate_kwok_serves_exec_and_port_forward_over_the_network() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start();
     let port = common::free_port();
-    let mut kwok = Command::new(common::kwok_bin())
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(["--manage-all-nodes", "--node-name", "localhost"])
-        .args(["--node-port", &port.to_string()])
-        .args(["--server-address", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("kwok.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut kwok = common::start_kwok_process(&server, port, &dir.path().join("kwok.log"));
     let http_port = http_target();
     server.ok_stdin(33, &["apply", "-f", "-"], PODS);
     let objects = format!(

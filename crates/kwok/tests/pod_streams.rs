@@ -228,16 +228,7 @@ fn logs_objects_in_the_api_configure_pods_and_kwok_serves_them_over_the_network(
     // kubelet endpoints, as in the binary runtime.
     let server = Server::start();
     let port = common::free_port();
-    let mut kwok = Command::new(common::kwok_bin())
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(["--manage-all-nodes", "--node-name", "localhost"])
-        .args(["--node-port", &port.to_string()])
-        .args(["--server-address", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("kwok.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut kwok = common::start_kwok_process(&server, port, &dir.path().join("kwok.log"));
     let log = dir.path().join("api.log");
     std::fs::write(
         &log,

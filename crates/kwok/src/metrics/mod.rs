@@ -101,40 +101,31 @@ impl Metrics {
         })
     }
 
+    /// Names of the nodes the usage model knows.
+    fn node_names(&self) -> impl Iterator<Item = String> {
+        self.model.index.nodes().into_iter().filter_map(|n| {
+            n.at("/metadata/name")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+    }
+
     /// The text of the Metric endpoint at `path`, if one matches.
     pub fn scrape(&self, path: &str) -> Option<String> {
         let (spec, node) = self.endpoints.find(path)?;
         Some(match node {
             Some(node) => endpoint::render(&spec, &node, &self.model),
             None => self
-                .model
-                .index
-                .nodes()
-                .iter()
-                .filter_map(|n| {
-                    n.at("/metadata/name")
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                })
-                .map(|n| endpoint::render(&spec, &n, &self.model))
+                .node_names()
                 .next()
+                .map(|n| endpoint::render(&spec, &n, &self.model))
                 .unwrap_or_default(),
         })
     }
 
     /// Prometheus `http_sd` targets of every Metric path, reached at `host`.
     pub fn discovery(&self, host: &str) -> Value {
-        let nodes: Vec<String> = self
-            .model
-            .index
-            .nodes()
-            .iter()
-            .filter_map(|n| {
-                n.at("/metadata/name")
-                    .and_then(Value::as_str)
-                    .map(String::from)
-            })
-            .collect();
+        let nodes: Vec<String> = self.node_names().collect();
         self.endpoints.discovery(host, &nodes)
     }
 }

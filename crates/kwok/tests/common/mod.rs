@@ -408,3 +408,19 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// A separate `kwok` simulator against `server`, as in the binary runtime: it manages every node
+/// (named `localhost`, advertising `port`) and serves their kubelet endpoints on that port;
+/// its log goes to `log`.
+pub fn start_kwok_process(server: &Server, port: u16, log: &Path) -> Child {
+    Command::new(kwok_bin())
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["--manage-all-nodes", "--node-name", "localhost"])
+        .args(["--node-port", &port.to_string()])
+        .args(["--server-address", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
