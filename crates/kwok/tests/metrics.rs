@@ -212,23 +212,23 @@ fn an_autoscaler_follows_usage_up_and_down() {
     assert!(hpa.contains("web"), "{hpa}");
     assert_eq!(replicas(&server), 1);
     // Usage rises to 200% of the request: the autoscaler wants four replicas.
-    server.ok(
-        33,
-        &[
-            "patch",
-            "deployment",
-            "web",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"template":{"metadata":{"annotations":{"kwok.x-k8s.io/usage-cpu":"200m"}}}}}"#,
-        ],
-    );
+    set_cpu_usage(&server, "200m");
     wait_replicas(&server, 5);
     let status = server.get_json(33, &["hpa", "web"]);
     let conditions = status["status"]["conditions"].to_string();
     assert!(conditions.contains("ValidMetricFound"), "{conditions}");
     // Usage falls to 10%: back to the minimum.
+    set_cpu_usage(&server, "10m");
+    wait_replicas(&server, 1);
+    let described = server.ok(27, &["describe", "hpa", "web"]);
+    assert!(described.contains("SuccessfulRescale"), "{described}");
+}
+
+/// Sets the CPU usage annotation of the `web` Deployment's pods (a rollout follows).
+fn set_cpu_usage(server: &Server, cpu: &str) {
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+        "kwok.x-k8s.io/usage-cpu": cpu}}}}});
+    let patch = patch.to_string();
     server.ok(
         33,
         &[
@@ -238,12 +238,9 @@ fn an_autoscaler_follows_usage_up_and_down() {
             "--type",
             "merge",
             "-p",
-            r#"{"spec":{"template":{"metadata":{"annotations":{"kwok.x-k8s.io/usage-cpu":"10m"}}}}}"#,
+            &patch,
         ],
     );
-    wait_replicas(&server, 1);
-    let described = server.ok(27, &["describe", "hpa", "web"]);
-    assert!(described.contains("SuccessfulRescale"), "{described}");
 }
 
 #[test]
