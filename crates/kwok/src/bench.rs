@@ -172,6 +172,29 @@ impl Drop for HttpsCluster {
     }
 }
 
+/// A kube-rs client of the cluster admin at https://127.0.0.1:`port`, through a kubeconfig
+/// written into `dir`.
+pub(crate) async fn admin_client(
+    dir: &std::path::Path,
+    port: u16,
+    pki: &pki::PkiPaths,
+) -> anyhow::Result<kube::Client> {
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: b\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority: {}\nusers:\n- name: b\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: b\n  context: {{cluster: b, user: b}}\ncurrent-context: b\n",
+        pki.ca_cert().display(),
+        pki.admin_cert().display(),
+        pki.admin_key().display()
+    );
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&path)?,
+        &Default::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
 pub(crate) async fn https_cluster(
     server: Arc<ApiServer>,
     dir: tempfile::TempDir,
@@ -185,20 +208,7 @@ pub(crate) async fn https_cluster(
     tokio::spawn(server.serve_tls(listener, tls, async {
         let _ = rx.await;
     }));
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: b\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority: {}\nusers:\n- name: b\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: b\n  context: {{cluster: b, user: b}}\ncurrent-context: b\n",
-        pki.ca_cert().display(),
-        pki.admin_cert().display(),
-        pki.admin_key().display()
-    );
-    let path = dir.path().join("kubeconfig");
-    std::fs::write(&path, kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&path)?,
-        &Default::default(),
-    )
-    .await?;
-    let client = kube::Client::try_from(config)?;
+    let client = admin_client(dir.path(), port, &pki).await?;
     Ok(HttpsCluster {
         _dir: dir,
         client,

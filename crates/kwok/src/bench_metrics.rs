@@ -72,20 +72,7 @@ async fn start_cluster() -> anyhow::Result<Cluster> {
         anyhow::ensure!(Instant::now() < deadline, "the cluster did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: b\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority: {ca}\nusers:\n- name: b\n  user:\n    client-certificate: {crt}\n    client-key: {key}\ncontexts:\n- name: b\n  context: {{cluster: b, user: b}}\ncurrent-context: b\n",
-        ca = pki.join("ca.crt").display(),
-        crt = pki.join("admin.crt").display(),
-        key = pki.join("admin.key").display(),
-    );
-    let path = dir.path().join("kubeconfig");
-    std::fs::write(&path, kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&path)?,
-        &Default::default(),
-    )
-    .await?;
-    let client = kube::Client::try_from(config)?;
+    let client = crate::bench::admin_client(dir.path(), port, &pki::PkiPaths::new(&pki)).await?;
     let cluster = Cluster { child, dir, client };
     while get(&cluster.client, "/version").await.is_err() {
         anyhow::ensure!(Instant::now() < deadline, "the cluster did not answer");

@@ -340,20 +340,7 @@ fn attach_shows_the_containers_output_until_the_pod_goes() {
     let c = cluster();
     for minor in [27, 33] {
         let mut child = c.kubectl(minor, &["attach", "p1"]).spawn().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let seen = common::collect_stdout(&mut child);
         let line = format!("appended for 1.{minor}");
         let until = Instant::now() + Duration::from_secs(30);
         while !seen.lock().unwrap().contains("attached line one") && Instant::now() < until {

@@ -142,26 +142,6 @@ fn spawn_kubectl(server: &Server, minor: u32, args: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Reads a child's stdout on a thread, so the test can wait for text with a deadline.
-fn collect_stdout(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
-    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let sink = out.clone();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    out
-}
-
 fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + deadline;
     while Instant::now() < until {
@@ -184,7 +164,7 @@ fn following_logs_sees_appended_lines_and_ends_when_the_pod_is_deleted() {
             minor,
             &["logs", "-f", "p1", "-c", "app", "--tail", "1"],
         );
-        let out = collect_stdout(&mut child);
+        let out = common::collect_stdout(&mut child);
         let tail_arrived = || out.lock().unwrap().contains(&last_line);
         let until = Instant::now() + Duration::from_secs(20);
         while !tail_arrived() && Instant::now() < until {

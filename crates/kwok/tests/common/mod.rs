@@ -424,3 +424,23 @@ pub fn start_kwok_process(server: &Server, port: u16, log: &Path) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// Reads a child's stdout on a thread, so the test can wait for text with a deadline.
+pub fn collect_stdout(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    out
+}
