@@ -86,12 +86,19 @@ impl Ticket {
     }
 }
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
+impl Ticket {
+    /// Stops tracking the connection: it proved who it is (a token), so it is never evicted.
+    pub fn release(&self) {
         let mut open = self.owner.open.lock().unwrap();
         if let Some(at) = open.iter().position(|(id, _)| *id == self.id) {
             open.remove(at);
         }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -139,6 +146,12 @@ mod tests {
             .expect("the oldest is told to close");
         let still_open = tokio::time::timeout(Duration::from_millis(50), second.evicted()).await;
         assert!(still_open.is_err(), "the second stays");
+        third.release();
+        assert_eq!(unverified.len(), 1);
+        let fourth = unverified.enter();
+        let third_stays = tokio::time::timeout(Duration::from_millis(50), third.evicted()).await;
+        assert!(third_stays.is_err(), "a released connection is not evicted");
+        drop(fourth);
         drop(third);
         assert_eq!(unverified.len(), 1);
         drop(first);

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, 
 use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
+use crate::authn::UserInfo;
 use crate::discovery;
 use crate::errors::{ApiError, ApiResult};
 use crate::objects::decode;
@@ -18,7 +19,7 @@ use crate::patch::PatchType;
 use crate::resources::ResourceType;
 use crate::rest::{DeleteOptions, FieldValidation, ListOptions, ListPage, Part, WriteOptions};
 use crate::table::{self, IncludeObject};
-use crate::{ApiServer, Authenticated};
+use crate::{ApiServer, Peer};
 
 /// Largest request body accepted, as kube-apiserver's limit.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -487,33 +488,40 @@ fn route(registry: &crate::Registry, segments: &[&str]) -> ApiResult<Option<Targ
     Ok(Some(target))
 }
 
-fn is_open_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/version" | "/version/" | "/healthz" | "/livez" | "/readyz"
-    ) || path.starts_with("/healthz/")
-        || path.starts_with("/livez/")
-        || path.starts_with("/readyz/")
-}
-
 /// Serves one request.
 pub async fn handle(
     server: Arc<ApiServer>,
     req: Request<Body>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
-    let authenticated = req.extensions().get::<Authenticated>().is_some_and(|a| a.0);
-    if !authenticated && !is_open_path(&path) {
-        return Ok(error_response(ApiError::unauthorized()));
-    }
     let method = req.method().clone();
     let started = std::time::Instant::now();
-    let resp = match serve(&server, req).await {
-        Ok(resp) => resp,
+    let (mut parts, body) = req.into_parts();
+    let resp = match admit(&server, &parts).await {
+        Ok(user) => {
+            parts.extensions.insert(user);
+            match serve(&server, Request::from_parts(parts, body)).await {
+                Ok(resp) => resp,
+                Err(err) => error_response(err),
+            }
+        }
         Err(err) => error_response(err),
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     Ok(resp)
+}
+
+/// Who the request acts as, once authenticated and authorized.
+async fn admit(server: &ApiServer, req: &axum::http::request::Parts) -> ApiResult<UserInfo> {
+    let peer = req.extensions.get::<Peer>().cloned().unwrap_or_default();
+    let path = decode_path(req.uri.path())?;
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    server
+        .admit(&peer, &req.headers, req.method.as_str(), &path, &query)
+        .await
 }
 
 /// Bodies past the limit are still read and thrown away, for at most this long, so the client
@@ -622,6 +630,22 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             resp.headers_mut().insert(
                 "x-content-type-options",
                 HeaderValue::from_static("nosniff"),
+            );
+            return Ok(resp);
+        }
+        (Method::GET, [".well-known", "openid-configuration"]) => {
+            let tokens = server.tokens().ok_or_else(ApiError::not_found_path)?;
+            return Ok(json_response(
+                StatusCode::OK,
+                &tokens.openid_configuration(),
+            ));
+        }
+        (Method::GET, ["openid", "v1", "jwks"]) => {
+            let tokens = server.tokens().ok_or_else(ApiError::not_found_path)?;
+            let mut resp = json_response(StatusCode::OK, &tokens.jwks());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/jwk-set+json"),
             );
             return Ok(resp);
         }
@@ -747,10 +771,10 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         (Method::POST, None, None) if r.is_review() => {
             let body = read_body(body).await?;
             let review = decode_body(body_media_type(&headers), &body, Some(r))?;
-            Ok(json_response(
-                StatusCode::CREATED,
-                &answer_review(r, review)?,
-            ))
+            let answer = server
+                .answer_review(requester(&extensions), r, ns, review)
+                .await?;
+            Ok(json_response(StatusCode::CREATED, &answer))
         }
         (method, _, _) if r.is_review() => Err(ApiError::method_not_allowed(
             if method == Method::GET {
@@ -764,6 +788,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             let format = format?;
             let body = read_body(body).await?;
             let obj = decode_body(body_media_type(&headers), &body, Some(r))?;
+            server.check_escalation(requester(&extensions), r, ns, &obj)?;
             let written = registry
                 .create(r, ns, obj, &body_write_options(&query, &headers, &body)?)
                 .await?;
@@ -780,6 +805,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             };
             let body = read_body(body).await?;
             let obj = decode_body(body_media_type(&headers), &body, Some(r))?;
+            server.check_escalation(requester(&extensions), r, ns, &obj)?;
             let written = registry
                 .update(
                     r,
@@ -817,16 +843,21 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             } else {
                 Part::Main
             };
+            let opts = body_write_options(&query, &headers, &body)?;
+            let user = requester(&extensions);
+            if server.needs_escalation_check(user, r) {
+                // The patched object decides: try it without writing first.
+                let trial = WriteOptions {
+                    dry_run: true,
+                    ..opts.clone()
+                };
+                let tried = registry
+                    .patch(r, ns, name, patch_type, patch.clone(), part, &trial)
+                    .await?;
+                server.check_escalation(user, r, ns, &decode(&tried.body)?)?;
+            }
             let written = registry
-                .patch(
-                    r,
-                    ns,
-                    name,
-                    patch_type,
-                    patch,
-                    part,
-                    &body_write_options(&query, &headers, &body)?,
-                )
+                .patch(r, ns, name, patch_type, patch, part, &opts)
                 .await?;
             let status = if written.created {
                 StatusCode::CREATED
@@ -939,20 +970,13 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             server.pod_logs(ns.unwrap_or(""), name, &pairs).await
         }
         (Method::POST, Some(name), Some("token")) => {
-            registry.get(r, ns, name).await?;
+            let account = decode(&registry.get(r, ns, name).await?)?;
             let body = read_body(body).await?;
-            let mut req = decode_body(body_media_type(&headers), &body, None)?;
-            let expiry = req
-                .at("/spec/expirationSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(3600);
-            req["apiVersion"] = json!("authentication.k8s.io/v1");
-            req["kind"] = json!("TokenRequest");
-            req["status"] = json!({
-                "token": format!("kwok-token-{}", crate::objects::new_uid()),
-                "expirationTimestamp": crate::objects::timestamp_after(expiry),
-            });
-            Ok(json_response(StatusCode::CREATED, &req))
+            let request = decode_body(body_media_type(&headers), &body, None)?;
+            let answer = server
+                .request_token(ns.unwrap_or(""), &account, request)
+                .await?;
+            Ok(json_response(StatusCode::CREATED, &answer))
         }
         (method, _, sub) => {
             let verb = match method {
@@ -986,31 +1010,12 @@ fn refuse_metrics_writes(method: &Method, query: &Query, sub: Option<&str>) -> A
     Err(ApiError::method_not_allowed(verb, None))
 }
 
-/// Answers an access or identity review: every authenticated user is an administrator.
-fn answer_review(r: &ResourceType, mut review: Value) -> ApiResult<Value> {
-    if !review.is_object() {
-        return Err(ApiError::bad_request(format!(
-            "expected a {} object",
-            r.kind
-        )));
-    }
-    review["apiVersion"] = json!(r.api_version());
-    review["kind"] = json!(r.kind);
-    let user =
-        json!({"username": pki::ADMIN_USER, "groups": [pki::ADMIN_GROUP, "system:authenticated"]});
-    review["status"] = match r.kind {
-        "SelfSubjectRulesReview" => json!({
-            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-            "incomplete": false,
-        }),
-        "SelfSubjectReview" => json!({"userInfo": user}),
-        "TokenReview" => json!({"authenticated": true, "user": user}),
-        _ => {
-            json!({"allowed": true, "reason": "kwok: authenticated users are cluster administrators"})
-        }
-    };
-    Ok(review)
+/// The user the request acts as (set once it was admitted).
+fn requester(extensions: &axum::http::Extensions) -> &UserInfo {
+    static NOBODY: std::sync::OnceLock<UserInfo> = std::sync::OnceLock::new();
+    extensions
+        .get::<UserInfo>()
+        .unwrap_or_else(|| NOBODY.get_or_init(UserInfo::anonymous))
 }
 
 fn success_status() -> Value {

@@ -2,13 +2,16 @@
 //!
 //! It owns the REST surface that kubectl, client-go style informers and other clients speak:
 //! discovery (legacy and aggregated), the verbs on every built-in resource type, watch streams,
-//! patches, tables, OpenAPI documents, and HTTPS with client-certificate authentication. Objects
+//! patches, tables, OpenAPI documents, and HTTPS with authentication (client certificates,
+//! service-account tokens, impersonation) and RBAC authorization. Objects
 //! live in a [`store::Store`], as JSON that carries its own resourceVersion (stamped on read when
 //! the store keeps objects without it, as etcd does).
 //!
 //! [`rest::Registry`] holds the transport-free logic, so in-process clients share one code path
 //! with HTTP requests. [`ApiServer::serve_tls`] puts it on the network.
 
+mod access;
+pub mod authn;
 pub mod celcost;
 pub mod connections;
 pub mod crd;
@@ -25,6 +28,7 @@ pub mod objects;
 pub mod patch;
 mod printers;
 mod protobuf;
+pub mod rbac;
 pub mod resourcemetrics;
 pub mod resources;
 pub mod rest;
@@ -54,9 +58,14 @@ pub use rest::Registry;
 /// The Kubernetes version whose API behaviour this server implements.
 pub const KUBERNETES_VERSION: (&str, &str, &str) = ("1", "33", "v1.33.1");
 
-/// Marks a request that arrived with a verified client certificate.
-#[derive(Debug, Clone, Copy)]
-pub struct Authenticated(pub bool);
+/// What the connection a request came on proved: the user of its verified client
+/// certificate, if any. Connections without one are bounded until a request on them
+/// authenticates with a token, which releases `ticket`.
+#[derive(Clone, Default)]
+pub struct Peer {
+    pub user: Option<authn::UserInfo>,
+    pub(crate) ticket: Option<Arc<connections::Ticket>>,
+}
 
 /// The API server: a registry plus what it serves around it.
 pub struct ApiServer {
@@ -66,6 +75,10 @@ pub struct ApiServer {
     cleaning: Mutex<std::collections::HashSet<String>>,
     /// How requests reach the kubelets of nodes (`pods/log`, ...).
     pub(crate) kubelets: std::sync::RwLock<nodeproxy::Connector>,
+    pub authorizer: Arc<rbac::Authorizer>,
+    /// Issues and checks service-account tokens, once a signing key is set.
+    tokens: std::sync::RwLock<Option<Arc<authn::tokens::Tokens>>>,
+    token_cache: access::TokenCache,
 }
 
 impl ApiServer {
@@ -80,10 +93,70 @@ impl ApiServer {
             openapi,
             cleaning: Mutex::new(Default::default()),
             kubelets: std::sync::RwLock::new(Arc::new(kubeletclient::NetworkKubelets::default())),
+            authorizer: rbac::Authorizer::new(),
+            tokens: std::sync::RwLock::new(None),
+            token_cache: Default::default(),
         });
         server.install_namespace_lifecycle();
         server.bootstrap().await?;
+        server.bootstrap_rbac().await?;
         Ok(server)
+    }
+
+    /// Signs and checks service-account tokens with this PKCS#8 RSA key, for `issuer`.
+    pub fn set_service_account_key(&self, pem: &str, issuer: &str) -> anyhow::Result<()> {
+        let tokens = authn::tokens::Tokens::from_pem(pem, issuer)?;
+        *self.tokens.write().unwrap() = Some(Arc::new(tokens));
+        Ok(())
+    }
+
+    pub(crate) fn tokens(&self) -> Option<Arc<authn::tokens::Tokens>> {
+        self.tokens.read().unwrap().clone()
+    }
+
+    /// Turns RBAC off (`--authorization-mode=AlwaysAllow`) or on again.
+    pub fn set_always_allow(&self, on: bool) {
+        self.authorizer
+            .always_allow
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Creates the bootstrap roles and bindings that are missing, loads the policy, and
+    /// follows it from then on.
+    async fn bootstrap_rbac(self: &Arc<Self>) -> anyhow::Result<()> {
+        let opts = rest::WriteOptions::default();
+        for doc in rbac::BOOTSTRAP.split("\n---\n") {
+            let Ok(object) = serde_saphyr::from_str::<Value>(doc) else {
+                continue;
+            };
+            let Some(kind) = object["kind"].as_str().map(String::from) else {
+                continue;
+            };
+            let plural = rbac::Kind::ALL
+                .into_iter()
+                .find(|k| format!("{k:?}") == kind)
+                .map(rbac::Kind::plural)
+                .context("bootstrap policy: unknown kind")?;
+            let r = resources::find("rbac.authorization.k8s.io", "v1", plural).expect("built in");
+            let ns = object["metadata"]["namespace"].as_str().map(String::from);
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if self.registry.get(r, ns.as_deref(), &name).await.is_ok() {
+                continue;
+            }
+            match self.registry.create(r, ns.as_deref(), object, &opts).await {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {}
+                Err(e) => anyhow::bail!("bootstrap {kind} {name}: {}", e.message),
+            }
+        }
+        for kind in rbac::Kind::ALL {
+            rbac::follow::load(&self.registry, &self.authorizer, kind).await;
+        }
+        rbac::follow(&self.registry, &self.authorizer);
+        Ok(())
     }
 
     /// Sets how requests reach the kubelets of nodes.
@@ -258,18 +331,26 @@ impl ApiServer {
                         return;
                     }
                 };
-                let authenticated = tls
+                let user = tls
                     .get_ref()
                     .1
                     .peer_certificates()
-                    .is_some_and(|c| !c.is_empty());
-                if authenticated {
+                    .and_then(|c| c.first())
+                    .and_then(|c| authn::user_from_certificate(c));
+                if user.is_some() {
                     drop(ticket);
-                    server.serve_connection(tls, true).await;
+                    let identity = Peer { user, ticket: None };
+                    server.serve_connection(tls, identity).await;
                 } else {
-                    // Anonymous connections stay bounded for as long as they are open.
+                    // Connections without a certificate stay bounded until a token proves
+                    // who they are.
+                    let ticket = Arc::new(ticket);
+                    let identity = Peer {
+                        user: None,
+                        ticket: Some(ticket.clone()),
+                    };
                     tokio::select! {
-                        _ = server.serve_connection(tls, false) => {}
+                        _ = server.serve_connection(tls, identity) => {}
                         _ = ticket.evicted() => {
                             tracing::debug!(%peer, "anonymous connection closed to make room");
                         }
@@ -294,11 +375,15 @@ impl ApiServer {
             };
             let _ = tcp.set_nodelay(true);
             let server = self.clone();
-            tokio::spawn(async move { server.serve_connection(tcp, true).await });
+            let peer = Peer {
+                user: Some(authn::UserInfo::superuser()),
+                ticket: None,
+            };
+            tokio::spawn(async move { server.serve_connection(tcp, peer).await });
         }
     }
 
-    async fn serve_connection<IO>(self: Arc<Self>, io: IO, authenticated: bool)
+    async fn serve_connection<IO>(self: Arc<Self>, io: IO, peer: Peer)
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -307,7 +392,7 @@ impl ApiServer {
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let server = server.clone();
                 let mut req = req.map(axum::body::Body::new);
-                req.extensions_mut().insert(Authenticated(authenticated));
+                req.extensions_mut().insert(peer.clone());
                 http::handle(server, req)
             });
         let mut builder =

@@ -249,20 +249,16 @@ pub async fn list_all(
 }
 
 /// Watches `r` for as long as the stream is polled, reconnecting after the server ends a watch:
-/// it resumes from the last revision seen (objects and bookmarks), and after 410 Gone starts
-/// over, getting the current objects again as `Added`. Yields object events only.
+/// it resumes from the last revision seen (objects and bookmarks). After 410 Gone it lists
+/// again and yields the current objects as `Added` and, for objects it had seen that are gone
+/// now, `Deleted` with their identity (apiVersion, kind, name, namespace, uid), so followers
+/// keyed by object forget what was deleted during the gap. Yields object events only.
 pub fn watch_resuming(
     cluster: std::sync::Arc<dyn Cluster>,
     r: Resource,
     params: ListParams,
 ) -> WatchStream {
-    struct State {
-        cluster: std::sync::Arc<dyn Cluster>,
-        r: Resource,
-        params: ListParams,
-        stream: Option<WatchStream>,
-    }
-    let state = State {
+    let state = Resuming {
         cluster,
         r,
         params: ListParams {
@@ -271,48 +267,249 @@ pub fn watch_resuming(
             ..params
         },
         stream: None,
+        known: std::collections::HashMap::new(),
+        resync: false,
+        pending: std::collections::VecDeque::new(),
     };
     let events = futures::stream::unfold(state, |mut st| async move {
-        use futures::StreamExt;
         loop {
-            let Some(stream) = st.stream.as_mut() else {
-                match st.cluster.watch(&st.r, None, &st.params).await {
-                    Ok(s) => st.stream = Some(s),
-                    Err(e) => {
-                        if e.is_gone() {
-                            st.params.resource_version = None;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                }
+            if let Some(ev) = st.pending.pop_front() {
+                return Some((ev, st));
+            }
+            if st.stream.is_none() {
+                st.connect().await;
                 continue;
-            };
-            let revision_of = |o: &Value| {
-                o.at("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(String::from)
-            };
-            match stream.next().await {
-                Some(WatchEvent::Bookmark(rv)) => st.params.resource_version = Some(rv),
-                Some(WatchEvent::Error(e)) => {
-                    if e.is_gone() {
-                        st.params.resource_version = None;
-                    }
-                    st.stream = None;
-                }
-                None => st.stream = None,
-                Some(
-                    ev @ (WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_)),
-                ) => {
-                    if let WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) =
-                        &ev
-                    {
-                        st.params.resource_version = revision_of(o);
-                    }
-                    return Some((ev, st));
-                }
+            }
+            if let Some(ev) = st.next_object_event().await {
+                st.remember(&ev);
+                return Some((ev, st));
             }
         }
     });
     Box::pin(events)
+}
+
+/// The state of [`watch_resuming`].
+struct Resuming {
+    cluster: std::sync::Arc<dyn Cluster>,
+    r: Resource,
+    params: ListParams,
+    stream: Option<WatchStream>,
+    /// `namespace/name` → uid of every object yielded and not deleted since.
+    known: std::collections::HashMap<String, String>,
+    /// The server forgot our revision: list before watching again.
+    resync: bool,
+    pending: std::collections::VecDeque<WatchEvent>,
+}
+
+impl Resuming {
+    async fn connect(&mut self) {
+        if self.resync {
+            match list_all(&*self.cluster, &self.r, None, &self.list_params()).await {
+                Ok(list) => self.replace_known(list),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            }
+            return;
+        }
+        match self.cluster.watch(&self.r, None, &self.params).await {
+            Ok(s) => self.stream = Some(s),
+            Err(e) => {
+                self.note_gone(&e);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    fn list_params(&self) -> ListParams {
+        ListParams {
+            label_selector: self.params.label_selector.clone(),
+            field_selector: self.params.field_selector.clone(),
+            ..ListParams::default()
+        }
+    }
+
+    /// After a relist: every listed object is `Added`, every known one not listed `Deleted`.
+    fn replace_known(&mut self, list: ObjectList) {
+        let mut listed = std::collections::HashMap::with_capacity(list.items.len());
+        for mut item in list.items {
+            if let Some(o) = item.as_object_mut() {
+                o.entry("apiVersion").or_insert(self.r.api_version().into());
+                o.entry("kind").or_insert(self.r.kind.clone().into());
+            }
+            if let Some((key, uid)) = identity(&item) {
+                listed.insert(key, uid);
+            }
+            self.pending.push_back(WatchEvent::Added(item.into()));
+        }
+        for (key, uid) in std::mem::replace(&mut self.known, listed) {
+            if !self.known.contains_key(&key) {
+                let gone = self.tombstone(&key, &uid).into();
+                self.pending.push_back(WatchEvent::Deleted(gone));
+            }
+        }
+        self.params.resource_version = Some(list.resource_version);
+        self.resync = false;
+    }
+
+    fn tombstone(&self, key: &str, uid: &str) -> Value {
+        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+        let mut metadata = serde_json::json!({"name": name, "uid": uid});
+        if !namespace.is_empty() {
+            metadata["namespace"] = namespace.into();
+        }
+        serde_json::json!({
+            "apiVersion": self.r.api_version(),
+            "kind": self.r.kind,
+            "metadata": metadata,
+        })
+    }
+
+    fn note_gone(&mut self, e: &Error) {
+        if e.is_gone() {
+            self.params.resource_version = None;
+            self.resync = true;
+        }
+    }
+
+    /// The next object event of the open stream; `None` when it ended or only moved the revision.
+    async fn next_object_event(&mut self) -> Option<WatchEvent> {
+        use futures::StreamExt;
+        let stream = self.stream.as_mut()?;
+        match stream.next().await {
+            Some(WatchEvent::Bookmark(rv)) => self.params.resource_version = Some(rv),
+            Some(WatchEvent::Error(e)) => {
+                self.note_gone(&e);
+                self.stream = None;
+            }
+            None => self.stream = None,
+            Some(ev) => {
+                if let WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) = &ev
+                {
+                    self.params.resource_version = o
+                        .at("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                }
+                return Some(ev);
+            }
+        }
+        None
+    }
+
+    fn remember(&mut self, ev: &WatchEvent) {
+        match ev {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                if let Some((key, uid)) = identity(o) {
+                    self.known.insert(key, uid);
+                }
+            }
+            WatchEvent::Deleted(o) => {
+                if let Some((key, _)) = identity(o) {
+                    self.known.remove(&key);
+                }
+            }
+            WatchEvent::Bookmark(_) | WatchEvent::Error(_) => {}
+        }
+    }
+}
+
+/// `namespace/name` and uid of an object.
+fn identity(o: &Value) -> Option<(String, String)> {
+    let name = o.at("/metadata/name").and_then(Value::as_str)?;
+    let namespace = o
+        .at("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let uid = o.at("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+    Some((format!("{namespace}/{name}"), uid.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn name_of(ev: &WatchEvent) -> (&'static str, String) {
+        let (what, o) = match ev {
+            WatchEvent::Added(o) => ("Added", o),
+            WatchEvent::Modified(o) => ("Modified", o),
+            WatchEvent::Deleted(o) => ("Deleted", o),
+            _ => return ("other", String::new()),
+        };
+        (what, o["metadata"]["name"].as_str().unwrap().to_string())
+    }
+
+    /// Objects deleted while the server had forgotten our revision come out as `Deleted`.
+    #[tokio::test]
+    async fn relist_after_gone_reports_what_vanished_in_the_gap() {
+        let server =
+            apiserver::ApiServer::new(store::LocalStore::in_memory(), "127.0.0.1:0".into())
+                .await
+                .unwrap();
+        let cluster: std::sync::Arc<dyn Cluster> =
+            std::sync::Arc::new(LocalCluster::new(server.registry.clone()));
+        let cms = Resource::new("", "v1", "configmaps", "ConfigMap", true);
+        for name in ["a", "b"] {
+            let cm = json!({"metadata": {"name": name, "namespace": "default"}});
+            cluster.create(&cms, Some("default"), &cm).await.unwrap();
+        }
+        let mut resuming = Resuming {
+            cluster: cluster.clone(),
+            r: cms.clone(),
+            params: ListParams::default(),
+            stream: None,
+            known: Default::default(),
+            resync: false,
+            pending: Default::default(),
+        };
+        resuming.connect().await;
+        for _ in 0..2 {
+            let ev = resuming.next_object_event().await.unwrap();
+            resuming.remember(&ev);
+        }
+        let b_uid = resuming.known["default/b"].clone();
+
+        resuming.stream = None;
+        cluster
+            .delete(&cms, Some("default"), "b", &DeleteParams::default())
+            .await
+            .unwrap();
+        let c = json!({"metadata": {"name": "c", "namespace": "default"}});
+        cluster.create(&cms, Some("default"), &c).await.unwrap();
+        resuming.note_gone(&Error {
+            code: 410,
+            reason: "Expired".into(),
+            message: "too old resource version".into(),
+        });
+        resuming.connect().await;
+
+        let events: Vec<_> = resuming.pending.drain(..).collect();
+        let names: Vec<_> = events.iter().map(name_of).collect();
+        assert_eq!(
+            names,
+            [
+                ("Added", "a".to_string()),
+                ("Added", "c".to_string()),
+                ("Deleted", "b".to_string())
+            ]
+        );
+        let WatchEvent::Deleted(gone) = &events[2] else {
+            unreachable!()
+        };
+        assert_eq!(gone["metadata"]["uid"], b_uid.as_str());
+        assert_eq!(gone["kind"], "ConfigMap");
+        let WatchEvent::Added(listed) = &events[1] else {
+            unreachable!()
+        };
+        assert_eq!(listed["kind"], "ConfigMap");
+
+        // The watch goes on from the list's revision: later writes arrive, nothing twice.
+        resuming.connect().await;
+        cluster
+            .delete(&cms, Some("default"), "a", &DeleteParams::default())
+            .await
+            .unwrap();
+        let ev = resuming.next_object_event().await.unwrap();
+        assert_eq!(name_of(&ev), ("Deleted", "a".to_string()));
+    }
 }

@@ -8,6 +8,7 @@
 //! the expiry of Events after `--event-ttl`, which kube-apiserver's storage does.
 //! [`Selection`] reads which of them run from a `--controllers` value.
 
+pub mod clusterroleaggregation;
 pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
@@ -29,6 +30,7 @@ pub mod serviceaccounts;
 pub mod statefulset;
 pub mod workloads;
 
+pub use clusterroleaggregation::ClusterRoleAggregation;
 pub use gc::GarbageCollector;
 pub use podautoscaler::PodAutoscaler;
 pub use scheduler::Scheduler;

@@ -6,12 +6,13 @@
 use std::collections::BTreeSet;
 
 /// Every controller name `--controllers` knows, in the order they are listed in help texts;
-/// the ones after the first four run over the shared cache of [`crate::Workloads`].
+/// the ones after the first five run over the shared cache of [`crate::Workloads`].
 pub const CONTROLLERS: &[&str] = &[
     "garbage-collector",
     "scheduler",
     "serviceaccount",
     "horizontalpodautoscaling",
+    "clusterrole-aggregation",
     "replicaset",
     "replicationcontroller",
     "deployment",
@@ -34,6 +35,10 @@ const ALIASES: &[(&str, &str)] = &[
     (
         "horizontal-pod-autoscaler-controller",
         "horizontalpodautoscaling",
+    ),
+    (
+        "clusterrole-aggregation-controller",
+        "clusterrole-aggregation",
     ),
     ("replicaset-controller", "replicaset"),
     ("replicationcontroller-controller", "replicationcontroller"),

@@ -26,7 +26,7 @@ use crate::statefulset::{self, StatefulSetController};
 /// The names `--controllers` knows these controllers by: all but the garbage collector, the
 /// scheduler, the service account controller and the horizontal pod autoscaler, which keep
 /// their own watches.
-pub const WORKLOAD_CONTROLLERS: &[&str] = crate::selection::CONTROLLERS.split_at(4).1;
+pub const WORKLOAD_CONTROLLERS: &[&str] = crate::selection::CONTROLLERS.split_at(5).1;
 
 /// The workload controllers to run, sharing one cache.
 pub struct Workloads {

@@ -39,6 +39,9 @@ pub fn start_controllers(
                 .run(),
         );
     }
+    if selection.enabled("clusterrole-aggregation") {
+        tokio::spawn(controllers::ClusterRoleAggregation::new(cluster.clone()).run());
+    }
     let workloads = controllers::Workloads::selected(cluster, selection);
     if !workloads.is_empty() {
         tokio::spawn(workloads.run());

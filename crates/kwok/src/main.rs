@@ -12,6 +12,9 @@ mod controller;
 mod controller_manager;
 
 // The server's work is allocation-heavy JSON handling; mimalloc keeps that cheap across threads.
+// `--features system-allocator` leaves the C allocator in place, for heap profilers such as
+// heaptrack that hook malloc.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -85,6 +88,17 @@ struct ApiserverArgs {
     /// CA that signs client certificates (PEM).
     #[arg(long)]
     client_ca_file: Option<PathBuf>,
+    /// RSA private key (PKCS#8 PEM) that signs service-account tokens; generated when missing.
+    /// Defaults to <data-dir>/pki/sa.key, or a key kept in memory without --data-dir.
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// The `iss` of service-account tokens and the OIDC discovery document.
+    #[arg(long, default_value = apiserver::authn::tokens::DEFAULT_ISSUER)]
+    service_account_issuer: String,
+    /// Authorizers, in order: `RBAC` (with `Node`, which no simulated kubelet needs) enforces
+    /// roles and bindings; `AlwaysAllow` lets every authenticated request through.
+    #[arg(long, default_value = "Node,RBAC", value_parser = parse_authorization_mode)]
+    authorization_mode: AuthorizationMode,
     /// When a write counts as durable.
     #[arg(long, value_enum, default_value_t = StorageSync::Always)]
     storage_sync: StorageSync,
@@ -139,7 +153,8 @@ struct ApiserverArgs {
     config: Option<PathBuf>,
     /// Built-in controllers to run in-process, as kube-controller-manager takes them: `*` for
     /// all, `foo` to enable and `-foo` to disable one (`*,-daemonset`); empty for none. Names:
-    /// garbage-collector, scheduler, serviceaccount, horizontalpodautoscaling, replicaset,
+    /// garbage-collector, scheduler, serviceaccount, horizontalpodautoscaling,
+    /// clusterrole-aggregation, replicaset,
     /// replicationcontroller, deployment, job, statefulset, daemonset, cronjob, endpoint, endpointslice, nodelifecycle,
     /// resourcequota, persistentvolume-binder.
     #[arg(long, default_value = "*")]
@@ -213,6 +228,49 @@ async fn shutdown_signal() {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthorizationMode {
+    Rbac,
+    AlwaysAllow,
+}
+
+fn parse_authorization_mode(s: &str) -> Result<AuthorizationMode, String> {
+    let mut mode = None;
+    for part in s.split(',').map(str::trim) {
+        match part {
+            "RBAC" => mode = mode.or(Some(AuthorizationMode::Rbac)),
+            "AlwaysAllow" => mode = mode.or(Some(AuthorizationMode::AlwaysAllow)),
+            "Node" => {}
+            other => {
+                return Err(format!(
+                    "authorization-mode {other:?} is not supported (want Node, RBAC or AlwaysAllow)"
+                ));
+            }
+        }
+    }
+    mode.ok_or_else(|| "authorization-mode needs RBAC or AlwaysAllow".to_string())
+}
+
+/// The PEM of the service-account signing key: the file given (made when missing), else
+/// `<data-dir>/pki/sa.key`, else a fresh key for this run only.
+fn service_account_key(args: &ApiserverArgs) -> anyhow::Result<String> {
+    let path = match (&args.service_account_signing_key_file, &args.data_dir) {
+        (Some(file), _) => file.clone(),
+        (None, Some(dir)) => pki::PkiPaths::new(dir.join("pki")).service_account_key(),
+        (None, None) => return Ok(pki::generate_rsa_key()?),
+    };
+    if path.exists() {
+        return std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()));
+    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let pem = pki::ensure_service_account_key(dir)?;
+    let made = pki::PkiPaths::new(dir).service_account_key();
+    if made != path {
+        std::fs::rename(&made, &path).with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(pem)
+}
+
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let (cert, key, ca) = match (
         &args.tls_cert_file,
@@ -275,6 +333,8 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let listener = apiserver::bind(addr).await?;
     let local = listener.local_addr()?;
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
+    server.set_service_account_key(&service_account_key(&args)?, &args.service_account_issuer)?;
+    server.set_always_allow(args.authorization_mode == AuthorizationMode::AlwaysAllow);
     let selection = controllers::Selection::parse(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
     let served = |registry: &apiserver::Registry| -> Vec<client::Resource> {

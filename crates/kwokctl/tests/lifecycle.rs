@@ -450,3 +450,74 @@ fn http_get(port: &str, path: &str) -> String {
     assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
     body.to_string()
 }
+
+/// `get kubeconfig --user/--group` hands out a certificate for another identity, which RBAC
+/// then restricts like any user's.
+#[test]
+fn kubeconfig_for_another_user_is_restricted_by_rbac() {
+    let env = new_env();
+    env.kwokctl(&["create", "cluster", "--wait", "30s"])
+        .success();
+    let run = env
+        .kwokctl(&[
+            "get",
+            "kubeconfig",
+            "--user",
+            "alice",
+            "--group",
+            "devs,testers",
+        ])
+        .success();
+    let alice = env.root.path().join("alice.kubeconfig");
+    fs::write(&alice, &run.stdout).unwrap();
+    let alice = alice.display().to_string();
+    let whoami = env
+        .kubectl(
+            "1.33",
+            &["--kubeconfig", &alice, "auth", "whoami", "-o", "json"],
+        )
+        .success();
+    let review: serde_json::Value = serde_json::from_str(&whoami.stdout).unwrap();
+    assert_eq!(review["status"]["userInfo"]["username"], "alice");
+    assert_eq!(
+        review["status"]["userInfo"]["groups"],
+        serde_json::json!(["devs", "testers", "system:authenticated"])
+    );
+    let denied = env.kubectl("1.27", &["--kubeconfig", &alice, "get", "pods"]);
+    assert!(
+        denied
+            .stderr
+            .contains("User \"alice\" cannot list resource \"pods\""),
+        "{denied:?}"
+    );
+    env.kubectl(
+        "1.33",
+        &[
+            "create",
+            "clusterrolebinding",
+            "devs-view",
+            "--clusterrole",
+            "view",
+            "--group",
+            "devs",
+        ],
+    )
+    .success();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while env
+        .kubectl("1.27", &["--kubeconfig", &alice, "get", "pods"])
+        .code
+        != Some(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the binding never applied"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let admin = env.kwokctl(&["get", "kubeconfig"]).success();
+    assert!(
+        admin.stdout.contains("client-certificate-data"),
+        "{admin:?}"
+    );
+}

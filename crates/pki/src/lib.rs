@@ -3,7 +3,8 @@
 //! (`CN=kwok-admin, O=system:masters`) that goes into the kubeconfig.
 //!
 //! Files are PEM, laid out as upstream kwokctl does under a cluster's `pki/` folder:
-//! `ca.crt`, `ca.key`, `admin.crt`, `admin.key`, plus `apiserver.crt` and `apiserver.key`.
+//! `ca.crt`, `ca.key`, `admin.crt`, `admin.key`, plus `apiserver.crt` and `apiserver.key`, and
+//! `sa.key`: the RSA-2048 key that signs service-account tokens (RS256), as kubeadm names it.
 
 mod insecure;
 
@@ -32,6 +33,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("generate key: {0}")]
+    Key(String),
     #[error("read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -66,6 +69,9 @@ impl PkiPaths {
     }
     pub fn serving_key(&self) -> PathBuf {
         self.dir.join("apiserver.key")
+    }
+    pub fn service_account_key(&self) -> PathBuf {
+        self.dir.join("sa.key")
     }
     /// True when every file exists.
     pub fn complete(&self) -> bool {
@@ -218,6 +224,135 @@ pub fn ensure(dir: &Path, extra_sans: &[String]) -> Result<PkiPaths, Error> {
     Ok(paths)
 }
 
+/// A client certificate for `user` in `groups` (CN and O), signed by the CA, valid for 100
+/// years from a day ago, as `kwokctl get kubeconfig --user/--group` hands out.
+pub fn client_certificate(ca: &CertPem, user: &str, groups: &[String]) -> Result<CertPem, Error> {
+    let ca_key = KeyPair::from_pem(&ca.key)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert, &ca_key)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, user);
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - std::time::Duration::from_secs(24 * 3600)).into();
+    params.not_after = (now + std::time::Duration::from_secs(100 * 365 * 24 * 3600)).into();
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    let der = with_subject(cert.der(), &subject_name(user, groups), &ca_key)?;
+    Ok(CertPem {
+        cert: certificate_pem(&der),
+        key: key.serialize_pem(),
+    })
+}
+
+fn certificate_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in text.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+/// A Name of CN=`user` and one O per group. rcgen keeps one value per attribute type, and
+/// Kubernetes reads every O of a client certificate as a group, so the subject is written here.
+fn subject_name(user: &str, groups: &[String]) -> Vec<u8> {
+    const CN: &[u64] = &[2, 5, 4, 3];
+    const O: &[u64] = &[2, 5, 4, 10];
+    let attributes = std::iter::once((CN, user)).chain(groups.iter().map(|g| (O, g.as_str())));
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            for (oid, value) in attributes {
+                w.next().write_set(|w| {
+                    w.next().write_sequence(|w| {
+                        w.next()
+                            .write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+                        w.next().write_utf8_string(value);
+                    })
+                })
+            }
+        })
+    })
+}
+
+/// `cert` (DER) with its subject replaced by `subject`, signed again by `ca_key`.
+fn with_subject(cert: &[u8], subject: &[u8], ca_key: &KeyPair) -> Result<Vec<u8>, Error> {
+    use rcgen::SigningKey as _;
+    let bad = |e: String| Error::Key(format!("re-encode certificate: {e}"));
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|e| bad(e.to_string()))?;
+    let tbs = parsed.tbs_certificate.as_ref();
+    let old_subject = parsed.tbs_certificate.subject.as_raw();
+    let at = tbs
+        .windows(old_subject.len())
+        .rposition(|w| w == old_subject)
+        .ok_or_else(|| bad("subject not found".into()))?;
+    // The TBS content: everything after its SEQUENCE header, with the subject swapped.
+    let (header, _) = der_element(tbs).ok_or_else(|| bad("TBS header".into()))?;
+    let content = [&tbs[header..at], subject, &tbs[at + old_subject.len()..]].concat();
+    let new_tbs = yasna::construct_der(|w| w.write_sequence(|w| w.next().write_der(&content)));
+    let signature = ca_key.sign(&new_tbs)?;
+    // The signature algorithm follows the TBS inside the certificate; it stays as it was.
+    let (cert_header, _) = der_element(cert).ok_or_else(|| bad("header".into()))?;
+    let after_tbs = &cert[cert_header + tbs.len()..];
+    let (h, len) = der_element(after_tbs).ok_or_else(|| bad("algorithm".into()))?;
+    let algorithm = &after_tbs[..h + len];
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&new_tbs);
+            w.next().write_der(algorithm);
+            w.next().write_bitvec_bytes(&signature, signature.len() * 8);
+        })
+    }))
+}
+
+/// The header and content lengths of the DER element `der` starts with.
+fn der_element(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)? as usize;
+    if first < 0x80 {
+        return Some((2, first));
+    }
+    let n = first & 0x7f;
+    let len = der
+        .get(2..2 + n)?
+        .iter()
+        .try_fold(0usize, |acc, b| Some((acc << 8) | *b as usize))?;
+    Some((2 + n, len))
+}
+
+/// Generates the service-account signing key into `dir` unless one is there; returns its PEM.
+/// Kept apart from [`ensure`] so clusters made before it get one without a new CA.
+pub fn ensure_service_account_key(dir: &Path) -> Result<String, Error> {
+    let path = PkiPaths::new(dir).service_account_key();
+    if path.exists() {
+        return read(&path);
+    }
+    let pem = generate_rsa_key()?;
+    fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    write(&path, &pem, true)?;
+    Ok(pem)
+}
+
+/// A fresh RSA-2048 private key, PKCS#8 PEM.
+pub fn generate_rsa_key() -> Result<String, Error> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+        .map_err(|e| Error::Key(e.to_string()))?;
+    key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .map(|pem| pem.to_string())
+        .map_err(|e| Error::Key(e.to_string()))
+}
+
 /// Reads a file into a string, with the path in the error.
 pub fn read(path: &Path) -> Result<String, Error> {
     fs::read_to_string(path).map_err(|source| Error::Read {
@@ -229,6 +364,41 @@ pub fn read(path: &Path) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_certificates_carry_every_group() {
+        let bundle = generate(&[]).unwrap();
+        let groups = vec!["devs".to_string(), "testers".to_string()];
+        let signed = client_certificate(&bundle.ca, "alice", &groups).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(signed.cert.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let orgs: Vec<_> = cert
+            .subject()
+            .iter_organization()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        assert_eq!(orgs, ["devs", "testers"]);
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
+        assert_eq!(cn, "alice");
+        let (_, ca_pem) = x509_parser::pem::parse_x509_pem(bundle.ca.cert.as_bytes()).unwrap();
+        let ca = ca_pem.parse_x509().unwrap();
+        cert.verify_signature(Some(ca.public_key()))
+            .expect("signed by the CA");
+    }
+
+    #[test]
+    fn service_account_key_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ensure_service_account_key(dir.path()).unwrap();
+        assert!(first.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(ensure_service_account_key(dir.path()).unwrap(), first);
+    }
 
     #[test]
     fn ensure_writes_all_files_once() {

@@ -429,9 +429,14 @@ fn ready_nodes(client: &Client) -> anyhow::Result<usize> {
         .count())
 }
 
-/// Pods in the cluster, from one single-item page and its remaining count.
+/// Pods in the cluster.
 fn pod_count(client: &Client) -> anyhow::Result<usize> {
-    let page: List<Named> = list(client, "/api/v1/pods?limit=1")?;
+    object_count(client, "/api/v1/pods")
+}
+
+/// Objects of a list path, from one single-item page and its remaining count.
+fn object_count(client: &Client, path: &str) -> anyhow::Result<usize> {
+    let page: List<Named> = list(client, &format!("{path}?limit=1"))?;
     Ok(page.items.len() + page.metadata.remaining_item_count.unwrap_or(0))
 }
 

@@ -275,6 +275,8 @@ pub fn embedded_component(
         pki.serving_key().display().to_string(),
         "--client-ca-file".into(),
         pki.ca_cert().display().to_string(),
+        "--service-account-signing-key-file".into(),
+        pki.service_account_key().display().to_string(),
     ];
     match (
         options.is_disabled("kube-scheduler"),
@@ -433,6 +435,7 @@ fn install(cluster: &Cluster) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     }
     pki::ensure(&paths.pki(), &[]).context("generate PKI")?;
+    pki::ensure_service_account_key(&paths.pki()).context("generate PKI")?;
     let doc = kubeconfig::standalone(&cluster_entry(cluster));
     let text = kubeconfig::render(&doc)?;
     std::fs::write(paths.kubeconfig(), text)

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use base64::Engine as _;
 use serde_json::Value;
 
@@ -112,14 +112,31 @@ pub fn components(ctx: &Context, output: OutputFormat) -> anyhow::Result<()> {
 
 pub fn kubeconfig(ctx: &Context, args: &GetKubeconfigArgs) -> anyhow::Result<()> {
     let cluster = super::load_existing(ctx)?;
-    if args.user != pki::ADMIN_USER || args.group != [pki::ADMIN_GROUP] {
-        bail!("signing certificates for other users or groups is not supported yet");
-    }
     let path = cluster.paths.kubeconfig();
     let doc = kubeconfig::load(&path)?;
-    let out = flatten(&doc, &args.host, args.insecure_skip_tls_verify)?;
+    let mut out = flatten(&doc, &args.host, args.insecure_skip_tls_verify)?;
+    if args.user != pki::ADMIN_USER || args.group != [pki::ADMIN_GROUP] {
+        let paths = pki::PkiPaths::new(cluster.paths.pki());
+        let ca = pki::CertPem {
+            cert: pki::read(&paths.ca_cert())?,
+            key: pki::read(&paths.ca_key())?,
+        };
+        let signed = pki::client_certificate(&ca, &args.user, &args.group)
+            .context("sign a client certificate")?;
+        replace_client_certificate(&mut out, &signed);
+    }
     print!("{}", kubeconfig::render(&out)?);
     Ok(())
+}
+
+/// Puts a freshly signed certificate and key in the (only) user of a flattened kubeconfig.
+fn replace_client_certificate(doc: &mut Value, signed: &pki::CertPem) {
+    let b64 = |s: &str| Value::String(base64::engine::general_purpose::STANDARD.encode(s));
+    if let Some(body) = doc["users"][0]["user"].as_object_mut() {
+        body.retain(|k, _| !k.starts_with("client-") && k != "token");
+        body.insert("client-certificate-data".into(), b64(&signed.cert));
+        body.insert("client-key-data".into(), b64(&signed.key));
+    }
 }
 
 fn find_named<'a>(doc: &'a Value, list: &str, name: &str) -> Option<&'a Value> {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use super::{
-    Kwokctl, cluster_pid, cpu_seconds, pod_count, proc_file, ready_nodes, running_pods, scale_until,
+    Kwokctl, cluster_pid, cpu_seconds, object_count, pod_count, proc_file, ready_nodes,
+    running_pods, scale_until,
 };
 use crate::apiclient::{Client, Endpoint};
 use crate::cli::BenchArgs;
@@ -50,8 +51,8 @@ pub fn run(kwokctl: &Kwokctl, args: &BenchArgs, duration: Duration) -> anyhow::R
         crate::duration::human(duration)
     );
     println!(
-        "{:>6} {:>9} {:>6} {:>11} {:>7} {:>12}",
-        "minute", "RSS MiB", "CPU %", "nodes Ready", "cycles", "pods created"
+        "{:>6} {:>9} {:>6} {:>11} {:>7} {:>12} {:>8}",
+        "minute", "RSS MiB", "CPU %", "nodes Ready", "cycles", "pods created", "events"
     );
     let churn = Churn::default();
     let samples = std::thread::scope(|scope| {
@@ -107,13 +108,14 @@ fn sample(
         let rss = status_bytes(pid, "VmRSS:")?;
         let cpu = cpu_seconds(pid)?;
         println!(
-            "{:>6} {:>9.0} {:>6.0} {:>11} {:>7} {:>12}",
+            "{:>6} {:>9.0} {:>6.0} {:>11} {:>7} {:>12} {:>8}",
             samples.len() + 1,
             rss as f64 / (1 << 20) as f64,
             (cpu - cpu_before) * 100.0 / SAMPLE_EVERY.as_secs_f64(),
             ready_nodes(client).map_or("?".into(), |n| n.to_string()),
             churn.cycles.load(Ordering::Relaxed),
-            churn.pods.load(Ordering::Relaxed)
+            churn.pods.load(Ordering::Relaxed),
+            object_count(client, "/api/v1/events").map_or("?".into(), |n| n.to_string())
         );
         cpu_before = cpu;
         samples.push(rss);
