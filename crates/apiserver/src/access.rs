@@ -288,7 +288,7 @@ fn invalid_token_request(name: &str, field: &str, value: &Value, detail: &str) -
 impl ApiServer {
     /// The token signer, made on first use with a key of its own when none was set (servers
     /// built in-process, without a cluster's `sa.key`).
-    fn signing_tokens(&self) -> ApiResult<std::sync::Arc<crate::authn::tokens::Tokens>> {
+    pub(crate) fn signing_tokens(&self) -> ApiResult<std::sync::Arc<crate::authn::tokens::Tokens>> {
         if let Some(t) = self.tokens() {
             return Ok(t);
         }

@@ -787,8 +787,11 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         (Method::POST, None, None) => {
             let format = format?;
             let body = read_body(body).await?;
-            let obj = decode_body(body_media_type(&headers), &body, Some(r))?;
+            let mut obj = decode_body(body_media_type(&headers), &body, Some(r))?;
             server.check_escalation(requester(&extensions), r, ns, &obj)?;
+            if std::ptr::eq(r, crate::certificates::resource()) {
+                obj = crate::certificates::prepare_create(requester(&extensions), obj)?;
+            }
             let written = registry
                 .create(r, ns, obj, &body_write_options(&query, &headers, &body)?)
                 .await?;
@@ -796,11 +799,19 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             add_warnings(&mut resp, &written.warnings);
             Ok(resp)
         }
-        (Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
+        (
+            Method::PUT,
+            Some(name),
+            sub @ (None | Some("status") | Some("finalize") | Some("approval")),
+        ) => {
             let format = format?;
             let part = match sub {
                 Some("status") => Part::Status,
                 Some("finalize") => Part::Finalize,
+                Some("approval") => {
+                    server.check_approval(requester(&extensions), name).await?;
+                    Part::Approval
+                }
                 _ => Part::Main,
             };
             let body = read_body(body).await?;

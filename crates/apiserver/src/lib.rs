@@ -13,6 +13,7 @@
 mod access;
 pub mod authn;
 pub mod celcost;
+pub mod certificates;
 pub mod connections;
 pub mod crd;
 pub mod defaults;
@@ -20,6 +21,7 @@ pub mod discovery;
 mod duplicates;
 pub mod errors;
 pub mod fieldmanager;
+mod follow;
 mod health;
 mod http;
 pub mod kubeletclient;
@@ -79,6 +81,10 @@ pub struct ApiServer {
     /// Issues and checks service-account tokens, once a signing key is set.
     tokens: std::sync::RwLock<Option<Arc<authn::tokens::Tokens>>>,
     token_cache: access::TokenCache,
+    /// The cluster CA certificate (PEM), for the `ca.crt` of token Secrets.
+    cluster_ca: std::sync::RwLock<Option<String>>,
+    /// The CA that signs approved CertificateSigningRequests.
+    signer: std::sync::RwLock<Option<pki::CertPem>>,
 }
 
 impl ApiServer {
@@ -96,10 +102,14 @@ impl ApiServer {
             authorizer: rbac::Authorizer::new(),
             tokens: std::sync::RwLock::new(None),
             token_cache: Default::default(),
+            cluster_ca: std::sync::RwLock::new(None),
+            signer: std::sync::RwLock::new(None),
         });
         server.install_namespace_lifecycle();
         server.bootstrap().await?;
         server.bootstrap_rbac().await?;
+        authn::legacy::follow(&server);
+        certificates::follow(&server);
         Ok(server)
     }
 
@@ -108,6 +118,15 @@ impl ApiServer {
         let tokens = authn::tokens::Tokens::from_pem(pem, issuer)?;
         *self.tokens.write().unwrap() = Some(Arc::new(tokens));
         Ok(())
+    }
+
+    /// The cluster CA certificate (PEM) handed to token Secrets.
+    pub fn set_cluster_ca(&self, pem: &str) {
+        *self.cluster_ca.write().unwrap() = Some(pem.to_string());
+    }
+
+    pub(crate) fn cluster_ca(&self) -> Option<String> {
+        self.cluster_ca.read().unwrap().clone()
     }
 
     pub(crate) fn tokens(&self) -> Option<Arc<authn::tokens::Tokens>> {

@@ -232,6 +232,24 @@ pub(crate) fn columns(group: &str, plural: &str) -> Option<Vec<Column>> {
                 "Service accounts in the binding.",
             ),
         ],
+        ("certificates.k8s.io", "certificatesigningrequests") => vec![
+            NAME,
+            AGE,
+            ("SignerName", "string", 0, "The signer the request is for."),
+            ("Requestor", "string", 0, "Who created the request."),
+            (
+                "RequestedDuration",
+                "string",
+                0,
+                "The validity the request asks for.",
+            ),
+            (
+                "Condition",
+                "string",
+                0,
+                "Approved, Denied, Issued, Failed or Pending.",
+            ),
+        ],
         ("node.k8s.io", "runtimeclasses") => vec![
             NAME,
             ("Handler", "string", 0, "The container runtime handler."),
@@ -516,6 +534,36 @@ pub(crate) fn cells(group: &str, plural: &str, o: &Value, age: String) -> Option
                 json!(of_kind("User")),
                 json!(of_kind("Group")),
                 json!(of_kind("ServiceAccount")),
+            ]
+        }
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            let mut conditions: Vec<String> = o
+                .at("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|c| text(c, "/status") == "True")
+                .map(|c| text(c, "/type"))
+                .collect();
+            if o.at("/status/certificate").is_some_and(|c| !c.is_null()) {
+                conditions.push("Issued".into());
+            }
+            let condition = if conditions.is_empty() {
+                "Pending".to_string()
+            } else {
+                conditions.join(",")
+            };
+            let duration = match o.at("/spec/expirationSeconds").and_then(Value::as_i64) {
+                Some(seconds) => crate::table::human_duration(seconds),
+                None => "<none>".into(),
+            };
+            vec![
+                name,
+                json!(age),
+                json!(text(o, "/spec/signerName")),
+                json!(text(o, "/spec/username")),
+                json!(duration),
+                json!(condition),
             ]
         }
         ("node.k8s.io", "runtimeclasses") => vec![name, json!(text(o, "/handler")), json!(age)],

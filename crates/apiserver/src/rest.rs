@@ -181,6 +181,8 @@ pub enum Part {
     Status,
     /// Namespace `finalize`: only `spec.finalizers`.
     Finalize,
+    /// CertificateSigningRequest `approval`: only `status.conditions`.
+    Approval,
 }
 
 /// Hook for the namespace lifecycle, called after a namespace starts terminating.
@@ -936,6 +938,14 @@ impl Registry {
                 if let Some(meta) = new.get("metadata") {
                     next["metadata"] = meta.clone();
                 }
+                next
+            }
+            Part::Approval => {
+                let mut next = old.clone();
+                next["status"]["conditions"] = new
+                    .at("/status/conditions")
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
                 next
             }
             Part::Finalize => {

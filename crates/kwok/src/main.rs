@@ -92,6 +92,10 @@ struct ApiserverArgs {
     /// Defaults to <data-dir>/pki/sa.key, or a key kept in memory without --data-dir.
     #[arg(long)]
     service_account_signing_key_file: Option<PathBuf>,
+    /// CA key (PEM) that signs approved CertificateSigningRequests, with --client-ca-file as
+    /// its certificate. Defaults to `ca.key` beside the client CA, when it is there.
+    #[arg(long)]
+    cluster_signing_key_file: Option<PathBuf>,
     /// The `iss` of service-account tokens and the OIDC discovery document.
     #[arg(long, default_value = apiserver::authn::tokens::DEFAULT_ISSUER)]
     service_account_issuer: String,
@@ -335,6 +339,16 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
     server.set_service_account_key(&service_account_key(&args)?, &args.service_account_issuer)?;
     server.set_always_allow(args.authorization_mode == AuthorizationMode::AlwaysAllow);
+    if let Ok(pem) = std::fs::read_to_string(&ca) {
+        server.set_cluster_ca(&pem);
+        let key_file = args
+            .cluster_signing_key_file
+            .clone()
+            .unwrap_or_else(|| ca.with_file_name("ca.key"));
+        if let Ok(key) = std::fs::read_to_string(&key_file) {
+            server.set_cluster_signer(&pem, &key);
+        }
+    }
     let selection = controllers::Selection::parse(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
     let served = |registry: &apiserver::Registry| -> Vec<client::Resource> {

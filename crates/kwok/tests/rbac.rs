@@ -43,6 +43,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The user `kubectl auth whoami` reports through `kubeconfig` (with `extra` args).
+fn whoami(kubeconfig: &PathBuf, extra: &[&str]) -> Value {
+    let mut args = vec!["auth", "whoami", "-o", "json"];
+    args.extend_from_slice(extra);
+    let out = kubectl_as(33, kubeconfig, &args);
+    let review: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("whoami failed: {}", text(&out.stderr)));
+    review["status"]["userInfo"].clone()
+}
+
 /// Retries `args` until kubectl succeeds (a new binding reaches the authorizer by watch).
 fn eventually_ok(minor: u32, kubeconfig: &PathBuf, args: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -175,19 +185,8 @@ subjects: [{kind: ServiceAccount, name: builder, namespace: default}]
         "acts as bob: {}",
         text(&out.stderr)
     );
-    let whoami = kubectl_as(
-        33,
-        &as_builder,
-        &["auth", "whoami", "--as", "bob", "-o", "json"],
-    );
-    let review: Value = serde_json::from_slice(&whoami.stdout).unwrap_or(Value::Null);
-    // bob may not create selfsubjectreviews? system:basic-user grants it to every authenticated user.
-    assert_eq!(
-        review["status"]["userInfo"]["username"],
-        "bob",
-        "{}",
-        text(&whoami.stderr)
-    );
+    // Every authenticated user may ask who they are (system:basic-user).
+    assert_eq!(whoami(&as_builder, &["--as", "bob"])["username"], "bob");
 
     // Holding get/list on pods does not allow granting delete.
     let role = write(
@@ -396,4 +395,175 @@ async fn kube_rs_with_a_service_account_token() {
         .await
         .unwrap();
     assert!(answer.status.unwrap().allowed, "basic-user may ask");
+}
+
+#[test]
+fn token_secrets_are_filled_on_request_and_authenticate() {
+    let server = Server::start();
+    server.ok(33, &["create", "serviceaccount", "builder"]);
+    let secret = write(
+        server.dir.path(),
+        "secret.yaml",
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: builder-token
+  annotations: {kubernetes.io/service-account.name: builder}
+type: kubernetes.io/service-account-token
+",
+    );
+    server.ok(33, &["apply", "-f", secret.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let filled = loop {
+        let s = server.get_json(33, &["secret", "builder-token"]);
+        if s["data"]["token"].is_string() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never filled: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    use base64::Engine as _;
+    let decode = |v: &Value| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(decode(&filled["data"]["namespace"]), "default");
+    assert!(decode(&filled["data"]["ca.crt"]).contains("BEGIN CERTIFICATE"));
+    let account = server.get_json(33, &["serviceaccount", "builder"]);
+    assert_eq!(
+        filled["metadata"]["annotations"]["kubernetes.io/service-account.uid"],
+        account["metadata"]["uid"]
+    );
+    let token = decode(&filled["data"]["token"]);
+    let as_builder = token_kubeconfig(&server, "legacy.kubeconfig", Some(&token));
+    let out = kubectl_as(
+        33,
+        &as_builder,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(text(&out.stdout), SA_USER, "{}", text(&out.stderr));
+
+    // No Secret appears for an account by itself (1.24+).
+    let secrets = server.get_json(33, &["secrets"]);
+    assert_eq!(secrets["items"].as_array().unwrap().len(), 1);
+}
+
+/// A key and a PEM certificate request for `user` in `group`.
+fn certificate_request(user: &str, group: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, user);
+    dn.push(rcgen::DnType::OrganizationName, group);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    (key.serialize_pem(), csr)
+}
+
+fn csr_manifest(name: &str, csr: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata: {{name: {name}}}
+spec:
+  request: {}
+  signerName: kubernetes.io/kube-apiserver-client
+  expirationSeconds: 86400
+  usages: [client auth]
+",
+        base64::engine::general_purpose::STANDARD.encode(csr)
+    )
+}
+
+#[test]
+fn certificate_signing_requests_onboard_a_user() {
+    use base64::Engine as _;
+    let server = Server::start();
+    let (key, csr) = certificate_request("carol", "devs");
+    let manifest = write(server.dir.path(), "csr.yaml", &csr_manifest("carol", &csr));
+    server.ok(27, &["apply", "-f", manifest.to_str().unwrap()]);
+    let table = server.ok(33, &["get", "csr", "carol"]);
+    assert!(
+        table.contains("Pending") && table.contains("kwok-admin"),
+        "{table}"
+    );
+    let out = server.ok(33, &["certificate", "approve", "carol"]);
+    assert!(out.contains("approved"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let issued = loop {
+        let csr = server.get_json(33, &["csr", "carol"]);
+        if let Some(cert) = csr["status"]["certificate"].as_str() {
+            assert_eq!(csr["status"]["conditions"][0]["type"], "Approved");
+            break cert.to_string();
+        }
+        assert!(Instant::now() < deadline, "never issued: {csr}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        server
+            .ok(33, &["get", "csr", "carol"])
+            .contains("Approved,Issued")
+    );
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let kubeconfig = write(
+        server.dir.path(),
+        "carol.kubeconfig",
+        &format!(
+            "apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{}', certificate-authority: '{}'}}}}]
+users: [{{name: u, user: {{client-certificate-data: {issued}, client-key-data: {}}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+current-context: x
+",
+            server.port,
+            server.pki().join("ca.crt").display(),
+            b64(&key)
+        ),
+    );
+    let carol = whoami(&kubeconfig, &[]);
+    assert_eq!(carol["username"], "carol");
+    assert_eq!(carol["groups"][0], "devs");
+
+    // Denied requests get no certificate; users without `approve` cannot decide.
+    let (_, other) = certificate_request("dave", "devs");
+    let manifest = write(
+        server.dir.path(),
+        "dave.yaml",
+        &csr_manifest("dave", &other),
+    );
+    server.ok(33, &["apply", "-f", manifest.to_str().unwrap()]);
+    server.ok(33, &["create", "serviceaccount", "builder"]);
+    let token = server.ok(33, &["create", "token", "builder"]);
+    let as_builder = token_kubeconfig(&server, "b.kubeconfig", Some(token.trim()));
+    let out = kubectl_as(33, &as_builder, &["certificate", "approve", "dave"]);
+    assert!(!out.status.success());
+    server.ok(33, &["certificate", "deny", "dave"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let dave = server.get_json(33, &["csr", "dave"]);
+    assert_eq!(dave["status"]["conditions"][0]["type"], "Denied");
+    assert!(dave["status"]["certificate"].is_null());
+
+    let bad = write(
+        server.dir.path(),
+        "bad.yaml",
+        &csr_manifest("bad", "not a request")
+            .replace("expirationSeconds: 86400", "expirationSeconds: 60"),
+    );
+    let err = server.fails(33, &["apply", "-f", bad.to_str().unwrap()]);
+    assert!(
+        err.contains("PEM block type must be CERTIFICATE REQUEST"),
+        "{err}"
+    );
+    assert!(err.contains("spec.expirationSeconds"), "{err}");
 }

@@ -68,6 +68,7 @@ builtin_kinds! {
     "rbac.authorization.k8s.io" "v1" "RoleBinding" => api::rbac::v1::RoleBinding;
     "rbac.authorization.k8s.io" "v1" "ClusterRole" => api::rbac::v1::ClusterRole;
     "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" => api::rbac::v1::ClusterRoleBinding;
+    "certificates.k8s.io" "v1" "CertificateSigningRequest" => api::certificates::v1::CertificateSigningRequest;
     "scheduling.k8s.io" "v1" "PriorityClass" => api::scheduling::v1::PriorityClass;
     "node.k8s.io" "v1" "RuntimeClass" => api::node::v1::RuntimeClass;
     "storage.k8s.io" "v1" "StorageClass" => api::storage::v1::StorageClass;

@@ -250,6 +250,53 @@ pub fn client_certificate(ca: &CertPem, user: &str, groups: &[String]) -> Result
     })
 }
 
+/// What a signed CSR's certificate may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    ClientAuth,
+    ServerAuth,
+}
+
+/// Signs a PEM certificate signing request with the CA for `seconds` (from a minute ago, as
+/// kube-controller-manager backdates), keeping the request's subject as it is.
+pub fn sign_csr(
+    ca: &CertPem,
+    csr_pem: &str,
+    seconds: u64,
+    usages: &[Usage],
+) -> Result<String, Error> {
+    use x509_parser::prelude::FromDer as _;
+    let bad = |what: &str| Error::Key(format!("certificate request: {what}"));
+    let mut request = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(csr_pem.as_bytes()).map_err(|_| bad("not PEM"))?;
+    let (_, parsed) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&pem.contents)
+            .map_err(|_| bad("not a certificate request"))?;
+    let subject = parsed.certification_request_info.subject.as_raw().to_vec();
+    let ca_key = KeyPair::from_pem(&ca.key)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert, &ca_key)?;
+    let now = std::time::SystemTime::now();
+    let params = &mut request.params;
+    params.not_before = (now - std::time::Duration::from_secs(60)).into();
+    params.not_after = (now + std::time::Duration::from_secs(seconds)).into();
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = usages
+        .iter()
+        .map(|u| match u {
+            Usage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+            Usage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+        })
+        .collect();
+    let cert = request.signed_by(&issuer)?;
+    let der = with_subject(cert.der(), &subject, &ca_key)?;
+    Ok(certificate_pem(&der))
+}
+
 fn certificate_pem(der: &[u8]) -> String {
     use base64::Engine as _;
     let text = base64::engine::general_purpose::STANDARD.encode(der);
@@ -365,31 +412,49 @@ pub fn read(path: &Path) -> Result<String, Error> {
 mod tests {
     use super::*;
 
+    /// CN, every O and the lifetime in seconds of a certificate the CA of `bundle` signed.
+    fn read_signed(bundle: &Bundle, cert_pem: &str) -> (String, Vec<String>, i64) {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let (_, ca_pem) = x509_parser::pem::parse_x509_pem(bundle.ca.cert.as_bytes()).unwrap();
+        cert.verify_signature(Some(ca_pem.parse_x509().unwrap().public_key()))
+            .expect("signed by the CA");
+        let subject = cert.subject();
+        let text = |v: &x509_parser::x509::AttributeTypeAndValue| v.as_str().unwrap().to_string();
+        let validity = cert.validity();
+        (
+            subject.iter_common_name().next().map(text).unwrap(),
+            subject.iter_organization().map(text).collect(),
+            validity.not_after.timestamp() - validity.not_before.timestamp(),
+        )
+    }
+
     #[test]
     fn client_certificates_carry_every_group() {
         let bundle = generate(&[]).unwrap();
         let groups = vec!["devs".to_string(), "testers".to_string()];
         let signed = client_certificate(&bundle.ca, "alice", &groups).unwrap();
-        let (_, pem) = x509_parser::pem::parse_x509_pem(signed.cert.as_bytes()).unwrap();
-        let cert = pem.parse_x509().unwrap();
-        let orgs: Vec<_> = cert
-            .subject()
-            .iter_organization()
-            .map(|o| o.as_str().unwrap())
-            .collect();
-        assert_eq!(orgs, ["devs", "testers"]);
-        let cn = cert
-            .subject()
-            .iter_common_name()
-            .next()
-            .unwrap()
-            .as_str()
-            .unwrap();
-        assert_eq!(cn, "alice");
-        let (_, ca_pem) = x509_parser::pem::parse_x509_pem(bundle.ca.cert.as_bytes()).unwrap();
-        let ca = ca_pem.parse_x509().unwrap();
-        cert.verify_signature(Some(ca.public_key()))
-            .expect("signed by the CA");
+        let (cn, orgs, _) = read_signed(&bundle, &signed.cert);
+        assert_eq!((cn.as_str(), orgs), ("alice", groups));
+    }
+
+    #[test]
+    fn certificate_requests_are_signed_with_their_subject() {
+        let bundle = generate(&[]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "bob");
+        dn.push(DnType::OrganizationName, "devs");
+        params.distinguished_name = dn;
+        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+        let signed = sign_csr(&bundle.ca, &csr, 3600, &[Usage::ClientAuth]).unwrap();
+        let (cn, orgs, lifetime) = read_signed(&bundle, &signed);
+        assert_eq!(
+            (cn.as_str(), orgs, lifetime),
+            ("bob", vec!["devs".to_string()], 3660)
+        );
+        assert!(sign_csr(&bundle.ca, "garbage", 3600, &[Usage::ClientAuth]).is_err());
     }
 
     #[test]

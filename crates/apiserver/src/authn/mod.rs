@@ -4,6 +4,7 @@
 //! the caller may impersonate. Authenticated users get the `system:authenticated` group.
 
 pub mod impersonation;
+pub mod legacy;
 pub mod tokens;
 
 use std::collections::BTreeMap;
