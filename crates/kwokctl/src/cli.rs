@@ -143,6 +143,10 @@ pub struct CreateClusterArgs {
     /// Disable the kube-controller-manager (deprecated: use --disable kube-controller-manager)
     #[arg(long)]
     pub disable_kube_controller_manager: bool,
+    /// Enable authorization (RBAC) on the API server; `--kube-authorization=false` lets every
+    /// authenticated request through (default true)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub kube_authorization: Option<bool>,
     /// A set of key=value pairs that describe command line arguments for a component, e.g. kube-apiserver=storage-sync=none
     #[arg(long)]
     pub extra_args: Vec<String>,

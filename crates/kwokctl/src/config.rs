@@ -95,6 +95,9 @@ pub struct Options {
     pub disable_kube_controller_manager: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub enable_metrics_server: bool,
+    /// RBAC on the API server; upstream defaults it to true (with a secure port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_authorization: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -464,6 +467,7 @@ pub struct OptionFlags {
     pub disable_kube_scheduler: bool,
     pub disable_kube_controller_manager: bool,
     pub enable_metrics_server: bool,
+    pub kube_authorization: Option<bool>,
 }
 
 /// Applies the precedence flags > `KWOK_*` env > configuration (already merged from files) >
@@ -543,6 +547,16 @@ pub fn resolve_options(from_files: &Options, env: &Env, flags: &OptionFlags) -> 
         "ENABLE_METRICS_SERVER",
         flags.enable_metrics_server,
     );
+    if let Some(value) = env
+        .kwok("KUBE_AUTHORIZATION")
+        .and_then(|v| v.parse::<bool>().ok())
+    {
+        options.kube_authorization = Some(value);
+    }
+    if flags.kube_authorization.is_some() {
+        options.kube_authorization = flags.kube_authorization;
+    }
+    options.kube_authorization.get_or_insert(true);
     for component in &flags.enable {
         if !options.enable.contains(component) {
             options.enable.push(component.clone());

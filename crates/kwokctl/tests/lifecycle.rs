@@ -521,3 +521,32 @@ fn kubeconfig_for_another_user_is_restricted_by_rbac() {
         "{admin:?}"
     );
 }
+
+/// `--kube-authorization=false` turns RBAC off, as upstream's flag does; it is kept in kwok.yaml.
+#[test]
+fn authorization_can_be_turned_off() {
+    let env = new_env();
+    env.kwokctl(&[
+        "create",
+        "cluster",
+        "--kube-authorization=false",
+        "--wait",
+        "30s",
+    ])
+    .success();
+    let config = fs::read_to_string(env.cluster_dir("kwok").join("kwok.yaml")).unwrap();
+    assert!(config.contains("kubeAuthorization: false"), "{config}");
+    let run = env
+        .kwokctl(&["get", "kubeconfig", "--user", "alice", "--group", "devs"])
+        .success();
+    let alice = env.root.path().join("alice.kubeconfig");
+    fs::write(&alice, &run.stdout).unwrap();
+    let alice = alice.display().to_string();
+    env.kubectl("1.33", &["--kubeconfig", &alice, "get", "pods", "-A"])
+        .success();
+    env.kwokctl(&["delete", "cluster"]).success();
+    env.kwokctl(&["create", "cluster", "--wait", "30s"])
+        .success();
+    let config = fs::read_to_string(env.cluster_dir("kwok").join("kwok.yaml")).unwrap();
+    assert!(config.contains("kubeAuthorization: true"), "{config}");
+}

@@ -43,6 +43,7 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
         kube_scheduler_binary: args.kube_scheduler_binary.clone(),
         etcd_port: args.etcd_port,
         controller_port: args.controller_port,
+        kube_authorization: args.kube_authorization,
         etcd_prefix: args.etcd_prefix.clone(),
         enable: args.enable.clone(),
         disable: args.disable.clone(),
@@ -278,6 +279,9 @@ pub fn embedded_component(
         "--service-account-signing-key-file".into(),
         pki.service_account_key().display().to_string(),
     ];
+    if options.kube_authorization == Some(false) {
+        args.push("--authorization-mode=AlwaysAllow".into());
+    }
     match (
         options.is_disabled("kube-scheduler"),
         options.is_disabled("kube-controller-manager"),

@@ -179,7 +179,11 @@ pub fn components(
                 flag("etcd-servers", &etcd_url(ports.etcd)),
                 "--allow-privileged=true".into(),
                 "--endpoint-reconciler-type=none".into(),
-                "--authorization-mode=Node,RBAC".into(),
+                if options.kube_authorization == Some(false) {
+                    "--authorization-mode=AlwaysAllow".into()
+                } else {
+                    "--authorization-mode=Node,RBAC".into()
+                },
                 flag("bind-address", &"127.0.0.1"),
                 flag("secure-port", &ports.kube_apiserver),
             ];
@@ -206,6 +210,13 @@ pub fn components(
                 flag("secure-port", &ports.kube_apiserver),
             ];
             args.extend(tls.iter().cloned());
+            args.push(flag(
+                "service-account-signing-key-file",
+                &path(&pki.service_account_key()),
+            ));
+            if options.kube_authorization == Some(false) {
+                args.push("--authorization-mode=AlwaysAllow".into());
+            }
             // kube-controller-manager and kube-scheduler run the controllers.
             args.push("--controllers=".into());
             component(
