@@ -161,6 +161,8 @@ where
 pub(crate) struct HttpsCluster {
     _dir: tempfile::TempDir,
     pub(crate) client: kube::Client,
+    pub(crate) port: u16,
+    pub(crate) pki: pki::PkiPaths,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -212,6 +214,8 @@ pub(crate) async fn https_cluster(
     Ok(HttpsCluster {
         _dir: dir,
         client,
+        port,
+        pki,
         shutdown: Some(tx),
     })
 }

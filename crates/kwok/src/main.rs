@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_metrics;
+mod bench_rbac;
 mod bench_sim;
 mod bench_streams;
 mod controller;
@@ -58,6 +59,8 @@ enum Command {
     BenchMetrics(bench_metrics::BenchMetricsArgs),
     /// Measure followed logs and port-forward connections under load and print the figures.
     BenchStreams(bench_streams::BenchStreamsArgs),
+    /// Measure what authentication and RBAC cost a request and print the figures.
+    BenchRbac(bench_rbac::BenchRbacArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -459,6 +462,7 @@ fn main() -> ExitCode {
             Some(Command::BenchSim(args)) => bench_sim::run(args).await,
             Some(Command::BenchMetrics(args)) => bench_metrics::run(args).await,
             Some(Command::BenchStreams(args)) => bench_streams::run(args).await,
+            Some(Command::BenchRbac(args)) => bench_rbac::run(args).await,
             None => controller::run(cli.controller, shutdown_signal()).await,
         }
     });
