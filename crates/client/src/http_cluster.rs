@@ -110,11 +110,26 @@ impl HttpCluster {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<http::Response<kube::client::Body>> {
-        let req = http::Request::builder()
+        self.send_as(method, path, content_type, body, None).await
+    }
+
+    async fn send_as(
+        &self,
+        method: &str,
+        path: String,
+        content_type: &str,
+        body: Vec<u8>,
+        user: Option<&str>,
+    ) -> Result<http::Response<kube::client::Body>> {
+        let mut req = http::Request::builder()
             .method(method)
             .uri(path)
             .header("content-type", content_type)
-            .header("accept", "application/json")
+            .header("accept", "application/json");
+        if let Some(user) = user {
+            req = req.header("impersonate-user", user);
+        }
+        let req = req
             .body(kube::client::Body::from(body))
             .map_err(Error::transport)?;
         self.client.send(req).await.map_err(Error::transport)
@@ -127,7 +142,18 @@ impl HttpCluster {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<Value> {
-        let resp = self.send(method, path, content_type, body).await?;
+        self.call_as(method, path, content_type, body, None).await
+    }
+
+    async fn call_as(
+        &self,
+        method: &str,
+        path: String,
+        content_type: &str,
+        body: Vec<u8>,
+        user: Option<&str>,
+    ) -> Result<Value> {
+        let resp = self.send_as(method, path, content_type, body, user).await?;
         let status = resp.status().as_u16();
         let bytes = http_body_util::BodyExt::collect(resp.into_body())
             .await
@@ -357,6 +383,19 @@ impl Cluster for HttpCluster {
         patch: &Patch,
         subresource: Option<&str>,
     ) -> Result<Value> {
+        self.patch_as(r, namespace, name, patch, subresource, None)
+            .await
+    }
+
+    async fn patch_as(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Patch,
+        subresource: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Value> {
         let (ct, body) = match patch {
             Patch::Merge(v) => ("application/merge-patch+json", v),
             Patch::Json(v) => ("application/json-patch+json", v),
@@ -367,11 +406,12 @@ impl Cluster for HttpCluster {
             path.push('/');
             path.push_str(sub);
         }
-        self.call(
+        self.call_as(
             "PATCH",
             path,
             ct,
             serde_json::to_vec(body).map_err(Error::transport)?,
+            user,
         )
         .await
     }

@@ -194,6 +194,20 @@ pub trait Cluster: Send + Sync + 'static {
         patch: &Patch,
         subresource: Option<&str>,
     ) -> Result<Value>;
+    /// Patches as `user` (`Impersonate-User`), so the server authorizes and records the write
+    /// as theirs. In-process there is no identity to switch: the write is made as is.
+    async fn patch_as(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Patch,
+        subresource: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Value> {
+        let _ = user;
+        self.patch(r, namespace, name, patch, subresource).await
+    }
     /// Deletes; returns the object as the server answered (it may still exist with a
     /// deletionTimestamp).
     async fn delete(

@@ -188,9 +188,10 @@ pub fn already_applied(object: &Value, patch: &Value) -> bool {
     }
 }
 
-/// Whether a failed write is worth retrying.
+/// Whether a failed write is worth retrying. Refusals (401, 403) are: a binding created later,
+/// or a token renewed, lets the same write through.
 fn retryable(e: &client::Error) -> bool {
-    matches!(e.code, 0 | 429 | 500 | 503 | 504)
+    matches!(e.code, 0 | 401 | 403 | 429 | 500 | 503 | 504)
 }
 
 impl Controller {
@@ -519,6 +520,7 @@ impl Controller {
                     template,
                     kind,
                     apply,
+                    impersonate,
                 } => {
                     let rendered = match template.render(&object, self.funcs.clone(), &job.key) {
                         Ok(v) => v,
@@ -580,7 +582,14 @@ impl Controller {
                     };
                     object = self
                         .cluster
-                        .patch(r, ns.as_deref(), &name, &patch, subresource.as_deref())
+                        .patch_as(
+                            r,
+                            ns.as_deref(),
+                            &name,
+                            &patch,
+                            subresource.as_deref(),
+                            impersonate.as_deref(),
+                        )
                         .await?;
                     wrote = true;
                 }

@@ -829,3 +829,88 @@ async fn cel_selectors_and_apply_steps_provision_volumes() {
         .unwrap();
     assert!(other["spec"].get("volumeName").is_none(), "{other}");
 }
+
+/// A Stage whose patch names `impersonation.username`: the separate simulator writes as that
+/// user, so RBAC decides, and nothing is played until the user may patch.
+const IMPERSONATED: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: configmap-stamped-by-bot
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: ConfigMap
+  selector:
+    matchLabels:
+      stamp: "yes"
+    matchExpressions:
+    - key: '.data.stamped'
+      operator: 'DoesNotExist'
+  next:
+    patches:
+    - type: merge
+      impersonation:
+        username: stamp-bot
+      template: |
+        data:
+          stamped: "yes"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_patches_are_made_as_the_impersonated_user() {
+    let server = Server::start();
+    let config = write(server.dir.path(), "kwok.yaml", IMPERSONATED);
+    let sim = Sim::start(
+        &server,
+        &[
+            "--manage-all-nodes",
+            &format!("--config={}", config.display()),
+        ],
+    );
+    let c = cluster(&server).await;
+    let cms = Resource::new("", "v1", "configmaps", "ConfigMap", true);
+    let cm = json!({"metadata": {"name": "target", "labels": {"stamp": "yes"}}, "data": {}});
+    c.create(&cms, Some("default"), &cm).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sim.log().contains("stamp-bot") {
+        assert!(
+            Instant::now() < deadline,
+            "no denied patch in the log: {}",
+            sim.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unstamped = get(&c, &cms, Some("default"), "target").await.unwrap();
+    assert!(unstamped["data"]["stamped"].is_null(), "{unstamped}");
+
+    server.ok(
+        33,
+        &[
+            "create",
+            "role",
+            "stamper",
+            "--verb=get,patch",
+            "--resource=configmaps",
+        ],
+    );
+    server.ok(
+        33,
+        &[
+            "create",
+            "rolebinding",
+            "stamper",
+            "--role=stamper",
+            "--user=stamp-bot",
+        ],
+    );
+    wait_for(
+        "the stage played as stamp-bot",
+        Duration::from_secs(30),
+        || async {
+            get(&c, &cms, Some("default"), "target")
+                .await
+                .filter(|o| o["data"]["stamped"] == "yes")
+        },
+    )
+    .await;
+}

@@ -215,7 +215,17 @@ pub enum Step {
         /// An `apply` step: a rendered object naming its own `kind` and `metadata.name` is
         /// written to that object (created when missing), which need not be the one played.
         apply: bool,
+        /// The user the write is made as (`impersonation.username`, `statusPatchAs`).
+        impersonate: Option<String>,
     },
+}
+
+/// The impersonated user of a write, when one is named.
+fn username(impersonation: &Option<types::Impersonation>) -> Option<String> {
+    impersonation
+        .as_ref()
+        .map(|i| i.username.clone())
+        .filter(|u| !u.is_empty())
 }
 
 /// A stage ready to play.
@@ -506,6 +516,7 @@ pub fn compile(stage: &Stage) -> Result<CompiledStage, StageError> {
                         )?,
                         kind,
                         apply: what == "apply",
+                        impersonate: username(&p.impersonation),
                     });
                 }
             }
@@ -529,6 +540,7 @@ pub fn compile(stage: &Stage) -> Result<CompiledStage, StageError> {
                 template: compile_template(&name, &format!("{field}.template"), &p.template)?,
                 kind: parse_patch_kind(&name, &format!("{field}.type"), &p.type_)?,
                 apply: false,
+                impersonate: username(&p.impersonation),
             });
         }
         if let Some(t) = &next.status_template {
@@ -543,6 +555,7 @@ pub fn compile(stage: &Stage) -> Result<CompiledStage, StageError> {
                 template: compile_template(&name, "spec.next.statusTemplate", t)?,
                 kind: None,
                 apply: false,
+                impersonate: username(&next.status_patch_as),
             });
         }
         if next.delete {
