@@ -322,6 +322,11 @@ pub struct BenchArgs {
     /// The pods created and deleted again in each churn cycle of --soak
     #[arg(long, default_value_t = 2_000)]
     pub soak_pods: usize,
+    /// At most this many pods created per minute during --soak (0: as fast as the cluster
+    /// goes), so that the load, and what it keeps in memory (events, watch history), does not
+    /// follow whatever else the machine is doing
+    #[arg(long, default_value_t = 10_000)]
+    pub soak_pace: usize,
 }
 
 #[derive(Debug, Clone, Args)]

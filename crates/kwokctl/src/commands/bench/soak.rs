@@ -44,8 +44,12 @@ pub fn run(kwokctl: &Kwokctl, args: &BenchArgs, duration: Duration) -> anyhow::R
     let took = scale_until(kwokctl, CLUSTER, "node", nodes, nodes, || {
         ready_nodes(&client)
     })?;
+    let pace = match args.soak_pace {
+        0 => "unpaced".to_string(),
+        n => format!("at most {n} pods a minute"),
+    };
     println!(
-        "soak: {nodes} nodes Ready in {:.1} s; pods churned between 0 and {} for {}; events kept {EVENT_TTL}",
+        "soak: {nodes} nodes Ready in {:.1} s; pods churned between 0 and {} ({pace}) for {}; events kept {EVENT_TTL}",
         took.as_secs_f64(),
         args.soak_pods,
         crate::duration::human(duration)
@@ -56,7 +60,7 @@ pub fn run(kwokctl: &Kwokctl, args: &BenchArgs, duration: Duration) -> anyhow::R
     );
     let churn = Churn::default();
     let samples = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| churn_pods(kwokctl, args.soak_pods, &churn));
+        let worker = scope.spawn(|| churn_pods(kwokctl, args.soak_pods, args.soak_pace, &churn));
         let samples = sample(pid, &client, duration, &churn);
         churn.stop.store(true, Ordering::Relaxed);
         let churned = worker.join().expect("the churn thread panicked");
@@ -74,10 +78,21 @@ fn client(kwokctl: &Kwokctl) -> anyhow::Result<Client> {
     )?)
 }
 
-/// Creates `pods` pods, waits for them to run, deletes them, and again, until told to stop.
-fn churn_pods(kwokctl: &Kwokctl, pods: usize, churn: &Churn) -> anyhow::Result<()> {
+/// Creates `pods` pods, waits for them to run, deletes them, and again, until told to stop;
+/// with a `pace`, waits between cycles so that no more than `pace` pods a minute are created.
+fn churn_pods(kwokctl: &Kwokctl, pods: usize, pace: usize, churn: &Churn) -> anyhow::Result<()> {
     let client = client(kwokctl)?;
+    let started = Instant::now();
     while !churn.stop.load(Ordering::Relaxed) {
+        if pace > 0 {
+            let due = Duration::from_secs_f64(
+                churn.pods.load(Ordering::Relaxed) as f64 * 60.0 / pace as f64,
+            );
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait.min(Duration::from_secs(1)));
+                continue;
+            }
+        }
         scale_until(kwokctl, CLUSTER, "pod", pods, pods, || {
             running_pods(&client)
         })
