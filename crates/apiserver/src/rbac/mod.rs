@@ -114,12 +114,41 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// Decisions are remembered until the policy changes; past this many the memory starts over.
+const CACHED_DECISIONS: usize = 65_536;
+
 /// The in-memory RBAC policy of the cluster.
 #[derive(Default)]
 pub struct Authorizer {
     policy: RwLock<Policy>,
+    /// Decisions since the last policy change, by everything RBAC looks at. A user's grants
+    /// are walked once per distinct request shape, not once per request.
+    decisions: RwLock<HashMap<String, Decision>>,
     /// Off (`--authorization-mode=AlwaysAllow`): every request is allowed.
     pub always_allow: std::sync::atomic::AtomicBool,
+}
+
+/// What a decision depends on, as one string.
+fn decision_key(a: &Attributes) -> String {
+    let mut key = String::with_capacity(128);
+    for part in [
+        a.user.name.as_str(),
+        &a.verb,
+        &a.namespace,
+        &a.api_group,
+        &a.resource,
+        &a.subresource,
+        &a.name,
+        if a.resource_request { "" } else { &a.path },
+    ] {
+        key.push_str(part);
+        key.push('\0');
+    }
+    for g in &a.user.groups {
+        key.push_str(g);
+        key.push('\0');
+    }
+    key
 }
 
 /// The four RBAC kinds, as the cache files them.
@@ -162,6 +191,7 @@ impl Authorizer {
     pub fn put(&self, kind: Kind, object: &Value) {
         let (ns, name) = (meta(object, "namespace"), meta(object, "name"));
         let mut p = self.policy.write().unwrap();
+        self.decisions.write().unwrap().clear();
         match kind {
             Kind::ClusterRole => {
                 p.cluster_roles
@@ -187,6 +217,7 @@ impl Authorizer {
     pub fn remove(&self, kind: Kind, object: &Value) {
         let (ns, name) = (meta(object, "namespace"), meta(object, "name"));
         let mut p = self.policy.write().unwrap();
+        self.decisions.write().unwrap().clear();
         match kind {
             Kind::ClusterRole => {
                 p.cluster_roles.remove(name);
@@ -207,6 +238,7 @@ impl Authorizer {
     pub fn replace(&self, kind: Kind, objects: &[Value]) {
         {
             let mut p = self.policy.write().unwrap();
+            self.decisions.write().unwrap().clear();
             match kind {
                 Kind::ClusterRole => p.cluster_roles.clear(),
                 Kind::Role => p.roles.clear(),
@@ -228,8 +260,14 @@ impl Authorizer {
                 reason: String::new(),
             };
         }
+        let key = decision_key(a);
+        // The policy lock is held across lookup and walk, so a decision made under an old
+        // policy is never filed after the change that cleared the memory.
         let p = self.policy.read().unwrap();
-        match p.first_grant(&a.user, &a.namespace, |rules| {
+        if let Some(known) = self.decisions.read().unwrap().get(&key) {
+            return known.clone();
+        }
+        let decision = match p.first_grant(&a.user, &a.namespace, |rules| {
             rules.iter().any(|r| r.allows(a))
         }) {
             Some(reason) => Decision {
@@ -240,7 +278,13 @@ impl Authorizer {
                 allowed: false,
                 reason: String::new(),
             },
+        };
+        let mut decisions = self.decisions.write().unwrap();
+        if decisions.len() >= CACHED_DECISIONS {
+            decisions.clear();
         }
+        decisions.insert(key, decision.clone());
+        decision
     }
 
     /// The rules of a role as the policy holds them now (none when it does not exist).
