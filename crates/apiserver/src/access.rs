@@ -32,20 +32,29 @@ pub fn is_public_path(path: &str) -> bool {
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
 const TOKEN_CACHE_ENTRIES: usize = 4096;
 
-/// Recently checked tokens, so a client's every request does not read the store.
+/// Longest bearer token looked at; longer ones are refused without checking.
+const MAX_TOKEN_BYTES: usize = 16 << 10;
+
+/// Tokens that proved valid recently, by digest, so a client's every request does not read the
+/// store. Failures are not kept: anyone can send those.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, (Instant, Option<UserInfo>)>>,
+    entries: Mutex<HashMap<[u8; 32], (Instant, UserInfo)>>,
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest.as_ref().try_into().expect("32 bytes")
 }
 
 impl TokenCache {
-    fn get(&self, token: &str) -> Option<Option<UserInfo>> {
+    fn get(&self, token: &str) -> Option<UserInfo> {
         let entries = self.entries.lock().unwrap();
-        let (at, user) = entries.get(token)?;
+        let (at, user) = entries.get(&token_digest(token))?;
         (at.elapsed() < TOKEN_CACHE_TTL).then(|| user.clone())
     }
 
-    fn put(&self, token: &str, user: Option<UserInfo>) {
+    fn put(&self, token: &str, user: UserInfo) {
         let mut entries = self.entries.lock().unwrap();
         if entries.len() >= TOKEN_CACHE_ENTRIES {
             entries.retain(|_, (at, _)| at.elapsed() < TOKEN_CACHE_TTL);
@@ -53,7 +62,7 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(token.to_string(), (Instant::now(), user));
+        entries.insert(token_digest(token), (Instant::now(), user));
     }
 }
 
@@ -70,6 +79,14 @@ fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// Whether an object's deletion started more than 60 s ago.
+fn deleted_over_a_minute_ago(object: &Value) -> bool {
+    object["metadata"]["deletionTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .is_some_and(|t| now() - t.as_second() > 60)
+}
+
 impl ApiServer {
     /// The user a token stands for, if it is a valid token whose account (and bound objects)
     /// still exist with the uids it names.
@@ -78,14 +95,20 @@ impl ApiServer {
         token: &str,
         audiences: &[String],
     ) -> Option<(UserInfo, Vec<String>)> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
         let verified = self.tokens()?.verify(token, audiences, now())?;
-        if !self.token_objects_exist(&verified).await {
+        if !self.token_objects_exist(&verified, token).await {
             return None;
         }
         Some((verified.user(), verified.audiences.clone()))
     }
 
-    async fn token_objects_exist(&self, v: &Verified) -> bool {
+    /// Whether the objects a token names still exist with the uids it names (bound objects
+    /// deleted less than a minute ago still count, as in kube-apiserver); a legacy token must
+    /// also still be the one its Secret holds.
+    async fn token_objects_exist(&self, v: &Verified, token: &str) -> bool {
         let b = &v.binding;
         let ns = Some(b.namespace.as_str());
         let core = |plural| resources::find("", "v1", plural).expect("built in");
@@ -93,7 +116,6 @@ impl ApiServer {
             (core("serviceaccounts"), ns, Some(&b.service_account)),
             (core("pods"), ns, b.pod.as_ref()),
             (core("secrets"), ns, b.secret.as_ref()),
-            (core("nodes"), None, b.node.as_ref()),
         ];
         for (r, ns, bound) in checks {
             let Some((name, uid)) = bound else { continue };
@@ -102,8 +124,16 @@ impl ApiServer {
             };
             let object = crate::objects::decode(&object).unwrap_or(Value::Null);
             let live_uid = object["metadata"]["uid"].as_str().unwrap_or("");
-            if (!uid.is_empty() && live_uid != uid) || crate::objects::is_deleting(&object) {
+            if (!uid.is_empty() && live_uid != uid) || deleted_over_a_minute_ago(&object) {
                 return false;
+            }
+            if r.plural == "secrets" && v.legacy {
+                use base64::Engine as _;
+                let held = object["data"]["token"].as_str().unwrap_or("");
+                let presented = base64::engine::general_purpose::STANDARD.encode(token);
+                if held != presented {
+                    return false;
+                }
             }
         }
         true
@@ -117,11 +147,16 @@ impl ApiServer {
         let Some(token) = bearer_token(headers) else {
             return Ok(None);
         };
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ApiError::unauthorized());
+        }
         let user = match self.token_cache.get(token) {
-            Some(cached) => cached,
+            Some(cached) => Some(cached),
             None => {
                 let user = self.authenticate_token(token, &[]).await.map(|(u, _)| u);
-                self.token_cache.put(token, user.clone());
+                if let Some(user) = &user {
+                    self.token_cache.put(token, user.clone());
+                }
                 user
             }
         };
@@ -289,6 +324,12 @@ impl ApiServer {
     /// The token signer, made on first use with a key of its own when none was set (servers
     /// built in-process, without a cluster's `sa.key`).
     pub(crate) fn signing_tokens(&self) -> ApiResult<std::sync::Arc<crate::authn::tokens::Tokens>> {
+        if let Some(t) = self.tokens() {
+            return Ok(t);
+        }
+        // One key however many requests arrive first.
+        static MAKING: Mutex<()> = Mutex::new(());
+        let _making = MAKING.lock().unwrap();
         if let Some(t) = self.tokens() {
             return Ok(t);
         }
@@ -503,12 +544,33 @@ impl ApiServer {
                 } else {
                     "roles"
                 };
+                let rules = self.authorizer.role_rules(role_kind, ns, role);
                 if may("bind", plural, role) {
                     return Ok(());
                 }
-                self.authorizer.role_rules(role_kind, ns, role)
+                rules.ok_or_else(|| {
+                    ApiError::new(
+                        404,
+                        "NotFound",
+                        format!("{plural}.rbac.authorization.k8s.io {role:?} not found"),
+                    )
+                })?
             }
         };
+        // An aggregated role takes in whatever its selectors match: only those who hold
+        // everything may write one.
+        if !object["aggregationRule"].is_null()
+            && !rules::uncovered(
+                &self.authorizer.rules_for(user, ""),
+                &[rules::Rule::everything()],
+            )
+            .is_empty()
+        {
+            return Err(ApiError::forbidden(format!(
+                "{}.{} {name:?} is forbidden: must have cluster-admin privileges to use the aggregationRule",
+                r.plural, r.group
+            )));
+        }
         let missing = rules::uncovered(&self.authorizer.rules_for(user, ns), &wanted);
         if missing.is_empty() {
             return Ok(());

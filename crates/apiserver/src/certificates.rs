@@ -72,6 +72,56 @@ pub fn prepare_create(user: &UserInfo, mut csr: Value) -> ApiResult<Value> {
     Ok(csr)
 }
 
+/// What an update of a request may not change: its spec never; its Approved and Denied
+/// conditions only through `approval`.
+pub fn keep_decided(old: &Value, next: &mut Value, part: Part) {
+    next["spec"] = old["spec"].clone();
+    if part == Part::Approval {
+        return;
+    }
+    let decided = |c: &Value| matches!(c["type"].as_str(), Some("Approved" | "Denied"));
+    let mut conditions: Vec<Value> = old["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| decided(c))
+        .cloned()
+        .collect();
+    conditions.extend(
+        next["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| !decided(c))
+            .cloned(),
+    );
+    if conditions.is_empty() {
+        if let Some(status) = next["status"].as_object_mut() {
+            status.remove("conditions");
+        }
+    } else {
+        next["status"]["conditions"] = json!(conditions);
+    }
+}
+
+/// The kubelet client signer signs only `system:node:<name>` in `system:nodes`.
+fn kubelet_subject_ok(csr_pem: &str) -> bool {
+    use x509_parser::prelude::FromDer as _;
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(csr_pem.as_bytes()) else {
+        return false;
+    };
+    let Ok((_, request)) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&pem.contents)
+    else {
+        return false;
+    };
+    let subject = &request.certification_request_info.subject;
+    let text = |v: &x509_parser::x509::AttributeTypeAndValue| v.as_str().ok().map(String::from);
+    let cn: Vec<_> = subject.iter_common_name().filter_map(text).collect();
+    let orgs: Vec<_> = subject.iter_organization().filter_map(text).collect();
+    matches!(cn.as_slice(), [name] if name.starts_with("system:node:")) && orgs == ["system:nodes"]
+}
+
 impl ApiServer {
     /// Approving or denying needs `approve` on the request's signer (`signers` named after it,
     /// or after its domain with `/*`), besides `update` on the approval subresource.
@@ -140,6 +190,12 @@ impl ApiServer {
         let mut next = csr.clone();
         match request_pem(csr)
             .ok_or_else(|| "the request is not PEM".to_string())
+            .and_then(|pem| {
+                if signer == KUBELET_SIGNER && !kubelet_subject_ok(&pem) {
+                    return Err("subject must be CN=system:node:<name>, O=system:nodes".to_string());
+                }
+                Ok(pem)
+            })
             .and_then(|pem| {
                 pki::sign_csr(&ca, &pem, seconds, &[pki::Usage::ClientAuth])
                     .map_err(|e| e.to_string())

@@ -957,6 +957,9 @@ impl Registry {
                 next
             }
         };
+        if r.kind == "CertificateSigningRequest" {
+            crate::certificates::keep_decided(old, &mut next, part);
+        }
         copy_meta(
             old,
             &mut next,

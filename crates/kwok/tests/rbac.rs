@@ -158,7 +158,7 @@ kind: ClusterRole
 metadata: {name: impersonate-bob}
 rules:
 - {apiGroups: [''], resources: [users], verbs: [impersonate], resourceNames: [bob]}
-- {apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [create, get]}
+- {apiGroups: [rbac.authorization.k8s.io], resources: [roles, clusterroles, rolebindings], verbs: [create, get]}
 - {apiGroups: [''], resources: [pods], verbs: [get, list]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -215,6 +215,46 @@ rules: [{apiGroups: [''], resources: [pods], verbs: [get]}]
     );
     let out = kubectl_as(33, &as_builder, &["create", "-f", within.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // An aggregated role would take in whatever its selector matches: admins only.
+    let aggregated = write(
+        server.dir.path(),
+        "aggregated.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: gather-everything}
+aggregationRule:
+  clusterRoleSelectors: [{matchLabels: {kubernetes.io/bootstrapping: rbac-defaults}}]
+rules: []
+",
+    );
+    let out = kubectl_as(
+        33,
+        &as_builder,
+        &["create", "-f", aggregated.to_str().unwrap()],
+    );
+    assert!(
+        text(&out.stderr).contains("must have cluster-admin privileges to use the aggregationRule"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A binding to a role that does not exist grants nothing and is refused as NotFound.
+    let dangling = kubectl_as(
+        33,
+        &as_builder,
+        &[
+            "create",
+            "rolebinding",
+            "dangling",
+            "--role=not-there",
+            "--user=eve",
+        ],
+    );
+    assert!(
+        text(&dangling.stderr).contains("not found"),
+        "{}",
+        text(&dangling.stderr)
+    );
 }
 
 #[test]
@@ -553,6 +593,31 @@ current-context: x
     let dave = server.get_json(33, &["csr", "dave"]);
     assert_eq!(dave["status"]["conditions"][0]["type"], "Denied");
     assert!(dave["status"]["certificate"].is_null());
+
+    // Approval happens only through `approval`: a status write cannot add it.
+    let (_, third) = certificate_request("erin", "devs");
+    let manifest = write(
+        server.dir.path(),
+        "erin.yaml",
+        &csr_manifest("erin", &third),
+    );
+    server.ok(33, &["apply", "-f", manifest.to_str().unwrap()]);
+    server.ok(
+        33,
+        &[
+            "patch",
+            "csr",
+            "erin",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"conditions":[{"type":"Approved","status":"True","reason":"Forged"}]}}"#,
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let erin = server.get_json(33, &["csr", "erin"]);
+    assert!(erin["status"]["conditions"].is_null(), "{erin}");
+    assert!(erin["status"]["certificate"].is_null());
 
     let bad = write(
         server.dir.path(),

@@ -337,9 +337,10 @@ fn with_subject(cert: &[u8], subject: &[u8], ca_key: &KeyPair) -> Result<Vec<u8>
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|e| bad(e.to_string()))?;
     let tbs = parsed.tbs_certificate.as_ref();
     let old_subject = parsed.tbs_certificate.subject.as_raw();
-    let at = tbs
-        .windows(old_subject.len())
-        .rposition(|w| w == old_subject)
+    // Where the parsed subject sits inside the TBS bytes (both borrow from `cert`).
+    let at = (old_subject.as_ptr() as usize)
+        .checked_sub(tbs.as_ptr() as usize)
+        .filter(|at| at + old_subject.len() <= tbs.len())
         .ok_or_else(|| bad("subject not found".into()))?;
     // The TBS content: everything after its SEQUENCE header, with the subject swapped.
     let (header, _) = der_element(tbs).ok_or_else(|| bad("TBS header".into()))?;

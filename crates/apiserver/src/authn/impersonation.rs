@@ -5,7 +5,7 @@
 
 use axum::http::HeaderMap;
 
-use super::{ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS, UserInfo};
+use super::{ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS, UNAUTHENTICATED, UserInfo};
 use crate::errors::ApiError;
 use crate::rbac::{Attributes, Authorizer};
 
@@ -41,7 +41,7 @@ pub fn resolve(
             Some((key, v.to_str().ok()?))
         })
         .collect();
-    let Some(name) = user.first().copied() else {
+    let Some(name) = user.first().copied().filter(|u| !u.is_empty()) else {
         if groups.is_empty() && uid.is_empty() && extras.is_empty() {
             return Ok(requester);
         }
@@ -99,7 +99,11 @@ pub fn resolve(
             .or_default()
             .push(value.to_string());
     }
-    if name != ANONYMOUS && !impersonated.in_group(AUTHENTICATED) {
+    if name == ANONYMOUS {
+        if !impersonated.in_group(UNAUTHENTICATED) {
+            impersonated.groups.push(UNAUTHENTICATED.to_string());
+        }
+    } else if !impersonated.in_group(AUTHENTICATED) && !impersonated.in_group(UNAUTHENTICATED) {
         impersonated.groups.push(AUTHENTICATED.to_string());
     }
     Ok(impersonated)

@@ -67,6 +67,7 @@ impl UserInfo {
         self.name
             .strip_prefix(SERVICE_ACCOUNT_PREFIX)
             .and_then(|rest| rest.split_once(':'))
+            .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains(':'))
     }
 
     /// As `authentication.k8s.io/v1` UserInfo JSON.

@@ -37,6 +37,8 @@ pub struct Verified {
     pub binding: Binding,
     pub audiences: Vec<String>,
     pub id: Option<String>,
+    /// A legacy (Secret-held, non-expiring) token.
+    pub legacy: bool,
 }
 
 impl Verified {
@@ -203,11 +205,23 @@ impl Tokens {
             audiences
         };
         match claims["iss"].as_str()? {
-            LEGACY_ISSUER => legacy_claims(&claims).map(|binding| Verified {
-                binding,
-                audiences: wanted.to_vec(),
-                id: None,
-            }),
+            // Legacy tokens are good for the server's own audiences only.
+            LEGACY_ISSUER => {
+                let audiences: Vec<String> = wanted
+                    .iter()
+                    .filter(|a| self.audiences.contains(a))
+                    .cloned()
+                    .collect();
+                if audiences.is_empty() {
+                    return None;
+                }
+                legacy_claims(&claims).map(|binding| Verified {
+                    binding,
+                    audiences,
+                    id: None,
+                    legacy: true,
+                })
+            }
             issuer if issuer == self.issuer => {
                 let exp = claims["exp"].as_i64()?;
                 let nbf = claims["nbf"].as_i64().unwrap_or(0);
@@ -228,6 +242,7 @@ impl Tokens {
                     binding: bound_claims(&claims["kubernetes.io"])?,
                     audiences,
                     id: claims["jti"].as_str().map(String::from),
+                    legacy: false,
                 })
             }
             _ => None,

@@ -34,6 +34,13 @@ fn method_verb(method: &str) -> &'static str {
 /// Subresources whose GET upgrade to a stream needs `create` (kube-apiserver 1.31+).
 const STREAMING: [&str; 3] = ["exec", "attach", "portforward"];
 
+/// The name a field selector pins, when it is exactly `metadata.name=x` (or `==x`).
+fn single_name(selector: &str) -> Option<&str> {
+    let rest = selector.strip_prefix("metadata.name")?;
+    let name = rest.strip_prefix("==").or_else(|| rest.strip_prefix('='))?;
+    (!name.contains(',') && !name.is_empty()).then_some(name)
+}
+
 impl Attributes {
     /// Reads a request. `path` is decoded, `query` its decoded pairs.
     pub fn of_request(
@@ -81,8 +88,10 @@ impl Attributes {
             rest.get(2).copied().unwrap_or("")
         };
         let param = |k: &str| {
+            // The last value of a repeated parameter, as the handlers read the query.
             query
                 .iter()
+                .rev()
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.as_str())
         };
@@ -95,8 +104,7 @@ impl Attributes {
         }
         if name.is_empty()
             && (verb == "list" || verb == "watch")
-            && let Some(n) = param("fieldSelector").and_then(|f| f.strip_prefix("metadata.name="))
-            && !n.contains(',')
+            && let Some(n) = param("fieldSelector").and_then(single_name)
         {
             name = n.to_string();
         }
@@ -298,6 +306,27 @@ mod tests {
                 "{method} {path}"
             );
         }
+    }
+
+    #[test]
+    fn repeated_parameters_are_read_as_the_handlers_read_them() {
+        let a = of(
+            "GET",
+            "/api/v1/namespaces/a/configmaps",
+            &[
+                ("fieldSelector", "metadata.name=allowed"),
+                ("fieldSelector", ""),
+                ("watch", "0"),
+                ("watch", "1"),
+            ],
+        );
+        assert_eq!((a.verb.as_str(), a.name.as_str()), ("watch", ""));
+        let a = of(
+            "GET",
+            "/api/v1/namespaces/a/configmaps",
+            &[("fieldSelector", "metadata.name==x")],
+        );
+        assert_eq!(a.name, "x");
     }
 
     #[test]

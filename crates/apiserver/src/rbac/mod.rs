@@ -123,13 +123,14 @@ pub struct Authorizer {
     policy: RwLock<Policy>,
     /// Decisions since the last policy change, by everything RBAC looks at. A user's grants
     /// are walked once per distinct request shape, not once per request.
-    decisions: RwLock<HashMap<String, Decision>>,
+    decisions: RwLock<HashMap<[u8; 32], Decision>>,
     /// Off (`--authorization-mode=AlwaysAllow`): every request is allowed.
     pub always_allow: std::sync::atomic::AtomicBool,
 }
 
-/// What a decision depends on, as one string.
-fn decision_key(a: &Attributes) -> String {
+/// What a decision depends on, as a SHA-256 digest (bounded whatever names and paths a client
+/// sends).
+fn decision_key(a: &Attributes) -> [u8; 32] {
     let mut key = String::with_capacity(128);
     for part in [
         a.user.name.as_str(),
@@ -148,7 +149,8 @@ fn decision_key(a: &Attributes) -> String {
         key.push_str(g);
         key.push('\0');
     }
-    key
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    digest.as_ref().try_into().expect("32 bytes")
 }
 
 /// The four RBAC kinds, as the cache files them.
@@ -234,20 +236,53 @@ impl Authorizer {
         }
     }
 
-    /// Replaces every object of `kind` (after a relist).
+    /// Replaces every object of `kind` (after a relist) at once: no request sees it half-filled.
     pub fn replace(&self, kind: Kind, objects: &[Value]) {
-        {
-            let mut p = self.policy.write().unwrap();
-            self.decisions.write().unwrap().clear();
+        let mut fresh = Policy::default();
+        let mut cluster_bindings = HashMap::new();
+        let mut bindings: HashMap<String, HashMap<String, Value>> = HashMap::new();
+        for o in objects {
+            let (ns, name) = (meta(o, "namespace"), meta(o, "name"));
             match kind {
-                Kind::ClusterRole => p.cluster_roles.clear(),
-                Kind::Role => p.roles.clear(),
-                Kind::ClusterRoleBinding => p.cluster_bindings = Bindings::default(),
-                Kind::RoleBinding => p.bindings.clear(),
+                Kind::ClusterRole => {
+                    fresh
+                        .cluster_roles
+                        .insert(name.to_string(), rules::parse_all(&o["rules"]));
+                }
+                Kind::Role => {
+                    fresh.roles.insert(
+                        (ns.to_string(), name.to_string()),
+                        rules::parse_all(&o["rules"]),
+                    );
+                }
+                Kind::ClusterRoleBinding => {
+                    cluster_bindings.insert(name.to_string(), o.clone());
+                }
+                Kind::RoleBinding => {
+                    bindings
+                        .entry(ns.to_string())
+                        .or_default()
+                        .insert(name.to_string(), o.clone());
+                }
             }
         }
-        for o in objects {
-            self.put(kind, o);
+        fresh.cluster_bindings.by_name = cluster_bindings;
+        fresh.cluster_bindings.reindex("");
+        for (ns, by_name) in bindings {
+            let mut b = Bindings {
+                by_name,
+                ..Bindings::default()
+            };
+            b.reindex(&ns);
+            fresh.bindings.insert(ns, b);
+        }
+        let mut p = self.policy.write().unwrap();
+        self.decisions.write().unwrap().clear();
+        match kind {
+            Kind::ClusterRole => p.cluster_roles = fresh.cluster_roles,
+            Kind::Role => p.roles = fresh.roles,
+            Kind::ClusterRoleBinding => p.cluster_bindings = fresh.cluster_bindings,
+            Kind::RoleBinding => p.bindings = fresh.bindings,
         }
     }
 
@@ -288,14 +323,14 @@ impl Authorizer {
     }
 
     /// The rules of a role as the policy holds them now (none when it does not exist).
-    pub fn role_rules(&self, role_kind: &str, namespace: &str, name: &str) -> Vec<Rule> {
+    pub fn role_rules(&self, role_kind: &str, namespace: &str, name: &str) -> Option<Vec<Rule>> {
         let p = self.policy.read().unwrap();
         let rules = if role_kind == "ClusterRole" {
             p.cluster_roles.get(name)
         } else {
             p.roles.get(&(namespace.to_string(), name.to_string()))
         };
-        rules.cloned().unwrap_or_default()
+        rules.cloned()
     }
 
     /// Every rule that applies to `user` in `namespace` (cluster-wide ones included), for

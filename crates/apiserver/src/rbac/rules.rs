@@ -197,16 +197,19 @@ impl Rule {
             self.resources.iter().any(|h| {
                 h == "*"
                     || h == w
-                    || (h.ends_with("/*") && w.starts_with(h.trim_end_matches('*')))
                     || (h.starts_with("*/")
                         && w.split_once('/').map(|(_, sub)| sub) == h.strip_prefix("*/"))
             })
         });
+        // Resource names have no wildcard.
         resource_ok
             && all_in(&self.api_groups, &atom.api_groups)
             && (self.resource_names.is_empty()
                 || (!atom.resource_names.is_empty()
-                    && all_in(&self.resource_names, &atom.resource_names)))
+                    && atom
+                        .resource_names
+                        .iter()
+                        .all(|w| self.resource_names.contains(w))))
     }
 }
 
