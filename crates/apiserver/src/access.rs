@@ -227,15 +227,7 @@ impl ApiServer {
 
     async fn token_review(&self, spec: &Value) -> Value {
         let token = spec["token"].as_str().unwrap_or("");
-        let audiences: Vec<String> = spec["audiences"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let audiences = crate::objects::string_list(&spec["audiences"]);
         match self.authenticate_token(token, &audiences).await {
             Some((user, audiences)) => {
                 json!({"authenticated": true, "user": user.to_json(), "audiences": audiences})
@@ -379,12 +371,8 @@ impl ApiServer {
             ));
         }
         let tokens = self.signing_tokens()?;
-        let audiences: Vec<String> = match spec["audiences"].as_array() {
-            Some(a) if !a.is_empty() => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect(),
+        let audiences = match spec["audiences"].as_array() {
+            Some(a) if !a.is_empty() => crate::objects::string_list(&spec["audiences"]),
             _ => tokens.audiences.clone(),
         };
         let mut binding = crate::authn::tokens::Binding {

@@ -51,13 +51,7 @@ fn leak_list(items: Vec<String>) -> &'static [&'static str] {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    v.map(crate::objects::string_list).unwrap_or_default()
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {

@@ -38,6 +38,18 @@ impl JsonAt for Value {
     }
 }
 
+/// The strings of a JSON array (other items skipped); empty for anything else.
+pub fn string_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// RFC 3339 at second precision, as Kubernetes renders `metav1.Time`.
 pub fn now_rfc3339() -> String {
     timestamp_after(0)

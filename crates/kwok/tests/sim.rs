@@ -871,15 +871,12 @@ async fn stage_patches_are_made_as_the_impersonated_user() {
     let cms = Resource::new("", "v1", "configmaps", "ConfigMap", true);
     let cm = json!({"metadata": {"name": "target", "labels": {"stamp": "yes"}}, "data": {}});
     c.create(&cms, Some("default"), &cm).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sim.log().contains("stamp-bot") {
-        assert!(
-            Instant::now() < deadline,
-            "no denied patch in the log: {}",
-            sim.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "a refused patch as stamp-bot in the log",
+        Duration::from_secs(20),
+        || async { sim.log().contains("stamp-bot").then_some(()) },
+    )
+    .await;
     let unstamped = get(&c, &cms, Some("default"), "target").await.unwrap();
     assert!(unstamped["data"]["stamped"].is_null(), "{unstamped}");
 

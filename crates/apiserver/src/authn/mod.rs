@@ -87,16 +87,7 @@ impl UserInfo {
 
     /// Reads UserInfo-shaped JSON (`username`/`user`, `uid`, `groups`, `extra`).
     pub fn from_json(v: &Value, name_field: &str) -> Self {
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let strings = crate::objects::string_list;
         Self {
             name: v[name_field].as_str().unwrap_or("").to_string(),
             uid: v["uid"].as_str().unwrap_or("").to_string(),

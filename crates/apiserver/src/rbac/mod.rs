@@ -325,12 +325,7 @@ impl Authorizer {
     /// The rules of a role as the policy holds them now (none when it does not exist).
     pub fn role_rules(&self, role_kind: &str, namespace: &str, name: &str) -> Option<Vec<Rule>> {
         let p = self.policy.read().unwrap();
-        let rules = if role_kind == "ClusterRole" {
-            p.cluster_roles.get(name)
-        } else {
-            p.roles.get(&(namespace.to_string(), name.to_string()))
-        };
-        rules.cloned()
+        p.role_rules(role_kind, namespace, name).cloned()
     }
 
     /// Every rule that applies to `user` in `namespace` (cluster-wide ones included), for
@@ -350,11 +345,12 @@ impl Authorizer {
 }
 
 impl Policy {
-    fn role_rules(&self, grant: &Grant, namespace: &str) -> Option<&Vec<Rule>> {
-        if grant.role_kind == "ClusterRole" {
-            self.cluster_roles.get(&grant.role)
+    /// The rules of a Role in `namespace` or of a ClusterRole.
+    fn role_rules(&self, role_kind: &str, namespace: &str, name: &str) -> Option<&Vec<Rule>> {
+        if role_kind == "ClusterRole" {
+            self.cluster_roles.get(name)
         } else {
-            self.roles.get(&(namespace.to_string(), grant.role.clone()))
+            self.roles.get(&(namespace.to_string(), name.to_string()))
         }
     }
 
@@ -392,7 +388,7 @@ impl Policy {
         let bindings = self.bindings.get(namespace)?;
         for key in &keys {
             for g in bindings.by_subject.get(key).into_iter().flatten() {
-                if let Some(rules) = self.role_rules(g, namespace)
+                if let Some(rules) = self.role_rules(&g.role_kind, namespace, &g.role)
                     && check(rules)
                 {
                     return Some(format!(

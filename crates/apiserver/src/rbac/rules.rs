@@ -16,16 +16,7 @@ pub struct Rule {
     pub non_resource_urls: Vec<String>,
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::objects::string_list as strings;
 
 /// The rules of a role's `rules` field.
 pub fn parse_all(rules: &Value) -> Vec<Rule> {
