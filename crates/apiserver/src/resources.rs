@@ -97,6 +97,10 @@ impl ResourceType {
             ("", "services") => "services/specs",
             ("", "endpoints") => "services/endpoints",
             ("", "replicationcontrollers") => "controllers",
+            ("networking.k8s.io", "ingresses") => "ingress",
+            ("apiregistration.k8s.io", _) => {
+                return format!("/registry/{}/{}/", self.group, self.plural);
+            }
             ("events.k8s.io", _) | ("apiextensions.k8s.io", _) => {
                 return format!("/registry/{}/{}/", self.group, self.plural);
             }
@@ -173,6 +177,22 @@ pub static RESOURCES: &[ResourceType] = &[
     resource!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", namespaced: false, short: ["pc"], categories: [], sub: [], generation: false),
     resource!("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", namespaced: false, short: [], categories: [], sub: [], generation: false),
     resource!("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", namespaced: false, short: ["sc"], categories: [], sub: [], generation: false),
+    resource!("storage.k8s.io", "v1", "CSIDriver", "csidrivers", "csidriver", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("storage.k8s.io", "v1", "CSINode", "csinodes", "csinode", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities", "csistoragecapacity", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", "volumeattachment", namespaced: false, short: [], categories: [], sub: ["status"], generation: false),
+    resource!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", namespaced: true, short: ["ing"], categories: [], sub: ["status"], generation: true),
+    resource!("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", namespaced: false, short: [], categories: [], sub: [], generation: false),
+    resource!("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", namespaced: true, short: ["netpol"], categories: [], sub: [], generation: true),
+    resource!("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", "servicecidr", namespaced: false, short: [], categories: [], sub: ["status"], generation: false),
+    resource!("networking.k8s.io", "v1", "IPAddress", "ipaddresses", "ipaddress", namespaced: false, short: ["ip"], categories: [], sub: [], generation: false),
+    resource!("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", namespaced: false, short: [], categories: ["api-extensions"], sub: [], generation: true),
+    resource!("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", "validatingwebhookconfiguration", namespaced: false, short: [], categories: ["api-extensions"], sub: [], generation: true),
+    resource!("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", "validatingadmissionpolicy", namespaced: false, short: [], categories: ["api-extensions"], sub: ["status"], generation: true),
+    resource!("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", "validatingadmissionpolicybinding", namespaced: false, short: [], categories: ["api-extensions"], sub: [], generation: true),
+    resource!("apiregistration.k8s.io", "v1", "APIService", "apiservices", "apiservice", namespaced: false, short: [], categories: ["api-extensions"], sub: ["status"], generation: false),
+    resource!("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", "flowschema", namespaced: false, short: [], categories: [], sub: ["status"], generation: true),
+    resource!("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", "prioritylevelconfiguration", namespaced: false, short: [], categories: [], sub: ["status"], generation: true),
     resource!("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition", namespaced: false, short: ["crd", "crds"], categories: ["api-extensions"], sub: ["status"], generation: true),
     resource!("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", namespaced: false, short: [], categories: [], sub: [], generation: false),
     resource!("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", namespaced: false, short: [], categories: [], sub: [], generation: false),

@@ -6,7 +6,7 @@
 
 use k8s_openapi::{
     api, apiextensions_apiserver::pkg::apis::apiextensions, apimachinery::pkg::apis::meta,
-    schemars::JsonSchema,
+    kube_aggregator, schemars::JsonSchema,
 };
 use schemars::{Schema, SchemaGenerator};
 
@@ -78,6 +78,16 @@ builtin_kinds! {
     "networking.k8s.io" "v1" "Ingress" => api::networking::v1::Ingress;
     "networking.k8s.io" "v1" "IngressClass" => api::networking::v1::IngressClass;
     "networking.k8s.io" "v1" "NetworkPolicy" => api::networking::v1::NetworkPolicy;
+    "storage.k8s.io" "v1" "CSIStorageCapacity" => api::storage::v1::CSIStorageCapacity;
+    "networking.k8s.io" "v1" "ServiceCIDR" => api::networking::v1::ServiceCIDR;
+    "networking.k8s.io" "v1" "IPAddress" => api::networking::v1::IPAddress;
+    "admissionregistration.k8s.io" "v1" "MutatingWebhookConfiguration" => api::admissionregistration::v1::MutatingWebhookConfiguration;
+    "admissionregistration.k8s.io" "v1" "ValidatingWebhookConfiguration" => api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    "admissionregistration.k8s.io" "v1" "ValidatingAdmissionPolicy" => api::admissionregistration::v1::ValidatingAdmissionPolicy;
+    "admissionregistration.k8s.io" "v1" "ValidatingAdmissionPolicyBinding" => api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
+    "apiregistration.k8s.io" "v1" "APIService" => kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    "flowcontrol.apiserver.k8s.io" "v1" "FlowSchema" => api::flowcontrol::v1::FlowSchema;
+    "flowcontrol.apiserver.k8s.io" "v1" "PriorityLevelConfiguration" => api::flowcontrol::v1::PriorityLevelConfiguration;
     "autoscaling" "v2" "HorizontalPodAutoscaler" => api::autoscaling::v2::HorizontalPodAutoscaler;
     "autoscaling" "v1" "HorizontalPodAutoscaler" => api::autoscaling::v1::HorizontalPodAutoscaler;
     "autoscaling" "v1" "Scale" => api::autoscaling::v1::Scale;
