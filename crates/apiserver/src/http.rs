@@ -329,6 +329,7 @@ fn write_options(query: &Query, headers: &HeaderMap) -> ApiResult<WriteOptions> 
             .and_then(|v| v.to_str().ok())
             .map(String::from),
         applied: false,
+        user: None,
         duplicate_fields: Vec::new(),
     })
 }
@@ -793,7 +794,13 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 obj = crate::certificates::prepare_create(requester(&extensions), obj)?;
             }
             let written = registry
-                .create(r, ns, obj, &body_write_options(&query, &headers, &body)?)
+                .create(
+                    r,
+                    ns,
+                    obj,
+                    &body_write_options(&query, &headers, &body)?
+                        .by(admission_user(server, &extensions)),
+                )
                 .await?;
             let mut resp = encode_object(format, r, written.body, StatusCode::CREATED)?;
             add_warnings(&mut resp, &written.warnings);
@@ -824,7 +831,8 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                     name,
                     obj,
                     part,
-                    &body_write_options(&query, &headers, &body)?,
+                    &body_write_options(&query, &headers, &body)?
+                        .by(admission_user(server, &extensions)),
                 )
                 .await?;
             let status = if written.created {
@@ -854,7 +862,8 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             } else {
                 Part::Main
             };
-            let opts = body_write_options(&query, &headers, &body)?;
+            let opts = body_write_options(&query, &headers, &body)?
+                .by(admission_user(server, &extensions));
             let user = requester(&extensions);
             if server.needs_escalation_check(user, r) {
                 // The patched object decides: try it without writing first.
@@ -920,14 +929,14 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         (Method::DELETE, Some(name), None) => {
             let format = format?;
             let body = read_body(body).await?;
-            let opts = delete_options(&query, &body)?;
+            let opts = delete_options(&query, &body)?.by(admission_user(server, &extensions));
             let deleted = registry.delete(r, ns, name, &opts).await?;
             encode_object(format, r, deleted, StatusCode::OK)
         }
         (Method::DELETE, None, None) => {
             let format = format?;
             let body = read_body(body).await?;
-            let opts = delete_options(&query, &body)?;
+            let opts = delete_options(&query, &body)?.by(admission_user(server, &extensions));
             let list = list_options(&query)?;
             let page = registry.delete_collection(r, ns, &list, &opts).await?;
             encode_list(format, r, page)
@@ -1022,6 +1031,18 @@ fn refuse_metrics_writes(method: &Method, query: &Query, sub: Option<&str>) -> A
 }
 
 /// The user the request acts as (set once it was admitted).
+/// The requester, handed to writes only while admission webhooks need to be told.
+fn admission_user(
+    server: &ApiServer,
+    extensions: &axum::http::Extensions,
+) -> Option<Arc<UserInfo>> {
+    server
+        .registry
+        .admission
+        .any()
+        .then(|| Arc::new(requester(extensions).clone()))
+}
+
 fn requester(extensions: &axum::http::Extensions) -> &UserInfo {
     static NOBODY: std::sync::OnceLock<UserInfo> = std::sync::OnceLock::new();
     extensions

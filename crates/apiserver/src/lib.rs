@@ -11,6 +11,7 @@
 //! with HTTP requests. [`ApiServer::serve_tls`] puts it on the network.
 
 mod access;
+mod admission;
 pub mod authn;
 pub mod celcost;
 pub mod certificates;
@@ -110,6 +111,8 @@ impl ApiServer {
         server.bootstrap_rbac().await?;
         authn::legacy::follow(&server);
         certificates::follow(&server);
+        server.registry.admission.reload(&server.registry).await;
+        admission::follow(&server);
         Ok(server)
     }
 

@@ -56,6 +56,15 @@ pub struct WriteOptions {
     pub applied: bool,
     /// Keys the request body repeats (`metadata.name`), reported like unknown fields.
     pub duplicate_fields: Vec<String>,
+    /// Who asks, as admission webhooks are told (the server itself when unset).
+    pub user: Option<Arc<crate::authn::UserInfo>>,
+}
+
+impl WriteOptions {
+    /// The same options on behalf of `user`.
+    pub fn by(self, user: Option<Arc<crate::authn::UserInfo>>) -> Self {
+        Self { user, ..self }
+    }
 }
 
 /// The result of a write.
@@ -75,6 +84,8 @@ pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
     pub dry_run: bool,
+    /// Who asks, as admission webhooks are told (the server itself when unset).
+    pub user: Option<Arc<crate::authn::UserInfo>>,
 }
 
 impl DeleteOptions {
@@ -103,11 +114,17 @@ impl DeleteOptions {
                 .get("dryRun")
                 .and_then(Value::as_array)
                 .is_some_and(|a| a.iter().any(|x| x == "All")),
+            user: None,
         };
         if v.get("orphanDependents") == Some(&json!(true)) && o.propagation_policy.is_none() {
             o.propagation_policy = Some("Orphan".into());
         }
         Ok(o)
+    }
+
+    /// The same options on behalf of `user`.
+    pub fn by(self, user: Option<Arc<crate::authn::UserInfo>>) -> Self {
+        Self { user, ..self }
     }
 
     fn check(&self) -> ApiResult<()> {
@@ -185,6 +202,18 @@ pub enum Part {
     Approval,
 }
 
+impl Part {
+    /// The subresource that writes this part, as admission names it.
+    pub fn subresource(self) -> &'static str {
+        match self {
+            Part::Main => "",
+            Part::Status => "status",
+            Part::Finalize => "finalize",
+            Part::Approval => "approval",
+        }
+    }
+}
+
 /// Hook for the namespace lifecycle, called after a namespace starts terminating.
 pub type NamespaceHook = Arc<dyn Fn(String) + Send + Sync>;
 
@@ -207,6 +236,8 @@ pub struct Registry {
     pub(crate) metrics: std::sync::RwLock<Option<Arc<dyn crate::resourcemetrics::MetricsSource>>>,
     /// Checks of objects of given kinds beyond their schema, by group and kind.
     object_checks: std::sync::RwLock<Vec<(String, String, ObjectCheck)>>,
+    /// The cluster's admission webhooks and policies.
+    pub(crate) admission: crate::admission::Admission,
 }
 
 /// A check of the objects of one kind beyond their schema, as a built-in validating admission
@@ -341,6 +372,7 @@ impl Registry {
             services: Default::default(),
             metrics: Default::default(),
             object_checks: Default::default(),
+            admission: Default::default(),
         }
     }
 
@@ -760,12 +792,36 @@ impl Registry {
             meta_mut(&mut obj).insert("name".into(), json!(objects::generate_name(&prefix)));
         }
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        let mut warnings = warnings;
+        let admission = crate::admission::Attributes {
+            r,
+            subresource: "",
+            operation: crate::admission::Operation::Create,
+            namespace: namespace.unwrap_or(""),
+            name: &name,
+            old: None,
+            dry_run: opts.dry_run,
+            user: opts.user.as_ref(),
+            field_manager: opts.field_manager.as_deref(),
+        };
+        if self.admission.any() {
+            let mutated = self.admission.mutate(self, &admission, &mut obj).await?;
+            warnings.extend(mutated.warnings);
+            defaults::apply(r, &mut obj);
+        }
         objects::check_depth(r, &obj)?;
         let mut causes = validation::validate(r, &obj, None);
         causes.extend(admit_custom(r, &mut obj, None).await?);
         causes.extend(self.object_check_causes(r, &obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
+        }
+        if self.admission.any() {
+            let validated = self
+                .admission
+                .validate(self, &admission, Some(&obj))
+                .await?;
+            warnings.extend(validated.warnings);
         }
         if r.namespaced && self.namespace_terminating(namespace.unwrap_or("")).await? {
             return Err(ApiError::forbidden(format!(
@@ -802,6 +858,7 @@ impl Registry {
                     if let Some(reservation) = reservation.take() {
                         reservation.commit();
                     }
+                    self.after_admission_change(r).await;
                     if is_crd(r) {
                         return Ok(Written {
                             body: self.establish(&obj).await?,
@@ -893,7 +950,8 @@ impl Registry {
         old: &Value,
         mut new: Value,
         part: Part,
-    ) -> ApiResult<Value> {
+        opts: &WriteOptions,
+    ) -> ApiResult<(Value, Vec<String>)> {
         let name = meta_str(old, "name").unwrap_or("").to_string();
         check_type_meta(r, &mut new, r.kind, &r.api_version())?;
         if let Some(n) = meta_str(&new, "name")
@@ -982,6 +1040,32 @@ impl Registry {
             }
         }
         defaults::apply(r, &mut next);
+        let mut warnings = Vec::new();
+        let admission = crate::admission::Attributes {
+            r,
+            subresource: part.subresource(),
+            operation: crate::admission::Operation::Update,
+            namespace: meta_str(old, "namespace").unwrap_or(""),
+            name: &name,
+            old: Some(old),
+            dry_run: opts.dry_run,
+            user: opts.user.as_ref(),
+            field_manager: opts.field_manager.as_deref(),
+        };
+        let admitting = self.admission.any();
+        if admitting {
+            warnings = self
+                .admission
+                .mutate(self, &admission, &mut next)
+                .await?
+                .warnings;
+            copy_meta(
+                old,
+                &mut next,
+                &["uid", "creationTimestamp", "namespace", "name"],
+            );
+            defaults::apply(r, &mut next);
+        }
         if is_deleting(old) {
             let before = finalizers(old);
             let added: Vec<String> = finalizers(&next)
@@ -1029,7 +1113,14 @@ impl Registry {
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
-        Ok(next)
+        if admitting {
+            let validated = self
+                .admission
+                .validate(self, &admission, Some(&next))
+                .await?;
+            warnings.extend(validated.warnings);
+        }
+        Ok((next, warnings))
     }
 
     /// Reads the object, computes its next state and writes it, retrying on conflicts unless the
@@ -1068,7 +1159,10 @@ impl Registry {
             {
                 return Err(ApiError::conflict(r, name));
             }
-            let mut next = self.prepare_update(r, &old, requested, part).await?;
+            let (mut next, admission_warnings) =
+                self.prepare_update(r, &old, requested, part, opts).await?;
+            let mut warnings = warnings;
+            warnings.extend(admission_warnings);
             // Dropped without a commit (no change, dry run, failed write), the addresses are
             // free again.
             let mut reservation = None;
@@ -1119,6 +1213,7 @@ impl Registry {
                     } else if is_service(r) {
                         self.services.release(&next);
                     }
+                    self.after_admission_change(r).await;
                     return Ok(Written {
                         body: kv.value,
                         created: false,
@@ -1494,6 +1589,43 @@ impl Registry {
         opts: &DeleteOptions,
     ) -> ApiResult<Bytes> {
         opts.check()?;
+        if self.admission.any() {
+            let old = decode(&self.get_stored(r, namespace, name).await?.value)?;
+            let admission = crate::admission::Attributes {
+                r,
+                subresource: "",
+                operation: crate::admission::Operation::Delete,
+                namespace: namespace.unwrap_or(""),
+                name,
+                old: Some(&old),
+                dry_run: opts.dry_run,
+                user: opts.user.as_ref(),
+                field_manager: None,
+            };
+            self.admission.admit_delete(self, &admission).await?;
+        }
+        let deleted = self.delete_unadmitted(r, namespace, name, opts).await;
+        if deleted.is_ok() {
+            self.after_admission_change(r).await;
+        }
+        deleted
+    }
+
+    /// Reloads the admission webhooks after a write to their configuration, so the writer's
+    /// next request already meets them.
+    async fn after_admission_change(&self, r: &ResourceType) {
+        if r.group == crate::admission::GROUP {
+            self.admission.reload(self).await;
+        }
+    }
+
+    async fn delete_unadmitted(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Bytes> {
         let key = r.key(namespace, name);
         for _ in 0..32 {
             let kv = self.get_stored(r, namespace, name).await?;

@@ -79,6 +79,7 @@ fn delete_options(params: &DeleteParams) -> rest::DeleteOptions {
         precondition_uid: params.precondition_uid.clone(),
         precondition_resource_version: params.precondition_resource_version.clone(),
         dry_run: false,
+        user: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! `kwok bench-sim`, `kwok bench-metrics` and `kwok bench-streams` measure them.
 
 mod bench;
+mod bench_admission;
 mod bench_metrics;
 mod bench_rbac;
 mod bench_sim;
@@ -61,6 +62,8 @@ enum Command {
     BenchStreams(bench_streams::BenchStreamsArgs),
     /// Measure what authentication and RBAC cost a request and print the figures.
     BenchRbac(bench_rbac::BenchRbacArgs),
+    /// Measure what admission webhooks and validating admission policies add to a create and print the figures.
+    BenchAdmission(bench_admission::BenchAdmissionArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -463,6 +466,7 @@ fn main() -> ExitCode {
             Some(Command::BenchMetrics(args)) => bench_metrics::run(args).await,
             Some(Command::BenchStreams(args)) => bench_streams::run(args).await,
             Some(Command::BenchRbac(args)) => bench_rbac::run(args).await,
+            Some(Command::BenchAdmission(args)) => bench_admission::run(args).await,
             None => controller::run(cli.controller, shutdown_signal()).await,
         }
     });

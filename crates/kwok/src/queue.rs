@@ -118,7 +118,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn orders_and_cancels() {
         let q = DelayQueue::default();
         let now = Instant::now();
