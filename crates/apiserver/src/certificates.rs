@@ -153,10 +153,12 @@ impl ApiServer {
 
     /// The CA that signs approved requests (PEM certificate and key).
     pub fn set_cluster_signer(&self, cert: &str, key: &str) {
-        *self.signer.write().unwrap() = Some(pki::CertPem {
+        let ca = pki::CertPem {
             cert: cert.to_string(),
             key: key.to_string(),
-        });
+        };
+        self.aggregator.set_front_proxy_ca(&ca);
+        *self.signer.write().unwrap() = Some(ca);
     }
 
     /// Signs one approved request of ours that has no certificate yet.

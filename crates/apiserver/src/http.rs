@@ -598,11 +598,23 @@ fn refuse_announced_body(headers: &HeaderMap) -> ApiResult<()> {
 }
 
 async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Response<Body>> {
-    let (parts, body) = req.into_parts();
-    refuse_announced_body(&parts.headers)?;
-    let path = decode_path(parts.uri.path())?
+    refuse_announced_body(req.headers())?;
+    let path = decode_path(req.uri().path())?
         .trim_end_matches('/')
         .to_string();
+    if let ["apis", group, version, ..] = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()[..]
+        && let Some(remote) = server.aggregator.remote(&server.registry, group, version)
+    {
+        let user = requester(req.extensions()).clone();
+        return server
+            .aggregator
+            .proxy(&server.registry, &remote, req, &user)
+            .await;
+    }
+    let (parts, body) = req.into_parts();
     let query: Query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
@@ -660,14 +672,20 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         }
         (Method::GET, ["apis"]) => {
             return Ok(match discovery::aggregated_version(&accept) {
-                Some(v) => aggregated_response(
-                    discovery::aggregated(&server.registry.types(), false, v),
-                    v,
-                ),
-                None => json_response(
-                    StatusCode::OK,
-                    &discovery::group_list(&server.registry.types()),
-                ),
+                Some(v) => {
+                    let mut list = discovery::aggregated(&server.registry.types(), false, v);
+                    server
+                        .aggregator
+                        .extend_aggregated(&server.registry, &mut list);
+                    aggregated_response(list, v)
+                }
+                None => {
+                    let mut list = discovery::group_list(&server.registry.types());
+                    server
+                        .aggregator
+                        .extend_group_list(&server.registry, &mut list);
+                    json_response(StatusCode::OK, &list)
+                }
             });
         }
         (Method::GET, ["api", "v1"]) => {
@@ -678,6 +696,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
         }
         (Method::GET, ["apis", group]) => {
             return discovery::group(&server.registry.types(), group)
+                .or_else(|| server.aggregator.group(&server.registry, group))
                 .map(|g| json_response(StatusCode::OK, &g))
                 .ok_or_else(ApiError::not_found_path);
         }

@@ -12,6 +12,7 @@
 
 mod access;
 mod admission;
+mod aggregator;
 pub mod authn;
 pub mod celcost;
 pub mod certificates;
@@ -38,6 +39,7 @@ pub mod rest;
 pub mod selectors;
 mod services;
 pub mod table;
+mod upstream;
 pub mod validation;
 pub mod watch;
 pub mod watchqueue;
@@ -86,6 +88,8 @@ pub struct ApiServer {
     cluster_ca: std::sync::RwLock<Option<String>>,
     /// The CA that signs approved CertificateSigningRequests.
     signer: std::sync::RwLock<Option<pki::CertPem>>,
+    /// APIServices served by other servers.
+    pub(crate) aggregator: aggregator::Aggregator,
 }
 
 impl ApiServer {
@@ -105,6 +109,7 @@ impl ApiServer {
             token_cache: Default::default(),
             cluster_ca: std::sync::RwLock::new(None),
             signer: std::sync::RwLock::new(None),
+            aggregator: Default::default(),
         });
         server.install_namespace_lifecycle();
         server.bootstrap().await?;
@@ -113,6 +118,7 @@ impl ApiServer {
         certificates::follow(&server);
         server.registry.admission.reload(&server.registry).await;
         admission::follow(&server);
+        aggregator::follow(&server);
         Ok(server)
     }
 

@@ -6,7 +6,6 @@
 //! configurations (reloaded when they change) and runs the mutating phase before validation
 //! and the validating phase after it.
 
-mod client;
 mod matching;
 mod policies;
 mod webhooks;

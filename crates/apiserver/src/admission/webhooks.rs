@@ -11,7 +11,6 @@ use bytes::Bytes;
 use kube_cel::{CompiledVapExpression, VapError, VapEvaluator, VapExpression};
 use serde_json::{Value, json};
 
-use super::client::{Clients, Endpoint};
 use super::matching::{Rule, namespace_matches, object_matches, selector};
 use super::{Admitted, Attributes, GROUP, Operation};
 use crate::errors::{ApiError, ApiResult};
@@ -19,6 +18,7 @@ use crate::objects;
 use crate::resources;
 use crate::rest::{ListOptions, Registry};
 use crate::selectors::LabelSelector;
+use crate::upstream::{Clients, Endpoint};
 
 /// One webhook of a configuration, ready to match and call.
 struct Webhook {

@@ -1,15 +1,16 @@
-//! Reaching a webhook: its URL, or its Service resolved through the Service's endpoints (the
-//! cluster's service addresses are not routable from this process, so the server dials an
-//! endpoint directly, as kube-apiserver does with `--enable-aggregator-routing`), over HTTPS
-//! checked against the webhook's `caBundle` (the system roots when it has none) and the
-//! Service's DNS name. Connections are kept alive and shared per CA bundle and server name.
+//! Reaching the HTTPS servers the cluster points at (admission webhooks, aggregated API
+//! servers): a URL, or a Service resolved through its endpoints (the cluster's service
+//! addresses are not routable from this process, so the server dials an endpoint directly, as
+//! kube-apiserver does with `--enable-aggregator-routing`), over HTTPS checked against a CA
+//! bundle (the system roots when there is none; or not checked, when the configuration says so)
+//! and the Service's DNS name. Connections are kept alive and shared per trust settings.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -21,9 +22,9 @@ use crate::objects::JsonAt;
 use crate::resources;
 use crate::rest::Registry;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, axum::body::Body>;
 
-/// Where a webhook is reached.
+/// Where a server is reached.
 #[derive(Debug, Clone)]
 pub(crate) enum Endpoint {
     Url(String),
@@ -75,10 +76,23 @@ fn with_timeout(url: &str, timeout: Duration) -> String {
     format!("{url}{separator}timeout={}s", timeout.as_secs())
 }
 
-/// Shared HTTPS clients, one per CA bundle and server name.
+/// How a server's certificate is trusted, and the certificate this server presents.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Trust {
+    /// PEM certificates; the system roots when empty.
+    pub ca_bundle: Vec<u8>,
+    /// The name the certificate must carry; the URL's host when empty.
+    pub server_name: String,
+    /// Accept any certificate (`insecureSkipTLSVerify`).
+    pub insecure: bool,
+    /// A client certificate and key (PEM) to present.
+    pub client_identity: Option<(String, String)>,
+}
+
+/// Shared HTTPS clients, one per trust settings.
 #[derive(Default)]
 pub(crate) struct Clients {
-    by_trust: Mutex<HashMap<(Vec<u8>, String), HttpsClient>>,
+    by_trust: Mutex<HashMap<Trust, HttpsClient>>,
 }
 
 impl Clients {
@@ -107,11 +121,16 @@ impl Clients {
                 (url, format!("{name}.{namespace}.svc"))
             }
         };
-        let client = self.client(ca_bundle, &server_name)?;
+        let client = self.client(&Trust {
+            ca_bundle: ca_bundle.to_vec(),
+            server_name,
+            insecure: false,
+            client_identity: None,
+        })?;
         let request = hyper::Request::post(url.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, "application/json")
-            .body(Full::new(body))
+            .body(axum::body::Body::from(body))
             .map_err(|e| e.to_string())?;
         let exchange = async {
             let response = client.request(request).await.map_err(describe_error)?;
@@ -139,22 +158,22 @@ impl Clients {
         .map_err(|e| format!("Post \"{shown}\": {e}"))
     }
 
-    fn client(&self, ca_bundle: &[u8], server_name: &str) -> Result<HttpsClient, String> {
-        let key = (ca_bundle.to_vec(), server_name.to_string());
+    /// The pooled client for `trust`.
+    pub(crate) fn client(&self, trust: &Trust) -> Result<HttpsClient, String> {
         let mut clients = self.by_trust.lock().unwrap();
-        if let Some(client) = clients.get(&key) {
+        if let Some(client) = clients.get(trust) {
             return Ok(client.clone());
         }
-        let client = build_client(ca_bundle, server_name)?;
+        let client = build_client(trust)?;
         if clients.len() > 256 {
             clients.clear();
         }
-        clients.insert(key, client.clone());
+        clients.insert(trust.clone(), client.clone());
         Ok(client)
     }
 }
 
-fn describe_error(e: hyper_util::client::legacy::Error) -> String {
+pub(crate) fn describe_error(e: hyper_util::client::legacy::Error) -> String {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
@@ -182,16 +201,35 @@ fn trust_roots(ca_bundle: &[u8]) -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
-fn build_client(ca_bundle: &[u8], server_name: &str) -> Result<HttpsClient, String> {
+fn build_client(trust: &Trust) -> Result<HttpsClient, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(trust_roots(ca_bundle)?)
-        .with_no_client_auth();
+        .map_err(|e| e.to_string())?;
+    let builder = if trust.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(pki::accept_any_server(provider))
+    } else {
+        builder.with_root_certificates(trust_roots(&trust.ca_bundle)?)
+    };
+    let config = match &trust.client_identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes())
+                .map_err(|e| e.to_string())?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?
+        }
+    };
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_only();
+    let server_name = &trust.server_name;
     let connector = if server_name.is_empty() {
         builder.enable_http1().build()
     } else {
@@ -208,7 +246,7 @@ fn build_client(ca_bundle: &[u8], server_name: &str) -> Result<HttpsClient, Stri
 
 /// `ip:port` of a ready endpoint of the Service's port `port`: from its Endpoints (which a
 /// Service without a selector gets by hand), else from its EndpointSlices.
-async fn resolve_service(
+pub(crate) async fn resolve_service(
     registry: &Registry,
     namespace: &str,
     name: &str,
