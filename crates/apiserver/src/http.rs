@@ -738,8 +738,8 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     let ns = target.namespace.as_deref();
     let registry = &server.registry;
     let format = negotiate(&headers, &query, r);
-    if r.is_metrics() {
-        refuse_metrics_writes(&method, &query, target.sub.as_deref())?;
+    if !r.is_stored() && !r.is_review() {
+        refuse_unserved(r, &method, &query, target.sub.as_deref())?;
     }
 
     match (method, target.name.as_deref(), target.sub.as_deref()) {
@@ -1004,14 +1004,22 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     }
 }
 
-/// The resource metrics API is read-only and cannot be watched.
-fn refuse_metrics_writes(method: &Method, query: &Query, sub: Option<&str>) -> ApiResult<()> {
+/// Types answered rather than stored serve at most `get` and `list` here (the `bindings`
+/// collection's `create` is served before routing); every other verb is refused.
+fn refuse_unserved(
+    r: &ResourceType,
+    method: &Method,
+    query: &Query,
+    sub: Option<&str>,
+) -> ApiResult<()> {
     let watch = parse_bool(query, "watch")?.unwrap_or(false);
-    if *method == Method::GET && !watch && sub.is_none() {
+    let reads = r.verbs().contains(&"get");
+    if *method == Method::GET && !watch && sub.is_none() && reads {
         return Ok(());
     }
     let verb = match *method {
-        Method::GET => "watch",
+        Method::GET if watch => "watch",
+        Method::GET => "get",
         Method::POST => "create",
         Method::PUT => "update",
         Method::PATCH => "patch",

@@ -14,6 +14,7 @@ mod access;
 pub mod authn;
 pub mod celcost;
 pub mod certificates;
+mod componentstatus;
 pub mod connections;
 pub mod crd;
 pub mod defaults;
