@@ -12,6 +12,7 @@
 
 mod access;
 pub mod authn;
+mod builtins;
 pub mod celcost;
 pub mod certificates;
 mod componentstatus;
@@ -109,6 +110,7 @@ impl ApiServer {
         server.install_namespace_lifecycle();
         server.bootstrap().await?;
         server.bootstrap_rbac().await?;
+        server.bootstrap_builtins().await?;
         authn::legacy::follow(&server);
         certificates::follow(&server);
         Ok(server)
