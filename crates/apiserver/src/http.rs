@@ -128,6 +128,17 @@ fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
     }
 }
 
+/// Reads of component statuses carry kube-apiserver's deprecation warning.
+fn warn_deprecated(r: &ResourceType, mut resp: Response<Body>) -> Response<Body> {
+    if r.is_component_status() {
+        add_warnings(
+            &mut resp,
+            &["v1 ComponentStatus is deprecated in v1.19+".into()],
+        );
+    }
+    resp
+}
+
 fn encode_object(
     format: Format,
     r: &ResourceType,
@@ -754,7 +765,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 return Ok(watch_response(r, rx, format));
             }
             let page = registry.list(r, ns, &opts).await?;
-            encode_list(format, r, page)
+            encode_list(format, r, page).map(|resp| warn_deprecated(r, resp))
         }
         (Method::GET, Some(name), None) => {
             let format = format?;
@@ -766,7 +777,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                     query.get("resourceVersion").map(String::as_str),
                 )
                 .await?;
-            encode_object(format, r, body, StatusCode::OK)
+            encode_object(format, r, body, StatusCode::OK).map(|resp| warn_deprecated(r, resp))
         }
         (Method::POST, None, None) if r.is_review() => {
             let body = read_body(body).await?;
