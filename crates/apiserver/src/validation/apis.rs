@@ -363,7 +363,39 @@ fn admission_policy_binding(obj: &Value, _: Option<&Value>) -> Vec<Cause> {
             ));
         }
     }
+    if let Some(param) = obj.at("/spec/paramRef").filter(|p| p.is_object()) {
+        param_ref(param, &mut causes);
+    }
     causes
+}
+
+fn param_ref(param: &Value, causes: &mut Vec<Cause>) {
+    let named = !str_at(param, "/name").unwrap_or("").is_empty();
+    let selected = param.at("/selector").is_some_and(Value::is_object);
+    if named && selected {
+        causes.push(Cause::forbidden(
+            "spec.paramRef.name",
+            "name and selector are mutually exclusive",
+        ));
+    } else if !named && !selected {
+        causes.push(required_with(
+            "spec.paramRef",
+            "one of name or selector must be specified",
+        ));
+    }
+    match param
+        .at("/parameterNotFoundAction")
+        .filter(|v| !v.is_null())
+    {
+        None => causes.push(Cause::required("spec.paramRef.parameterNotFoundAction")),
+        Some(_) => one_of(
+            param,
+            "/parameterNotFoundAction",
+            "spec.paramRef.parameterNotFoundAction".into(),
+            &["Allow", "Deny"],
+            causes,
+        ),
+    }
 }
 
 fn api_service(obj: &Value, _: Option<&Value>) -> Vec<Cause> {
@@ -855,6 +887,32 @@ mod tests {
                 "spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified",
                 "spec.rules[0].http.paths[1].path: Invalid value: \"api\": must be an absolute path",
                 "spec.rules[0].http.paths[1].backend: Invalid value: \"\": resource or service backend is required",
+            ]
+        );
+    }
+
+    #[test]
+    fn policy_bindings_name_their_policy_actions_and_params() {
+        let binding = json!({"spec": {"policyName": "p", "validationActions": ["Deny"],
+            "paramRef": {"name": "limits"}}});
+        assert_eq!(
+            rendered(
+                "admissionregistration.k8s.io",
+                "ValidatingAdmissionPolicyBinding",
+                binding
+            ),
+            ["spec.paramRef.parameterNotFoundAction: Required value"]
+        );
+        let empty = json!({"spec": {}});
+        assert_eq!(
+            rendered(
+                "admissionregistration.k8s.io",
+                "ValidatingAdmissionPolicyBinding",
+                empty
+            ),
+            [
+                "spec.policyName: Required value",
+                "spec.validationActions: Required value: at least one validation action is required"
             ]
         );
     }
