@@ -1,6 +1,8 @@
 //! Defaulting of built-in kinds, as kube-apiserver's defaulters and default admission plugins
 //! fill in fields that controllers and kubectl rely on.
 
+mod apis;
+
 use crate::objects::JsonAt;
 use serde_json::{Map, Value, json};
 
@@ -269,7 +271,7 @@ pub fn apply(r: &ResourceType, obj: &mut Value) {
             set_default(m, "reclaimPolicy", json!("Delete"));
             set_default(m, "volumeBindingMode", json!("Immediate"));
         }
-        _ => {}
+        (group, kind) => apis::apply(group, kind, obj),
     }
 }
 

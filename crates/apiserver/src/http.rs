@@ -128,6 +128,17 @@ fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
     }
 }
 
+/// Reads of component statuses carry kube-apiserver's deprecation warning.
+fn warn_deprecated(r: &ResourceType, mut resp: Response<Body>) -> Response<Body> {
+    if r.is_component_status() {
+        add_warnings(
+            &mut resp,
+            &["v1 ComponentStatus is deprecated in v1.19+".into()],
+        );
+    }
+    resp
+}
+
 fn encode_object(
     format: Format,
     r: &ResourceType,
@@ -758,8 +769,8 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     let ns = target.namespace.as_deref();
     let registry = &server.registry;
     let format = negotiate(&headers, &query, r);
-    if r.is_metrics() {
-        refuse_metrics_writes(&method, &query, target.sub.as_deref())?;
+    if !r.is_stored() && !r.is_review() {
+        refuse_unserved(r, &method, &query, target.sub.as_deref())?;
     }
 
     match (method, target.name.as_deref(), target.sub.as_deref()) {
@@ -774,7 +785,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                 return Ok(watch_response(r, rx, format));
             }
             let page = registry.list(r, ns, &opts).await?;
-            encode_list(format, r, page)
+            encode_list(format, r, page).map(|resp| warn_deprecated(r, resp))
         }
         (Method::GET, Some(name), None) => {
             let format = format?;
@@ -786,7 +797,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
                     query.get("resourceVersion").map(String::as_str),
                 )
                 .await?;
-            encode_object(format, r, body, StatusCode::OK)
+            encode_object(format, r, body, StatusCode::OK).map(|resp| warn_deprecated(r, resp))
         }
         (Method::POST, None, None) if r.is_review() => {
             let body = read_body(body).await?;
@@ -1032,14 +1043,22 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     }
 }
 
-/// The resource metrics API is read-only and cannot be watched.
-fn refuse_metrics_writes(method: &Method, query: &Query, sub: Option<&str>) -> ApiResult<()> {
+/// Types answered rather than stored serve at most `get` and `list` here (the `bindings`
+/// collection's `create` is served before routing); every other verb is refused.
+fn refuse_unserved(
+    r: &ResourceType,
+    method: &Method,
+    query: &Query,
+    sub: Option<&str>,
+) -> ApiResult<()> {
     let watch = parse_bool(query, "watch")?.unwrap_or(false);
-    if *method == Method::GET && !watch && sub.is_none() {
+    let reads = r.verbs().contains(&"get");
+    if *method == Method::GET && !watch && sub.is_none() && reads {
         return Ok(());
     }
     let verb = match *method {
-        Method::GET => "watch",
+        Method::GET if watch => "watch",
+        Method::GET => "get",
         Method::POST => "create",
         Method::PUT => "update",
         Method::PATCH => "patch",

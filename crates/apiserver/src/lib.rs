@@ -14,8 +14,10 @@ mod access;
 mod admission;
 mod aggregator;
 pub mod authn;
+mod builtins;
 pub mod celcost;
 pub mod certificates;
+mod componentstatus;
 pub mod connections;
 pub mod crd;
 pub mod defaults;
@@ -114,6 +116,7 @@ impl ApiServer {
         server.install_namespace_lifecycle();
         server.bootstrap().await?;
         server.bootstrap_rbac().await?;
+        server.bootstrap_builtins().await?;
         authn::legacy::follow(&server);
         certificates::follow(&server);
         server.registry.admission.reload(&server.registry).await;

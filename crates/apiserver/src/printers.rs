@@ -1,6 +1,9 @@
 //! Table columns of the less common built-in kinds (storage, RBAC, policy, autoscaling,
 //! discovery, ...), as kube-apiserver prints them, and the default table of kinds without a
-//! printer: `Name` and `Created At`.
+//! printer: `Name` and `Created At`. The networking, admission, registration, flow control and CSI
+//! kinds are printed in `apis`.
+
+mod apis;
 
 use serde_json::{Value, json};
 
@@ -282,7 +285,7 @@ pub(crate) fn columns(group: &str, plural: &str) -> Option<Vec<Column>> {
             ("Replicas", "integer", 0, "The current number of replicas."),
             AGE,
         ],
-        _ => return None,
+        _ => return apis::columns(group, plural),
     };
     Some(columns)
 }
@@ -618,7 +621,7 @@ pub(crate) fn cells(group: &str, plural: &str, o: &Value, age: String) -> Option
                 json!(age),
             ]
         }
-        _ => return None,
+        _ => return apis::cells(group, plural, o, age),
     };
     Some(cells)
 }

@@ -42,9 +42,24 @@ impl ResourceType {
         self.group == crate::resourcemetrics::GROUP
     }
 
+    /// The verbs of a core type answered without being stored, if this is one.
+    fn answered_verbs(&self) -> Option<&'static [&'static str]> {
+        ANSWERED_CORE
+            .iter()
+            .find(|(plural, _)| {
+                self.group.is_empty() && self.custom.is_none() && *plural == self.plural
+            })
+            .map(|(_, verbs)| *verbs)
+    }
+
+    /// Component statuses are synthesized, never stored: they only support `get` and `list`.
+    pub fn is_component_status(&self) -> bool {
+        self.group.is_empty() && self.plural == "componentstatuses"
+    }
+
     /// Whether objects of this type live in the store.
     pub fn is_stored(&self) -> bool {
-        !self.is_review() && !self.is_metrics()
+        !self.is_review() && !self.is_metrics() && self.answered_verbs().is_none()
     }
 
     /// The verbs this type supports.
@@ -54,7 +69,7 @@ impl ResourceType {
         } else if self.is_review() {
             &["create"]
         } else {
-            ALL_VERBS
+            self.answered_verbs().unwrap_or(ALL_VERBS)
         }
     }
 
@@ -122,6 +137,14 @@ impl ResourceType {
     }
 }
 
+/// Core types that are answered rather than stored, with their verbs: pod bindings (the
+/// legacy `bindings` collection, which binds a pod as its `binding` subresource does) and the
+/// synthesized component statuses.
+const ANSWERED_CORE: &[(&str, &[&str])] = &[
+    ("bindings", &["create"]),
+    ("componentstatuses", &["get", "list"]),
+];
+
 macro_rules! resource {
     ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, namespaced: $ns:expr,
      short: [$($short:expr),*], categories: [$($cat:expr),*], sub: [$($sub:expr),*], generation: $gen:expr) => {
@@ -143,6 +166,8 @@ macro_rules! resource {
 
 /// Every built-in resource type, grouped by group-version in discovery order.
 pub static RESOURCES: &[ResourceType] = &[
+    resource!("", "v1", "Binding", "bindings", "binding", namespaced: true, short: [], categories: [], sub: [], generation: false),
+    resource!("", "v1", "ComponentStatus", "componentstatuses", "componentstatus", namespaced: false, short: ["cs"], categories: [], sub: [], generation: false),
     resource!("", "v1", "Namespace", "namespaces", "namespace", namespaced: false, short: ["ns"], categories: [], sub: ["status", "finalize"], generation: false),
     resource!("", "v1", "Node", "nodes", "node", namespaced: false, short: ["no"], categories: [], sub: ["status", "proxy"], generation: false),
     resource!("", "v1", "Pod", "pods", "pod", namespaced: true, short: ["po"], categories: ["all"], sub: ["status", "binding", "eviction", "log", "exec", "attach", "portforward", "proxy", "ephemeralcontainers", "resize"], generation: true),

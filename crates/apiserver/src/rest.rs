@@ -519,6 +519,9 @@ impl Registry {
         if r.is_metrics() {
             return self.metrics_get(r, namespace, name);
         }
+        if r.is_component_status() {
+            return self.component_status_get(r, name);
+        }
         match self.store.get(&r.key(namespace, name)).await? {
             Some(kv) => Ok(crate::crd::present(r, kv.value)),
             None => Err(ApiError::not_found(r, name)),
@@ -634,6 +637,9 @@ impl Registry {
     ) -> ApiResult<ListPage> {
         if r.is_metrics() {
             return self.metrics_list(r, namespace, opts);
+        }
+        if r.is_component_status() {
+            return self.component_status_list(r, opts);
         }
         let plan = self.plan_list(r, opts)?;
         let prefix = Self::list_prefix(r, namespace);

@@ -1,6 +1,8 @@
 //! Validation of built-in kinds: object names, metadata, required fields and immutable fields,
 //! with kube-apiserver's field paths and messages.
 
+mod apis;
+
 use crate::objects::JsonAt;
 use serde_json::Value;
 
@@ -100,6 +102,12 @@ const NAME_RULES: &[(&str, &str, NameRule)] = &[
         "clusterrolebindings",
         path_segment,
     ),
+    (
+        "apiregistration.k8s.io",
+        "apiservices",
+        apis::api_service_name,
+    ),
+    ("networking.k8s.io", "ipaddresses", apis::ip_address_name),
 ];
 
 /// Validates an object name for a resource type.
@@ -187,7 +195,7 @@ pub fn validate(r: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Cause
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             causes.extend(crate::crd::validate(obj, old))
         }
-        _ => {}
+        (group, kind) => causes.extend(apis::validate(group, kind, obj, old)),
     }
     causes
 }
