@@ -332,7 +332,8 @@ fn tables_of_new_kinds(minor: u32) {
             "apiservices",
             "v1alpha1.widgets.example.com",
             &["NAME", "SERVICE", "AVAILABLE", "AGE"],
-            &["v1alpha1.widgets.example.com", "default/widgets", "Unknown"],
+            // AVAILABLE turns from Unknown to False (ServiceNotFound) once checked.
+            &["v1alpha1.widgets.example.com", "default/widgets"],
         ),
         (
             "flowschemas",
