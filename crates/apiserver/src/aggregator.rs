@@ -520,6 +520,48 @@ async fn set_available(
         .await;
 }
 
+/// The `kube-system/extension-apiserver-authentication` ConfigMap extension servers read to
+/// trust clients and this server's front proxy, created once the cluster CA is known.
+/// True once it exists.
+async fn publish_authentication(server: &crate::ApiServer) -> bool {
+    let Some(ca) = server.cluster_ca() else {
+        return false;
+    };
+    let configmaps = resources::find("", "v1", "configmaps").expect("built in");
+    let name = "extension-apiserver-authentication";
+    if server
+        .registry
+        .get(configmaps, Some("kube-system"), name)
+        .await
+        .is_ok()
+    {
+        return true;
+    }
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "kube-system"},
+        "data": {
+            "client-ca-file": ca,
+            "requestheader-client-ca-file": ca,
+            "requestheader-allowed-names": "[\"front-proxy-client\"]",
+            "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
+            "requestheader-group-headers": "[\"X-Remote-Group\"]",
+            "requestheader-username-headers": "[\"X-Remote-User\"]",
+        },
+    });
+    server
+        .registry
+        .create(
+            configmaps,
+            Some("kube-system"),
+            body,
+            &WriteOptions::default(),
+        )
+        .await
+        .is_ok()
+}
+
 /// Follows the APIServices for as long as the server lives: reloads them when they change and
 /// checks their servers then and every [`RECHECK`].
 pub(crate) fn follow(server: &Arc<crate::ApiServer>) {
@@ -531,6 +573,7 @@ pub(crate) fn follow(server: &Arc<crate::ApiServer>) {
             let opts = ListOptions::default();
             let watch =
                 crate::watch::start(registry.clone(), apiservices(), None, opts, false).await;
+            let mut published = publish_authentication(&server).await;
             server.aggregator.reload(&registry).await;
             server.aggregator.check_all(&registry).await;
             drop(server);
@@ -539,10 +582,22 @@ pub(crate) fn follow(server: &Arc<crate::ApiServer>) {
                 continue;
             };
             loop {
-                let event = tokio::time::timeout(RECHECK, events.recv()).await;
+                // Until the CA is known (it is set after start), look again every second.
+                let wait = if published {
+                    RECHECK
+                } else {
+                    Duration::from_secs(1)
+                };
+                let event = tokio::time::timeout(wait, events.recv()).await;
                 let Some(server) = weak.upgrade() else { return };
                 if let Ok(None) = event {
                     break;
+                }
+                if !published {
+                    published = publish_authentication(&server).await;
+                    if event.is_err() {
+                        continue;
+                    }
                 }
                 server.aggregator.reload(&server.registry).await;
                 server.aggregator.check_all(&server.registry).await;

@@ -226,6 +226,41 @@ spec:
         "{stderr}"
     );
 
+    // Extension servers find the CAs and header names they need.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let auth = loop {
+        let out = server.kubectl(
+            minor,
+            &[
+                "get",
+                "configmap",
+                "-n",
+                "kube-system",
+                "extension-apiserver-authentication",
+                "-o",
+                "json",
+            ],
+        );
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no extension-apiserver-authentication ConfigMap"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        auth["data"]["requestheader-client-ca-file"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert_eq!(
+        auth["data"]["requestheader-username-headers"],
+        "[\"X-Remote-User\"]"
+    );
+
     // Without its APIService the group is gone.
     server.ok(
         minor,
