@@ -34,6 +34,8 @@ pub struct CustomType {
     pub rules: Option<kube_cel::CompiledSchema>,
     /// The same rules arranged for costing an object before they run.
     pub cost_plan: Option<crate::celcost::Plan>,
+    /// `spec.conversion.webhook` when versions convert through a webhook (`strategy: Webhook`).
+    pub conversion_webhook: Option<Value>,
 }
 
 fn leak(s: &str) -> &'static str {
@@ -403,6 +405,9 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                 .at("/schema/openAPIV3Schema")
                 .filter(|schema| has_rules(schema))
                 .and_then(crate::celcost::Plan::new),
+            conversion_webhook: (s(crd, "/spec/conversion/strategy") == "Webhook")
+                .then(|| crd.at("/spec/conversion/webhook").cloned())
+                .flatten(),
         }));
         out.push(ResourceType {
             group,
@@ -422,12 +427,18 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
 }
 
 /// Presents a stored custom object in the version `r` serves. Versions of a CRD share storage
-/// and convert with the `None` strategy: only `apiVersion` changes. Built-in types pass through.
+/// and convert with the `None` strategy: only `apiVersion` changes. Built-in types pass through,
+/// and so do types converted by a webhook, which the registry converts asynchronously.
 pub fn present(r: &ResourceType, stored: bytes::Bytes) -> bytes::Bytes {
-    let Some(_) = r.custom else { return stored };
+    let Some(custom) = r.custom else {
+        return stored;
+    };
+    if custom.conversion_webhook.is_some() {
+        // Converted by the webhook on the way out (`Registry::present_converted`).
+        return stored;
+    }
     let api_version = format!("{}/{}", r.group, r.version);
-    let marker = format!("\"apiVersion\":\"{api_version}\"");
-    if memchr::memmem::find(&stored, marker.as_bytes()).is_some() {
+    if has_api_version(&stored, &api_version) {
         return stored;
     }
     match serde_json::from_slice::<Value>(&stored) {
@@ -439,6 +450,21 @@ pub fn present(r: &ResourceType, stored: bytes::Bytes) -> bytes::Bytes {
         }
         Err(_) => stored,
     }
+}
+
+/// Whether a stored object's own `apiVersion` is `api_version`. Stored objects keep their keys
+/// sorted, so `apiVersion` normally comes first and is read without decoding; `managedFields`
+/// entries carry an `apiVersion` of their own, so the bytes are not searched.
+pub fn has_api_version(stored: &[u8], api_version: &str) -> bool {
+    let prefix = format!("{{\"apiVersion\":\"{api_version}\"");
+    if stored.starts_with(prefix.as_bytes()) {
+        return true;
+    }
+    if stored.starts_with(b"{\"apiVersion\":") {
+        return false;
+    }
+    serde_json::from_slice::<Value>(stored)
+        .is_ok_and(|o| o.get("apiVersion").and_then(Value::as_str) == Some(api_version))
 }
 
 /// A JSONPath such as `.spec.replicas` as a JSON pointer.
@@ -943,6 +969,15 @@ pub fn established_status(crd: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_objects_own_api_version_decides_not_its_managed_fields() {
+        let stored = br#"{"apiVersion":"example.com/v1","kind":"W","metadata":{"managedFields":[{"apiVersion":"example.com/v2"}]}}"#;
+        assert!(has_api_version(stored, "example.com/v1"));
+        assert!(!has_api_version(stored, "example.com/v2"));
+        let unsorted = br#"{"Zeta":1,"apiVersion":"example.com/v2"}"#;
+        assert!(has_api_version(unsorted, "example.com/v2"));
+    }
 
     fn schema() -> Value {
         json!({"type": "object", "properties": {

@@ -19,6 +19,7 @@ pub mod celcost;
 pub mod certificates;
 mod componentstatus;
 pub mod connections;
+mod conversion;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;

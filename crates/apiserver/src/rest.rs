@@ -238,6 +238,8 @@ pub struct Registry {
     object_checks: std::sync::RwLock<Vec<(String, String, ObjectCheck)>>,
     /// The cluster's admission webhooks and policies.
     pub(crate) admission: crate::admission::Admission,
+    /// Clients of the servers the cluster points at (conversion webhooks).
+    pub(crate) upstream: crate::upstream::Clients,
 }
 
 /// A check of the objects of one kind beyond their schema, as a built-in validating admission
@@ -373,6 +375,7 @@ impl Registry {
             metrics: Default::default(),
             object_checks: Default::default(),
             admission: Default::default(),
+            upstream: Default::default(),
         }
     }
 
@@ -523,7 +526,7 @@ impl Registry {
             return self.component_status_get(r, name);
         }
         match self.store.get(&r.key(namespace, name)).await? {
-            Some(kv) => Ok(crate::crd::present(r, kv.value)),
+            Some(kv) => self.present_converted(r, kv.value).await,
             None => Err(ApiError::not_found(r, name)),
         }
     }
@@ -630,6 +633,20 @@ impl Registry {
 
     /// Lists objects, one page at a time.
     pub async fn list(
+        &self,
+        r: &ResourceType,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<ListPage> {
+        let mut page = self.list_presented(r, namespace, opts).await?;
+        if self.converts(r) {
+            page.items = self.present_all(r, std::mem::take(&mut page.items)).await?;
+        }
+        Ok(page)
+    }
+
+    /// A list page, custom objects converted by a webhook still in their stored version.
+    async fn list_presented(
         &self,
         r: &ResourceType,
         namespace: Option<&str>,
@@ -848,6 +865,10 @@ impl Registry {
                 warnings,
             });
         }
+        if self.converts(r) {
+            let storage = r.custom.map(|c| c.storage_version.as_str()).unwrap_or("");
+            obj = self.convert_one(r, obj, storage).await?;
+        }
         let generated = meta_str(&obj, "generateName")
             .filter(|p| !p.is_empty() && name.starts_with(*p))
             .map(String::from);
@@ -873,7 +894,7 @@ impl Registry {
                         });
                     }
                     return Ok(Written {
-                        body: kv.value,
+                        body: self.present_converted(r, kv.value).await?,
                         created: true,
                         warnings,
                     });
@@ -1144,7 +1165,12 @@ impl Registry {
         let key = r.key(namespace, name);
         for _ in 0..32 {
             let current = self.store.get(&key).await?;
-            let current_obj = current.as_ref().map(|kv| decode(&kv.value)).transpose()?;
+            let mut current_obj = current.as_ref().map(|kv| decode(&kv.value)).transpose()?;
+            if self.converts(r)
+                && let Some(stored) = current_obj.take()
+            {
+                current_obj = Some(self.convert_one(r, stored, r.version).await?);
+            }
             let computed = compute(current_obj.as_ref())?;
             let (Some(kv), Some(old)) = (current, current_obj) else {
                 // Create on update / apply.
@@ -1181,7 +1207,7 @@ impl Registry {
             meta_mut(&mut next).remove("resourceVersion");
             if next == old_cmp {
                 return Ok(Written {
-                    body: crate::crd::present(r, kv.value),
+                    body: self.present_converted(r, kv.value).await?,
                     created: false,
                     warnings,
                 });
@@ -1201,6 +1227,10 @@ impl Registry {
                 .and_then(Value::as_i64)
                 == Some(0);
             let finished = is_deleting(&next) && finalizers(&next).is_empty() && grace_zero;
+            if self.converts(r) {
+                let storage = r.custom.map(|c| c.storage_version.as_str()).unwrap_or("");
+                next = self.convert_one(r, next, storage).await?;
+            }
             let mut encode = |rev| encode_with_revision(&mut next, rev);
             let result = if finished {
                 self.store
@@ -1221,7 +1251,7 @@ impl Registry {
                     }
                     self.after_admission_change(r).await;
                     return Ok(Written {
-                        body: kv.value,
+                        body: self.present_converted(r, kv.value).await?,
                         created: false,
                         warnings,
                     });
@@ -1610,11 +1640,9 @@ impl Registry {
             };
             self.admission.admit_delete(self, &admission).await?;
         }
-        let deleted = self.delete_unadmitted(r, namespace, name, opts).await;
-        if deleted.is_ok() {
-            self.after_admission_change(r).await;
-        }
-        deleted
+        let deleted = self.delete_unadmitted(r, namespace, name, opts).await?;
+        self.after_admission_change(r).await;
+        self.present_converted(r, deleted).await
     }
 
     /// Reloads the admission webhooks after a write to their configuration, so the writer's

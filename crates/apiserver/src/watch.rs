@@ -201,10 +201,17 @@ pub async fn start(
                     if !accepted {
                         continue;
                     }
+                    let object = match registry2.present_converted(r, kv.value).await {
+                        Ok(object) => object,
+                        Err(e) => {
+                            let _ = tx.send(WatchEvent::error(&e)).await;
+                            return;
+                        }
+                    };
                     if tx
                         .send(WatchEvent {
                             kind: "ADDED",
-                            object: crate::crd::present(r, kv.value),
+                            object,
                             decoded,
                         })
                         .await
@@ -238,13 +245,13 @@ pub async fn start(
                     loop {
                         let paced = watch.replaying();
                         let Some(ev) = watch.try_next() else { break };
-                        if !forward(&tx, r, ev, &matcher, paced).await { return; }
+                        if !forward(&registry2, &tx, r, ev, &matcher, paced).await { return; }
                     }
                     if tx.send(bookmark(r, revision, false)).await.is_err() { return; }
                 }
                 ev = watch.next() => {
                     let Some(ev) = ev else { return };
-                    if !forward(&tx, r, ev, &matcher, paced).await { return; }
+                    if !forward(&registry2, &tx, r, ev, &matcher, paced).await { return; }
                 }
             }
         }
@@ -286,6 +293,7 @@ impl<F: Fn(&Value) -> bool> Matcher<F> {
 /// Sends one store event as the watch event a client of this selector sees, waiting for room
 /// when `paced`. Returns false when the watch is over: the client is gone or fell behind.
 async fn forward<F: Fn(&Value) -> bool + Send>(
+    registry: &Registry,
     tx: &Sender,
     r: &ResourceType,
     ev: store::Event,
@@ -304,9 +312,16 @@ async fn forward<F: Fn(&Value) -> bool + Send>(
         (EventKind::Put, _, false) => return true,
     };
     // A deletion reported because the object stopped matching carries its new state.
+    let object = match registry.present_converted(r, ev.kv.value).await {
+        Ok(object) => object,
+        Err(e) => {
+            let _ = tx.send(WatchEvent::error(&e)).await;
+            return false;
+        }
+    };
     let event = WatchEvent {
         kind,
-        object: crate::crd::present(r, ev.kv.value),
+        object,
         decoded,
     };
     let sent = if paced {
