@@ -25,6 +25,7 @@ mod follow;
 mod health;
 mod http;
 pub mod kubeletclient;
+pub mod metrics;
 pub mod nodeproxy;
 pub mod objects;
 pub mod patch;
@@ -85,6 +86,8 @@ pub struct ApiServer {
     cluster_ca: std::sync::RwLock<Option<String>>,
     /// The CA that signs approved CertificateSigningRequests.
     signer: std::sync::RwLock<Option<pki::CertPem>>,
+    /// The series served at `/metrics`.
+    pub(crate) metrics: Arc<metrics::ServerMetrics>,
 }
 
 impl ApiServer {
@@ -104,6 +107,7 @@ impl ApiServer {
             token_cache: Default::default(),
             cluster_ca: std::sync::RwLock::new(None),
             signer: std::sync::RwLock::new(None),
+            metrics: Arc::new(metrics::ServerMetrics::new()),
         });
         server.install_namespace_lifecycle();
         server.bootstrap().await?;
