@@ -509,12 +509,17 @@ pub async fn handle(
     let method = req.method().clone();
     let started = std::time::Instant::now();
     let (mut parts, body) = req.into_parts();
+    let tracked = server.metrics.begin(&server.registry, &parts);
     let resp = match admit(&server, &parts).await {
         Ok(user) => {
             parts.extensions.insert(user);
-            match serve(&server, Request::from_parts(parts, body)).await {
+            let resp = match serve(&server, Request::from_parts(parts, body)).await {
                 Ok(resp) => resp,
                 Err(err) => error_response(err),
+            };
+            match tracked {
+                Some(tracked) => tracked.end(resp),
+                None => resp,
             }
         }
         Err(err) => error_response(err),
@@ -644,6 +649,10 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
     match (method.clone(), segments.as_slice()) {
         (Method::GET, ["version"]) => {
             return Ok(json_response(StatusCode::OK, &server.version_info()));
+        }
+        (Method::GET, ["metrics"]) => {
+            let text = server.metrics.render(&server.registry).await;
+            return Ok(respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, text));
         }
         (Method::GET, ["healthz" | "livez" | "readyz", ..]) => {
             let (code, text) = crate::health::answer(server, &segments, &raw_query)

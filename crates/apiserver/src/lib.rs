@@ -30,6 +30,7 @@ mod follow;
 mod health;
 mod http;
 pub mod kubeletclient;
+pub mod metrics;
 pub mod nodeproxy;
 pub mod objects;
 pub mod patch;
@@ -93,6 +94,8 @@ pub struct ApiServer {
     signer: std::sync::RwLock<Option<pki::CertPem>>,
     /// APIServices served by other servers.
     pub(crate) aggregator: aggregator::Aggregator,
+    /// The series served at `/metrics`.
+    pub(crate) metrics: Arc<metrics::ServerMetrics>,
 }
 
 impl ApiServer {
@@ -113,6 +116,7 @@ impl ApiServer {
             cluster_ca: std::sync::RwLock::new(None),
             signer: std::sync::RwLock::new(None),
             aggregator: Default::default(),
+            metrics: Arc::new(metrics::ServerMetrics::new()),
         });
         server.install_namespace_lifecycle();
         server.bootstrap().await?;

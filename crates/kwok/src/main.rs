@@ -337,7 +337,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         .await
         .context("connect to etcd")?;
         tracing::info!(servers = %args.etcd_servers.join(","), prefix = %args.etcd_prefix, "storing objects in etcd");
-        (etcd, None)
+        (apiserver::metrics::timed_etcd(etcd), None)
     };
     let addr = SocketAddr::new(args.bind_address, args.secure_port);
     let listener = apiserver::bind(addr).await?;
