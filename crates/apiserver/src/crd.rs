@@ -23,7 +23,8 @@ pub struct PrinterColumn {
 pub struct CustomType {
     /// The CRD's name (`<plural>.<group>`).
     pub crd_name: String,
-    pub schema: Option<Value>,
+    /// The version's `openAPIV3Schema`, shared with the published OpenAPI documents.
+    pub schema: Option<std::sync::Arc<Value>>,
     pub printer_columns: Vec<PrinterColumn>,
     pub spec_replicas_path: Option<String>,
     pub status_replicas_path: Option<String>,
@@ -389,7 +390,10 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
             .collect();
         let custom: &'static CustomType = Box::leak(Box::new(CustomType {
             crd_name: s(crd, "/metadata/name").to_string(),
-            schema: v.at("/schema/openAPIV3Schema").cloned(),
+            schema: v
+                .at("/schema/openAPIV3Schema")
+                .cloned()
+                .map(std::sync::Arc::new),
             printer_columns,
             spec_replicas_path: scale.map(|sc| s(sc, "/specReplicasPath").to_string()),
             status_replicas_path: scale.map(|sc| s(sc, "/statusReplicasPath").to_string()),
@@ -424,6 +428,42 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
         });
     }
     out
+}
+
+impl crate::rest::Registry {
+    /// Notes that the served custom types changed, so that the OpenAPI documents follow.
+    pub(crate) fn custom_types_changed(&self) {
+        self.custom_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Brings the published OpenAPI documents up to date with the served custom types.
+    pub(crate) fn sync_openapi(&self) {
+        let generation = self
+            .custom_generation
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.openapi
+            .sync_custom(generation, || self.openapi_custom_types());
+    }
+
+    fn openapi_custom_types(&self) -> Vec<openapi::CustomResource> {
+        self.custom_types
+            .read()
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                Some(openapi::CustomResource {
+                    group: r.group.to_string(),
+                    version: r.version.to_string(),
+                    kind: r.kind.to_string(),
+                    plural: r.plural.to_string(),
+                    namespaced: r.namespaced,
+                    subresources: r.subresources.iter().map(|s| s.to_string()).collect(),
+                    schema: r.custom?.schema.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Presents a stored custom object in the version `r` serves. Versions of a CRD share storage

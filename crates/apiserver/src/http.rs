@@ -106,6 +106,42 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Body>) -> Res
     resp
 }
 
+/// `GET /openapi/v3/<path>[?hash=H]`, cached as kube-apiserver has it cached: a URL with the
+/// current hash is immutable, one with an outdated hash is moved to the current one, one
+/// without a hash carries only its `ETag`.
+fn openapi_v3_document(
+    server: &ApiServer,
+    path: &str,
+    hash: Option<&String>,
+) -> ApiResult<Response<Body>> {
+    let (document, current) = server
+        .openapi_v3(path)
+        .ok_or_else(ApiError::not_found_path)?;
+    let mut resp = match hash {
+        Some(hash) if *hash != current => {
+            let mut resp = respond(StatusCode::MOVED_PERMANENTLY, "text/plain", Bytes::new());
+            let location = format!("/openapi/v3/{path}?hash={current}");
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, location);
+            }
+            return Ok(resp);
+        }
+        Some(_) => {
+            let mut resp = respond(StatusCode::OK, "application/json", document);
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, immutable"),
+            );
+            resp
+        }
+        None => respond(StatusCode::OK, "application/json", document),
+    };
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{current}\"")) {
+        resp.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(resp)
+}
+
 fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     respond(
         status,
@@ -740,18 +776,7 @@ async fn serve(server: &Arc<ApiServer>, req: Request<Body>) -> ApiResult<Respons
             ));
         }
         (Method::GET, ["openapi", "v3", rest @ ..]) => {
-            let doc_path = rest.join("/");
-            return server
-                .openapi_v3(&doc_path)
-                .map(|doc| {
-                    let mut resp = respond(StatusCode::OK, "application/json", doc);
-                    resp.headers_mut().insert(
-                        header::CACHE_CONTROL,
-                        HeaderValue::from_static("public, immutable"),
-                    );
-                    resp
-                })
-                .ok_or_else(ApiError::not_found_path);
+            return openapi_v3_document(server, &rest.join("/"), query.get("hash"));
         }
         _ => {}
     }

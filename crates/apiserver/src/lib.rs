@@ -216,15 +216,19 @@ impl ApiServer {
     }
 
     pub(crate) fn openapi_v2(&self) -> Bytes {
+        self.registry.sync_openapi();
         self.openapi.v2_document()
     }
 
     pub(crate) fn openapi_v3_index(&self) -> Bytes {
+        self.registry.sync_openapi();
         self.openapi.v3_index()
     }
 
-    pub(crate) fn openapi_v3(&self, path: &str) -> Option<Bytes> {
-        self.openapi.v3_document(path)
+    /// A group-version document and its current hash.
+    pub(crate) fn openapi_v3(&self, path: &str) -> Option<(Bytes, String)> {
+        self.registry.sync_openapi();
+        self.openapi.v3_document_and_hash(path)
     }
 
     fn install_namespace_lifecycle(self: &Arc<Self>) {

@@ -222,6 +222,8 @@ pub struct Registry {
     pub(crate) store: Arc<dyn Store>,
     /// Types served from CustomResourceDefinitions.
     pub(crate) custom_types: std::sync::RwLock<Vec<&'static ResourceType>>,
+    /// Changes whenever `custom_types` may have (for the OpenAPI documents).
+    pub(crate) custom_generation: std::sync::atomic::AtomicU64,
     /// The built-in kinds' schemas: unknown fields and merge rules.
     pub(crate) openapi: Arc<openapi::OpenApi>,
     pub(crate) namespace_terminating: std::sync::Mutex<Option<NamespaceHook>>,
@@ -368,6 +370,7 @@ impl Registry {
         Self {
             store,
             custom_types: Default::default(),
+            custom_generation: Default::default(),
             openapi,
             namespace_terminating: std::sync::Mutex::new(None),
             active_namespaces: Default::default(),
@@ -1309,6 +1312,7 @@ impl Registry {
                 custom.push(Box::leak(Box::new(t)));
             }
         }
+        self.custom_types_changed();
     }
 
     /// Serves the types of every stored CRD (at start).
@@ -1351,6 +1355,7 @@ impl Registry {
             .write()
             .unwrap()
             .retain(|t| t.custom.is_none_or(|c| c.crd_name != crd_name));
+        self.custom_types_changed();
         Ok(())
     }
 
@@ -1497,7 +1502,7 @@ impl Registry {
     ) -> (fieldmanager::Schema<'_>, fieldmanager::Tracked) {
         let kind = self.openapi.kind_schema(r.group, r.version, r.kind);
         let schema = match r.custom {
-            Some(c) => fieldmanager::Schema::custom(c.schema.as_ref(), kind),
+            Some(c) => fieldmanager::Schema::custom(c.schema.as_deref(), kind),
             None => fieldmanager::Schema::builtin(kind),
         };
         let tracked = match part {

@@ -37,7 +37,7 @@ pub(crate) fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("{REF_PREFIX}{name}") })
 }
 
-fn gvk_extension(group: &str, version: &str, kind: &str) -> Value {
+pub(crate) fn gvk_extension(group: &str, version: &str, kind: &str) -> Value {
     json!([{ "group": group, "kind": kind, "version": version }])
 }
 
@@ -214,7 +214,7 @@ impl Catalog {
 }
 
 /// Upstream names CRD-like schemas by the reversed group: `com.example.v1.Widget`.
-fn open_kind_definition_name(group: &str, version: &str, kind: &str) -> String {
+pub(crate) fn open_kind_definition_name(group: &str, version: &str, kind: &str) -> String {
     let mut name: Vec<&str> = group
         .split('.')
         .filter(|part| !part.is_empty())

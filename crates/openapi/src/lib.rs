@@ -1,19 +1,23 @@
-//! OpenAPI documents and strict field validation for the built-in Kubernetes kinds.
+//! OpenAPI documents and strict field validation for the built-in Kubernetes kinds, and the
+//! documents of custom resources.
 //!
 //! This crate owns what the API server publishes under `/openapi/v3` (a root index plus one
 //! OpenAPI 3.0 document per group-version) and `/openapi/v2` (protobuf), and the unknown-field
 //! check behind `fieldValidation=Strict`. Both are derived from the same schemas: those of the
 //! k8s-openapi types, generated through schemars and named like upstream
-//! (`io.k8s.api.core.v1.Pod`).
+//! (`io.k8s.api.core.v1.Pod`). Custom resources are published from their CRDs' schemas
+//! (`custom.rs`), which the API server reports as they change.
 //!
 //! Clients rely on these documents for more than documentation: `kubectl explain` walks
 //! `components.schemas`, and kubectl decides whether the server validates fields itself by looking
 //! for a `fieldValidation` query parameter on the PATCH operation of the object's kind.
 //!
-//! Everything is computed once in [`OpenApi::new`]; requests only copy out prepared bytes or walk
-//! a precomputed shape tree.
+//! Everything built-in is computed once in [`OpenApi::new`]; requests only copy out prepared
+//! bytes or walk a precomputed shape tree.
 
 mod catalog;
+mod crdschema;
+mod custom;
 mod extensions;
 mod kinds;
 mod paths;
@@ -22,7 +26,7 @@ mod v2;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use bytes::Bytes;
@@ -30,6 +34,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{catalog::Catalog, paths::PathsBuilder, shapes::Shapes};
 
+pub use custom::CustomResource;
 pub use shapes::{ListType, MergeRules, SchemaNode};
 
 /// Media type of the `/openapi/v2` body.
@@ -100,6 +105,8 @@ struct Documents {
     by_path: BTreeMap<String, GroupVersionDocument>,
     v2: OnceLock<Bytes>,
     types: Vec<ServedType>,
+    /// [`Catalog::fingerprint`], an input of every document hash.
+    fingerprint: u64,
 }
 
 /// The OpenAPI documents and validation shapes of a fixed set of resource types.
@@ -111,6 +118,8 @@ pub struct OpenApi {
     kind_shapes: HashMap<String, shapes::ShapeId>,
     /// The root kinds without a known type merge by: only `metadata` is known.
     untyped_kind: shapes::ShapeId,
+    /// The documents of custom resources.
+    custom: Mutex<custom::CustomDocuments>,
 }
 
 impl OpenApi {
@@ -139,15 +148,11 @@ impl OpenApi {
             document.hash = document_hash(path, &document.resources, catalog_fingerprint);
         }
 
-        let index_paths: Map<String, Value> = by_path
-            .iter()
-            .map(|(path, document)| {
-                let url = format!("/openapi/v3/{path}?hash={}", document.hash);
-                (path.clone(), json!({ "serverRelativeURL": url }))
-            })
-            .collect();
-        let index = serde_json::to_vec(&json!({ "paths": index_paths }))
-            .expect("a JSON value always serializes");
+        let index = index_body(
+            by_path
+                .iter()
+                .map(|(path, document)| (path.as_str(), document.hash.as_str())),
+        );
 
         let mut shapes = Shapes::new();
         let mut kind_shapes = HashMap::new();
@@ -169,6 +174,7 @@ impl OpenApi {
             by_path,
             v2: OnceLock::new(),
             types: types.iter().map(ServedType::new).collect(),
+            fingerprint: catalog_fingerprint,
         });
         let warm = Arc::clone(&documents);
         // Without the thread, documents are still built on first request.
@@ -183,10 +189,11 @@ impl OpenApi {
 
         OpenApi {
             documents,
-            index: Bytes::from(index),
+            index,
             shapes,
             kind_shapes,
             untyped_kind,
+            custom: Mutex::default(),
         }
     }
 
@@ -203,25 +210,35 @@ impl OpenApi {
 
     /// `GET /openapi/v3` body: the path and hash of every group-version document.
     pub fn v3_index(&self) -> Bytes {
-        self.index.clone()
+        self.custom_index().unwrap_or_else(|| self.index.clone())
     }
 
     /// `GET /openapi/v3/<path>` body for `api/v1`, `apis/apps/v1`, …; `None` if unknown.
     pub fn v3_document(&self, path: &str) -> Option<Bytes> {
-        self.documents.body(path.trim_matches('/'))
+        Some(self.v3_document_and_hash(path)?.0)
+    }
+
+    /// That body with its hash, taken together so that they match while custom types change.
+    pub fn v3_document_and_hash(&self, path: &str) -> Option<(Bytes, String)> {
+        let path = path.trim_matches('/');
+        match (self.documents.body(path), self.documents.by_path.get(path)) {
+            (Some(body), Some(document)) => Some((body, document.hash.clone())),
+            _ => self.custom_document(path),
+        }
     }
 
     /// The hash of that document (the value in the index), for `ETag` and `?hash=` handling.
-    pub fn v3_hash(&self, path: &str) -> Option<&str> {
-        self.documents
-            .by_path
-            .get(path.trim_matches('/'))
-            .map(|document| document.hash.as_str())
+    pub fn v3_hash(&self, path: &str) -> Option<String> {
+        let path = path.trim_matches('/');
+        match self.documents.by_path.get(path) {
+            Some(document) => Some(document.hash.clone()),
+            None => self.custom_hash(path),
+        }
     }
 
     /// `GET /openapi/v2` body: a protobuf-encoded `openapi_v2.Document` ([`V2_CONTENT_TYPE`]).
     pub fn v2_document(&self) -> Bytes {
-        self.documents.v2()
+        self.custom_v2().unwrap_or_else(|| self.documents.v2())
     }
 
     /// The first field of `object` whose JSON type does not fit the kind's schema (a string for
@@ -314,14 +331,34 @@ impl Documents {
                     .map(|schema| (name, schema.clone()))
             })
             .collect();
-        let document = json!({
-            "openapi": "3.0.0",
-            "info": { "title": "Kubernetes", "version": "v1.33.0" },
-            "paths": paths,
-            "components": { "schemas": schemas },
-        });
-        Bytes::from(serde_json::to_vec(&document).expect("a JSON value always serializes"))
+        document_body(paths, schemas)
     }
+}
+
+/// Serializes an OpenAPI 3.0 document.
+fn document_body(paths: Map<String, Value>, schemas: Map<String, Value>) -> Bytes {
+    let document = json!({
+        "openapi": "3.0.0",
+        "info": { "title": "Kubernetes", "version": "v1.33.0" },
+        "paths": paths,
+        "components": { "schemas": schemas },
+    });
+    Bytes::from(serde_json::to_vec(&document).expect("a JSON value always serializes"))
+}
+
+/// Serializes the `/openapi/v3` index of these (path, hash) entries, sorted by path.
+fn index_body<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Bytes {
+    let sorted: BTreeMap<&str, &str> = entries.collect();
+    let paths: Map<String, Value> = sorted
+        .into_iter()
+        .map(|(path, hash)| {
+            let url = format!("/openapi/v3/{path}?hash={hash}");
+            (path.to_owned(), json!({ "serverRelativeURL": url }))
+        })
+        .collect();
+    Bytes::from(
+        serde_json::to_vec(&json!({ "paths": paths })).expect("a JSON value always serializes"),
+    )
 }
 
 /// `""`/`v1` → `api/v1`; `apps`/`v1` → `apis/apps/v1`.

@@ -646,7 +646,7 @@ fn construction_is_fast_enough_for_startup() {
 }
 
 /// Splits a protobuf message into (field number, length-delimited payload or varint) pairs.
-fn protobuf_fields(mut bytes: &[u8]) -> Vec<(u32, Result<&[u8], u64>)> {
+pub(crate) fn protobuf_fields(mut bytes: &[u8]) -> Vec<(u32, Result<&[u8], u64>)> {
     fn varint(bytes: &mut &[u8]) -> u64 {
         let mut value = 0;
         for shift in (0..64).step_by(7) {
@@ -676,7 +676,7 @@ fn protobuf_fields(mut bytes: &[u8]) -> Vec<(u32, Result<&[u8], u64>)> {
     fields
 }
 
-fn submessages(bytes: &[u8], number: u32) -> Vec<&[u8]> {
+pub(crate) fn submessages(bytes: &[u8], number: u32) -> Vec<&[u8]> {
     protobuf_fields(bytes)
         .into_iter()
         .filter(|(n, _)| *n == number)

@@ -5,17 +5,20 @@
 //! `x-kubernetes-group-version-kind` extension) and to decide whether the server validates fields
 //! (a `fieldValidation` query parameter on the PATCH operation of the kind). The document therefore
 //! holds every served kind's schema closure and one PATCH operation per patchable resource;
-//! nothing else.
+//! nothing else. Custom resources are appended as a second part ([`encode_custom`]), so the
+//! built-in part is encoded once.
 //!
 //! Vendor extension values are gnostic `Any` messages carrying YAML text; JSON text is valid YAML,
 //! so values are written as JSON.
+
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::{
     ServedType,
-    catalog::{Catalog, REF_PREFIX},
+    catalog::{Catalog, REF_PREFIX, collect_refs},
 };
 
 /// Field numbers of the gnostic `openapi.v2` messages used here.
@@ -146,6 +149,71 @@ pub(crate) fn encode(catalog: &Catalog, types: &[ServedType]) -> Bytes {
         info.string(field::info::TITLE, "Kubernetes");
         info.string(field::info::VERSION, "v1.33.0");
     });
+    write_paths(&mut document, catalog, types);
+    let names = catalog.closure(kind_definitions(catalog, types).iter().map(String::as_str));
+    write_definitions(
+        &mut document,
+        names
+            .iter()
+            .filter_map(|name| Some((name.as_str(), catalog.definitions.get(name)?))),
+    );
+    Bytes::from(document.0)
+}
+
+/// The part of the document for custom types, to be appended to the built-in document: a
+/// protobuf parser merges repeated occurrences of the `paths` and `definitions` fields, so
+/// the concatenation reads as one document and the built-in part is never encoded again.
+/// `definitions` are the custom types' schemas in v2 form; the shared definitions they refer
+/// to are added unless the built-in part (for `builtin`) has them already.
+pub(crate) fn encode_custom(
+    catalog: &Catalog,
+    builtin: &[ServedType],
+    custom: &[ServedType],
+    definitions: &Map<String, Value>,
+) -> Vec<u8> {
+    let mut document = Message::default();
+    write_paths(&mut document, catalog, custom);
+    let mut shared = BTreeSet::new();
+    for schema in definitions.values() {
+        collect_refs(schema, &mut |name| {
+            if !definitions.contains_key(name) {
+                shared.insert(name.to_owned());
+            }
+        });
+    }
+    let present = catalog.closure(
+        kind_definitions(catalog, builtin)
+            .iter()
+            .map(String::as_str),
+    );
+    let shared: Vec<String> = catalog
+        .closure(shared.iter().map(String::as_str))
+        .into_iter()
+        .filter(|name| !present.contains(name))
+        .collect();
+    write_definitions(
+        &mut document,
+        definitions
+            .iter()
+            .map(|(name, schema)| (name.as_str(), schema))
+            .chain(
+                shared
+                    .iter()
+                    .filter_map(|name| Some((name.as_str(), catalog.definitions.get(name)?))),
+            ),
+    );
+    document.0
+}
+
+fn kind_definitions(catalog: &Catalog, types: &[ServedType]) -> Vec<String> {
+    types
+        .iter()
+        .map(|served| catalog.kind_definition(&served.group, &served.version, &served.kind))
+        .collect()
+}
+
+/// One PATCH operation per patchable type.
+fn write_paths(document: &mut Message, catalog: &Catalog, types: &[ServedType]) {
     document.message(field::document::PATHS, |paths| {
         for served in types
             .iter()
@@ -162,22 +230,20 @@ pub(crate) fn encode(catalog: &Catalog, types: &[ServedType]) -> Bytes {
             });
         }
     });
-    let roots: Vec<String> = types
-        .iter()
-        .map(|served| catalog.kind_definition(&served.group, &served.version, &served.kind))
-        .collect();
-    document.message(field::document::DEFINITIONS, |definitions| {
-        for name in catalog.closure(roots.iter().map(String::as_str)) {
-            let Some(schema) = catalog.definitions.get(&name) else {
-                continue;
-            };
-            definitions.message(field::DEFINITIONS_ENTRY, |named| {
-                named.string(field::named::NAME, &name);
+}
+
+fn write_definitions<'a>(
+    document: &mut Message,
+    definitions: impl Iterator<Item = (&'a str, &'a Value)>,
+) {
+    document.message(field::document::DEFINITIONS, |message| {
+        for (name, schema) in definitions {
+            message.message(field::DEFINITIONS_ENTRY, |named| {
+                named.string(field::named::NAME, name);
                 named.message(field::named::VALUE, |message| write_schema(message, schema));
             });
         }
     });
-    Bytes::from(document.0)
 }
 
 fn item_path(served: &ServedType) -> String {
