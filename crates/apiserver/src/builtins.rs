@@ -1,7 +1,7 @@
 //! The built-in objects kube-apiserver creates at start besides the RBAC policy: the API Priority
 //! and Fairness configuration (`builtins/flowcontrol.yaml`), the `kubernetes` ServiceCIDR of the
-//! cluster's service range and one local APIService per served built-in group-version, as
-//! kube-aggregator registers them. Each is created when missing and never overwritten; the
+//! cluster's service range, the system PriorityClasses and one local APIService per served
+//! built-in group-version, as kube-aggregator registers them. Each is created when missing and never overwritten; the
 //! status a controller of kube-apiserver would set is set once, on creation.
 
 use std::sync::Arc;
@@ -79,6 +79,22 @@ fn service_cidr() -> (Value, Option<Value>) {
     (obj, Some(json!({"conditions": [ready]})))
 }
 
+/// The PriorityClasses of system-critical pods.
+fn priority_classes() -> Vec<(Value, Option<Value>)> {
+    [
+        ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
+        ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+    ]
+    .into_iter()
+    .map(|(name, value, description)| {
+        let class = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "description": description,
+            "preemptionPolicy": "PreemptLowerPriority"});
+        (class, None)
+    })
+    .collect()
+}
+
 /// The local APIService of every served built-in group-version.
 fn api_services() -> Vec<(Value, Option<Value>)> {
     resources::group_versions()
@@ -109,6 +125,7 @@ impl ApiServer {
     pub(crate) async fn bootstrap_builtins(self: &Arc<Self>) -> anyhow::Result<()> {
         let mut objects = flowcontrol_objects();
         objects.push(service_cidr());
+        objects.extend(priority_classes());
         objects.extend(api_services());
         // Written together, so that the store syncs them in few commits.
         let writes = objects

@@ -78,7 +78,7 @@ pub fn default_pod_spec(spec: &mut Value, admission: bool) {
     if admission {
         set_default(m, "enableServiceLinks", json!(true));
         set_default(m, "preemptionPolicy", json!("PreemptLowerPriority"));
-        set_default(m, "priority", json!(0));
+        // `priority` is the Priority admission's (admission/builtin.rs).
         set_default(m, "serviceAccountName", json!("default"));
         if let Some(sa) = m.get("serviceAccountName").cloned() {
             set_default(m, "serviceAccount", sa);

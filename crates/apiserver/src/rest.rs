@@ -242,6 +242,8 @@ pub struct Registry {
     pub(crate) admission: crate::admission::Admission,
     /// Clients of the servers the cluster points at (conversion webhooks).
     pub(crate) upstream: crate::upstream::Clients,
+    /// What built-in admission reads of other kinds.
+    pub(crate) admission_cache: crate::admission::builtin::Cache,
 }
 
 /// A check of the objects of one kind beyond their schema, as a built-in validating admission
@@ -379,6 +381,7 @@ impl Registry {
             object_checks: Default::default(),
             admission: Default::default(),
             upstream: Default::default(),
+            admission_cache: Default::default(),
         }
     }
 
@@ -830,6 +833,7 @@ impl Registry {
             user: opts.user.as_ref(),
             field_manager: opts.field_manager.as_deref(),
         };
+        crate::admission::builtin::admit_create(self, r, &mut obj).await?;
         if self.admission.any() {
             let mutated = self.admission.mutate(self, &admission, &mut obj).await?;
             warnings.extend(mutated.warnings);
@@ -1653,6 +1657,12 @@ impl Registry {
     /// Reloads the admission webhooks after a write to their configuration, so the writer's
     /// next request already meets them.
     async fn after_admission_change(&self, r: &ResourceType) {
+        if matches!(
+            r.group,
+            "scheduling.k8s.io" | "storage.k8s.io" | "networking.k8s.io"
+        ) {
+            self.admission_cache.invalidate(r.plural);
+        }
         if r.group == crate::admission::GROUP {
             self.admission.reload(self).await;
         }

@@ -671,3 +671,88 @@ fn new_kinds_can_be_watched() {
         );
     });
 }
+
+/// Priority and DefaultStorageClass admission, and the system PriorityClasses.
+fn builtin_admission(minor: u32) {
+    let server = Server::start();
+    let critical = server.get_json(minor, &["priorityclass", "system-node-critical"]);
+    assert_eq!(critical["value"], 2_000_001_000);
+    server.ok_stdin(
+        minor,
+        &["apply", "-f", "-"],
+        r#"apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: high
+value: 1000
+preemptionPolicy: Never
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: important
+spec:
+  priorityClassName: high
+  containers:
+  - name: c
+    image: busybox
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: example.com/disk
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 1Gi
+"#,
+    );
+    let pod = server.get_json(minor, &["pod", "important"]);
+    assert_eq!(pod["spec"]["priority"], 1000);
+    assert_eq!(pod["spec"]["preemptionPolicy"], "Never");
+    let claim = server.get_json(minor, &["pvc", "data"]);
+    assert_eq!(claim["spec"]["storageClassName"], "standard");
+
+    let refused = server.fails(
+        minor,
+        &[
+            "run",
+            "orphan",
+            "--image=busybox",
+            "--overrides",
+            r#"{"spec":{"priorityClassName":"nope"}}"#,
+        ],
+    );
+    assert!(
+        refused.contains("pods \"orphan\" is forbidden: no PriorityClass with name nope was found"),
+        "{refused}"
+    );
+    server.ok_stdin(
+        minor,
+        &["apply", "-f", "-"],
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: everyday\nvalue: 7\nglobalDefault: true\n",
+    );
+    server.ok(minor, &["run", "plain", "--image=busybox"]);
+    let plain = server.get_json(minor, &["pod", "plain"]);
+    assert_eq!(plain["spec"]["priority"], 7);
+    assert_eq!(plain["spec"]["priorityClassName"], "everyday");
+}
+
+#[test]
+fn kubectl_1_27_builtin_admission() {
+    builtin_admission(27);
+}
+
+#[test]
+fn kubectl_1_33_builtin_admission() {
+    builtin_admission(33);
+}

@@ -6,6 +6,7 @@
 //! configurations (reloaded when they change) and runs the mutating phase before validation
 //! and the validating phase after it.
 
+pub(crate) mod builtin;
 mod matching;
 mod policies;
 mod webhooks;
