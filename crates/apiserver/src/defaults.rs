@@ -132,6 +132,21 @@ fn default_rolling(m: &mut Map<String, Value>, key: &str, with_surge: bool) {
     }
 }
 
+/// Labels a namespace `kubernetes.io/metadata.name: <name>`, overriding any other value, as
+/// kube-apiserver's defaulting and canonicalization do once the name is known (a generated name
+/// only after generation). Namespace selectors of webhooks and policies rely on the label.
+pub fn label_namespace_name(r: &ResourceType, obj: &mut Value) {
+    if !r.group.is_empty() || r.kind != "Namespace" {
+        return;
+    }
+    let name = match obj.at("/metadata/name").and_then(Value::as_str) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => return,
+    };
+    let labels = obj_mut(&mut obj["metadata"], "labels");
+    labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+}
+
 /// Applies defaults to a new or updated object of a built-in kind.
 pub fn apply(r: &ResourceType, obj: &mut Value) {
     match (r.group, r.kind) {
@@ -142,6 +157,7 @@ pub fn apply(r: &ResourceType, obj: &mut Value) {
             }
         }
         ("", "Namespace") => {
+            label_namespace_name(r, obj);
             let spec = obj_mut(obj, "spec");
             set_default(spec, "finalizers", json!(["kubernetes"]));
             let status = obj_mut(obj, "status");
@@ -344,6 +360,24 @@ mod tests {
         );
         assert_eq!(pod["spec"]["tolerations"].as_array().unwrap().len(), 2);
         assert_eq!(pod["spec"]["enableServiceLinks"], true);
+    }
+
+    #[test]
+    fn namespaces_are_labelled_with_their_name() {
+        let namespaces = crate::resources::find("", "v1", "namespaces").unwrap();
+        let mut ns = json!({"metadata": {"name": "a", "labels": {"kubernetes.io/metadata.name": "b", "x": "y"}}});
+        apply(namespaces, &mut ns);
+        assert_eq!(
+            ns["metadata"]["labels"],
+            json!({"kubernetes.io/metadata.name": "a", "x": "y"})
+        );
+        let mut unnamed = json!({"metadata": {"generateName": "a-"}});
+        apply(namespaces, &mut unnamed);
+        assert!(unnamed["metadata"].get("labels").is_none());
+        let pods = crate::resources::find("", "v1", "pods").unwrap();
+        let mut pod = json!({"metadata": {"name": "p"}});
+        label_namespace_name(pods, &mut pod);
+        assert!(pod["metadata"].get("labels").is_none());
     }
 
     #[test]

@@ -819,6 +819,7 @@ impl Registry {
             && !prefix.is_empty()
         {
             meta_mut(&mut obj).insert("name".into(), json!(objects::generate_name(&prefix)));
+            defaults::label_namespace_name(r, &mut obj);
         }
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         let mut warnings = warnings;
@@ -912,6 +913,7 @@ impl Registry {
                         attempts += 1;
                         name = objects::generate_name(prefix);
                         meta_mut(&mut obj).insert("name".into(), json!(name));
+                        defaults::label_namespace_name(r, &mut obj);
                     }
                     _ => return Err(ApiError::already_exists(r, &name)),
                 },

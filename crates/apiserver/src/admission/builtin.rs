@@ -34,11 +34,14 @@ fn default_of<'a>(objects: &'a [Value], annotation: &str) -> Option<&'a Value> {
 /// another server sharing the store are seen within it, as kube-apiserver's informers lag.
 const FRESH: Duration = Duration::from_secs(1);
 
+/// When a kind was listed, and its objects.
+type Listed = (Instant, Arc<Vec<Value>>);
+
 /// The PriorityClasses and StorageClasses admission reads, kept between requests so that a
 /// pod create does not list them.
 #[derive(Default)]
 pub(crate) struct Cache {
-    kinds: Mutex<HashMap<&'static str, (Instant, Arc<Vec<Value>>)>>,
+    kinds: Mutex<HashMap<&'static str, Listed>>,
 }
 
 impl Cache {
@@ -76,7 +79,7 @@ async fn list(
 }
 
 /// Of several marked default, the newest (then the first by name), as kube-apiserver picks.
-fn newest<'a>(mut candidates: Vec<&'a Value>) -> Option<&'a Value> {
+fn newest(mut candidates: Vec<&Value>) -> Option<&Value> {
     candidates.sort_by(|a, b| {
         let created = |o: &Value| {
             o.at("/metadata/creationTimestamp")
@@ -221,10 +224,7 @@ mod tests {
     fn the_newest_default_wins() {
         let a = json!({"metadata": {"name": "a", "creationTimestamp": "2026-01-01T00:00:00Z"}});
         let b = json!({"metadata": {"name": "b", "creationTimestamp": "2026-01-02T00:00:00Z"}});
-        assert_eq!(
-            newest(vec![a.clone(), b.clone()]).unwrap()["metadata"]["name"],
-            "b"
-        );
+        assert_eq!(newest(vec![&a, &b]).unwrap()["metadata"]["name"], "b");
         assert!(newest(vec![]).is_none());
     }
 }

@@ -72,8 +72,8 @@ pub(super) fn selector(value: Option<&Value>) -> Option<LabelSelector> {
 }
 
 /// Whether a namespace selector admits the request: cluster-scoped objects other than
-/// namespaces always pass, a namespace is matched by its own labels, anything else by the
-/// labels of its namespace.
+/// namespaces always pass, a namespace is matched by its own labels (see [`own_namespace`]),
+/// anything else by the labels of its namespace.
 pub(super) async fn namespace_matches(
     registry: &Registry,
     selector: Option<&LabelSelector>,
@@ -84,10 +84,7 @@ pub(super) async fn namespace_matches(
         return Ok(true);
     };
     if a.r.group.is_empty() && a.r.plural == "namespaces" {
-        return Ok([object, a.old]
-            .into_iter()
-            .flatten()
-            .any(|o| sel.matches_object(o)));
+        return Ok(own_namespace(a, object).is_some_and(|o| sel.matches_object(o)));
     }
     if !a.r.namespaced {
         return Ok(true);
@@ -95,6 +92,16 @@ pub(super) async fn namespace_matches(
     Ok(namespace_object(registry, a.namespace)
         .await?
         .is_some_and(|ns| sel.matches_object(&ns)))
+}
+
+/// The namespace whose labels a request about a namespace is matched by, as kube-apiserver
+/// picks it: the new object when one is created or updated (so a write that removes a label
+/// is matched without it), the stored one for deletes and subresources.
+fn own_namespace<'a>(a: &Attributes<'a>, object: Option<&'a Value>) -> Option<&'a Value> {
+    match a.subresource {
+        "" => object.or(a.old),
+        _ => a.old.or(object),
+    }
 }
 
 /// The namespace object, when it exists.
@@ -125,6 +132,30 @@ pub(super) fn object_matches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces_are_matched_by_their_new_labels() {
+        let namespaces = resources::find("", "v1", "namespaces").unwrap();
+        let old = serde_json::json!({"metadata": {"name": "a", "labels": {"x": "1"}}});
+        let new = serde_json::json!({"metadata": {"name": "a"}});
+        let attributes = |subresource, operation| Attributes {
+            r: namespaces,
+            subresource,
+            operation,
+            namespace: "",
+            name: "a",
+            old: Some(&old),
+            dry_run: false,
+            user: None,
+            field_manager: None,
+        };
+        let update = attributes("", crate::admission::Operation::Update);
+        assert_eq!(own_namespace(&update, Some(&new)), Some(&new));
+        let delete = attributes("", crate::admission::Operation::Delete);
+        assert_eq!(own_namespace(&delete, None), Some(&old));
+        let status = attributes("status", crate::admission::Operation::Update);
+        assert_eq!(own_namespace(&status, Some(&new)), Some(&old));
+    }
 
     #[test]
     fn resource_patterns_cover_subresources_as_kube_apiserver() {
