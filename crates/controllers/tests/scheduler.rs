@@ -417,14 +417,27 @@ async fn topology_spread_balances_zones() {
 #[tokio::test]
 async fn higher_priority_pods_preempt_lower_ones() {
     let c = setup().await;
+    // Pods get their priority from a PriorityClass, as Priority admission requires.
+    let classes = Resource::new(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "PriorityClass",
+        false,
+    );
+    for value in [1, 50, 100] {
+        let class = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": format!("p{value}")}, "value": value});
+        c.create(&classes, None, &class).await.unwrap();
+    }
     node(&c, "n1", json!({"status": {"allocatable": {"cpu": "2"}}})).await;
     let mut low = requests("2");
-    merge(&mut low, json!({"spec": {"priority": 1}}));
+    merge(&mut low, json!({"spec": {"priorityClassName": "p1"}}));
     pod(&c, "low", low).await;
     assert_eq!(bound(&c, "low").await, "n1");
 
     let mut high = requests("1");
-    merge(&mut high, json!({"spec": {"priority": 100}}));
+    merge(&mut high, json!({"spec": {"priorityClassName": "p100"}}));
     pod(&c, "high", high).await;
     // The victim is deleted gracefully; finish the deletion as a kubelet would.
     eventually("victim marked for deletion", async || {
@@ -444,7 +457,7 @@ async fn higher_priority_pods_preempt_lower_ones() {
     assert_eq!(nominated, "n1");
     // A pod of lower priority than the nominated one does not take the room being freed.
     let mut sneaky = requests("2");
-    merge(&mut sneaky, json!({"spec": {"priority": 50}}));
+    merge(&mut sneaky, json!({"spec": {"priorityClassName": "p50"}}));
     pod(&c, "sneaky", sneaky).await;
     unschedulable(&c, "sneaky").await;
     force_delete(&c, "low").await;
@@ -459,7 +472,7 @@ async fn higher_priority_pods_preempt_lower_ones() {
 
     // Equal priority never preempts.
     let mut peer = requests("2");
-    merge(&mut peer, json!({"spec": {"priority": 100}}));
+    merge(&mut peer, json!({"spec": {"priorityClassName": "p100"}}));
     pod(&c, "peer", peer).await;
     let message = unschedulable(&c, "peer").await;
     assert!(
