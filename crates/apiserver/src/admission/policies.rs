@@ -97,6 +97,28 @@ struct Policy {
     variables: Vec<(String, Compiled)>,
     validations: Vec<Validation>,
     fail_closed: bool,
+    /// Which costly variables the expressions name; the others are bound to null.
+    reads: Reads,
+}
+
+/// Variables built only for the policies whose expressions name them.
+#[derive(Clone, Copy, Default)]
+struct Reads {
+    namespace_object: bool,
+    request: bool,
+    old_object: bool,
+}
+
+impl Reads {
+    /// A conservative reading: any mention anywhere in the spec counts.
+    fn of(spec: &Value) -> Self {
+        let text = spec.to_string();
+        Reads {
+            namespace_object: text.contains("namespaceObject"),
+            request: text.contains("request"),
+            old_object: text.contains("oldObject"),
+        }
+    }
 }
 
 struct ParamRef {
@@ -166,6 +188,7 @@ impl Policy {
             variables: named("variables"),
             validations,
             fail_closed: text(spec, "/failurePolicy").as_deref() != Some("Ignore"),
+            reads: Reads::of(spec),
         }
     }
 }
@@ -300,7 +323,7 @@ impl Policies {
             if !self.applies(registry, policy, binding, a, object).await? {
                 continue;
             }
-            if namespace.is_none() && a.r.namespaced {
+            if namespace.is_none() && a.r.namespaced && policy.reads.namespace_object {
                 namespace = Some(
                     namespace_object(registry, a.namespace)
                         .await?
@@ -375,8 +398,16 @@ impl Policies {
         };
         let base = Inputs {
             object: object.map(to_cel).unwrap_or(Cel::Null),
-            old_object: a.old.map(to_cel).unwrap_or(Cel::Null),
-            request: to_cel(&a.cel_request()),
+            old_object: a
+                .old
+                .filter(|_| policy.reads.old_object)
+                .map(to_cel)
+                .unwrap_or(Cel::Null),
+            request: if policy.reads.request {
+                to_cel(&a.cel_request())
+            } else {
+                Cel::Null
+            },
             params: Cel::Null,
             namespace_object: namespace.map(to_cel).unwrap_or(Cel::Null),
         };
