@@ -8,10 +8,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::*;
 
 /// `/mutate` labels the object and warns; `/deny` refuses to create names starting with `bad`
@@ -58,63 +56,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-print("ready", flush=True)
-server.serve_forever()
 "#;
 
 struct WebhookServer {
-    child: Child,
-    port: u16,
-    ca_bundle: String,
+    server: PythonTlsServer,
     log: std::path::PathBuf,
-}
-
-impl Drop for WebhookServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl WebhookServer {
     fn start(dir: &Path) -> WebhookServer {
-        let bundle = pki::generate(&["hooks.webhooks.svc".to_string()]).unwrap();
-        let cert = write(dir, "hook.crt", &bundle.serving.cert);
-        let key = write(dir, "hook.key", &bundle.serving.key);
-        let script = write(dir, "hook.py", WEBHOOK_SERVER);
         let log = dir.join("reviews.jsonl");
-        let port = free_port();
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&cert)
-            .arg(&key)
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "ready");
-        WebhookServer {
-            child,
-            port,
-            ca_bundle: base64::engine::general_purpose::STANDARD.encode(&bundle.ca.cert),
-            log,
-        }
+        let server =
+            PythonTlsServer::start(dir, "hook", WEBHOOK_SERVER, "hooks.webhooks.svc", &[&log]);
+        WebhookServer { server, log }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
+        format!("https://127.0.0.1:{}{path}", self.server.port)
     }
 
     fn reviews(&self) -> Vec<serde_json::Value> {
@@ -153,7 +111,7 @@ fn url_config(hooks: &WebhookServer, path: &str) -> String {
     format!(
         "{{url: \"{}\", caBundle: \"{}\"}}",
         hooks.url(path),
-        hooks.ca_bundle
+        hooks.server.ca_bundle
     )
 }
 
@@ -339,12 +297,12 @@ subsets:
   - name: https
     port: {port}
 "#,
-        port = hooks.port
+        port = hooks.server.port
     );
     apply(&server, minor, &service);
     let by_service = format!(
         "{{service: {{namespace: webhooks, name: hooks, path: /deny}}, caBundle: \"{}\"}}",
-        hooks.ca_bundle
+        hooks.server.ca_bundle
     );
     let selector = "  namespaceSelector:\n    matchLabels:\n      admission: \"on\"\n";
     apply(

@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::*;
 
 /// Serves `wardle.example.com/v1alpha1` with one namespaced resource, `flunders`, whose list
@@ -43,55 +41,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                  "creationTimestamp": "2026-01-01T00:00:00Z", "annotations": who}}]})
         else:
             self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound"})
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-print("ready", flush=True)
-server.serve_forever()
 "#;
-
-struct Extension {
-    child: Child,
-    port: u16,
-    ca_bundle: String,
-}
-
-impl Drop for Extension {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_extension(dir: &std::path::Path) -> Extension {
-    let bundle = pki::generate(&["api.wardle.svc".to_string()]).unwrap();
-    let cert = write(dir, "ext.crt", &bundle.serving.cert);
-    let key = write(dir, "ext.key", &bundle.serving.key);
-    let script = write(dir, "ext.py", EXTENSION_SERVER);
-    let port = free_port();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .arg(port.to_string())
-        .arg(&cert)
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
-    Extension {
-        child,
-        port,
-        ca_bundle: base64::engine::general_purpose::STANDARD.encode(&bundle.ca.cert),
-    }
-}
 
 fn condition(server: &Server, minor: u32, name: &str) -> (String, String) {
     let svc = server.get_json(minor, &["apiservice", name]);
@@ -122,7 +72,13 @@ fn wait_for_condition(server: &Server, minor: u32, name: &str, want: (&str, &str
 
 fn aggregated_api(minor: u32) {
     let server = Server::start();
-    let ext = start_extension(server.dir.path());
+    let ext = PythonTlsServer::start(
+        server.dir.path(),
+        "ext",
+        EXTENSION_SERVER,
+        "api.wardle.svc",
+        &[],
+    );
     let manifest = format!(
         r#"apiVersion: v1
 kind: Namespace

@@ -6,9 +6,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
-use base64::Engine;
 use common::*;
 
 const CONVERTER: &str = r#"
@@ -38,55 +35,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-print("ready", flush=True)
-server.serve_forever()
 "#;
-
-struct Converter {
-    child: Child,
-    port: u16,
-    ca_bundle: String,
-}
-
-impl Drop for Converter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_converter(dir: &std::path::Path) -> Converter {
-    let bundle = pki::generate(&["converter.widgets.svc".to_string()]).unwrap();
-    let cert = write(dir, "conv.crt", &bundle.serving.cert);
-    let key = write(dir, "conv.key", &bundle.serving.key);
-    let script = write(dir, "conv.py", CONVERTER);
-    let port = free_port();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .arg(port.to_string())
-        .arg(&cert)
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
-    Converter {
-        child,
-        port,
-        ca_bundle: base64::engine::general_purpose::STANDARD.encode(&bundle.ca.cert),
-    }
-}
 
 fn manifest(port: u16, ca: &str) -> String {
     let schema = |field: &str| {
@@ -162,7 +111,13 @@ fn spec_field(server: &Server, minor: u32, what: &str, field: &str) -> String {
 
 fn converts_between_versions(minor: u32) {
     let server = Server::start();
-    let converter = start_converter(server.dir.path());
+    let converter = PythonTlsServer::start(
+        server.dir.path(),
+        "conv",
+        CONVERTER,
+        "converter.widgets.svc",
+        &[],
+    );
     server.ok_stdin(
         minor,
         &["apply", "-f", "-"],

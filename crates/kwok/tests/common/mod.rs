@@ -444,3 +444,69 @@ pub fn collect_stdout(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Stri
     });
     out
 }
+
+/// The end of every test server script: serve `Handler` over HTTPS on `port` with `cert` and
+/// `key`, and say so on stdout.
+const PYTHON_TLS_SERVE: &str = r#"
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print("ready", flush=True)
+server.serve_forever()
+"#;
+
+/// An HTTPS server a test writes in Python (webhooks, extension API servers): the script
+/// defines `Handler` and reads `port, cert, key` (then any `args`) from `sys.argv`; it is served
+/// on a free loopback port with a certificate for `dns_name` signed by a CA of its own. Killed
+/// on drop.
+pub struct PythonTlsServer {
+    child: Child,
+    pub port: u16,
+    /// The CA certificate, base64-encoded as `caBundle` fields take it.
+    pub ca_bundle: String,
+}
+
+impl PythonTlsServer {
+    pub fn start(dir: &Path, name: &str, script: &str, dns_name: &str, args: &[&Path]) -> Self {
+        use base64::Engine;
+        let bundle = pki::generate(&[dns_name.to_string()]).unwrap();
+        let cert = write(dir, &format!("{name}.crt"), &bundle.serving.cert);
+        let key = write(dir, &format!("{name}.key"), &bundle.serving.key);
+        let script = write(
+            dir,
+            &format!("{name}.py"),
+            &format!("{script}{PYTHON_TLS_SERVE}"),
+        );
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&cert)
+            .arg(&key)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready");
+        PythonTlsServer {
+            child,
+            port,
+            ca_bundle: base64::engine::general_purpose::STANDARD.encode(&bundle.ca.cert),
+        }
+    }
+}
+
+impl Drop for PythonTlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
