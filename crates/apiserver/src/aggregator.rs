@@ -23,7 +23,7 @@ use crate::errors::{ApiError, ApiResult};
 use crate::objects::{self, JsonAt};
 use crate::resources::{self, ResourceType};
 use crate::rest::{ListOptions, Part, Registry, WriteOptions};
-use crate::upstream::{Clients, Trust, describe_error, resolve_service};
+use crate::upstream::{Trust, describe_error, resolve_service};
 
 const GROUP: &str = "apiregistration.k8s.io";
 
@@ -107,7 +107,6 @@ type Remotes = HashMap<(String, String), Arc<Remote>>;
 #[derive(Default)]
 pub(crate) struct Aggregator {
     remotes: RwLock<Arc<Remotes>>,
-    clients: Clients,
     /// The `front-proxy-client` certificate and key presented to aggregated servers.
     front_proxy: RwLock<Option<(String, String)>>,
 }
@@ -219,8 +218,8 @@ impl Aggregator {
         *req.uri_mut() = uri;
         // The client may have come over HTTP/2; the backend is spoken to in HTTP/1.1.
         *req.version_mut() = axum::http::Version::HTTP_11;
-        let client = self
-            .clients
+        let client = registry
+            .upstream
             .client(&self.trust(remote))
             .map_err(|e| (503, "FailedDiscoveryCheck", e))?;
         client

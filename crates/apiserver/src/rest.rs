@@ -240,7 +240,8 @@ pub struct Registry {
     object_checks: std::sync::RwLock<Vec<(String, String, ObjectCheck)>>,
     /// The cluster's admission webhooks and policies.
     pub(crate) admission: crate::admission::Admission,
-    /// Clients of the servers the cluster points at (conversion webhooks).
+    /// Clients of the servers the cluster points at: admission and conversion webhooks,
+    /// aggregated API servers.
     pub(crate) upstream: crate::upstream::Clients,
     /// What built-in admission reads of other kinds.
     pub(crate) admission_cache: crate::admission::builtin::Cache,

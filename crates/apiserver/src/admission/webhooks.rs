@@ -18,7 +18,7 @@ use crate::objects;
 use crate::resources;
 use crate::rest::{ListOptions, Registry};
 use crate::selectors::LabelSelector;
-use crate::upstream::{Clients, Endpoint};
+use crate::upstream::Endpoint;
 
 /// One webhook of a configuration, ready to match and call.
 struct Webhook {
@@ -189,11 +189,10 @@ struct Compiled {
     validating: Vec<Webhook>,
 }
 
-/// The cluster's admission webhooks and the clients that reach them.
+/// The cluster's admission webhooks (reached through the registry's shared clients).
 #[derive(Default)]
 pub(crate) struct Webhooks {
     compiled: RwLock<Arc<Compiled>>,
-    clients: Clients,
 }
 
 /// What one call decided.
@@ -414,8 +413,8 @@ impl Webhooks {
             "request": a.review_request(&uid, object),
         });
         let body = Bytes::from(serde_json::to_vec(&review).expect("serialises"));
-        let answer = self
-            .clients
+        let answer = registry
+            .upstream
             .post(
                 registry,
                 &hook.endpoint,
