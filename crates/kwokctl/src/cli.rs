@@ -128,7 +128,9 @@ pub struct CreateClusterArgs {
     /// Prefix of the keys in etcd
     #[arg(long)]
     pub etcd_prefix: Option<String>,
-    /// Enable a component: metrics-server (the resource metrics API, for kubectl top and autoscalers)
+    /// Enable a component: metrics-server (the resource metrics API, for kubectl top and
+    /// autoscalers), prometheus, jaeger (host programs); kueue, kueueviz, jobset, lws,
+    /// scheduler-plugins, descheduler, node-readiness-controller need a container runtime
     #[arg(long, value_delimiter = ',')]
     pub enable: Vec<String>,
     /// Disable a component, e.g. kube-scheduler or kube-controller-manager
@@ -159,6 +161,18 @@ pub struct CreateClusterArgs {
     /// The path to the kubeconfig file to add the kwok-<name> context to [default: ~/.kube/config]
     #[arg(long)]
     pub kubeconfig: Option<String>,
+    /// Port of prometheus given to the host; non-zero enables prometheus (default random when enabled)
+    #[arg(long)]
+    pub prometheus_port: Option<u32>,
+    /// Binary of prometheus (a local path; default: prometheus on PATH)
+    #[arg(long)]
+    pub prometheus_binary: Option<String>,
+    /// Port of jaeger's query UI given to the host; non-zero enables jaeger (default random when enabled)
+    #[arg(long)]
+    pub jaeger_port: Option<u32>,
+    /// Binary of jaeger (a local path; default: jaeger-all-in-one or jaeger on PATH)
+    #[arg(long)]
+    pub jaeger_binary: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

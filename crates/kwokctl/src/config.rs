@@ -119,11 +119,6 @@ impl Options {
 
     /// Refuses components the runtime cannot enable or disable, naming the ones it knows.
     pub fn check_components(&self, runtime: &str) -> Result<(), String> {
-        for name in &self.enable {
-            if !OPTIONAL_COMPONENTS.contains(&name.as_str()) {
-                return Err(unknown_component("--enable", name, OPTIONAL_COMPONENTS));
-            }
-        }
         for name in &self.disable {
             if let Some(message) = REQUIRED_COMPONENTS
                 .iter()
@@ -136,20 +131,12 @@ impl Options {
                 return Err(unknown_component("--disable", name, DISABLEABLE_COMPONENTS));
             }
         }
-        if self.is_enabled(METRICS_SERVER) && runtime != crate::runtime::DEFAULT_RUNTIME {
-            return Err(format!(
-                "component \"{METRICS_SERVER}\" is served by the embedded runtime only, not by {runtime:?}"
-            ));
-        }
-        Ok(())
+        crate::addons::check_enabled(self, runtime)
     }
 }
 
 /// The optional component that serves the resource metrics API.
 pub const METRICS_SERVER: &str = "metrics-server";
-
-/// Components `--enable` takes.
-const OPTIONAL_COMPONENTS: &[&str] = &[METRICS_SERVER];
 
 /// Components `--disable` takes.
 const DISABLEABLE_COMPONENTS: &[&str] = &[
@@ -157,6 +144,8 @@ const DISABLEABLE_COMPONENTS: &[&str] = &[
     "kube-controller-manager",
     "kwok-controller",
     METRICS_SERVER,
+    crate::addons::PROMETHEUS,
+    crate::addons::JAEGER,
 ];
 
 /// Components every cluster needs, with upstream's refusal.

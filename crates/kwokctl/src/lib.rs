@@ -13,6 +13,7 @@
 //!
 //! The binary is a thin wrapper around [`run`].
 
+pub mod addons;
 pub mod apiclient;
 pub mod audit;
 pub mod cli;

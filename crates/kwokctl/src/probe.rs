@@ -93,19 +93,25 @@ impl Prober {
 
 /// True when etcd on `127.0.0.1:<port>` answers `/health` with `"health":"true"`.
 pub fn etcd_healthy(port: u16, timeout: Duration) -> bool {
-    let response = (|| -> std::io::Result<Vec<u8>> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut socket = TcpStream::connect_timeout(&addr, timeout)?;
-        socket.set_read_timeout(Some(timeout))?;
-        socket.set_write_timeout(Some(timeout))?;
-        let request =
-            format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-        socket.write_all(request.as_bytes())?;
-        let mut response = Vec::new();
-        socket.read_to_end(&mut response)?;
-        Ok(response)
-    })();
-    response.is_ok_and(|r| is_healthy(&r))
+    plain_get(port, "/health", timeout).is_ok_and(|r| is_healthy(&r))
+}
+
+/// The status code of a plain-HTTP `GET <path>` on `127.0.0.1:<port>`.
+pub fn http_status(port: u16, path: &str, timeout: Duration) -> anyhow::Result<u16> {
+    parse_status(&plain_get(port, path, timeout)?)
+}
+
+fn plain_get(port: u16, path: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut socket = TcpStream::connect_timeout(&addr, timeout)?;
+    socket.set_read_timeout(Some(timeout))?;
+    socket.set_write_timeout(Some(timeout))?;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response)?;
+    Ok(response)
 }
 
 fn is_healthy(response: &[u8]) -> bool {

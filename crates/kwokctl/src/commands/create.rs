@@ -51,7 +51,8 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
         disable_kube_controller_manager: args.disable_kube_controller_manager,
         enable_metrics_server: args.enable_metrics_server,
     };
-    let options = resolve_options(&from_files.options, &ctx.env, &flags);
+    let mut options = resolve_options(&from_files.options, &ctx.env, &flags);
+    crate::addons::apply_flags(&mut options, &ctx.env, args);
     let runtime_name = choose_runtime(&options.runtime, &options.runtimes)?;
     options
         .check_components(&runtime_name)
@@ -72,7 +73,7 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
             ..Default::default()
         };
         lay_out(ctx, &mut config, &paths, &programs, &options, &extra_args)?;
-        print_plan(&paths, &config.components, &kubeconfig_path, name);
+        print_plan(&paths, &config, &kubeconfig_path, name);
         return Ok(());
     }
 
@@ -400,6 +401,7 @@ fn lay_out(
                 })?,
             };
             config.options.kube_apiserver_port = u32::from(port);
+            crate::addons::embedded_controller_port(ctx, &mut config.options, fixed, &[port])?;
             config.components = vec![embedded_component(
                 paths,
                 port,
@@ -424,7 +426,7 @@ fn lay_out(
                 binary::components(paths, &config.options, programs, &ports, extra_args);
         }
     }
-    Ok(())
+    crate::addons::lay_out(ctx, config, paths, fixed)
 }
 
 /// Creates what a cluster needs before it starts; safe to repeat on a half-created cluster.
@@ -444,7 +446,7 @@ fn install(cluster: &Cluster) -> anyhow::Result<()> {
     let text = kubeconfig::render(&doc)?;
     std::fs::write(paths.kubeconfig(), text)
         .with_context(|| format!("write {}", paths.kubeconfig().display()))?;
-    Ok(())
+    crate::addons::install(&cluster.config, paths)
 }
 
 /// The kubeconfig entry of a cluster.
@@ -567,8 +569,14 @@ fn port_candidates() -> Vec<u16> {
         .collect()
 }
 
-fn print_plan(paths: &ClusterPaths, components: &[Component], kubeconfig_path: &Path, name: &str) {
+fn print_plan(
+    paths: &ClusterPaths,
+    config: &KwokctlConfiguration,
+    kubeconfig_path: &Path,
+    name: &str,
+) {
     use crate::dryrun::say;
+    let components = &config.components;
     say(format!("mkdir -p {}", paths.dir.display()));
     say(format!(
         "# Save cluster config to {}",
@@ -592,6 +600,7 @@ fn print_plan(paths: &ClusterPaths, components: &[Component], kubeconfig_path: &
         context_name(name),
         kubeconfig_path.display()
     ));
+    crate::addons::print_files(config, paths);
     let ordered = runtime::start_order(components).unwrap_or_else(|_| components.iter().collect());
     for component in ordered {
         crate::dryrun::fork(
@@ -690,7 +699,7 @@ mod tests {
         };
         assert_eq!(
             unknown.check_components("embedded").unwrap_err(),
-            "unknown component \"grafana\" for --enable: known components are metrics-server"
+            "unknown component \"grafana\" for --enable: known components are metrics-server, prometheus, jaeger, kueue, kueueviz, jobset, lws, scheduler-plugins, descheduler, node-readiness-controller"
         );
         let etcd = crate::config::Options {
             disable: vec!["etcd".into()],

@@ -2,7 +2,7 @@
 
 mod bench;
 mod config_cmd;
-mod create;
+pub(crate) mod create;
 mod delete;
 pub(crate) mod etcdctl;
 mod get;

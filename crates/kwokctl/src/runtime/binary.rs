@@ -69,7 +69,7 @@ pub fn resolve_programs(ctx: &Context, options: &Options) -> Result<Programs, St
 
 /// A configured binary: `None` when not configured, an error when it is a URL (kwokctl does
 /// not download) or not an executable file.
-fn local_path(ctx: &Context, component: &str, value: &str) -> Result<Option<PathBuf>, String> {
+pub fn local_path(ctx: &Context, component: &str, value: &str) -> Result<Option<PathBuf>, String> {
     if value.is_empty() {
         return Ok(None);
     }

@@ -62,7 +62,10 @@ impl ProcessRuntime {
         let is_kwok = Path::new(&component.binary)
             .file_name()
             .is_some_and(|n| n == "kwok");
-        if self.kind == RuntimeKind::Embedded || is_kwok {
+        // The embedded cluster process is `kwok`; add-ons run their own programs.
+        let embedded_kwok =
+            self.kind == RuntimeKind::Embedded && !crate::addons::is_process(&component.name);
+        if embedded_kwok || is_kwok {
             return self.ctx.kwok_binary(Some(&component.binary));
         }
         let path = self.ctx.env.expand(&component.binary);
@@ -183,7 +186,7 @@ fn component_ready(cluster: &Cluster, component: &Component) -> bool {
         binary::ETCD => binary::etcd_port(&cluster.config.options, &cluster.config.components)
             .is_some_and(|port| crate::probe::etcd_healthy(port, Duration::from_millis(500))),
         binary::KUBE_APISERVER => cluster.serves(Duration::from_millis(500)),
-        _ => true,
+        _ => crate::addons::ready(component).unwrap_or(true),
     }
 }
 
@@ -364,6 +367,15 @@ impl Runtime for ProcessRuntime {
             started.push((component.name.clone(), child));
         }
         self.wait_serving(cluster, &mut started, options)?;
+        // Add-ons nothing links to are waited for last.
+        for addon in cluster
+            .config
+            .components
+            .iter()
+            .filter(|c| crate::addons::is_process(&c.name))
+        {
+            self.wait_component(cluster, &addon.name, &mut started, options)?;
+        }
         if self.kind == RuntimeKind::Binary && !started.is_empty() {
             std::thread::sleep(SETTLE_TIME);
             check_exited(cluster, &mut started)?;
