@@ -223,7 +223,11 @@ pub fn apply_flags(options: &mut Options, env: &Env, args: &CreateClusterArgs) {
         &args.prometheus_binary,
     );
     port(&mut addon.jaeger_port, "JAEGER_PORT", args.jaeger_port);
-    text(&mut addon.jaeger_binary, "JAEGER_BINARY", &args.jaeger_binary);
+    text(
+        &mut addon.jaeger_binary,
+        "JAEGER_BINARY",
+        &args.jaeger_binary,
+    );
     addon.record(options);
     for (name, port) in [
         (PROMETHEUS, addon.prometheus_port),
@@ -682,7 +686,11 @@ mod tests {
         assert_eq!(options.extra["prometheusPort"], 9090);
         assert!(!options.extra.contains_key("jaegerBinary"));
         let mut untouched = Options::default();
-        apply_flags(&mut untouched, &Env::default(), &CreateClusterArgs::default());
+        apply_flags(
+            &mut untouched,
+            &Env::default(),
+            &CreateClusterArgs::default(),
+        );
         assert!(untouched.enable.is_empty() && untouched.extra.is_empty());
     }
 
@@ -748,7 +756,10 @@ mod tests {
             apiserver["tls_config"]["cert_file"],
             "/w/clusters/a/pki/admin.crt"
         );
-        assert_eq!(doc["scrape_configs"][2]["tls_config"]["insecure_skip_verify"], true);
+        assert_eq!(
+            doc["scrape_configs"][2]["tls_config"]["insecure_skip_verify"],
+            true
+        );
         assert_eq!(
             doc["scrape_configs"][5]["http_sd_configs"][0]["url"],
             "http://127.0.0.1:2004/discovery/prometheus"
