@@ -518,6 +518,8 @@ pub fn allocate_ports(
         }
         if let Ok(cluster) = Cluster::load(&name, &workdir.cluster(&name)) {
             taken.extend(cluster.apiserver_port());
+            // The embedded simulator's port is recorded in the options only.
+            taken.extend(u16::try_from(cluster.config.options.kwok_controller_port).ok());
             for port in cluster.config.components.iter().flat_map(|c| &c.ports) {
                 taken.extend([port.port, port.host_port].map(|p| u16::try_from(p).unwrap_or(0)));
             }
