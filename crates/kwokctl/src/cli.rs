@@ -159,6 +159,8 @@ pub struct CreateClusterArgs {
     /// The path to the kubeconfig file to add the kwok-<name> context to [default: ~/.kube/config]
     #[arg(long)]
     pub kubeconfig: Option<String>,
+    #[command(flatten)]
+    pub cluster: crate::cluster_options::ClusterFlags,
 }
 
 #[derive(Debug, Subcommand)]
