@@ -407,6 +407,15 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             &args.enable_crds,
             args.node_lease_duration_seconds,
         )?;
+        if opts.enable_crds.iter().any(|k| k == "Stage") {
+            // Stages come from the API: serve their kind, as kwokctl installs the CRD upstream.
+            kwok::simkinds::crds::install(
+                &*local_cluster,
+                kwok::simkinds::crds::find("Stage").into_iter(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("install the Stage kind: {e}"))?;
+        }
         if args.enable_metrics {
             let defaults = kwok::metrics::defaults_for(&opts.simulations);
             opts.simulations.extend(defaults);

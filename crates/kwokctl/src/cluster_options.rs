@@ -451,7 +451,11 @@ const PORTS: &[PortField] = &[
         |f| f.jaeger_port,
     ),
     (|o| &mut o.cluster.kueueviz_port, None, |f| f.kueueviz_port),
-    (|o| &mut o.cluster.dashboard_port, None, |f| f.dashboard_port),
+    (
+        |o| &mut o.cluster.dashboard_port,
+        None,
+        |f| f.dashboard_port,
+    ),
 ];
 
 /// Switches that may be unset: (field, `KWOK_*` variable, flag).
@@ -690,7 +694,10 @@ pub fn files_to_copy(options: &Options, paths: &ClusterPaths) -> Vec<(String, Pa
         out.push((c.kube_audit_policy.clone(), audit_policy_path(paths)));
     }
     if !c.kube_scheduler_config.is_empty() {
-        out.push((c.kube_scheduler_config.clone(), scheduler_config_path(paths)));
+        out.push((
+            c.kube_scheduler_config.clone(),
+            scheduler_config_path(paths),
+        ));
     }
     out
 }
@@ -700,9 +707,8 @@ pub fn copy_files(options: &Options, paths: &ClusterPaths, env: &Env) -> anyhow:
     use anyhow::Context as _;
     for (source, destination) in files_to_copy(options, paths) {
         let source = env.expand(&source);
-        std::fs::copy(&source, &destination).with_context(|| {
-            format!("copy {} to {}", source.display(), destination.display())
-        })?;
+        std::fs::copy(&source, &destination)
+            .with_context(|| format!("copy {} to {}", source.display(), destination.display()))?;
     }
     Ok(())
 }
@@ -844,7 +850,13 @@ mod tests {
         let c = &o.cluster;
         assert_eq!(c.node_lease_duration_seconds, Some(200));
         assert_eq!(c.node_status_update_frequency_milliseconds, Some(50_000));
-        assert_eq!(node_monitor_args(&o), ["--node-monitor-period=25s", "--node-monitor-grace-period=3m20s"]);
+        assert_eq!(
+            node_monitor_args(&o),
+            [
+                "--node-monitor-period=25s",
+                "--node-monitor-grace-period=3m20s"
+            ]
+        );
         assert_eq!(c.heartbeat_factor, Some(1.0));
         // Resolving the recorded options again changes nothing.
         let mut again = o.clone();
@@ -861,7 +873,10 @@ mod tests {
         assert_eq!(custom.cluster.node_lease_duration_seconds, Some(15));
         assert_eq!(
             node_monitor_args(&custom),
-            ["--node-monitor-period=7500ms", "--node-monitor-grace-period=1m0s"]
+            [
+                "--node-monitor-period=7500ms",
+                "--node-monitor-grace-period=1m0s"
+            ]
         );
     }
 
@@ -908,10 +923,18 @@ mod tests {
             check_kube_version("v1.36.1").unwrap_err(),
             "unsupported kube version \"v1.36.1\": supported versions are v1.27 to v1.33"
         );
-        assert!(check_kube_version("latest").unwrap_err().contains("invalid kube version"));
+        assert!(
+            check_kube_version("latest")
+                .unwrap_err()
+                .contains("invalid kube version")
+        );
         let mut o = resolved(&[], ClusterFlags::default());
         o.cluster.components = vec!["etcd".into(), "kube-apiserver".into(), "grafana".into()];
-        assert!(check(&o).unwrap_err().starts_with("unknown component \"grafana\" for --components"));
+        assert!(
+            check(&o)
+                .unwrap_err()
+                .starts_with("unknown component \"grafana\" for --components")
+        );
         o.cluster.components = vec!["kube-apiserver".into()];
         assert_eq!(check(&o).unwrap_err(), "etcd must be enabled");
         o.cluster.components.clear();
@@ -943,7 +966,10 @@ mod tests {
                 "--runtime-config=api/all=true",
                 "--audit-policy-file=/w/c/audit.yaml",
                 "--audit-log-path=/w/c/logs/audit.log",
-                &format!("--disable-admission-plugins={}", ADMISSION_PLUGINS.join(",")),
+                &format!(
+                    "--disable-admission-plugins={}",
+                    ADMISSION_PLUGINS.join(",")
+                ),
                 "--max-requests-inflight=0",
                 "--max-mutating-requests-inflight=0",
                 "--enable-priority-and-fairness=false",

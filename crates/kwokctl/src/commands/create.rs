@@ -136,9 +136,9 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
                 tracing::error!(cluster = name, "Failed to save config");
             })?;
             tracing::info!(cluster = name, "Cluster is creating");
-            if let Err(err) = install(&cluster)
-                .and_then(|()| cluster_options::copy_files(&cluster.config.options, &paths, &ctx.env))
-            {
+            if let Err(err) = install(&cluster).and_then(|()| {
+                cluster_options::copy_files(&cluster.config.options, &paths, &ctx.env)
+            }) {
                 tracing::error!(cluster = name, err = %format!("{err:#}"), "Failed to setup config");
                 match runtime::remove_dir(&paths.dir) {
                     Ok(()) => tracing::info!(cluster = name, "Cluster is cleaned up"),
@@ -365,7 +365,10 @@ fn cluster_documents(ctx: &Context, options: &Options) -> Vec<serde_json::Value>
     crate::config::dedupe_documents(ctx.config.other_documents())
         .into_iter()
         .filter(|doc| {
-            let kind = doc.get("kind").and_then(serde_json::Value::as_str).unwrap_or("");
+            let kind = doc
+                .get("kind")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
             cluster_options::keeps_document(options, kind)
         })
         .collect()

@@ -196,7 +196,11 @@ pub fn components(
                 flag("service-account-signing-key-file", &path(&pki.admin_key())),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             ]);
-            args.extend(cluster_options::apiserver_args(options, paths, Server::Upstream));
+            args.extend(cluster_options::apiserver_args(
+                options,
+                paths,
+                Server::Upstream,
+            ));
             component(
                 KUBE_APISERVER,
                 &[ETCD],
@@ -223,7 +227,11 @@ pub fn components(
             }
             // kube-controller-manager and kube-scheduler run the controllers.
             args.push("--controllers=".into());
-            args.extend(cluster_options::apiserver_args(options, paths, Server::Kwok));
+            args.extend(cluster_options::apiserver_args(
+                options,
+                paths,
+                Server::Kwok,
+            ));
             component(
                 KUBE_APISERVER,
                 &[ETCD],
@@ -317,17 +325,17 @@ pub fn components(
 
     if !options.is_disabled(KWOK_CONTROLLER) {
         let mut args = vec![
-                "--manage-all-nodes=true".into(),
-                flag("kubeconfig", &path(&kubeconfig)),
-                flag("config", &path(&paths.config())),
-                flag(
-                    "server-address",
-                    &format!("127.0.0.1:{}", ports.kwok_controller),
-                ),
-                // Nodes advertise this server as their kubelet, so the API server reaches it
-                // for logs, exec, attach and port-forward.
-                "--node-name=localhost".into(),
-                flag("node-port", &ports.kwok_controller),
+            "--manage-all-nodes=true".into(),
+            flag("kubeconfig", &path(&kubeconfig)),
+            flag("config", &path(&paths.config())),
+            flag(
+                "server-address",
+                &format!("127.0.0.1:{}", ports.kwok_controller),
+            ),
+            // Nodes advertise this server as their kubelet, so the API server reaches it
+            // for logs, exec, attach and port-forward.
+            "--node-name=localhost".into(),
+            flag("node-port", &ports.kwok_controller),
         ];
         args.extend(cluster_options::simulator_args(options));
         out.push(component(
