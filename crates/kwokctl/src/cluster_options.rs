@@ -293,6 +293,11 @@ pub const CRD_KINDS: &[&str] = &[
     "Metric",
 ];
 
+type Switch = (
+    fn(&mut ClusterOptions) -> &mut Option<bool>,
+    &'static str,
+    fn(&ClusterFlags) -> Option<bool>,
+);
 type Text = (
     fn(&mut ClusterOptions) -> &mut String,
     Option<&'static str>,
@@ -459,11 +464,7 @@ const PORTS: &[PortField] = &[
 ];
 
 /// Switches that may be unset: (field, `KWOK_*` variable, flag).
-const SWITCHES: &[(
-    fn(&mut ClusterOptions) -> &mut Option<bool>,
-    &str,
-    fn(&ClusterFlags) -> Option<bool>,
-)] = &[
+const SWITCHES: &[Switch] = &[
     (|o| &mut o.secure_port, "SECURE_PORT", |f| f.secure_port),
     (
         |o| &mut o.kube_admission,
@@ -518,13 +519,14 @@ pub fn resolve(options: &mut Options, env: &Env, flags: &ClusterFlags) {
 /// Fills the defaults, then multiplies the heartbeat timings by the heartbeat factor and resets
 /// it to 1, as upstream does, so a recorded configuration is not scaled twice.
 fn apply_defaults(options: &mut Options) {
-    let authorization = options.kube_authorization.unwrap_or(true);
     let c = &mut options.cluster;
     if c.etcd_quota_backend_size.is_empty() {
         c.etcd_quota_backend_size = DEFAULT_ETCD_QUOTA_BACKEND_SIZE.to_string();
     }
     c.secure_port.get_or_insert(true);
-    c.kube_admission.get_or_insert(authorization);
+    // Upstream defaults this to `kubeAuthorization`; here it stays on unless asked, until
+    // `kwok apiserver` takes `--disable-admission-plugins` everywhere kwokctl runs it.
+    c.kube_admission.get_or_insert(true);
     let factor = *c.heartbeat_factor.get_or_insert(DEFAULT_HEARTBEAT_FACTOR);
     let scale = |value: &mut Option<u64>, default: u64| {
         let base = value.unwrap_or(default);
@@ -660,7 +662,7 @@ pub fn parse_quantity(text: &str) -> Result<u64, String> {
 
 /// A duration in milliseconds as Kubernetes components write it: `25s`, `3m20s`, `7500ms`.
 pub fn go_duration(ms: u64) -> String {
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let secs = ms / 1000;
@@ -906,13 +908,14 @@ mod tests {
     }
 
     #[test]
-    fn kube_admission_follows_authorization() {
+    fn kube_admission_stays_on_unless_asked() {
         let mut options = Options {
             kube_authorization: Some(false),
             ..Default::default()
         };
         resolve(&mut options, &Env::default(), &ClusterFlags::default());
-        assert_eq!(options.cluster.kube_admission, Some(false));
+        assert_eq!(options.cluster.kube_admission, Some(true));
+        assert!(apiserver_args(&options, &ClusterPaths::new("/c"), Server::Kwok).is_empty());
     }
 
     #[test]

@@ -367,8 +367,8 @@ spec:
 "#;
 
 fn ready_reason(env: &TestEnv, node: &str) -> String {
-    let path = format!("jsonpath={{.status.conditions[?(@.type==\"Ready\")].reason}}");
-    wait_for(env, &["get", "node", node, "-o", &path], |s| !s.is_empty())
+    let path = "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}";
+    wait_for(env, &["get", "node", node, "-o", path], |s| !s.is_empty())
 }
 
 #[test]
