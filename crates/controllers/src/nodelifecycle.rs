@@ -28,7 +28,23 @@ const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// How long a node may go without a heartbeat before it counts as unreachable.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(40);
 /// How often heartbeats are checked.
-const MONITOR_PERIOD: Duration = Duration::from_secs(5);
+pub const DEFAULT_MONITOR_PERIOD: Duration = Duration::from_secs(5);
+
+/// kube-controller-manager's `--node-monitor-grace-period` and `--node-monitor-period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Monitor {
+    pub grace: Duration,
+    pub period: Duration,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Self {
+            grace: DEFAULT_GRACE,
+            period: DEFAULT_MONITOR_PERIOD,
+        }
+    }
+}
 
 /// The taint keys this controller owns, with the condition (type, status) that calls for each.
 const CONDITION_TAINTS: &[(&str, &str, &str, &[&str])] = &[
@@ -207,6 +223,7 @@ pub(crate) struct NodeLifecycleController {
     pub cluster: Arc<dyn Cluster>,
     pub cache: Arc<Cache>,
     pub grace: Duration,
+    pub period: Duration,
     /// Per node: the last heartbeat seen (status and lease) and when it changed.
     pub heartbeats: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -303,7 +320,7 @@ impl NodeLifecycleController {
             for n in stale {
                 nodes.add(n);
             }
-            tokio::time::sleep(MONITOR_PERIOD).await;
+            tokio::time::sleep(self.period).await;
         }
     }
 

@@ -33,6 +33,7 @@ pub struct Workloads {
     cluster: Arc<dyn Cluster>,
     enabled: HashSet<&'static str>,
     workers: usize,
+    node_monitor: nodelifecycle::Monitor,
 }
 
 impl Workloads {
@@ -42,6 +43,7 @@ impl Workloads {
             cluster,
             enabled: WORKLOAD_CONTROLLERS.iter().copied().collect(),
             workers: 2,
+            node_monitor: Default::default(),
         }
     }
 
@@ -56,7 +58,14 @@ impl Workloads {
             cluster,
             enabled,
             workers: 2,
+            node_monitor: Default::default(),
         }
+    }
+
+    /// How the node lifecycle controller watches heartbeats.
+    pub fn with_node_monitor(mut self, monitor: nodelifecycle::Monitor) -> Self {
+        self.node_monitor = monitor;
+        self
     }
 
     /// Whether any workload controller is selected.
@@ -206,7 +215,8 @@ impl Workloads {
             let c = Arc::new(NodeLifecycleController {
                 cluster: self.cluster.clone(),
                 cache: cache.clone(),
-                grace: nodelifecycle::DEFAULT_GRACE,
+                grace: self.node_monitor.grace,
+                period: self.node_monitor.period,
                 heartbeats: Default::default(),
             });
             let workers = self.workers;

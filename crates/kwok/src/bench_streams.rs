@@ -157,7 +157,7 @@ async fn simulated_cluster(config: &str) -> anyhow::Result<SimulatedCluster> {
     kwok::simkinds::crds::install(&*local, kwok::simkinds::crds::simulation_kinds())
         .await
         .map_err(|e| anyhow::anyhow!("install the simulation kinds: {e}"))?;
-    let mut opts = crate::controller::embedded_options();
+    let (mut opts, _) = crate::controller::embedded_options(None, &[], None)?;
     opts.simulations = file.simulations;
     let sim = kwok::Simulator::start(local.clone(), opts)
         .await

@@ -73,15 +73,80 @@ pub struct ControllerArgs {
     parallelism: Option<usize>,
 }
 
-/// The options of the simulator inside `kwok apiserver --simulate`.
-pub fn embedded_options() -> Options {
-    Options {
+/// The options of the simulator inside `kwok apiserver --simulate`: its defaults, then the
+/// `KwokConfiguration`, Stages and simulation objects of `config`, then the flags. Also returns
+/// the config's `serverAddress`.
+pub fn embedded_options(
+    config: Option<&Path>,
+    enable_crds: &[String],
+    node_lease_duration_seconds: Option<u64>,
+) -> anyhow::Result<(Options, Option<String>)> {
+    let mut opts = Options {
         manage_all_nodes: true,
         node_lease_duration_seconds: 40,
         cidr: "10.0.0.0/16".into(),
         parallelism: 128,
         ..Options::default()
+    };
+    let mut server_address = None;
+    if let Some(path) = config {
+        apply_config_file(&mut opts, &mut server_address, path)?;
     }
+    if !enable_crds.is_empty() {
+        opts.enable_crds = enable_crds.to_vec();
+    }
+    if let Some(seconds) = node_lease_duration_seconds {
+        opts.node_lease_duration_seconds = seconds;
+    }
+    opts.validate().map_err(|e| anyhow::anyhow!(e))?;
+    Ok((opts, server_address))
+}
+
+/// Reads one config file into the simulator options: the `KwokConfiguration` options over what
+/// is there, its Stages and simulation objects added.
+fn apply_config_file(
+    opts: &mut Options,
+    server_address: &mut Option<String>,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("read config {}", path.display()))?;
+    let file = read_config(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+    for e in &file.invalid {
+        tracing::error!("invalid stage, skipped: {e}");
+    }
+    let o = file.options;
+    macro_rules! set {
+        ($($field:ident),*) => {$(
+            if let Some(v) = o.$field {
+                opts.$field = v;
+            }
+        )*};
+    }
+    set!(
+        cidr,
+        node_ip,
+        node_name,
+        node_port,
+        manage_all_nodes,
+        manage_single_node,
+        manage_nodes_with_annotation_selector,
+        manage_nodes_with_label_selector,
+        node_lease_duration_seconds,
+        enable_crds
+    );
+    if let Some(v) = o.server_address.filter(|s| !s.is_empty()) {
+        *server_address = Some(v);
+    }
+    if let Some(v) = o
+        .pod_play_stage_parallelism
+        .max(o.node_play_stage_parallelism)
+    {
+        opts.parallelism = v.max(1);
+    }
+    opts.stages.extend(file.stages);
+    opts.simulations.extend(file.simulations);
+    Ok(())
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {
@@ -128,55 +193,7 @@ pub fn options(args: &ControllerArgs) -> anyhow::Result<(Options, Option<String>
     let mut opts = Options::default();
     let mut server_address = None;
     for path in &args.config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("read config {}", path.display()))?;
-        let file =
-            read_config(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-        for e in &file.invalid {
-            tracing::error!("invalid stage, skipped: {e}");
-        }
-        let o = file.options;
-        if let Some(v) = o.cidr {
-            opts.cidr = v;
-        }
-        if let Some(v) = o.node_ip {
-            opts.node_ip = v;
-        }
-        if let Some(v) = o.node_name {
-            opts.node_name = v;
-        }
-        if let Some(v) = o.node_port {
-            opts.node_port = v;
-        }
-        if let Some(v) = o.manage_all_nodes {
-            opts.manage_all_nodes = v;
-        }
-        if let Some(v) = o.manage_single_node {
-            opts.manage_single_node = v;
-        }
-        if let Some(v) = o.manage_nodes_with_annotation_selector {
-            opts.manage_nodes_with_annotation_selector = v;
-        }
-        if let Some(v) = o.manage_nodes_with_label_selector {
-            opts.manage_nodes_with_label_selector = v;
-        }
-        if let Some(v) = o.node_lease_duration_seconds {
-            opts.node_lease_duration_seconds = v;
-        }
-        if let Some(v) = o.enable_crds {
-            opts.enable_crds = v;
-        }
-        if let Some(v) = o.server_address.filter(|s| !s.is_empty()) {
-            server_address = Some(v);
-        }
-        if let Some(v) = o
-            .pod_play_stage_parallelism
-            .max(o.node_play_stage_parallelism)
-        {
-            opts.parallelism = v.max(1);
-        }
-        opts.stages.extend(file.stages);
-        opts.simulations.extend(file.simulations);
+        apply_config_file(&mut opts, &mut server_address, path)?;
     }
     macro_rules! flag {
         ($field:ident) => {

@@ -18,6 +18,7 @@ pub fn start_controllers(
     root_ca: Option<String>,
     selection: &controllers::Selection,
     hpa_sync_period: Duration,
+    node_monitor: controllers::nodelifecycle::Monitor,
 ) {
     if selection.enabled("garbage-collector") {
         tokio::spawn(
@@ -42,7 +43,8 @@ pub fn start_controllers(
     if selection.enabled("clusterrole-aggregation") {
         tokio::spawn(controllers::ClusterRoleAggregation::new(cluster.clone()).run());
     }
-    let workloads = controllers::Workloads::selected(cluster, selection);
+    let workloads =
+        controllers::Workloads::selected(cluster, selection).with_node_monitor(node_monitor);
     if !workloads.is_empty() {
         tokio::spawn(workloads.run());
     }
@@ -64,6 +66,30 @@ pub struct ControllerManagerArgs {
     /// How often horizontal pod autoscalers are synced.
     #[arg(long, default_value = "15s", value_parser = crate::parse_duration)]
     horizontal_pod_autoscaler_sync_period: Duration,
+    #[command(flatten)]
+    node_monitor: NodeMonitorArgs,
+}
+
+/// kube-controller-manager's node lifecycle timing, shared by `kwok controller-manager` and
+/// `kwok apiserver`.
+#[derive(clap::Args)]
+pub struct NodeMonitorArgs {
+    /// How long a node may go without a heartbeat (status or Lease) before it is marked
+    /// unreachable.
+    #[arg(long, default_value = "40s", value_parser = crate::parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// How often node heartbeats are checked.
+    #[arg(long, default_value = "5s", value_parser = crate::parse_duration)]
+    node_monitor_period: Duration,
+}
+
+impl NodeMonitorArgs {
+    pub fn monitor(&self) -> controllers::nodelifecycle::Monitor {
+        controllers::nodelifecycle::Monitor {
+            grace: self.node_monitor_grace_period,
+            period: self.node_monitor_period.max(Duration::from_millis(100)),
+        }
+    }
 }
 
 /// How long the controller manager waits for the API server's discovery at start.
@@ -106,6 +132,7 @@ pub async fn run(
         root_ca,
         &selection,
         args.horizontal_pod_autoscaler_sync_period,
+        args.node_monitor.monitor(),
     );
     tracing::info!(controllers = %args.controllers, "controllers started");
     shutdown.await;

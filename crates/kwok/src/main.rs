@@ -179,12 +179,25 @@ struct ApiserverArgs {
     /// How often the resource metrics are sampled.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     metrics_resolution: std::time::Duration,
+    #[command(flatten)]
+    node_monitor: controller_manager::NodeMonitorArgs,
+    /// With --simulate, the kinds the simulator reads from the API instead of --config
+    /// (Stage, Logs, ClusterExec, ...), as `kwok --enable-crds`.
+    #[arg(long, value_delimiter = ',', requires = "simulate")]
+    enable_crds: Vec<String>,
+    /// With --simulate, the duration of node Leases in seconds (0: no Leases); default 40, or
+    /// the config's KwokConfiguration.
+    #[arg(long, requires = "simulate")]
+    node_lease_duration_seconds: Option<u64>,
 }
 
 /// A duration as kube components write them: `90s`, `5m`, `1h`, `1m30s`, or plain seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(seconds));
+    }
+    if let Some(ms) = text.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(std::time::Duration::from_millis(ms));
     }
     let mut total = 0u64;
     let mut number = String::new();
@@ -379,6 +392,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&ca).ok(),
         &selection,
         args.horizontal_pod_autoscaler_sync_period,
+        args.node_monitor.monitor(),
     );
     let local_cluster: Arc<dyn client::Cluster> =
         Arc::new(client::LocalCluster::new(server.registry.clone()));
@@ -388,17 +402,19 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("install the simulation kinds: {e}"))?;
     if args.simulate {
-        let mut opts = controller::embedded_options();
-        if let Some(path) = &args.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("read config {}", path.display()))?;
-            let file = kwok::config::read_config(&text)
-                .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-            for e in &file.invalid {
-                tracing::error!("invalid stage, skipped: {e}");
-            }
-            opts.stages = file.stages;
-            opts.simulations = file.simulations;
+        let (mut opts, file_server_address) = controller::embedded_options(
+            args.config.as_deref(),
+            &args.enable_crds,
+            args.node_lease_duration_seconds,
+        )?;
+        if opts.enable_crds.iter().any(|k| k == "Stage") {
+            // Stages come from the API: serve their kind, as kwokctl installs the CRD upstream.
+            kwok::simkinds::crds::install(
+                &*local_cluster,
+                kwok::simkinds::crds::find("Stage").into_iter(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("install the Stage kind: {e}"))?;
         }
         if args.enable_metrics {
             let defaults = kwok::metrics::defaults_for(&opts.simulations);
@@ -421,7 +437,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             kubelet.enable_metrics(metrics);
             tracing::info!(resolution = ?args.metrics_resolution, "serving the resource metrics API");
         }
-        if let Some(address) = args.server_address.clone() {
+        if let Some(address) = args.server_address.clone().or(file_server_address) {
             tokio::spawn(async move {
                 if let Err(e) = kubelet.serve(&address).await {
                     tracing::error!("{e:#}");

@@ -10,13 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cli::CreateClusterArgs;
 use crate::config::{Component, KwokctlConfiguration, METRICS_SERVER, Options, Port};
 use crate::context::Context;
-use crate::paths::{ClusterPaths, Env};
+use crate::paths::ClusterPaths;
 use crate::runtime::{RuntimeKind, binary};
 
 pub const PROMETHEUS: &str = "prometheus";
@@ -139,96 +137,60 @@ pub fn check_enabled(options: &Options, runtime: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The add-on options of a `KwokctlConfiguration`, kept in its `options` under upstream's keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The add-on options of a `KwokctlConfiguration`: the ports and binaries live among the typed
+/// cluster options (upstream's keys), jaeger's OTLP port among the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddonOptions {
-    #[serde(default)]
     pub prometheus_port: u32,
-    #[serde(default)]
     pub prometheus_binary: String,
-    #[serde(default)]
     pub jaeger_port: u32,
-    #[serde(default)]
     pub jaeger_binary: String,
-    #[serde(default)]
     pub jaeger_otlp_grpc_port: u32,
 }
 
+/// Where jaeger's OTLP gRPC port is recorded in `options`.
+const JAEGER_OTLP_GRPC_PORT: &str = "jaegerOtlpGrpcPort";
+
 impl AddonOptions {
-    /// Reads them from `options` (missing or malformed values count as unset).
+    /// Reads them from `options` (a missing or malformed OTLP port counts as unset).
     pub fn of(options: &Options) -> Self {
-        let pick = |key: &str| options.extra.get(key).cloned().unwrap_or(Value::Null);
-        let port = |key: &str| {
-            pick(key)
-                .as_u64()
-                .and_then(|p| u32::try_from(p).ok())
-                .unwrap_or(0)
-        };
-        let text = |key: &str| pick(key).as_str().unwrap_or_default().to_string();
+        let c = &options.cluster;
         Self {
-            prometheus_port: port("prometheusPort"),
-            prometheus_binary: text("prometheusBinary"),
-            jaeger_port: port("jaegerPort"),
-            jaeger_binary: text("jaegerBinary"),
-            jaeger_otlp_grpc_port: port("jaegerOtlpGrpcPort"),
+            prometheus_port: c.prometheus_port,
+            prometheus_binary: c.prometheus_binary.clone(),
+            jaeger_port: c.jaeger_port,
+            jaeger_binary: c.jaeger_binary.clone(),
+            jaeger_otlp_grpc_port: options
+                .extra
+                .get(JAEGER_OTLP_GRPC_PORT)
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok())
+                .unwrap_or(0),
         }
     }
 
-    /// Writes the set ones into `options`, removing the unset ones.
+    /// Writes them into `options`.
     pub fn record(&self, options: &mut Options) {
-        let Value::Object(fields) = serde_json::to_value(self).unwrap_or_default() else {
-            return;
-        };
-        for (key, value) in fields {
-            let unset = value.as_u64() == Some(0) || value.as_str() == Some("");
-            if unset {
-                options.extra.remove(&key);
-            } else {
-                options.extra.insert(key, value);
-            }
+        let c = &mut options.cluster;
+        c.prometheus_port = self.prometheus_port;
+        c.prometheus_binary = self.prometheus_binary.clone();
+        c.jaeger_port = self.jaeger_port;
+        c.jaeger_binary = self.jaeger_binary.clone();
+        if self.jaeger_otlp_grpc_port == 0 {
+            options.extra.remove(JAEGER_OTLP_GRPC_PORT);
+        } else {
+            options.extra.insert(
+                JAEGER_OTLP_GRPC_PORT.into(),
+                self.jaeger_otlp_grpc_port.into(),
+            );
         }
     }
 }
 
-/// Applies `KWOK_PROMETHEUS_PORT`, `KWOK_PROMETHEUS_BINARY`, `KWOK_JAEGER_PORT`,
-/// `KWOK_JAEGER_BINARY` and their flags (flags win), then enables prometheus and jaeger when
-/// their port is set, as upstream does.
-pub fn apply_flags(options: &mut Options, env: &Env, args: &CreateClusterArgs) {
-    let mut addon = AddonOptions::of(options);
-    let port = |value: &mut u32, var: &str, flag: Option<u32>| {
-        if let Some(v) = env.kwok(var).and_then(|v| v.parse().ok()) {
-            *value = v;
-        }
-        if let Some(v) = flag {
-            *value = v;
-        }
-    };
-    let text = |value: &mut String, var: &str, flag: &Option<String>| {
-        if let Some(v) = env.kwok(var) {
-            *value = v.to_string();
-        }
-        if let Some(v) = flag.as_deref().filter(|v| !v.is_empty()) {
-            *value = v.to_string();
-        }
-    };
-    port(
-        &mut addon.prometheus_port,
-        "PROMETHEUS_PORT",
-        args.prometheus_port,
-    );
-    text(
-        &mut addon.prometheus_binary,
-        "PROMETHEUS_BINARY",
-        &args.prometheus_binary,
-    );
-    port(&mut addon.jaeger_port, "JAEGER_PORT", args.jaeger_port);
-    text(
-        &mut addon.jaeger_binary,
-        "JAEGER_BINARY",
-        &args.jaeger_binary,
-    );
-    addon.record(options);
+/// Enables prometheus and jaeger when their port is set (by flag, `KWOK_*_PORT` or config), as
+/// upstream does.
+pub fn enable_by_port(options: &mut Options) {
+    let addon = AddonOptions::of(options);
     for (name, port) in [
         (PROMETHEUS, addon.prometheus_port),
         (JAEGER, addon.jaeger_port),
@@ -670,28 +632,38 @@ mod tests {
 
     #[test]
     fn ports_enable_their_addon_and_round_trip_through_the_options() {
-        let env = Env::from_pairs([("KWOK_JAEGER_PORT", "16686"), ("KWOK_PROMETHEUS_PORT", "1")]);
-        let args = CreateClusterArgs {
-            prometheus_port: Some(9090),
-            prometheus_binary: Some("/opt/prometheus".into()),
+        let env = crate::paths::Env::from_pairs([
+            ("KWOK_JAEGER_PORT", "16686"),
+            ("KWOK_PROMETHEUS_PORT", "1"),
+        ]);
+        let flags = crate::config::OptionFlags {
+            cluster: crate::cluster_options::ClusterFlags {
+                prometheus_port: Some(9090),
+                artifacts: crate::cluster_options::ArtifactFlags {
+                    prometheus_binary: Some("/opt/prometheus".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let mut options = Options::default();
-        apply_flags(&mut options, &env, &args);
+        let mut options = crate::config::resolve_options(&Options::default(), &env, &flags);
+        enable_by_port(&mut options);
         assert_eq!(options.enable, [PROMETHEUS, JAEGER]);
         let addon = AddonOptions::of(&options);
         assert_eq!(addon.prometheus_port, 9090, "the flag wins over the env");
         assert_eq!(addon.jaeger_port, 16686);
         assert_eq!(addon.prometheus_binary, "/opt/prometheus");
-        assert_eq!(options.extra["prometheusPort"], 9090);
-        assert!(!options.extra.contains_key("jaegerBinary"));
-        let mut untouched = Options::default();
-        apply_flags(
-            &mut untouched,
-            &Env::default(),
-            &CreateClusterArgs::default(),
+        let value = serde_json::to_value(&options).unwrap();
+        assert_eq!(value["prometheusPort"], 9090);
+        assert!(value.get("jaegerBinary").is_none());
+        let mut untouched = crate::config::resolve_options(
+            &Options::default(),
+            &crate::paths::Env::default(),
+            &Default::default(),
         );
-        assert!(untouched.enable.is_empty() && untouched.extra.is_empty());
+        enable_by_port(&mut untouched);
+        assert!(untouched.enable.is_empty());
     }
 
     fn component(name: &str, port: u16) -> Component {

@@ -161,18 +161,8 @@ pub struct CreateClusterArgs {
     /// The path to the kubeconfig file to add the kwok-<name> context to [default: ~/.kube/config]
     #[arg(long)]
     pub kubeconfig: Option<String>,
-    /// Port of prometheus given to the host; non-zero enables prometheus (default random when enabled)
-    #[arg(long)]
-    pub prometheus_port: Option<u32>,
-    /// Binary of prometheus (a local path; default: prometheus on PATH)
-    #[arg(long)]
-    pub prometheus_binary: Option<String>,
-    /// Port of jaeger's query UI given to the host; non-zero enables jaeger (default random when enabled)
-    #[arg(long)]
-    pub jaeger_port: Option<u32>,
-    /// Binary of jaeger (a local path; default: jaeger-all-in-one or jaeger on PATH)
-    #[arg(long)]
-    pub jaeger_binary: Option<String>,
+    #[command(flatten)]
+    pub cluster: crate::cluster_options::ClusterFlags,
 }
 
 #[derive(Debug, Subcommand)]

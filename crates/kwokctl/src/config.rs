@@ -98,6 +98,9 @@ pub struct Options {
     /// RBAC on the API server; upstream defaults it to true (with a secure port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_authorization: Option<bool>,
+    /// The options of [`crate::cluster_options`]; declared before `extra` so it takes its fields.
+    #[serde(flatten)]
+    pub cluster: crate::cluster_options::ClusterOptions,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -106,6 +109,7 @@ impl Options {
     /// Whether `component` is switched off by `disable` or the older `disableKube*` options.
     pub fn is_disabled(&self, component: &str) -> bool {
         self.disable.iter().any(|d| d == component)
+            || crate::cluster_options::left_out(self, component)
             || (component == "kube-scheduler" && self.disable_kube_scheduler)
             || (component == "kube-controller-manager" && self.disable_kube_controller_manager)
     }
@@ -114,6 +118,7 @@ impl Options {
     /// `enableMetricsServer` option.
     pub fn is_enabled(&self, component: &str) -> bool {
         self.enable.iter().any(|e| e == component)
+            || self.cluster.components.iter().any(|c| c == component)
             || (component == METRICS_SERVER && self.enable_metrics_server)
     }
 
@@ -334,6 +339,45 @@ pub fn merge(base: &mut Value, patch: &Value) {
     }
 }
 
+/// Keeps the last of documents with the same kind and `metadata.name` (a later config file
+/// replaces what an earlier one gave), in the place of the first; `KwokConfiguration`
+/// documents are merged into one in load order, as upstream merges them; other unnamed
+/// documents all stay.
+pub fn dedupe_documents(docs: Vec<Value>) -> Vec<Value> {
+    let mut merged: Option<usize> = None;
+    let mut out: Vec<Value> = Vec::with_capacity(docs.len());
+    for doc in dedupe_named(docs) {
+        if !is_kind(&doc, "KwokConfiguration") {
+            out.push(doc);
+            continue;
+        }
+        match merged {
+            Some(i) => merge(&mut out[i], &doc),
+            None => {
+                merged = Some(out.len());
+                out.push(doc);
+            }
+        }
+    }
+    out
+}
+
+fn dedupe_named(docs: Vec<Value>) -> Vec<Value> {
+    let key = |doc: &Value| -> Option<(String, String)> {
+        let kind = doc.get("kind")?.as_str()?.to_string();
+        let name = doc.pointer("/metadata/name")?.as_str()?.to_string();
+        Some((kind, name))
+    };
+    let mut out: Vec<Value> = Vec::with_capacity(docs.len());
+    for doc in docs {
+        match key(&doc).and_then(|k| out.iter().position(|d| key(d).as_ref() == Some(&k))) {
+            Some(i) => out[i] = doc,
+            None => out.push(doc),
+        }
+    }
+    out
+}
+
 fn is_named_list(items: &[Value]) -> bool {
     !items.is_empty()
         && items
@@ -457,6 +501,7 @@ pub struct OptionFlags {
     pub disable_kube_controller_manager: bool,
     pub enable_metrics_server: bool,
     pub kube_authorization: Option<bool>,
+    pub cluster: crate::cluster_options::ClusterFlags,
 }
 
 /// Applies the precedence flags > `KWOK_*` env > configuration (already merged from files) >
@@ -565,6 +610,7 @@ pub fn resolve_options(from_files: &Options, env: &Env, flags: &OptionFlags) -> 
     if options.runtime.is_empty() && options.runtimes.is_empty() {
         options.runtime = crate::runtime::DEFAULT_RUNTIME.to_string();
     }
+    crate::cluster_options::resolve(&mut options, env, &flags.cluster);
     options
 }
 
@@ -588,6 +634,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(again, conf);
+    }
+
+    #[test]
+    fn later_documents_replace_earlier_ones_of_the_same_name() {
+        let docs = vec![
+            serde_json::json!({"kind": "Stage", "metadata": {"name": "a"}, "spec": 1}),
+            serde_json::json!({"kind": "KwokConfiguration", "options": {"cidr": "10.1.0.0/16", "nodeIP": "1.1.1.1"}}),
+            serde_json::json!({"kind": "Stage", "metadata": {"name": "b"}}),
+            serde_json::json!({"kind": "Logs", "metadata": {"name": "a"}}),
+            serde_json::json!({"kind": "Stage", "metadata": {"name": "a"}, "spec": 2}),
+            serde_json::json!({"kind": "KwokConfiguration", "options": {"cidr": "10.2.0.0/16"}}),
+        ];
+        let out = dedupe_documents(docs);
+        assert_eq!(out.len(), 4, "{out:#?}");
+        assert_eq!(out[0]["spec"], 2);
+        assert_eq!(out[1]["options"]["cidr"], "10.2.0.0/16");
+        assert_eq!(out[1]["options"]["nodeIP"], "1.1.1.1");
+        assert_eq!(out[3]["kind"], "Logs");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod addons;
 pub mod apiclient;
 pub mod audit;
 pub mod cli;
+pub mod cluster_options;
 pub mod commands;
 pub mod config;
 pub mod context;

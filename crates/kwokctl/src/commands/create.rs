@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use crate::cli::CreateClusterArgs;
+use crate::cluster_options;
 use crate::config::{Component, KwokctlConfiguration, OptionFlags, Options, Port, resolve_options};
 use crate::context::Context;
 use crate::duration;
@@ -50,13 +51,17 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
         disable_kube_scheduler: args.disable_kube_scheduler,
         disable_kube_controller_manager: args.disable_kube_controller_manager,
         enable_metrics_server: args.enable_metrics_server,
+        cluster: args.cluster.clone(),
     };
     let mut options = resolve_options(&from_files.options, &ctx.env, &flags);
-    crate::addons::apply_flags(&mut options, &ctx.env, args);
+    crate::addons::enable_by_port(&mut options);
     let runtime_name = choose_runtime(&options.runtime, &options.runtimes)?;
     options
         .check_components(&runtime_name)
         .map_err(anyhow::Error::msg)?;
+    cluster_options::check(&options).map_err(anyhow::Error::msg)?;
+    cluster_options::check_files(&options, &ctx.env).map_err(anyhow::Error::msg)?;
+    let other_documents = cluster_documents(ctx, &options);
     let kubeconfig_path = ctx
         .env
         .kubeconfig_path(args.kubeconfig.as_deref())
@@ -126,13 +131,15 @@ pub fn create_cluster(ctx: &Context, args: &CreateClusterArgs) -> anyhow::Result
                 name: name.to_string(),
                 paths: paths.clone(),
                 config,
-                other_documents: ctx.config.other_documents(),
+                other_documents,
             };
             cluster.save().inspect_err(|_| {
                 tracing::error!(cluster = name, "Failed to save config");
             })?;
             tracing::info!(cluster = name, "Cluster is creating");
-            if let Err(err) = install(&cluster) {
+            if let Err(err) = install(&cluster).and_then(|()| {
+                cluster_options::copy_files(&cluster.config.options, &paths, &ctx.env)
+            }) {
                 tracing::error!(cluster = name, err = %format!("{err:#}"), "Failed to setup config");
                 match runtime::remove_dir(&paths.dir) {
                     Ok(()) => tracing::info!(cluster = name, "Cluster is cleaned up"),
@@ -310,6 +317,7 @@ pub fn embedded_component(
         args.push("--server-address".into());
         args.push(format!("127.0.0.1:{}", options.kwok_controller_port));
     }
+    args.extend(embedded_option_args(paths, options));
     args.extend(
         extra_args
             .iter()
@@ -329,6 +337,42 @@ pub fn embedded_component(
         }],
         ..Default::default()
     }
+}
+
+/// The arguments of the embedded process that the options of [`cluster_options`] call for,
+/// each only for the parts of the process that run.
+fn embedded_option_args(paths: &ClusterPaths, options: &Options) -> Vec<String> {
+    let mut args = cluster_options::apiserver_args(options, paths, cluster_options::Server::Kwok);
+    if !options.is_disabled("kube-controller-manager") {
+        args.extend(cluster_options::node_monitor_args(options));
+    }
+    if !options.is_disabled("kube-scheduler") {
+        args.extend(cluster_options::scheduler_config_args(
+            options,
+            paths,
+            "scheduler-config",
+        ));
+    }
+    if !options.is_disabled("kwok-controller") {
+        args.extend(cluster_options::simulator_args(options));
+    }
+    args
+}
+
+/// The documents a new cluster's `kwok.yaml` carries beside its `KwokctlConfiguration`: those
+/// of the config files, where a later document of the same kind and name replaces an earlier
+/// one, and without the kinds the simulator reads from the API (`--enable-crds`).
+fn cluster_documents(ctx: &Context, options: &Options) -> Vec<serde_json::Value> {
+    crate::config::dedupe_documents(ctx.config.other_documents())
+        .into_iter()
+        .filter(|doc| {
+            let kind = doc
+                .get("kind")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            cluster_options::keeps_document(options, kind)
+        })
+        .collect()
 }
 
 /// The programs that run a new cluster's components.
@@ -571,6 +615,8 @@ fn port_candidates() -> Vec<u16> {
         .collect()
 }
 
+/// Prints what `create cluster` would do, in upstream's order: folders and PKI, copied files,
+/// the kubeconfig, the config, the context, then each component's start.
 fn print_plan(
     paths: &ClusterPaths,
     config: &KwokctlConfiguration,
@@ -579,23 +625,26 @@ fn print_plan(
 ) {
     use crate::dryrun::say;
     let components = &config.components;
-    say(format!("mkdir -p {}", paths.dir.display()));
-    say(format!(
-        "# Save cluster config to {}",
-        paths.config().display()
-    ));
     let data = if components.iter().any(|c| c.name == binary::ETCD) {
         paths.etcd()
     } else {
         paths.data()
     };
-    for dir in [paths.pids(), paths.logs(), data] {
+    for dir in [paths.dir.clone(), paths.pids(), paths.logs(), paths.pki()] {
         say(format!("mkdir -p {}", dir.display()));
     }
     say(format!("# Generate PKI to {}", paths.pki().display()));
+    say(format!("mkdir -p {}", data.display()));
+    for (source, destination) in cluster_options::files_to_copy(&config.options, paths) {
+        say(format!("cp {source} {}", destination.display()));
+    }
     say(format!(
         "# Write kubeconfig to {}",
         paths.kubeconfig().display()
+    ));
+    say(format!(
+        "# Save cluster config to {}",
+        paths.config().display()
     ));
     say(format!(
         "# Add context {} to {}",

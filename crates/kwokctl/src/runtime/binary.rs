@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::cluster_options::{self, Server};
 use crate::config::{Component, Options, Port};
 use crate::context::Context;
 use crate::paths::ClusterPaths;
@@ -17,8 +18,6 @@ pub const KWOK_CONTROLLER: &str = "kwok-controller";
 
 /// `--quota-backend-bytes` of etcd: upstream's default `etcdQuotaBackendSize` of 8Gi.
 const ETCD_QUOTA_BACKEND_BYTES: u64 = 8 << 30;
-/// The kwok controller's node lease duration, as in the embedded runtime.
-const NODE_LEASE_DURATION_SECONDS: u32 = 40;
 
 /// The programs that run the components.
 #[derive(Debug, Clone)]
@@ -153,7 +152,11 @@ pub fn components(
         vec![
             flag("name", &"node0"),
             flag("auto-compaction-retention", &1),
-            flag("quota-backend-bytes", &ETCD_QUOTA_BACKEND_BYTES),
+            flag(
+                "quota-backend-bytes",
+                &cluster_options::parse_quantity(&options.cluster.etcd_quota_backend_size)
+                    .unwrap_or(ETCD_QUOTA_BACKEND_BYTES),
+            ),
             flag("data-dir", &path(&paths.etcd())),
             flag("initial-advertise-peer-urls", &etcd_url(ports.etcd_peer)),
             flag("listen-peer-urls", &etcd_url(ports.etcd_peer)),
@@ -193,6 +196,11 @@ pub fn components(
                 flag("service-account-signing-key-file", &path(&pki.admin_key())),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             ]);
+            args.extend(cluster_options::apiserver_args(
+                options,
+                paths,
+                Server::Upstream,
+            ));
             component(
                 KUBE_APISERVER,
                 &[ETCD],
@@ -219,6 +227,11 @@ pub fn components(
             }
             // kube-controller-manager and kube-scheduler run the controllers.
             args.push("--controllers=".into());
+            args.extend(cluster_options::apiserver_args(
+                options,
+                paths,
+                Server::Kwok,
+            ));
             component(
                 KUBE_APISERVER,
                 &[ETCD],
@@ -236,29 +249,37 @@ pub fn components(
                 KUBE_CONTROLLER_MANAGER,
                 &[KUBE_APISERVER],
                 binary,
-                vec![
-                    "--node-monitor-period=25s".into(),
-                    "--node-monitor-grace-period=3m20s".into(),
-                    flag("kubeconfig", &path(&kubeconfig)),
-                    "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics".into(),
-                    flag("bind-address", &"127.0.0.1"),
-                    flag("secure-port", &ports.kube_controller_manager),
-                    flag("root-ca-file", &path(&pki.ca_cert())),
-                    flag("service-account-private-key-file", &path(&pki.admin_key())),
-                ],
+                [
+                    cluster_options::node_monitor_args(options),
+                    vec![
+                        flag("kubeconfig", &path(&kubeconfig)),
+                        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"
+                            .into(),
+                        flag("bind-address", &"127.0.0.1"),
+                        flag("secure-port", &ports.kube_controller_manager),
+                        flag("root-ca-file", &path(&pki.ca_cert())),
+                        flag("service-account-private-key-file", &path(&pki.admin_key())),
+                    ],
+                    cluster_options::client_qps_args(options),
+                ]
+                .concat(),
                 vec![port("https", ports.kube_controller_manager)],
             ),
             None => component(
                 KUBE_CONTROLLER_MANAGER,
                 &[KUBE_APISERVER],
                 &programs.kwok,
-                vec![
-                    "controller-manager".into(),
-                    flag("kubeconfig", &path(&kubeconfig)),
-                    // Scheduling belongs to kube-scheduler, even when that one is disabled.
-                    "--controllers=*,-scheduler".into(),
-                    flag("root-ca-file", &path(&pki.ca_cert())),
-                ],
+                [
+                    vec![
+                        "controller-manager".into(),
+                        flag("kubeconfig", &path(&kubeconfig)),
+                        // Scheduling belongs to kube-scheduler, even when that one is disabled.
+                        "--controllers=*,-scheduler".into(),
+                        flag("root-ca-file", &path(&pki.ca_cert())),
+                    ],
+                    cluster_options::node_monitor_args(options),
+                ]
+                .concat(),
                 Vec::new(),
             ),
         });
@@ -270,47 +291,58 @@ pub fn components(
                 KUBE_SCHEDULER,
                 &[KUBE_APISERVER],
                 binary,
-                vec![
-                    flag("kubeconfig", &path(&kubeconfig)),
-                    "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics".into(),
-                    flag("bind-address", &"127.0.0.1"),
-                    flag("secure-port", &ports.kube_scheduler),
-                ],
+                [
+                    vec![flag("kubeconfig", &path(&kubeconfig))],
+                    cluster_options::scheduler_config_args(options, paths, "config"),
+                    vec![
+                        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"
+                            .into(),
+                        flag("bind-address", &"127.0.0.1"),
+                        flag("secure-port", &ports.kube_scheduler),
+                    ],
+                    cluster_options::client_qps_args(options),
+                ]
+                .concat(),
                 vec![port("https", ports.kube_scheduler)],
             ),
             None => component(
                 KUBE_SCHEDULER,
                 &[KUBE_APISERVER],
                 &programs.kwok,
-                vec![
-                    "controller-manager".into(),
-                    flag("kubeconfig", &path(&kubeconfig)),
-                    "--controllers=scheduler".into(),
-                ],
+                [
+                    vec![
+                        "controller-manager".into(),
+                        flag("kubeconfig", &path(&kubeconfig)),
+                        "--controllers=scheduler".into(),
+                    ],
+                    cluster_options::scheduler_config_args(options, paths, "scheduler-config"),
+                ]
+                .concat(),
                 Vec::new(),
             ),
         });
     }
 
     if !options.is_disabled(KWOK_CONTROLLER) {
+        let mut args = vec![
+            "--manage-all-nodes=true".into(),
+            flag("kubeconfig", &path(&kubeconfig)),
+            flag("config", &path(&paths.config())),
+            flag(
+                "server-address",
+                &format!("127.0.0.1:{}", ports.kwok_controller),
+            ),
+            // Nodes advertise this server as their kubelet, so the API server reaches it
+            // for logs, exec, attach and port-forward.
+            "--node-name=localhost".into(),
+            flag("node-port", &ports.kwok_controller),
+        ];
+        args.extend(cluster_options::simulator_args(options));
         out.push(component(
             KWOK_CONTROLLER,
             &[KUBE_APISERVER],
             &programs.kwok,
-            vec![
-                "--manage-all-nodes=true".into(),
-                flag("kubeconfig", &path(&kubeconfig)),
-                flag("config", &path(&paths.config())),
-                flag(
-                    "server-address",
-                    &format!("127.0.0.1:{}", ports.kwok_controller),
-                ),
-                // Nodes advertise this server as their kubelet, so the API server reaches it
-                // for logs, exec, attach and port-forward.
-                "--node-name=localhost".into(),
-                flag("node-port", &ports.kwok_controller),
-                flag("node-lease-duration-seconds", &NODE_LEASE_DURATION_SECONDS),
-            ],
+            args,
             vec![port("http", ports.kwok_controller)],
         ));
     }
