@@ -268,6 +268,45 @@ impl KubeApiserverArgs {
     }
 }
 
+/// Controllers and the resource each one needs, which kube-controller-manager skips when the
+/// server does not serve it (`--runtime-config`, `--kube-version`).
+const CONTROLLER_RESOURCES: &[(&str, &str, &str, &str)] = &[
+    ("job", "batch", "v1", "jobs"),
+    ("cronjob", "batch", "v1", "cronjobs"),
+    ("deployment", "apps", "v1", "deployments"),
+    ("replicaset", "apps", "v1", "replicasets"),
+    ("statefulset", "apps", "v1", "statefulsets"),
+    ("daemonset", "apps", "v1", "daemonsets"),
+    (
+        "horizontalpodautoscaling",
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+    ),
+    ("endpointslice", "discovery.k8s.io", "v1", "endpointslices"),
+];
+
+/// The selection without the controllers whose resource is not served.
+fn without_unserved(
+    selection: controllers::Selection,
+    text: &str,
+    registry: &apiserver::Registry,
+) -> anyhow::Result<controllers::Selection> {
+    let skipped: Vec<&str> = CONTROLLER_RESOURCES
+        .iter()
+        .filter(|(name, group, version, plural)| {
+            selection.enabled(name) && registry.find(group, version, plural).is_none()
+        })
+        .map(|(name, ..)| *name)
+        .collect();
+    if skipped.is_empty() {
+        return Ok(selection);
+    }
+    tracing::info!(controllers = %skipped.join(","), "skipping controllers whose resources are not served");
+    let text = format!("{text},-{}", skipped.join(",-"));
+    controllers::Selection::parse(&text).map_err(|e| anyhow::anyhow!("--controllers: {e}"))
+}
+
 /// A duration as kube components write them: `90s`, `5m`, `1h`, `1m30s`, or plain seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     if let Ok(seconds) = text.parse::<u64>() {
@@ -456,6 +495,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     }
     let selection = controllers::Selection::parse(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    let selection = without_unserved(selection, &args.controllers, &server.registry)?;
     let served = |registry: &apiserver::Registry| -> Vec<client::Resource> {
         registry
             .types()

@@ -288,12 +288,14 @@ impl Record {
             });
             return Response::from_parts(parts, Body::from_stream(stream));
         }
-        let json_body = parts
+        let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("application/json"));
-        let wants_body = json_body && (code >= 400 || decision.level == Level::RequestResponse);
+            .unwrap_or("");
+        let protobuf = content_type.starts_with(kube_proto::CONTENT_TYPE);
+        let readable = protobuf || content_type.starts_with("application/json");
+        let wants_body = readable && (code >= 400 || decision.level == Level::RequestResponse);
         if !wants_body {
             self.response_status = Some(json!({"metadata": {}, "code": code}));
             self.emit(Stage::ResponseComplete, None);
@@ -307,7 +309,11 @@ impl Record {
                 return Response::from_parts(parts, Body::from(format!("{e}")));
             }
         };
-        let mut object: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let mut object: Option<Value> = if protobuf {
+            crate::protobuf::decode(&bytes, None).ok()
+        } else {
+            serde_json::from_slice(&bytes).ok()
+        };
         self.response_status = Some(status_of(code, object.as_ref()));
         if let Some(v) = object.as_mut() {
             self.strip_managed_fields(v);
