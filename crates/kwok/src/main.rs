@@ -245,9 +245,11 @@ struct KubeApiserverArgs {
 impl KubeApiserverArgs {
     /// The served API: version, runtime config and feature gates, with kube's messages.
     fn surface(&self) -> anyhow::Result<apiserver::surface::Surface> {
-        let mut surface = apiserver::surface::Surface::default();
-        surface.gates = apiserver::featuregates::FeatureGates::parse(&self.feature_gates)
-            .map_err(anyhow::Error::msg)?;
+        let mut surface = apiserver::surface::Surface {
+            gates: apiserver::featuregates::FeatureGates::parse(&self.feature_gates)
+                .map_err(anyhow::Error::msg)?,
+            ..Default::default()
+        };
         if let Some(version) = &self.kube_version {
             surface
                 .set_kube_version(version)
