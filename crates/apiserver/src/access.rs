@@ -179,16 +179,30 @@ impl ApiServer {
         method: &str,
         path: &str,
         query: &[(String, String)],
+        mut facts: Option<&mut crate::audit::AuthFacts>,
     ) -> ApiResult<UserInfo> {
         let Some(requester) = self.requester(peer, headers).await? else {
             if is_public_path(path) {
+                if let Some(facts) = facts {
+                    facts.requester = Some(UserInfo::anonymous());
+                }
                 return Ok(UserInfo::anonymous());
             }
             return Err(ApiError::unauthorized());
         };
+        if let Some(facts) = facts.as_deref_mut() {
+            facts.requester = Some(requester.clone());
+        }
         let user = impersonation::resolve(headers, requester, &self.authorizer)?;
         let attributes = Attributes::of_request(user.clone(), method, path, query);
-        if !self.authorizer.authorize(&attributes).allowed {
+        let decision = self.authorizer.authorize(&attributes);
+        if let Some(facts) = facts {
+            if facts.requester.as_ref() != Some(&user) {
+                facts.impersonated = Some(user.clone());
+            }
+            facts.decision = Some((decision.allowed, decision.reason.clone()));
+        }
+        if !decision.allowed {
             return Err(ApiError::forbidden(attributes.forbidden_message()));
         }
         Ok(user)

@@ -546,10 +546,22 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let (mut parts, body) = req.into_parts();
     let tracked = server.metrics.begin(&server.registry, &parts);
-    let resp = match admit(&server, &parts).await {
+    let mut record = server.auditor.get().map(|auditor| {
+        let remote = parts.extensions.get::<Peer>().and_then(|p| p.addr);
+        crate::audit::Record::begin(auditor, &parts, remote)
+    });
+    let admitted = admit(&server, &parts, record.as_mut().map(|r| &mut r.facts)).await;
+    let record = match record {
+        Some(mut r) => decode_path(parts.uri.path())
+            .ok()
+            .filter(|path| r.decide(&parts, path))
+            .map(|_| r),
+        None => None,
+    };
+    let resp = match admitted {
         Ok(user) => {
             parts.extensions.insert(user);
-            let resp = match serve(&server, Request::from_parts(parts, body)).await {
+            let resp = match audited_serve(&server, parts, body, record).await {
                 Ok(resp) => resp,
                 Err(err) => error_response(err),
             };
@@ -558,14 +570,58 @@ pub async fn handle(
                 None => resp,
             }
         }
-        Err(err) => error_response(err),
+        Err(err) => {
+            let mut resp = error_response(err);
+            if let Some(record) = record {
+                record.refused(&mut resp);
+            }
+            resp
+        }
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     Ok(resp)
 }
 
+/// Serves an admitted request, with its audit record when the policy selected it: the body
+/// is read first when the record wants it, and the answer is written to the log.
+async fn audited_serve(
+    server: &Arc<ApiServer>,
+    parts: axum::http::request::Parts,
+    body: Body,
+    record: Option<crate::audit::Record>,
+) -> ApiResult<Response<Body>> {
+    let Some(mut record) = record else {
+        return serve(server, Request::from_parts(parts, body)).await;
+    };
+    let upgrade = parts.headers.contains_key(header::UPGRADE);
+    let body = if record.wants_request()
+        && !upgrade
+        && matches!(
+            parts.method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
+        let bytes = match read_body(body).await {
+            Ok(bytes) => bytes,
+            Err(err) => return Ok(record.finish(error_response(err)).await),
+        };
+        record.request_body(body_media_type(&parts.headers), &bytes);
+        Body::from(bytes)
+    } else {
+        body
+    };
+    let resp = match serve(server, Request::from_parts(parts, body)).await {
+        Ok(resp) => resp,
+        Err(err) => error_response(err),
+    };
+    Ok(record.finish(resp).await)
+}
+
 /// Who the request acts as, once authenticated and authorized.
-async fn admit(server: &ApiServer, req: &axum::http::request::Parts) -> ApiResult<UserInfo> {
+async fn admit(
+    server: &ApiServer,
+    req: &axum::http::request::Parts,
+    facts: Option<&mut crate::audit::AuthFacts>,
+) -> ApiResult<UserInfo> {
     let peer = req.extensions.get::<Peer>().cloned().unwrap_or_default();
     let path = decode_path(req.uri.path())?;
     let query: Vec<(String, String)> =
@@ -573,7 +629,14 @@ async fn admit(server: &ApiServer, req: &axum::http::request::Parts) -> ApiResul
             .into_owned()
             .collect();
     server
-        .admit(&peer, &req.headers, req.method.as_str(), &path, &query)
+        .admit(
+            &peer,
+            &req.headers,
+            req.method.as_str(),
+            &path,
+            &query,
+            facts,
+        )
         .await
 }
 

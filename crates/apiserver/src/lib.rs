@@ -13,6 +13,7 @@
 mod access;
 mod admission;
 mod aggregator;
+pub mod audit;
 pub mod authn;
 mod builtins;
 pub mod celcost;
@@ -25,6 +26,7 @@ pub mod defaults;
 pub mod discovery;
 mod duplicates;
 pub mod errors;
+pub mod featuregates;
 pub mod fieldmanager;
 mod follow;
 mod health;
@@ -42,6 +44,7 @@ pub mod resources;
 pub mod rest;
 pub mod selectors;
 mod services;
+pub mod surface;
 pub mod table;
 mod upstream;
 pub mod validation;
@@ -73,6 +76,8 @@ pub const KUBERNETES_VERSION: (&str, &str, &str) = ("1", "33", "v1.33.1");
 #[derive(Clone, Default)]
 pub struct Peer {
     pub user: Option<authn::UserInfo>,
+    /// The client's address, for the audit log's `sourceIPs`.
+    pub addr: Option<std::net::IpAddr>,
     pub(crate) ticket: Option<Arc<connections::Ticket>>,
 }
 
@@ -96,6 +101,8 @@ pub struct ApiServer {
     pub(crate) aggregator: aggregator::Aggregator,
     /// The series served at `/metrics`.
     pub(crate) metrics: Arc<metrics::ServerMetrics>,
+    /// Where requests are audited, when a policy is set.
+    pub(crate) auditor: std::sync::OnceLock<Arc<audit::Auditor>>,
 }
 
 impl ApiServer {
@@ -117,6 +124,7 @@ impl ApiServer {
             signer: std::sync::RwLock::new(None),
             aggregator: Default::default(),
             metrics: Arc::new(metrics::ServerMetrics::new()),
+            auditor: std::sync::OnceLock::new(),
         });
         server.install_namespace_lifecycle();
         server.bootstrap().await?;
@@ -148,6 +156,23 @@ impl ApiServer {
 
     pub(crate) fn tokens(&self) -> Option<Arc<authn::tokens::Tokens>> {
         self.tokens.read().unwrap().clone()
+    }
+
+    /// Checks `--enable-admission-plugins` and `--disable-admission-plugins` and turns the
+    /// disabled plugins off, with kube-apiserver's messages for unknown names.
+    pub fn set_admission_plugins(
+        &self,
+        enable: &[String],
+        disable: &[String],
+    ) -> Result<(), String> {
+        let off = admission::plugins::parse(enable, disable)?;
+        self.registry.admission.plugins.set_off(off);
+        Ok(())
+    }
+
+    /// Audits requests from now on, as the auditor's policy says.
+    pub fn set_auditor(&self, auditor: Arc<audit::Auditor>) {
+        let _ = self.auditor.set(auditor);
     }
 
     /// Turns RBAC off (`--authorization-mode=AlwaysAllow`) or on again.
@@ -201,11 +226,11 @@ impl ApiServer {
     }
 
     pub fn version_info(&self) -> Value {
-        let (major, minor, git) = KUBERNETES_VERSION;
+        let surface = self.registry.surface();
         json!({
-            "major": major,
-            "minor": minor,
-            "gitVersion": git,
+            "major": "1",
+            "minor": surface.minor.to_string(),
+            "gitVersion": surface.git_version,
             "gitCommit": "0000000000000000000000000000000000000000",
             "gitTreeState": "clean",
             "buildDate": "2026-01-01T00:00:00Z",
@@ -379,7 +404,11 @@ impl ApiServer {
                     .and_then(|c| authn::user_from_certificate(c));
                 if user.is_some() {
                     drop(ticket);
-                    let identity = Peer { user, ticket: None };
+                    let identity = Peer {
+                        user,
+                        addr: Some(peer.ip()),
+                        ticket: None,
+                    };
                     server.serve_connection(tls, identity).await;
                 } else {
                     // Connections without a certificate stay bounded until a token proves
@@ -387,6 +416,7 @@ impl ApiServer {
                     let ticket = Arc::new(ticket);
                     let identity = Peer {
                         user: None,
+                        addr: Some(peer.ip()),
                         ticket: Some(ticket.clone()),
                     };
                     tokio::select! {
@@ -409,7 +439,7 @@ impl ApiServer {
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         loop {
-            let (tcp, _) = tokio::select! {
+            let (tcp, remote) = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 accepted = listener.accept() => accepted?,
             };
@@ -417,6 +447,7 @@ impl ApiServer {
             let server = self.clone();
             let peer = Peer {
                 user: Some(authn::UserInfo::superuser()),
+                addr: Some(remote.ip()),
                 ticket: None,
             };
             tokio::spawn(async move { server.serve_connection(tcp, peer).await });

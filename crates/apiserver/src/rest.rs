@@ -245,6 +245,8 @@ pub struct Registry {
     pub(crate) upstream: crate::upstream::Clients,
     /// What built-in admission reads of other kinds.
     pub(crate) admission_cache: crate::admission::builtin::Cache,
+    /// The version acted as, the group-versions served and the feature gates.
+    surface: std::sync::RwLock<Arc<crate::surface::Surface>>,
 }
 
 /// A check of the objects of one kind beyond their schema, as a built-in validating admission
@@ -383,7 +385,18 @@ impl Registry {
             admission: Default::default(),
             upstream: Default::default(),
             admission_cache: Default::default(),
+            surface: Default::default(),
         }
+    }
+
+    /// The version acted as, the group-versions served and the feature gates.
+    pub fn surface(&self) -> Arc<crate::surface::Surface> {
+        self.surface.read().unwrap().clone()
+    }
+
+    /// Serves `surface` from now on.
+    pub fn set_surface(&self, surface: crate::surface::Surface) {
+        *self.surface.write().unwrap() = Arc::new(surface);
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -399,14 +412,15 @@ impl Registry {
                     .find(|r| r.version == version && r.plural == plural)
             })?;
         }
-        resources::find(group, version, plural).or_else(|| {
-            self.custom_types
-                .read()
-                .unwrap()
-                .iter()
-                .find(|r| r.group == group && r.version == version && r.plural == plural)
-                .copied()
-        })
+        if let Some(r) = resources::find(group, version, plural) {
+            return self.surface.read().unwrap().serves(r).then_some(r);
+        }
+        self.custom_types
+            .read()
+            .unwrap()
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .copied()
     }
 
     /// Checks every created or updated object of `group` and `kind` with `check`.
@@ -429,7 +443,11 @@ impl Registry {
 
     /// Every served type: built-ins first, then custom types.
     pub fn types(&self) -> Vec<&'static ResourceType> {
-        let mut all: Vec<&'static ResourceType> = resources::RESOURCES.iter().collect();
+        let surface = self.surface();
+        let mut all: Vec<&'static ResourceType> = resources::RESOURCES
+            .iter()
+            .filter(|r| surface.serves(r))
+            .collect();
         all.extend(self.custom_types.read().unwrap().iter().copied());
         if self.serves_metrics() {
             all.extend(crate::resourcemetrics::METRICS_TYPES.iter());

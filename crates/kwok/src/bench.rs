@@ -41,6 +41,31 @@ pub struct BenchArgs {
     /// Run only the etcd section (etcd's own rates, the etcd backend, replicas).
     #[arg(long, conflicts_with = "skip_etcd")]
     etcd_only: bool,
+    /// Also measure HTTPS creates with every request audited at Metadata level.
+    #[arg(long)]
+    audit: bool,
+}
+
+/// A policy that audits every request at Metadata level.
+const METADATA_POLICY: &str =
+    "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n";
+
+/// HTTPS creates on a server that audits every request at Metadata level to a file.
+async fn audited_https_creates(n: usize, concurrency: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let (_store, server) = durable_server(&dir.path().join("store")).await?;
+    let policy = dir.path().join("audit-policy.yaml");
+    std::fs::write(&policy, METADATA_POLICY)?;
+    let log = dir.path().join("audit.log");
+    let auditor = apiserver::audit::Auditor::open(&policy, &log.to_string_lossy())?;
+    server.set_auditor(auditor.clone());
+    let rate = https_creates_on(server, dir, n, concurrency).await?;
+    anyhow::ensure!(
+        auditor.dropped() == 0,
+        "{} audit events dropped",
+        auditor.dropped()
+    );
+    Ok(rate)
 }
 
 fn pod(name: &str) -> Value {
@@ -743,6 +768,10 @@ async fn embedded_section(args: &BenchArgs) -> anyhow::Result<()> {
         };
         let r = https_creates(n, concurrency).await?;
         println!("durable pod creates, HTTPS,      {concurrency:>2} clients: {r:>9.0}/s");
+        if args.audit {
+            let r = audited_https_creates(n, concurrency).await?;
+            println!("  audited at Metadata level,     {concurrency:>2} clients: {r:>9.0}/s");
+        }
     }
 
     let (p50, p99, count) = watch_latency(args.watchers, args.watch_events).await?;

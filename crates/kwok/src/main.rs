@@ -189,6 +189,134 @@ struct ApiserverArgs {
     /// the config's KwokConfiguration.
     #[arg(long, requires = "simulate")]
     node_lease_duration_seconds: Option<u64>,
+    #[command(flatten)]
+    kube: KubeApiserverArgs,
+}
+
+/// kube-apiserver's flags for what is served and how requests are recorded.
+#[derive(clap::Args)]
+struct KubeApiserverArgs {
+    /// Audit policy (audit.k8s.io/v1 Policy). Without it nothing is audited.
+    #[arg(long)]
+    audit_policy_file: Option<PathBuf>,
+    /// Where audit events are written, one JSON object per line; `-` is stdout.
+    #[arg(long)]
+    audit_log_path: Option<String>,
+    /// Format of the audit log; only `json`.
+    #[arg(long, default_value = "json", value_parser = ["json"])]
+    audit_log_format: String,
+    /// Accepted for kube-apiserver compatibility; the log is not rotated.
+    #[arg(long, hide = true)]
+    audit_log_maxsize: Option<u64>,
+    /// Accepted for kube-apiserver compatibility; the log is not rotated.
+    #[arg(long, hide = true)]
+    audit_log_maxbackup: Option<u64>,
+    /// Accepted for kube-apiserver compatibility; the log is not rotated.
+    #[arg(long, hide = true)]
+    audit_log_maxage: Option<u64>,
+    /// Feature gates, `Name=true|false,...` (kube-apiserver 1.33's gates).
+    #[arg(long, default_value = "")]
+    feature_gates: String,
+    /// Group-versions to serve or not: `batch/v1=false`, `api/all=false,apps/v1=true`,
+    /// `api/ga`, `api/beta`, `api/alpha`.
+    #[arg(long, default_value = "")]
+    runtime_config: String,
+    /// The Kubernetes version to act as, v1.27 to v1.33 (`/version`, and the built-in
+    /// resources that version served).
+    #[arg(long)]
+    kube_version: Option<String>,
+    /// Plain-HTTP port serving the same API, every request acting as `kwok-admin` in
+    /// `system:masters`; 0 is off.
+    #[arg(long, default_value_t = 0)]
+    insecure_port: u16,
+    /// Address of the plain-HTTP port.
+    #[arg(long, default_value = "127.0.0.1")]
+    insecure_bind_address: IpAddr,
+    /// Admission plugins to enable besides the defaults (kube-apiserver's names).
+    #[arg(long, value_delimiter = ',')]
+    enable_admission_plugins: Vec<String>,
+    /// Admission plugins to turn off: Priority, DefaultStorageClass, DefaultIngressClass,
+    /// MutatingAdmissionWebhook, ValidatingAdmissionWebhook and ValidatingAdmissionPolicy take
+    /// effect; other known names are accepted.
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
+    /// Accepted for kube-apiserver compatibility; requests are not limited.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: u64,
+    /// Accepted for kube-apiserver compatibility; requests are not limited.
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: u64,
+    /// Accepted for kube-apiserver compatibility; the flowcontrol objects are served, requests
+    /// are not queued.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    enable_priority_and_fairness: bool,
+}
+
+impl KubeApiserverArgs {
+    /// The served API: version, runtime config and feature gates, with kube's messages.
+    fn surface(&self) -> anyhow::Result<apiserver::surface::Surface> {
+        let mut surface = apiserver::surface::Surface {
+            gates: apiserver::featuregates::FeatureGates::parse(&self.feature_gates)
+                .map_err(anyhow::Error::msg)?,
+            ..Default::default()
+        };
+        if let Some(version) = &self.kube_version {
+            surface
+                .set_kube_version(version)
+                .map_err(anyhow::Error::msg)?;
+        }
+        surface
+            .set_runtime_config(&self.runtime_config)
+            .map_err(|e| anyhow::anyhow!("--runtime-config: {e}"))?;
+        Ok(surface)
+    }
+
+    /// The auditor, when both a policy and a log path are given.
+    fn auditor(&self) -> anyhow::Result<Option<Arc<apiserver::audit::Auditor>>> {
+        match (&self.audit_policy_file, &self.audit_log_path) {
+            (Some(policy), Some(path)) => Ok(Some(apiserver::audit::Auditor::open(policy, path)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Controllers and the resource each one needs, which kube-controller-manager skips when the
+/// server does not serve it (`--runtime-config`, `--kube-version`).
+const CONTROLLER_RESOURCES: &[(&str, &str, &str, &str)] = &[
+    ("job", "batch", "v1", "jobs"),
+    ("cronjob", "batch", "v1", "cronjobs"),
+    ("deployment", "apps", "v1", "deployments"),
+    ("replicaset", "apps", "v1", "replicasets"),
+    ("statefulset", "apps", "v1", "statefulsets"),
+    ("daemonset", "apps", "v1", "daemonsets"),
+    (
+        "horizontalpodautoscaling",
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+    ),
+    ("endpointslice", "discovery.k8s.io", "v1", "endpointslices"),
+];
+
+/// The selection without the controllers whose resource is not served.
+fn without_unserved(
+    selection: controllers::Selection,
+    text: &str,
+    registry: &apiserver::Registry,
+) -> anyhow::Result<controllers::Selection> {
+    let skipped: Vec<&str> = CONTROLLER_RESOURCES
+        .iter()
+        .filter(|(name, group, version, plural)| {
+            selection.enabled(name) && registry.find(group, version, plural).is_none()
+        })
+        .map(|(name, ..)| *name)
+        .collect();
+    if skipped.is_empty() {
+        return Ok(selection);
+    }
+    tracing::info!(controllers = %skipped.join(","), "skipping controllers whose resources are not served");
+    let text = format!("{text},-{}", skipped.join(",-"));
+    controllers::Selection::parse(&text).map_err(|e| anyhow::anyhow!("--controllers: {e}"))
 }
 
 /// A duration as kube components write them: `90s`, `5m`, `1h`, `1m30s`, or plain seconds.
@@ -295,6 +423,8 @@ fn service_account_key(args: &ApiserverArgs) -> anyhow::Result<String> {
 }
 
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    let surface = args.kube.surface()?;
+    let auditor = args.kube.auditor()?;
     let (cert, key, ca) = match (
         &args.tls_cert_file,
         &args.tls_private_key_file,
@@ -356,6 +486,16 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let listener = apiserver::bind(addr).await?;
     let local = listener.local_addr()?;
     let server = apiserver::ApiServer::new(store.clone(), local.to_string()).await?;
+    server
+        .set_admission_plugins(
+            &args.kube.enable_admission_plugins,
+            &args.kube.disable_admission_plugins,
+        )
+        .map_err(anyhow::Error::msg)?;
+    server.registry.set_surface(surface);
+    if let Some(auditor) = auditor {
+        server.set_auditor(auditor);
+    }
     server.set_service_account_key(&service_account_key(&args)?, &args.service_account_issuer)?;
     server.set_always_allow(args.authorization_mode == AuthorizationMode::AlwaysAllow);
     if let Ok(pem) = std::fs::read_to_string(&ca) {
@@ -370,6 +510,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     }
     let selection = controllers::Selection::parse(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    let selection = without_unserved(selection, &args.controllers, &server.registry)?;
     let served = |registry: &apiserver::Registry| -> Vec<client::Resource> {
         registry
             .types()
@@ -446,6 +587,20 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             });
         }
         tracing::info!("simulating nodes and pods in-process");
+    }
+    if args.kube.insecure_port != 0 {
+        let addr = SocketAddr::new(args.kube.insecure_bind_address, args.kube.insecure_port);
+        let insecure = apiserver::bind(addr).await?;
+        tracing::info!(address = %addr, "serving the Kubernetes API over plain HTTP as kwok-admin");
+        let server = server.clone();
+        tokio::spawn(async move {
+            if let Err(e) = server
+                .serve_insecure(insecure, std::future::pending())
+                .await
+            {
+                tracing::error!("insecure port: {e:#}");
+            }
+        });
     }
     tracing::info!(address = %local, "serving the Kubernetes API");
     server.serve_tls(listener, tls, shutdown_signal()).await?;

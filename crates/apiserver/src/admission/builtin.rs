@@ -14,6 +14,8 @@ use crate::objects::{self, JsonAt};
 use crate::resources::{self, ResourceType};
 use crate::rest::{ListOptions, Registry};
 
+use super::plugins;
+
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 const DEFAULT_INGRESS_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 
@@ -104,10 +106,15 @@ pub(crate) async fn admit_create(
     r: &ResourceType,
     obj: &mut Value,
 ) -> ApiResult<()> {
+    let on = |plugin| registry.admission.plugins.on(plugin);
     match (r.group, r.plural) {
-        ("", "pods") => priority(registry, obj).await,
-        ("", "persistentvolumeclaims") => default_storage_class(registry, obj).await,
-        ("networking.k8s.io", "ingresses") => default_ingress_class(registry, obj).await,
+        ("", "pods") if on(plugins::PRIORITY) => priority(registry, obj).await,
+        ("", "persistentvolumeclaims") if on(plugins::DEFAULT_STORAGE_CLASS) => {
+            default_storage_class(registry, obj).await
+        }
+        ("networking.k8s.io", "ingresses") if on(plugins::DEFAULT_INGRESS_CLASS) => {
+            default_ingress_class(registry, obj).await
+        }
         _ => Ok(()),
     }
 }

@@ -8,6 +8,7 @@
 
 pub(crate) mod builtin;
 mod matching;
+pub(crate) mod plugins;
 mod policies;
 mod webhooks;
 
@@ -26,6 +27,8 @@ use crate::rest::Registry;
 pub(crate) struct Admission {
     webhooks: webhooks::Webhooks,
     policies: policies::Policies,
+    /// The plugins `--disable-admission-plugins` turned off.
+    pub(crate) plugins: plugins::Plugins,
 }
 
 impl Admission {
@@ -47,6 +50,9 @@ impl Admission {
         a: &Attributes<'_>,
         object: &mut Value,
     ) -> ApiResult<Admitted> {
+        if !self.plugins.on(plugins::MUTATING_WEBHOOK) {
+            return Ok(Admitted::default());
+        }
         self.webhooks.mutate(registry, a, object).await
     }
 
@@ -57,9 +63,14 @@ impl Admission {
         a: &Attributes<'_>,
         object: Option<&Value>,
     ) -> ApiResult<Admitted> {
-        let mut admitted = self.policies.validate(registry, a, object).await?;
-        let hooks = self.webhooks.validate(registry, a, object).await?;
-        admitted.warnings.extend(hooks.warnings);
+        let mut admitted = Admitted::default();
+        if self.plugins.on(plugins::VALIDATING_POLICY) {
+            admitted = self.policies.validate(registry, a, object).await?;
+        }
+        if self.plugins.on(plugins::VALIDATING_WEBHOOK) {
+            let hooks = self.webhooks.validate(registry, a, object).await?;
+            admitted.warnings.extend(hooks.warnings);
+        }
         Ok(admitted)
     }
 
@@ -69,9 +80,14 @@ impl Admission {
         registry: &Registry,
         a: &Attributes<'_>,
     ) -> ApiResult<Admitted> {
-        let mut admitted = self.policies.validate(registry, a, None).await?;
-        let hooks = self.webhooks.admit_delete(registry, a).await?;
-        admitted.warnings.extend(hooks.warnings);
+        let mut admitted = Admitted::default();
+        if self.plugins.on(plugins::VALIDATING_POLICY) {
+            admitted = self.policies.validate(registry, a, None).await?;
+        }
+        if self.plugins.on(plugins::VALIDATING_WEBHOOK) {
+            let hooks = self.webhooks.admit_delete(registry, a).await?;
+            admitted.warnings.extend(hooks.warnings);
+        }
         Ok(admitted)
     }
 }
