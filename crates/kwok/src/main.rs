@@ -179,6 +179,10 @@ struct ApiserverArgs {
     /// How often the resource metrics are sampled.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     metrics_resolution: std::time::Duration,
+    /// A `KubeSchedulerConfiguration` file for the in-process scheduler, as kube-scheduler's
+    /// `--config`: profiles, plugins and their weights and arguments.
+    #[arg(long)]
+    scheduler_config: Option<PathBuf>,
 }
 
 /// A duration as kube components write them: `90s`, `5m`, `1h`, `1m30s`, or plain seconds.
@@ -282,6 +286,7 @@ fn service_account_key(args: &ApiserverArgs) -> anyhow::Result<String> {
 }
 
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    let scheduler = controller_manager::load_scheduler_config(args.scheduler_config.as_deref())?;
     let (cert, key, ca) = match (
         &args.tls_cert_file,
         &args.tls_private_key_file,
@@ -379,6 +384,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&ca).ok(),
         &selection,
         args.horizontal_pod_autoscaler_sync_period,
+        scheduler,
     );
     let local_cluster: Arc<dyn client::Cluster> =
         Arc::new(client::LocalCluster::new(server.registry.clone()));

@@ -419,7 +419,15 @@ impl Runner {
             self.pending.remove(&key);
             return;
         };
-        match algorithm::schedule(&profile, &self.cache, &pod, &mut self.start, &mut self.rng) {
+        let defaulted = profile.with_default_spread(&pod);
+        let subject = defaulted.as_ref().unwrap_or(&pod);
+        match algorithm::schedule(
+            &profile,
+            &self.cache,
+            subject,
+            &mut self.start,
+            &mut self.rng,
+        ) {
             Ok(node) => {
                 let mut assumed = (*pod).clone();
                 assumed.node_name = Some(node.clone());
@@ -448,7 +456,7 @@ impl Runner {
                     .as_deref()
                     .is_some_and(|n| algorithm::waiting_for_victims(&self.cache, &pod, n));
                 if !waiting && err.total > 0 && profile.preemption {
-                    match algorithm::preempt(&profile, &self.cache, &pod, &err) {
+                    match algorithm::preempt(&profile, &self.cache, subject, &err) {
                         Ok(p) => plan = Some(p),
                         Err(m) => message = format!("{message} {m}"),
                     }

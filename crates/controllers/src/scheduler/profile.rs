@@ -3,7 +3,7 @@
 //! and whether preemption runs. `KubeSchedulerConfiguration` profiles become these (see
 //! `config.rs`); without a configuration there is one, kube-scheduler's default.
 
-use super::model::{NodeInfo, PodInfo, SpreadConstraint, Usage};
+use super::model::{LabelSelector, NodeInfo, Op, PodInfo, Requirement, SpreadConstraint, Usage};
 
 /// The filters of kube-scheduler's plugins that we implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +168,41 @@ impl Profile {
             default_scoring: true,
         }
     }
+
+    /// The pod with the profile's default spread constraints, when it has none of its own and
+    /// a ReplicaSet, StatefulSet or ReplicationController controls it. Their selector is the
+    /// pod's labels (the controller's selector matches those), not the union of the selectors
+    /// of the Services and controllers that select the pod as kube-scheduler builds it.
+    pub fn with_default_spread(&self, pod: &PodInfo) -> Option<PodInfo> {
+        if self.default_spread.is_empty()
+            || !pod.spread.is_empty()
+            || !pod.replicated
+            || pod.labels.is_empty()
+        {
+            return None;
+        }
+        let selector = LabelSelector {
+            reqs: pod
+                .labels
+                .iter()
+                .map(|(k, v)| Requirement {
+                    key: k.clone(),
+                    op: Op::In,
+                    values: vec![v.clone()],
+                })
+                .collect(),
+        };
+        let mut out = pod.clone();
+        out.spread = self
+            .default_spread
+            .iter()
+            .map(|c| SpreadConstraint {
+                selector: Some(selector.clone()),
+                ..c.clone()
+            })
+            .collect();
+        Some(out)
+    }
 }
 
 #[cfg(test)]
@@ -215,5 +250,41 @@ mod tests {
             resources: vec![("example.com/gpu".into(), 5), ("cpu".into(), 1)],
         };
         assert_eq!(gpu.score(&p, &n, None), 25);
+    }
+
+    #[test]
+    fn default_spread_applies_to_replicated_pods_without_constraints() {
+        let mut profile = Profile::default_named("x");
+        profile.default_spread = vec![SpreadConstraint {
+            max_skew: 1,
+            topology_key: "zone".into(),
+            hard: true,
+            selector: None,
+            min_domains: None,
+        }];
+        let owned = |extra: serde_json::Value| {
+            let mut p = json!({"metadata": {"name": "p", "namespace": "d", "labels": {"app": "web"},
+                "ownerReferences": [{"kind": "ReplicaSet", "name": "rs", "controller": true}]},
+                "spec": {"containers": [{"name": "c"}]}});
+            if let Some(spec) = extra.get("spec") {
+                p["spec"]["topologySpreadConstraints"] = spec.clone();
+            }
+            PodInfo::parse(&p).unwrap()
+        };
+        let p = profile.with_default_spread(&owned(json!({}))).unwrap();
+        assert_eq!(p.spread.len(), 1);
+        let selector = p.spread[0].selector.as_ref().unwrap();
+        assert!(selector.matches(&[("app".to_string(), "web".to_string())].into()));
+        assert!(!selector.matches(&Default::default()));
+        // Own constraints win; bare pods get none.
+        let own = owned(json!({"spec": [{"maxSkew": 2, "topologyKey": "host",
+            "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {}}]}));
+        assert!(profile.with_default_spread(&own).is_none());
+        assert!(profile.with_default_spread(&pod("1")).is_none());
+        assert!(
+            Profile::default_named("y")
+                .with_default_spread(&owned(json!({})))
+                .is_none()
+        );
     }
 }
