@@ -983,11 +983,12 @@ mod timing {
         let mut rng = Rng::new(3);
         let mut start = 0;
         let n = 20_000;
+        let profile = dflt();
         let t = std::time::Instant::now();
         for i in 0..n {
             let mut p = PodInfo::parse(&template).unwrap();
             p.name = format!("p{i}");
-            let node = schedule(&dflt(), &cache, &p, &mut start, &mut rng).unwrap();
+            let node = schedule(&profile, &cache, &p, &mut start, &mut rng).unwrap();
             p.node_name = Some(node);
             cache.upsert_pod(p);
         }
