@@ -249,10 +249,13 @@ pub fn filter(
     if on.resources {
         resources_fit(pod, node, requested)?;
     }
-    if on.pod_affinity {
+    let affinity = !pod.affinity.is_empty()
+        || !pod.anti_affinity.is_empty()
+        || !pre.existing_anti.is_empty();
+    if on.pod_affinity && affinity {
         pod_affinity_fits(pod, pre, node)?;
     }
-    if on.spread {
+    if on.spread && !pod.spread.is_empty() {
         spread_fits(pod, pre, node)?;
     }
     Ok(())
@@ -370,13 +373,14 @@ pub fn score(
     candidates: &[(&NodeInfo, Option<&Usage>)],
 ) -> Vec<i64> {
     let w = &profile.weights;
+    let pod_score_requests = pod.score_requests();
     let nodes: Vec<&NodeInfo> = candidates.iter().map(|(n, _)| *n).collect();
     let mut total: Vec<i64> = candidates
         .iter()
         .map(|&(n, usage)| {
             let fit = match w.fit {
                 0 => 0,
-                _ if profile.default_scoring => least_allocated(pod, n, usage),
+                _ if profile.default_scoring => least_allocated(pod_score_requests, n, usage),
                 _ => profile.scoring.score(pod, n, usage),
             };
             let balanced = match w.balanced {
@@ -459,9 +463,9 @@ fn fraction(used: i64, alloc: i64) -> f64 {
     }
 }
 
-/// NodeResourcesFit's default score: least allocated cpu and memory, equally weighted.
-fn least_allocated(pod: &PodInfo, n: &NodeInfo, usage: Option<&Usage>) -> i64 {
-    let (pc, pm) = pod.score_requests();
+/// NodeResourcesFit's default score: least allocated cpu and memory, equally weighted; `pc`
+/// and `pm` are the pod's cpu and memory as scoring counts them.
+fn least_allocated((pc, pm): (i64, i64), n: &NodeInfo, usage: Option<&Usage>) -> i64 {
     let (uc, um) = usage.map_or((0, 0), |u| (u.score_cpu, u.score_memory));
     let fc = fraction(uc + pc, n.allocatable.cpu);
     let fm = fraction(um + pm, n.allocatable.memory);
