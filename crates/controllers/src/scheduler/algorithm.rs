@@ -249,9 +249,8 @@ pub fn filter(
     if on.resources {
         resources_fit(pod, node, requested)?;
     }
-    let affinity = !pod.affinity.is_empty()
-        || !pod.anti_affinity.is_empty()
-        || !pre.existing_anti.is_empty();
+    let affinity =
+        !pod.affinity.is_empty() || !pod.anti_affinity.is_empty() || !pre.existing_anti.is_empty();
     if on.pod_affinity && affinity {
         pod_affinity_fits(pod, pre, node)?;
     }
