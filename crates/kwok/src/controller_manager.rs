@@ -19,6 +19,7 @@ pub fn start_controllers(
     selection: &controllers::Selection,
     hpa_sync_period: Duration,
     node_monitor: controllers::nodelifecycle::Monitor,
+    scheduler: controllers::scheduler::SchedulerConfig,
 ) {
     if selection.enabled("garbage-collector") {
         tokio::spawn(
@@ -28,7 +29,11 @@ pub fn start_controllers(
         );
     }
     if selection.enabled("scheduler") {
-        tokio::spawn(controllers::Scheduler::new(cluster.clone()).run());
+        tokio::spawn(
+            controllers::Scheduler::new(cluster.clone())
+                .with_config(scheduler)
+                .run(),
+        );
     }
     if selection.enabled("serviceaccount") {
         tokio::spawn(controllers::NamespaceDefaults::new(cluster.clone(), root_ca).run());
@@ -68,7 +73,11 @@ pub struct ControllerManagerArgs {
     horizontal_pod_autoscaler_sync_period: Duration,
     #[command(flatten)]
     node_monitor: NodeMonitorArgs,
+    /// A `KubeSchedulerConfiguration` file for the scheduler, as kube-scheduler's `--config`.
+    #[arg(long)]
+    scheduler_config: Option<PathBuf>,
 }
+
 
 /// kube-controller-manager's node lifecycle timing, shared by `kwok controller-manager` and
 /// `kwok apiserver`.
@@ -92,6 +101,28 @@ impl NodeMonitorArgs {
     }
 }
 
+/// Reads `--scheduler-config`: kube-scheduler's defaults without a file; a file it would
+/// refuse is an error. What the file asks for and is not carried out is logged.
+pub fn load_scheduler_config(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<controllers::scheduler::SchedulerConfig> {
+    let Some(path) = path else {
+        return Ok(Default::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read --scheduler-config {}", path.display()))?;
+    let doc: serde_json::Value = serde_saphyr::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("--scheduler-config {}: {e}", path.display()))?;
+    let config = controllers::scheduler::config::parse(&doc)
+        .map_err(|e| anyhow::anyhow!("--scheduler-config {}: {e}", path.display()))?;
+    for w in &config.warnings {
+        tracing::warn!(file = %path.display(), "scheduler config: {w}");
+    }
+    let names: Vec<&str> = config.profiles.iter().map(|p| p.name.as_str()).collect();
+    tracing::info!(profiles = %names.join(","), "scheduler config loaded");
+    Ok(config)
+}
+
 /// How long the controller manager waits for the API server's discovery at start.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -102,6 +133,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let selection = controllers::Selection::parse(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    let scheduler = load_scheduler_config(args.scheduler_config.as_deref())?;
     let root_ca = match &args.root_ca_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -133,6 +165,7 @@ pub async fn run(
         &selection,
         args.horizontal_pod_autoscaler_sync_period,
         args.node_monitor.monitor(),
+        scheduler,
     );
     tracing::info!(controllers = %args.controllers, "controllers started");
     shutdown.await;

@@ -189,6 +189,10 @@ struct ApiserverArgs {
     /// the config's KwokConfiguration.
     #[arg(long, requires = "simulate")]
     node_lease_duration_seconds: Option<u64>,
+    /// A `KubeSchedulerConfiguration` file for the in-process scheduler, as kube-scheduler's
+    /// `--config`: profiles, plugins and their weights and arguments.
+    #[arg(long)]
+    scheduler_config: Option<PathBuf>,
     #[command(flatten)]
     kube: KubeApiserverArgs,
 }
@@ -425,6 +429,7 @@ fn service_account_key(args: &ApiserverArgs) -> anyhow::Result<String> {
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let surface = args.kube.surface()?;
     let auditor = args.kube.auditor()?;
+    let scheduler = controller_manager::load_scheduler_config(args.scheduler_config.as_deref())?;
     let (cert, key, ca) = match (
         &args.tls_cert_file,
         &args.tls_private_key_file,
@@ -534,6 +539,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         &selection,
         args.horizontal_pod_autoscaler_sync_period,
         args.node_monitor.monitor(),
+        scheduler,
     );
     let local_cluster: Arc<dyn client::Cluster> =
         Arc::new(client::LocalCluster::new(server.registry.clone()));

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::model::{Cache, NodeInfo, PodInfo, Resources, Usage, tolerated};
+use super::profile::Profile;
 
 /// Why a node cannot take the pod.
 #[derive(Debug, Clone, Default)]
@@ -205,13 +206,16 @@ impl PreState {
 
 /// Runs every filter on one node; `requested` is what the node has already given out.
 pub fn filter(
+    profile: &Profile,
     pod: &PodInfo,
     pre: &PreState,
     node: &NodeInfo,
     requested: &Resources,
 ) -> Result<(), NodeFailure> {
     let mut f = NodeFailure::default();
-    if node.unschedulable
+    let on = &profile.filters;
+    if on.unschedulable
+        && node.unschedulable
         && !pod.tolerations.iter().any(|t| {
             t.tolerates(&super::model::Taint {
                 key: "node.kubernetes.io/unschedulable".into(),
@@ -224,15 +228,17 @@ pub fn filter(
         f.unresolvable = true;
         return Err(f);
     }
-    if !node_affinity_ok(pod, node) {
+    if on.node_affinity && !node_affinity_ok(pod, node) {
         f.reasons
             .push("node(s) didn't match Pod's node affinity/selector".into());
         f.unresolvable = true;
         return Err(f);
     }
-    if let Some(t) = node.taints.iter().find(|t| {
-        (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(&pod.tolerations, t)
-    }) {
+    if on.taints
+        && let Some(t) = node.taints.iter().find(|t| {
+            (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(&pod.tolerations, t)
+        })
+    {
         f.reasons.push(format!(
             "node(s) had untolerated taint {{{}: {}}}",
             t.key, t.value
@@ -240,7 +246,23 @@ pub fn filter(
         f.unresolvable = true;
         return Err(f);
     }
-    // Resources.
+    if on.resources {
+        resources_fit(pod, node, requested)?;
+    }
+    let affinity =
+        !pod.affinity.is_empty() || !pod.anti_affinity.is_empty() || !pre.existing_anti.is_empty();
+    if on.pod_affinity && affinity {
+        pod_affinity_fits(pod, pre, node)?;
+    }
+    if on.spread && !pod.spread.is_empty() {
+        spread_fits(pod, pre, node)?;
+    }
+    Ok(())
+}
+
+/// NodeResourcesFit's filter.
+fn resources_fit(pod: &PodInfo, node: &NodeInfo, requested: &Resources) -> Result<(), NodeFailure> {
+    let mut f = NodeFailure::default();
     let alloc = &node.allocatable;
     if requested.pods + 1 > alloc.pods {
         f.reasons.push("Too many pods".into());
@@ -261,7 +283,12 @@ pub fn filter(
         f.resources_only = true;
         return Err(f);
     }
-    // Inter-pod affinity.
+    Ok(())
+}
+
+/// InterPodAffinity's filter.
+fn pod_affinity_fits(pod: &PodInfo, pre: &PreState, node: &NodeInfo) -> Result<(), NodeFailure> {
+    let mut f = NodeFailure::default();
     if !pre.affinity_exempt {
         for (i, t) in pod.affinity.iter().enumerate() {
             if !domain(node, &t.topology_key).is_some_and(|v| pre.affinity[i].contains(v)) {
@@ -289,7 +316,12 @@ pub fn filter(
             .push("node(s) didn't satisfy existing pods anti-affinity rules".into());
         return Err(f);
     }
-    // Topology spread.
+    Ok(())
+}
+
+/// PodTopologySpread's filter.
+fn spread_fits(pod: &PodInfo, pre: &PreState, node: &NodeInfo) -> Result<(), NodeFailure> {
+    let mut f = NodeFailure::default();
     for (c, s) in pod.spread.iter().zip(&pre.spread) {
         if !c.hard {
             continue;
@@ -332,34 +364,29 @@ fn normalize(raw: &[i64], reverse: bool) -> Vec<i64> {
         .collect()
 }
 
-/// Scores feasible nodes (kube-scheduler's default plugins and weights).
+/// Scores feasible nodes: each plugin's 0..=100 score times its weight in the profile.
 pub fn score(
+    profile: &Profile,
     pod: &PodInfo,
     pre: &PreState,
     candidates: &[(&NodeInfo, Option<&Usage>)],
 ) -> Vec<i64> {
-    let (pc, pm) = pod.score_requests();
+    let w = &profile.weights;
+    let pod_score_requests = pod.score_requests();
     let nodes: Vec<&NodeInfo> = candidates.iter().map(|(n, _)| *n).collect();
     let mut total: Vec<i64> = candidates
         .iter()
         .map(|&(n, usage)| {
-            let (uc, um) = usage.map_or((0, 0), |u| (u.score_cpu, u.score_memory));
-            let (rc, rm) = usage.map_or((0, 0), |u| (u.requested.cpu, u.requested.memory));
-            let frac = |used: i64, alloc: i64| {
-                if alloc <= 0 {
-                    1.0
-                } else {
-                    ((used as f64) / (alloc as f64)).min(1.0)
-                }
+            let fit = match w.fit {
+                0 => 0,
+                _ if profile.default_scoring => least_allocated(pod_score_requests, n, usage),
+                _ => profile.scoring.score(pod, n, usage),
             };
-            let fc = frac(uc + pc, n.allocatable.cpu);
-            let fm = frac(um + pm, n.allocatable.memory);
-            let least = (((1.0 - fc) + (1.0 - fm)) * 50.0) as i64;
-            // Balance looks at actual requests, not the defaults for pods without any.
-            let bc = frac(rc + pod.requests.cpu, n.allocatable.cpu);
-            let bm = frac(rm + pod.requests.memory, n.allocatable.memory);
-            let balanced = ((1.0 - (bc - bm).abs() / 2.0) * 100.0) as i64;
-            least + balanced
+            let balanced = match w.balanced {
+                0 => 0,
+                _ => balanced_allocation(pod, n, usage),
+            };
+            w.fit * fit + w.balanced * balanced
         })
         .collect();
     let mut add = |raw: Vec<i64>, reverse: bool, weight: i64, skip_flat: bool| {
@@ -370,7 +397,7 @@ pub fn score(
             *t += weight * s;
         }
     };
-    if !pod.preferred_terms.is_empty() {
+    if w.node_affinity > 0 && !pod.preferred_terms.is_empty() {
         let raw = nodes
             .iter()
             .map(|n| {
@@ -381,19 +408,21 @@ pub fn score(
                     .sum()
             })
             .collect();
-        add(raw, false, 2, true);
+        add(raw, false, w.node_affinity, true);
     }
-    let raw = nodes
-        .iter()
-        .map(|n| {
-            n.taints
-                .iter()
-                .filter(|t| t.effect == "PreferNoSchedule" && !tolerated(&pod.tolerations, t))
-                .count() as i64
-        })
-        .collect();
-    add(raw, true, 3, true);
-    if !pre.preferred.is_empty() {
+    if w.taints > 0 {
+        let raw = nodes
+            .iter()
+            .map(|n| {
+                n.taints
+                    .iter()
+                    .filter(|t| t.effect == "PreferNoSchedule" && !tolerated(&pod.tolerations, t))
+                    .count() as i64
+            })
+            .collect();
+        add(raw, true, w.taints, true);
+    }
+    if w.pod_affinity > 0 && !pre.preferred.is_empty() {
         let raw = nodes
             .iter()
             .map(|n| {
@@ -403,9 +432,9 @@ pub fn score(
                     .sum()
             })
             .collect();
-        add(raw, false, 2, false);
+        add(raw, false, w.pod_affinity, false);
     }
-    if pod.spread.iter().any(|c| !c.hard) {
+    if w.spread > 0 && pod.spread.iter().any(|c| !c.hard) {
         let raw = nodes
             .iter()
             .map(|n| {
@@ -420,17 +449,47 @@ pub fn score(
                     .sum()
             })
             .collect();
-        add(raw, true, 2, false);
+        add(raw, true, w.spread, false);
     }
     total
 }
 
+fn fraction(used: i64, alloc: i64) -> f64 {
+    if alloc <= 0 {
+        1.0
+    } else {
+        ((used as f64) / (alloc as f64)).min(1.0)
+    }
+}
+
+/// NodeResourcesFit's default score: least allocated cpu and memory, equally weighted; `pc`
+/// and `pm` are the pod's cpu and memory as scoring counts them.
+fn least_allocated((pc, pm): (i64, i64), n: &NodeInfo, usage: Option<&Usage>) -> i64 {
+    let (uc, um) = usage.map_or((0, 0), |u| (u.score_cpu, u.score_memory));
+    let fc = fraction(uc + pc, n.allocatable.cpu);
+    let fm = fraction(um + pm, n.allocatable.memory);
+    (((1.0 - fc) + (1.0 - fm)) * 50.0) as i64
+}
+
+/// NodeResourcesBalancedAllocation: how evenly cpu and memory would be used. It looks at
+/// actual requests, not the defaults for pods without any.
+fn balanced_allocation(pod: &PodInfo, n: &NodeInfo, usage: Option<&Usage>) -> i64 {
+    let (rc, rm) = usage.map_or((0, 0), |u| (u.requested.cpu, u.requested.memory));
+    let bc = fraction(rc + pod.requests.cpu, n.allocatable.cpu);
+    let bm = fraction(rm + pod.requests.memory, n.allocatable.memory);
+    ((1.0 - (bc - bm).abs() / 2.0) * 100.0) as i64
+}
+
 /// How many feasible nodes to find before scoring (kube-scheduler's adaptive percentage).
-pub fn nodes_to_find(all: usize) -> usize {
-    if all < 100 {
+/// A `percentage` other than 0 replaces the adaptive share, still with at least 100 nodes.
+pub fn nodes_to_find(all: usize, percentage: u32) -> usize {
+    if all < 100 || percentage >= 100 {
         return all;
     }
-    let pct = (50 - (all as i64) / 125).max(5) as usize;
+    let pct = match percentage {
+        0 => (50 - (all as i64) / 125).max(5) as usize,
+        p => p as usize,
+    };
     (all * pct / 100).max(100)
 }
 
@@ -451,6 +510,7 @@ impl Rng {
 
 /// Picks a node for the pod, or says why none fits. `start` rotates the sampling start.
 pub fn schedule(
+    profile: &Profile,
     cache: &Cache,
     pod: &PodInfo,
     start: &mut usize,
@@ -459,7 +519,7 @@ pub fn schedule(
     let all = cache.order.len();
     let pre = PreState::compute(cache, pod);
     let empty = Resources::default();
-    let want = nodes_to_find(all);
+    let want = nodes_to_find(all, profile.percentage);
     let mut feasible: Vec<(&NodeInfo, Option<&Usage>)> = Vec::new();
     let mut failures = Vec::new();
     // Room kept for nominated pods of at least this pod's priority.
@@ -487,7 +547,7 @@ pub fn schedule(
             with_reserved = sum;
             requested = &with_reserved;
         }
-        match filter(pod, &pre, node, requested) {
+        match filter(profile, pod, &pre, node, requested) {
             Ok(()) => feasible.push((node, usage)),
             Err(f) => failures.push((name.clone(), f)),
         }
@@ -504,7 +564,7 @@ pub fn schedule(
     if feasible.len() == 1 {
         return Ok(feasible[0].0.name.clone());
     }
-    let scores = score(pod, &pre, &feasible);
+    let scores = score(profile, pod, &pre, &feasible);
     let mut best = 0;
     let mut ties = 0u64;
     for (i, s) in scores.iter().enumerate() {
@@ -531,7 +591,12 @@ pub struct Preemption {
 /// Finds lower-priority pods whose removal lets the pod fit, on the nodes where only
 /// resources are short. Picks the node whose most important victim matters least, then the
 /// fewest victims. Returns the plan or the preemption message.
-pub fn preempt(cache: &Cache, pod: &PodInfo, err: &FitError) -> Result<Preemption, String> {
+pub fn preempt(
+    profile: &Profile,
+    cache: &Cache,
+    pod: &PodInfo,
+    err: &FitError,
+) -> Result<Preemption, String> {
     if pod.preempt_never {
         return Err("preemption: not eligible due to preemptionPolicy=Never.".into());
     }
@@ -562,7 +627,7 @@ pub fn preempt(cache: &Cache, pod: &PodInfo, err: &FitError) -> Result<Preemptio
         for v in &candidates {
             requested.add(&v.requests, -1);
         }
-        if filter(pod, &pre, node, &requested).is_err() {
+        if filter(profile, pod, &pre, node, &requested).is_err() {
             no_victims += 1;
             continue;
         }
@@ -571,7 +636,7 @@ pub fn preempt(cache: &Cache, pod: &PodInfo, err: &FitError) -> Result<Preemptio
         let mut victims = Vec::new();
         for v in candidates {
             requested.add(&v.requests, 1);
-            if filter(pod, &pre, node, &requested).is_err() {
+            if filter(profile, pod, &pre, node, &requested).is_err() {
                 requested.add(&v.requests, -1);
                 victims.push(v);
             }
@@ -610,6 +675,10 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    fn dflt() -> Profile {
+        Profile::default_named("default-scheduler")
+    }
+
     fn node(name: &str, extra: Value) -> NodeInfo {
         let mut n = json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
             "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}});
@@ -639,7 +708,7 @@ mod tests {
         let pre = PreState::compute(cache, p);
         let empty = Resources::default();
         let req = cache.usage.get(n).map_or(&empty, |u| &u.requested);
-        filter(p, &pre, &cache.nodes[n], req)
+        filter(&dflt(), p, &pre, &cache.nodes[n], req)
     }
 
     fn reason(r: Result<(), NodeFailure>) -> String {
@@ -790,11 +859,14 @@ mod tests {
             (&cache.nodes["busy"], cache.usage.get("busy")),
             (&cache.nodes["idle"], cache.usage.get("idle")),
         ];
-        let s = score(&q, &pre, &nodes);
+        let s = score(&dflt(), &q, &pre, &nodes);
         assert!(s[1] > s[0], "{s:?}");
         let mut rng = Rng::new(7);
         let mut start = 0;
-        assert_eq!(schedule(&cache, &q, &mut start, &mut rng).unwrap(), "idle");
+        assert_eq!(
+            schedule(&dflt(), &cache, &q, &mut start, &mut rng).unwrap(),
+            "idle"
+        );
 
         let err = FitError {
             total: 3,
@@ -848,7 +920,7 @@ mod tests {
         let mut seen = HashSet::new();
         for _ in 0..50 {
             let mut start = 0;
-            seen.insert(schedule(&cache, &q, &mut start, &mut rng).unwrap());
+            seen.insert(schedule(&dflt(), &cache, &q, &mut start, &mut rng).unwrap());
         }
         assert_eq!(seen.len(), 3);
     }
@@ -870,8 +942,8 @@ mod tests {
             json!({"spec": {"priority": 10, "containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}),
         );
         let mut rng = Rng::new(1);
-        let err = schedule(&cache, &high, &mut 0, &mut rng).unwrap_err();
-        let plan = preempt(&cache, &high, &err).unwrap();
+        let err = schedule(&dflt(), &cache, &high, &mut 0, &mut rng).unwrap_err();
+        let plan = preempt(&dflt(), &cache, &high, &err).unwrap();
         assert_eq!(plan.node, "a");
         let names: Vec<&str> = plan.victims.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(names, vec!["low"]);
@@ -879,9 +951,9 @@ mod tests {
             "zero",
             json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}),
         );
-        let err = schedule(&cache, &zero, &mut 0, &mut rng).unwrap_err();
+        let err = schedule(&dflt(), &cache, &zero, &mut 0, &mut rng).unwrap_err();
         assert_eq!(
-            preempt(&cache, &zero, &err).unwrap_err(),
+            preempt(&dflt(), &cache, &zero, &err).unwrap_err(),
             "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
         );
     }
@@ -892,6 +964,10 @@ mod timing {
     use super::super::model::{Cache, NodeInfo, PodInfo};
     use super::*;
     use serde_json::json;
+
+    fn dflt() -> Profile {
+        Profile::default_named("default-scheduler")
+    }
 
     /// `cargo test --release -p controllers --lib timing -- --ignored --nocapture`
     #[test]
@@ -910,11 +986,12 @@ mod timing {
         let mut rng = Rng::new(3);
         let mut start = 0;
         let n = 20_000;
+        let profile = dflt();
         let t = std::time::Instant::now();
         for i in 0..n {
             let mut p = PodInfo::parse(&template).unwrap();
             p.name = format!("p{i}");
-            let node = schedule(&cache, &p, &mut start, &mut rng).unwrap();
+            let node = schedule(&profile, &cache, &p, &mut start, &mut rng).unwrap();
             p.node_name = Some(node);
             cache.upsert_pod(p);
         }

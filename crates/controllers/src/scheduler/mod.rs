@@ -1,4 +1,5 @@
-//! The scheduler: binds pods whose `spec.schedulerName` is `default-scheduler` to nodes, with
+//! The scheduler: binds pods whose `spec.schedulerName` names one of its profiles (by default
+//! only `default-scheduler`; a `KubeSchedulerConfiguration` may give several) to nodes, with
 //! kube-scheduler's default filters (node name, unschedulable, nodeSelector and node affinity,
 //! taints and tolerations, resource requests, inter-pod affinity and anti-affinity, topology
 //! spread), its default scores (least allocated, balanced allocation, preferred node and pod
@@ -13,7 +14,9 @@
 //! is added or changes or a pod frees room.
 
 mod algorithm;
+pub mod config;
 pub(crate) mod model;
+mod profile;
 pub(crate) mod quantity;
 
 use client::JsonAt;
@@ -32,6 +35,9 @@ use tokio::time::Instant;
 
 use algorithm::Rng;
 use model::{Cache, NodeInfo, PodInfo, PodKey};
+use profile::Profile;
+
+pub use config::SchedulerConfig;
 
 pub use quantity::{parse_milli, parse_units};
 
@@ -44,16 +50,13 @@ const MAX_IN_FLIGHT: usize = 512;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Unschedulable pods are retried at least this often.
 const PERIODIC_FLUSH: Duration = Duration::from_secs(30);
-/// Backoff of a pod that failed to schedule.
-const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Delay before retrying a pod whose binding failed.
 const BIND_RETRY: Duration = Duration::from_secs(1);
 
 /// The scheduler over a cluster.
 pub struct Scheduler {
     cluster: Arc<dyn Cluster>,
-    name: String,
+    config: SchedulerConfig,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,8 +89,11 @@ struct Pending {
     retry_after: Instant,
 }
 
-fn backoff(attempts: u32) -> Duration {
-    (INITIAL_BACKOFF * 2u32.saturating_pow(attempts.saturating_sub(1).min(8))).min(MAX_BACKOFF)
+/// kube-scheduler's backoff: `initial` doubling up to `max`.
+fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    initial
+        .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(16)))
+        .min(max)
 }
 
 enum Outcome {
@@ -100,17 +106,23 @@ enum Outcome {
 }
 
 impl Scheduler {
-    /// A scheduler named `default-scheduler`.
+    /// A scheduler with kube-scheduler's default profile, named `default-scheduler`.
     pub fn new(cluster: Arc<dyn Cluster>) -> Self {
         Self {
             cluster,
-            name: DEFAULT_SCHEDULER.into(),
+            config: SchedulerConfig::default(),
         }
     }
 
-    /// Serves pods that ask for another `spec.schedulerName`.
+    /// Serves pods that ask for another `spec.schedulerName`, with the default profile.
     pub fn with_name(mut self, name: &str) -> Self {
-        self.name = name.into();
+        self.config.profiles = vec![Profile::default_named(name)];
+        self
+    }
+
+    /// Runs the profiles and queue settings of a `KubeSchedulerConfiguration`.
+    pub fn with_config(mut self, config: SchedulerConfig) -> Self {
+        self.config = config;
         self
     }
 
@@ -135,7 +147,9 @@ impl Scheduler {
             .map_or(1, |d| d.as_nanos() as u64);
         let mut r = Runner {
             cluster: self.cluster,
-            name: self.name,
+            profiles: self.config.profiles.into_iter().map(Arc::new).collect(),
+            initial_backoff: self.config.initial_backoff,
+            max_backoff: self.config.max_backoff,
             cache: Cache::default(),
             pending: HashMap::new(),
             queue: BinaryHeap::new(),
@@ -192,7 +206,9 @@ impl Scheduler {
 
 struct Runner {
     cluster: Arc<dyn Cluster>,
-    name: String,
+    profiles: Vec<Arc<Profile>>,
+    initial_backoff: Duration,
+    max_backoff: Duration,
     cache: Cache,
     pending: HashMap<PodKey, Pending>,
     /// (priority, arrival) – higher priority first, then first come.
@@ -210,6 +226,11 @@ struct Runner {
 }
 
 impl Runner {
+    /// The profile serving pods that name `scheduler`.
+    fn profile(&self, scheduler: &str) -> Option<&Arc<Profile>> {
+        self.profiles.iter().find(|p| p.name == scheduler)
+    }
+
     fn ready(&self) -> bool {
         self.synced[0] && self.synced[1]
     }
@@ -317,7 +338,7 @@ impl Runner {
 
     fn on_pod(&mut self, mut info: PodInfo) {
         let key = info.key();
-        let wants = info.scheduler_name == self.name
+        let wants = self.profile(&info.scheduler_name).is_some()
             && info.node_name.is_none()
             && !info.deleting
             && !info.terminal;
@@ -387,11 +408,26 @@ impl Runner {
         if self.pending.get(&key).map(|p| &p.state) != Some(&State::Queued) {
             return;
         }
-        let Some(pod) = self.cache.pods.get(&key).cloned() else {
+        let (Some(pod), Some(profile)) = (
+            self.cache.pods.get(&key).cloned(),
+            self.cache
+                .pods
+                .get(&key)
+                .and_then(|p| self.profile(&p.scheduler_name))
+                .cloned(),
+        ) else {
             self.pending.remove(&key);
             return;
         };
-        match algorithm::schedule(&self.cache, &pod, &mut self.start, &mut self.rng) {
+        let defaulted = profile.with_default_spread(&pod);
+        let subject = defaulted.as_ref().unwrap_or(&pod);
+        match algorithm::schedule(
+            &profile,
+            &self.cache,
+            subject,
+            &mut self.start,
+            &mut self.rng,
+        ) {
             Ok(node) => {
                 let mut assumed = (*pod).clone();
                 assumed.node_name = Some(node.clone());
@@ -419,8 +455,8 @@ impl Runner {
                 let waiting = nominated
                     .as_deref()
                     .is_some_and(|n| algorithm::waiting_for_victims(&self.cache, &pod, n));
-                if !waiting && err.total > 0 {
-                    match algorithm::preempt(&self.cache, &pod, &err) {
+                if !waiting && err.total > 0 && profile.preemption {
+                    match algorithm::preempt(&profile, &self.cache, subject, &err) {
                         Ok(p) => plan = Some(p),
                         Err(m) => message = format!("{message} {m}"),
                     }
@@ -430,7 +466,8 @@ impl Runner {
                 };
                 p.state = State::Parked;
                 p.attempts += 1;
-                p.retry_after = Instant::now() + backoff(p.attempts);
+                p.retry_after =
+                    Instant::now() + backoff(p.attempts, self.initial_backoff, self.max_backoff);
                 if !pod.affinity.is_empty() {
                     self.parked_affinity.insert(key.clone());
                 }
@@ -624,9 +661,9 @@ impl Runner {
             "message": message,
             "type": kind,
             "action": action,
-            "source": {"component": self.name},
-            "reportingComponent": self.name,
-            "reportingInstance": self.name,
+            "source": {"component": pod.scheduler_name},
+            "reportingComponent": pod.scheduler_name,
+            "reportingInstance": pod.scheduler_name,
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,

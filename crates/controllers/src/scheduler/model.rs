@@ -396,6 +396,21 @@ pub struct SpreadConstraint {
     pub min_domains: Option<i64>,
 }
 
+/// Whether the object's controller is a ReplicaSet, StatefulSet or ReplicationController.
+fn replicated(meta: &Value) -> bool {
+    const KINDS: [&str; 3] = ["ReplicaSet", "StatefulSet", "ReplicationController"];
+    meta.get("ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|o| {
+            o.get("controller").and_then(Value::as_bool) == Some(true)
+                && o.get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| KINDS.contains(&k))
+        })
+}
+
 /// A pod as the scheduler sees it.
 #[derive(Debug, Clone, Default)]
 pub struct PodInfo {
@@ -421,6 +436,9 @@ pub struct PodInfo {
     pub preferred_anti_affinity: Vec<(i64, PodAffinityTerm)>,
     pub spread: Vec<SpreadConstraint>,
     pub nominated_node: Option<String>,
+    /// Controlled by a ReplicaSet, StatefulSet or ReplicationController: default topology
+    /// spread constraints apply.
+    pub replicated: bool,
     /// A hash of what scheduling reads (spec and labels): a change re-queues an unschedulable pod.
     pub signature: u64,
 }
@@ -550,6 +568,7 @@ impl PodInfo {
             nominated_node: Some(s("/status/nominatedNodeName"))
                 .filter(|n| !n.is_empty())
                 .map(String::from),
+            replicated: replicated(meta),
             signature,
             labels,
             namespace,
