@@ -78,7 +78,6 @@ pub struct ControllerManagerArgs {
     scheduler_config: Option<PathBuf>,
 }
 
-
 /// kube-controller-manager's node lifecycle timing, shared by `kwok controller-manager` and
 /// `kwok apiserver`.
 #[derive(clap::Args)]

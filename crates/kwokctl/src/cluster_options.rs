@@ -519,14 +519,14 @@ pub fn resolve(options: &mut Options, env: &Env, flags: &ClusterFlags) {
 /// Fills the defaults, then multiplies the heartbeat timings by the heartbeat factor and resets
 /// it to 1, as upstream does, so a recorded configuration is not scaled twice.
 fn apply_defaults(options: &mut Options) {
+    let authorization = options.kube_authorization.unwrap_or(true);
     let c = &mut options.cluster;
     if c.etcd_quota_backend_size.is_empty() {
         c.etcd_quota_backend_size = DEFAULT_ETCD_QUOTA_BACKEND_SIZE.to_string();
     }
     c.secure_port.get_or_insert(true);
-    // Upstream defaults this to `kubeAuthorization`; here it stays on unless asked, until
-    // `kwok apiserver` takes `--disable-admission-plugins` everywhere kwokctl runs it.
-    c.kube_admission.get_or_insert(true);
+    // As upstream: admission follows authorization unless asked for.
+    c.kube_admission.get_or_insert(authorization);
     let factor = *c.heartbeat_factor.get_or_insert(DEFAULT_HEARTBEAT_FACTOR);
     let scale = |value: &mut Option<u64>, default: u64| {
         let base = value.unwrap_or(default);
@@ -908,14 +908,29 @@ mod tests {
     }
 
     #[test]
-    fn kube_admission_stays_on_unless_asked() {
+    fn kube_admission_follows_authorization_unless_asked() {
+        let mut options = Options::default();
+        resolve(&mut options, &Env::default(), &ClusterFlags::default());
+        assert_eq!(options.cluster.kube_admission, Some(true));
+        assert!(apiserver_args(&options, &ClusterPaths::new("/c"), Server::Kwok).is_empty());
         let mut options = Options {
             kube_authorization: Some(false),
             ..Default::default()
         };
         resolve(&mut options, &Env::default(), &ClusterFlags::default());
+        assert_eq!(options.cluster.kube_admission, Some(false));
+        let args = apiserver_args(&options, &ClusterPaths::new("/c"), Server::Kwok).join(" ");
+        assert!(args.contains("--disable-admission-plugins="), "{args}");
+        let mut options = Options {
+            kube_authorization: Some(false),
+            cluster: ClusterOptions {
+                kube_admission: Some(true),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        resolve(&mut options, &Env::default(), &ClusterFlags::default());
         assert_eq!(options.cluster.kube_admission, Some(true));
-        assert!(apiserver_args(&options, &ClusterPaths::new("/c"), Server::Kwok).is_empty());
     }
 
     #[test]

@@ -265,7 +265,7 @@ fn options_are_recorded_and_the_lease_duration_is_honoured() {
         "3",
         "--etcd-quota-backend-size",
         "2Gi",
-        "--prometheus-port",
+        "--kueueviz-port",
         "9090",
         "--quiet-pull",
         "--kube-scheduler-image",
@@ -281,7 +281,7 @@ fn options_are_recorded_and_the_lease_duration_is_honoured() {
         120_000
     );
     assert_eq!(o["etcdQuotaBackendSize"], "2Gi");
-    assert_eq!(o["prometheusPort"], 9090);
+    assert_eq!(o["kueuevizPort"], 9090);
     assert_eq!(o["kubeControllerManagerPort"], 10257);
     assert_eq!(o["quietPull"], true);
     assert_eq!(o["securePort"], true);
@@ -517,4 +517,158 @@ fn dry_runs_of_start_stop_and_delete_touch_nothing() {
     );
     assert_eq!(fs::read_to_string(&env.kubeconfig).unwrap(), kubeconfig);
     env.kwokctl(&["delete", "cluster"]).success();
+}
+
+const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+- level: None
+  resources:
+  - group: coordination.k8s.io
+    resources: ["leases"]
+- level: Metadata
+"#;
+
+const SCHEDULER_CONFIG: &str = r#"apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: bin-packing
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The kube-apiserver knobs of `create cluster` reach the embedded API server: audit policy and
+/// `logs audit`, feature gates, runtime config, Kubernetes version, the insecure port, the
+/// scheduler config, admission off and QPS limits off.
+#[test]
+fn kube_apiserver_options_reach_the_embedded_server() {
+    let env = new_env();
+    let policy = env.root.path().join("audit-policy.yaml");
+    fs::write(&policy, AUDIT_POLICY).unwrap();
+    let scheduler = env.root.path().join("scheduler.yaml");
+    fs::write(&scheduler, SCHEDULER_CONFIG).unwrap();
+    let insecure = free_port().to_string();
+    env.kwokctl(&[
+        "create",
+        "cluster",
+        "--kube-audit-policy",
+        policy.to_str().unwrap(),
+        "--kube-scheduler-config",
+        scheduler.to_str().unwrap(),
+        "--kube-feature-gates",
+        "InPlacePodVerticalScaling=true",
+        "--kube-runtime-config",
+        "batch/v1=false",
+        "--kube-version",
+        "v1.30.2",
+        "--kube-apiserver-insecure-port",
+        &insecure,
+        "--disable-qps-limits",
+        "--kube-authorization=false",
+    ])
+    .success();
+    let o = recorded_options(&env);
+    assert_eq!(
+        o["kubeAdmission"], false,
+        "follows kubeAuthorization: {o:#}"
+    );
+    assert_eq!(o["disableQPSLimits"], true, "{o:#}");
+
+    let version = env.kubectl("1.33", &["version", "-o", "json"]).success();
+    let version: serde_json::Value = serde_json::from_str(&version.stdout).unwrap();
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.30.2");
+    let resources = env
+        .kubectl("1.27", &["api-resources", "-o", "name"])
+        .success()
+        .stdout;
+    assert!(!resources.lines().any(|r| r == "jobs.batch"), "{resources}");
+    assert!(!resources.lines().any(|r| r.starts_with("servicecidrs")));
+    assert!(resources.lines().any(|r| r == "deployments.apps"));
+
+    // Plain HTTP without credentials acts as the admin.
+    let mut curl = std::process::Command::new("curl");
+    curl.args([
+        "-sf",
+        &format!("http://127.0.0.1:{insecure}/api/v1/namespaces/default"),
+    ]);
+    let answer = common::run_with_timeout(curl, Duration::from_secs(30)).success();
+    assert!(
+        answer.stdout.contains("\"name\": \"default\"")
+            || answer.stdout.contains("\"name\":\"default\""),
+        "{answer:#?}"
+    );
+
+    // Admission is off: a pod naming a missing PriorityClass is admitted.
+    env.kubectl(
+        "1.33",
+        &[
+            "run",
+            "p",
+            "--image=x",
+            "--overrides",
+            r#"{"spec":{"priorityClassName":"nope","schedulerName":"bin-packing"}}"#,
+        ],
+    )
+    .success();
+    env.kwokctl(&["scale", "node", "--replicas", "1"]).success();
+    wait_for(
+        &env,
+        &["get", "pod", "p", "-o", "jsonpath={.spec.nodeName}"],
+        |s| !s.is_empty(),
+    );
+
+    let audit = env.kwokctl(&["logs", "audit"]).success().stdout;
+    let events: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let pod_create = events
+        .iter()
+        .find(|e| {
+            e["verb"] == "create"
+                && e["objectRef"]["resource"] == "pods"
+                && e["stage"] == "ResponseComplete"
+        })
+        .unwrap_or_else(|| panic!("no pod create in {audit}"));
+    assert_eq!(pod_create["level"], "Metadata");
+    assert_eq!(pod_create["apiVersion"], "audit.k8s.io/v1");
+    assert!(pod_create.get("requestObject").is_none());
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["objectRef"]["resource"] == "leases"),
+        "the None rule keeps leases out"
+    );
+    env.kwokctl(&["delete", "cluster"]).success();
+}
+
+/// A feature gate kube-apiserver does not know stops the start with kube's message.
+#[test]
+fn unknown_feature_gates_are_refused() {
+    let env = new_env();
+    let run = env
+        .kwokctl(&[
+            "create",
+            "cluster",
+            "--kube-feature-gates",
+            "NoSuchGate=true",
+        ])
+        .failure();
+    assert!(
+        run.stderr.contains("unrecognized feature gate: NoSuchGate"),
+        "{run:#?}"
+    );
+    env.kwokctl(&["delete", "cluster", "--force"]).success();
 }
