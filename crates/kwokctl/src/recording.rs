@@ -205,6 +205,44 @@ fn diff_keyed(old: &[Value], new: &[Value], key: &str) -> Value {
     Value::Array(out)
 }
 
+/// Parses a multi-document YAML stream of any length, one document at a time (the YAML parser
+/// limits how many documents one call may hold). Documents are split at `---` lines; one that
+/// is a JSON object is read as JSON, which is faster.
+pub fn documents(text: &str) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut doc = String::new();
+    let mut line_no = 0;
+    let mut start = 1;
+    for line in text.split_inclusive('\n') {
+        line_no += 1;
+        if line.trim_end() == "---" {
+            push_document(&doc, start, &mut out)?;
+            doc.clear();
+            start = line_no + 1;
+        } else {
+            doc.push_str(line);
+        }
+    }
+    push_document(&doc, start, &mut out)?;
+    Ok(out)
+}
+
+fn push_document(text: &str, line: usize, out: &mut Vec<Value>) -> anyhow::Result<()> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.lines().all(|l| l.trim_start().starts_with('#')) {
+        return Ok(());
+    }
+    let value: Value = if trimmed.starts_with('{') {
+        serde_json::from_str(trimmed).map_err(|e| anyhow!("document at line {line}: {e}"))?
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| anyhow!("document at line {line}: {e}"))?
+    };
+    if !value.is_null() {
+        out.push(value);
+    }
+    Ok(())
+}
+
 /// Whether `s` looks like an RFC 3339 timestamp (`2006-01-02T15:04:05[.frac](Z|±hh:mm)`).
 fn looks_like_time(s: &str) -> bool {
     let b = s.as_bytes();
@@ -435,6 +473,25 @@ mod tests {
         let later: jiff::Timestamp = "2025-06-01T10:00:00Z".parse().unwrap();
         from_relative(&mut v, later);
         assert_eq!(v["t"], "2025-06-01T10:00:01.000000Z");
+    }
+
+    #[test]
+    fn long_streams_parse_document_by_document() {
+        let mut text = String::from("# recording\n");
+        for i in 0..3000 {
+            text.push_str(&format!(
+                "---\nkind: A\nn: {i}\n---\n{{\"kind\": \"B\", \"n\": {i}}}\n"
+            ));
+        }
+        let docs = documents(&text).unwrap();
+        assert_eq!(docs.len(), 6000);
+        assert_eq!(docs[5999], json!({"kind": "B", "n": 2999}));
+        assert!(
+            documents("a: [")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
     }
 
     #[test]

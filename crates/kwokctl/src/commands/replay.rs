@@ -90,7 +90,7 @@ pub fn replay(ctx: &Context, args: &SnapshotReplayArgs) -> anyhow::Result<()> {
 
 /// Splits a recording into its snapshot objects and its changes (sorted by time).
 pub fn split(text: &str) -> anyhow::Result<(Vec<Value>, Vec<ResourcePatch>)> {
-    let docs = crate::config::parse_documents(text)?;
+    let docs = recording::documents(text)?;
     let mut objects = Vec::new();
     let mut patches = Vec::new();
     for doc in docs {
