@@ -294,7 +294,11 @@ impl Play<'_> {
             self.uids.lock().expect("uids").insert(old, new.to_string());
         }
         match status {
-            Some(status) if self.with_status.contains(&p.resource) => {
+            // The server's initial status (a pod's `phase: Pending`) often is the recorded one.
+            Some(status)
+                if self.with_status.contains(&p.resource)
+                    && !contained(&status, &created["status"]) =>
+            {
                 self.patch_status(item, status, "application/merge-patch+json")
             }
             _ => Ok(()),
@@ -432,6 +436,16 @@ impl Play<'_> {
     }
 }
 
+/// Whether every field of `part` has the same value in `whole`.
+fn contained(part: &Value, whole: &Value) -> bool {
+    match (part, whole) {
+        (Value::Object(p), Value::Object(w)) => p
+            .iter()
+            .all(|(k, v)| w.get(k).is_some_and(|wv| contained(v, wv))),
+        _ => part == whole,
+    }
+}
+
 /// Success, or one of the `tolerated` statuses; otherwise the server's message.
 fn ok_or(resp: Response, tolerated: &[u16]) -> anyhow::Result<()> {
     if resp.ok() || tolerated.contains(&resp.status) {
@@ -444,6 +458,14 @@ fn ok_or(resp: Response, tolerated: &[u16]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initial_status_needs_no_patch() {
+        let created = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        assert!(contained(&json!({"phase": "Pending"}), &created));
+        assert!(!contained(&json!({"phase": "Running"}), &created));
+        assert!(!contained(&json!({"podIP": "1.2.3.4"}), &created));
+    }
 
     #[test]
     fn recordings_split_into_objects_and_sorted_changes() {
