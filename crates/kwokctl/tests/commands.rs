@@ -587,3 +587,59 @@ fn replay_of_10000_pod_lifecycles() {
         "every pod was deleted again"
     );
 }
+
+/// On a binary cluster kectl reads and writes etcd directly: an object put there is served by
+/// the API server.
+#[test]
+fn kectl_against_the_etcd_of_a_binary_cluster() {
+    let env = new_env();
+    if env
+        .kwokctl(&[
+            "--name",
+            "bin",
+            "create",
+            "cluster",
+            "--runtime",
+            "binary",
+            "--wait",
+            "60s",
+        ])
+        .code
+        != Some(0)
+    {
+        panic!("a binary cluster needs etcd on PATH");
+    }
+    let file = env.root.path().join("raw.yaml");
+    fs::write(&file, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: raw\n  namespace: default\ndata:\n  x: \"1\"\n").unwrap();
+    let put = env
+        .kwokctl(&[
+            "--name",
+            "bin",
+            "kectl",
+            "put",
+            "-f",
+            &file.display().to_string(),
+        ])
+        .success();
+    assert_eq!(put.stdout.trim(), "/registry/configmaps/default/raw");
+    let served = get_json(&env, "bin", &["configmap", "raw"]);
+    assert_eq!(served["data"]["x"], "1");
+    let stored = env
+        .kwokctl(&[
+            "--name",
+            "bin",
+            "kectl",
+            "get",
+            "configmap",
+            "raw",
+            "-o",
+            "json",
+        ])
+        .success();
+    let stored: Value = serde_json::from_str(&stored.stdout).unwrap();
+    assert_eq!(stored["data"]["x"], "1");
+    env.kwokctl(&["--name", "bin", "kectl", "delete", "configmap", "raw"])
+        .success();
+    env.kwokctl(&["--name", "bin", "kectl", "get", "configmap", "raw"])
+        .failure();
+}
