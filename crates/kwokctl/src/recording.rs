@@ -495,6 +495,20 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_restore_the_objects_of_a_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.yaml");
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  creationTimestamp: $(time-offset-nanosecond -5)\n---\napiVersion: {API_VERSION}\nkind: {KIND}\nresource: {{version: v1, resource: configmaps}}\ntarget: {{name: a}}\ndurationNanosecond: 1\nmethod: delete\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let docs = crate::snapshot::read_k8s(&path).unwrap();
+        assert_eq!(docs.len(), 1);
+        let time = docs[0]["metadata"]["creationTimestamp"].as_str().unwrap();
+        assert!(looks_like_time(time), "{time}");
+    }
+
+    #[test]
     fn upstream_documents_parse() {
         let doc = json!({"apiVersion": API_VERSION, "kind": KIND,
             "resource": {"version": "v1", "resource": "pods"},
