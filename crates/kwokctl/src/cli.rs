@@ -59,7 +59,7 @@ pub enum Command {
     /// Stop one of [cluster]
     #[command(subcommand)]
     Stop(StopCommand),
-    /// Gets one of [clusters, components, kubeconfig]
+    /// Gets one of [artifacts, clusters, components, kubeconfig]
     #[command(subcommand)]
     Get(GetCommand),
     /// Logs one of [audit, kube-apiserver, ...]
@@ -74,7 +74,7 @@ pub enum Command {
     /// Exports one of [logs]
     #[command(subcommand)]
     Export(ExportCommand),
-    /// Manage [reset, tidy, view] default config
+    /// Manage [reset, tidy, view, convert] default config
     #[command(subcommand)]
     Config(ConfigCommand),
     /// kubectl in cluster
