@@ -65,6 +65,7 @@ struct Inner {
     server_name: ServerName<'static>,
     tls: Arc<ClientConfig>,
     token: Option<String>,
+    headers: Vec<(String, String)>,
     idle: Mutex<Vec<BufReader<Tls>>>,
     discovery: Mutex<HashMap<String, Vec<ApiResource>>>,
     preferred: Mutex<Option<Vec<String>>>,
@@ -125,6 +126,8 @@ pub struct Endpoint {
     pub cert_pem: Option<Vec<u8>>,
     pub key_pem: Option<Vec<u8>>,
     pub token: Option<String>,
+    /// Headers sent with every request, e.g. `Impersonate-User`.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Endpoint {
@@ -216,7 +219,19 @@ impl Endpoint {
             cert_pem: read("client-certificate-data", "client-certificate", &user)?,
             key_pem: read("client-key-data", "client-key", &user)?,
             token,
+            headers: Vec::new(),
         })
+    }
+
+    /// Acts as `user` and `groups` (kubectl's `--as`, `--as-group`); empty values add nothing.
+    pub fn impersonate(&mut self, user: &str, groups: &[String]) {
+        if !user.is_empty() {
+            self.headers
+                .push(("Impersonate-User".into(), user.to_string()));
+        }
+        for g in groups.iter().filter(|g| !g.is_empty()) {
+            self.headers.push(("Impersonate-Group".into(), g.clone()));
+        }
     }
 }
 
@@ -292,6 +307,7 @@ impl Client {
                 server_name,
                 tls: Arc::new(config),
                 token: endpoint.token.clone(),
+                headers: endpoint.headers.clone(),
                 idle: Mutex::new(Vec::new()),
                 discovery: Mutex::new(HashMap::new()),
                 preferred: Mutex::new(None),
@@ -299,7 +315,7 @@ impl Client {
         })
     }
 
-    fn connect(&self) -> anyhow::Result<BufReader<Tls>> {
+    pub(crate) fn connect(&self) -> anyhow::Result<BufReader<Tls>> {
         let inner = &self.inner;
         let addr = (inner.host.as_str(), inner.port)
             .to_socket_addrs()
@@ -330,9 +346,20 @@ impl Client {
             Some(v) => Some(serde_json::to_vec(v)?),
             None => None,
         };
+        self.send(method, path, body.as_deref(), "application/json")
+    }
+
+    /// Sends one request with a body of the given content type (a patch type, for example).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+    ) -> anyhow::Result<Response> {
         let pooled = self.inner.idle.lock().expect("pool").pop();
         if let Some(mut conn) = pooled
-            && let Ok((resp, keep)) = self.exchange(&mut conn, method, path, body.as_deref())
+            && let Ok((resp, keep)) = self.exchange(&mut conn, method, path, body, content_type)
         {
             if keep {
                 self.inner.idle.lock().expect("pool").push(conn);
@@ -341,7 +368,7 @@ impl Client {
         }
         let mut conn = self.connect()?;
         let (resp, keep) = self
-            .exchange(&mut conn, method, path, body.as_deref())
+            .exchange(&mut conn, method, path, body, content_type)
             .with_context(|| format!("{method} {path}"))?;
         if keep {
             self.inner.idle.lock().expect("pool").push(conn);
@@ -355,19 +382,12 @@ impl Client {
         method: &str,
         path: &str,
         body: Option<&[u8]>,
+        content_type: &str,
     ) -> anyhow::Result<(Response, bool)> {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: kwokctl/{}\r\nAccept: application/json\r\n",
-            self.inner.host,
-            self.inner.port,
-            crate::VERSION
-        );
-        if let Some(token) = &self.inner.token {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-        }
+        let mut head = self.head(method, path);
         match body {
             Some(b) => head.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
                 b.len()
             )),
             None => head.push_str("\r\n"),
@@ -382,6 +402,23 @@ impl Client {
             stream.flush()?;
         }
         read_response(conn)
+    }
+
+    /// The request line and the headers every request carries, without the final blank line.
+    pub(crate) fn head(&self, method: &str, path: &str) -> String {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: kwokctl/{}\r\nAccept: application/json\r\n",
+            self.inner.host,
+            self.inner.port,
+            crate::VERSION
+        );
+        if let Some(token) = &self.inner.token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        for (name, value) in &self.inner.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head
     }
 
     pub fn get(&self, path: &str) -> anyhow::Result<Response> {
@@ -582,7 +619,7 @@ fn parse_resource_list(api_version: &str, doc: &Value) -> Vec<ApiResource> {
 }
 
 /// Reads one response; the flag says whether the connection may be reused.
-fn read_response<R: BufRead>(conn: &mut R) -> anyhow::Result<(Response, bool)> {
+pub(crate) fn read_response<R: BufRead>(conn: &mut R) -> anyhow::Result<(Response, bool)> {
     let mut line = String::new();
     if conn.read_line(&mut line)? == 0 {
         bail!("connection closed");

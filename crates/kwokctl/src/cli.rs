@@ -59,20 +59,22 @@ pub enum Command {
     /// Stop one of [cluster]
     #[command(subcommand)]
     Stop(StopCommand),
-    /// Gets one of [clusters, components, kubeconfig]
+    /// Gets one of [artifacts, clusters, components, kubeconfig]
     #[command(subcommand)]
     Get(GetCommand),
     /// Logs one of [audit, kube-apiserver, ...]
     Logs(LogsArgs),
     /// Scale a resource in cluster
     Scale(ScaleArgs),
-    /// Snapshot [save, restore, export] one of cluster
+    /// Snapshot [save, restore, replay, export] one of cluster
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Forward one local port to a port of a cluster component
+    PortForward(PortForwardArgs),
     /// Exports one of [logs]
     #[command(subcommand)]
     Export(ExportCommand),
-    /// Manage [reset, tidy, view] default config
+    /// Manage [reset, tidy, view, convert] default config
     #[command(subcommand)]
     Config(ConfigCommand),
     /// kubectl in cluster
@@ -81,6 +83,9 @@ pub enum Command {
     /// etcdctl in cluster
     #[command(disable_help_flag = true)]
     Etcdctl(PassthroughArgs),
+    /// [experimental] Read and write the raw objects of the cluster's store
+    #[command(subcommand)]
+    Kectl(KectlCommand),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
     /// Benchmark embedded clusters: create and delete times, then nodes Ready, pods Running and
@@ -217,6 +222,8 @@ pub enum GetCommand {
     Components(OutputArgs),
     /// Prints cluster kubeconfig
     Kubeconfig(GetKubeconfigArgs),
+    /// Lists binaries or images used by cluster
+    Artifacts(GetArtifactsArgs),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -278,6 +285,8 @@ pub enum ConfigCommand {
     Tidy,
     /// Remove the default configuration file (~/.kwok/kwok.yaml)
     Reset,
+    /// Convert the given config files to the latest version
+    Convert(ConfigConvertArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -362,6 +371,8 @@ pub enum SnapshotCommand {
     Restore(SnapshotRestoreArgs),
     /// Export the snapshot of any cluster (read through its kubeconfig) in the k8s format
     Export(SnapshotExportArgs),
+    /// Replay a recording (`snapshot export --record`) into the cluster
+    Replay(SnapshotReplayArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -407,4 +418,106 @@ pub struct SnapshotExportArgs {
     /// Objects per list request
     #[arg(long, default_value_t = 500)]
     pub page_size: usize,
+    /// Define the number of pages to buffer
+    #[arg(long, default_value_t = 10)]
+    pub page_buffer_size: i32,
+    /// Username to impersonate for the operation. User could be a regular user or a service account in a namespace.
+    #[arg(long = "as", default_value = "")]
+    pub as_user: String,
+    /// Group to impersonate for the operation, this flag can be repeated to specify multiple groups.
+    #[arg(long = "as-group", value_delimiter = ',')]
+    pub as_group: Vec<String>,
+    /// Record the change of the cluster: after the export, keep watching and append each change
+    /// until interrupted
+    #[arg(long)]
+    pub record: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotReplayArgs {
+    /// Path to the recording
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Only restore the snapshot
+    #[arg(long)]
+    pub snapshot: bool,
+    /// Play the changes this many times faster than they were recorded (0: as fast as possible)
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArtifactsArgs {
+    /// Runtime of the cluster
+    #[arg(long, default_value = "")]
+    pub runtime: String,
+    /// Filter the list of (binary or image)
+    #[arg(long, default_value = "")]
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PortForwardArgs {
+    /// The component to forward to (e.g. kube-apiserver, kwok-controller, etcd)
+    pub component: String,
+    /// <localPort>:<port|portName>
+    pub ports: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigConvertArgs {
+    /// The config files to convert
+    pub files: Vec<PathBuf>,
+    /// Write the result back to each file instead of stdout
+    #[arg(short = 'w', long)]
+    pub write: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KectlCommand {
+    /// Print the stored objects of a resource, by their store keys
+    Get(KectlGetArgs),
+    /// Write an object (from a file or stdin) under its store key
+    Put(KectlPutArgs),
+    /// Delete the stored objects of a resource
+    Delete(KectlGetArgs),
+    /// Save or restore the store (`snapshot save|restore --format etcd`)
+    #[command(subcommand)]
+    Snapshot(KectlSnapshotCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KectlGetArgs {
+    /// The resource: a kubectl word (pod, deployment.apps, ...)
+    pub resource: String,
+    /// The object's name (all objects when absent)
+    #[arg(id = "object_name", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Namespace of namespaced resources (default: all namespaces)
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Output format: json, yaml or key
+    #[arg(short = 'o', long, default_value = "yaml")]
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KectlPutArgs {
+    /// The file holding the object(s), `-` for stdin
+    #[arg(short = 'f', long, default_value = "-")]
+    pub filename: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KectlSnapshotCommand {
+    /// Save the store to a file
+    Save(KectlSnapshotArgs),
+    /// Restore the store from a file
+    Restore(KectlSnapshotArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KectlSnapshotArgs {
+    /// Path to the snapshot
+    pub path: String,
 }

@@ -31,10 +31,12 @@ pub mod paths;
 pub mod probe;
 pub mod process;
 pub mod progress;
+pub mod recording;
 pub mod runtime;
 pub mod scale;
 pub mod snapshot;
 pub mod template;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

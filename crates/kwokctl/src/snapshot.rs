@@ -290,8 +290,19 @@ fn restore_one(
 /// Reads a `k8s` snapshot file.
 pub fn read_k8s(path: &Path) -> anyhow::Result<Vec<Value>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    let docs = crate::config::parse_documents(&text)
-        .with_context(|| format!("parse {}", path.display()))?;
+    // Document by document: snapshots are longer than one YAML parse may be. A recording's
+    // changes (`snapshot export --record`) follow its objects and are not objects to create;
+    // its relative times become times from now.
+    let now = jiff::Timestamp::now();
+    let docs: Vec<Value> = crate::recording::documents(&text)
+        .with_context(|| format!("parse {}", path.display()))?
+        .into_iter()
+        .take_while(|d| !crate::recording::ResourcePatch::is_patch(d))
+        .map(|mut d| {
+            crate::recording::from_relative(&mut d, now);
+            d
+        })
+        .collect();
     // A `List` document counts as its items.
     let mut out = Vec::with_capacity(docs.len());
     for d in docs {

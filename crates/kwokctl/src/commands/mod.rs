@@ -1,14 +1,20 @@
 //! One module per command; [`dispatch`] routes a parsed command line to it.
 
+mod artifacts;
 mod bench;
 mod config_cmd;
+mod config_convert;
 pub(crate) mod create;
 mod delete;
 pub(crate) mod etcdctl;
 mod get;
+mod kectl;
 mod kubectl;
 mod lifecycle;
 mod logs;
+mod port_forward;
+mod record;
+mod replay;
 mod scale;
 mod snapshot;
 
@@ -17,8 +23,8 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, CreateCommand, DeleteCommand, ExportCommand, GetCommand, Shell,
-    SnapshotCommand, StartCommand, StopCommand,
+    Cli, Command, ConfigCommand, CreateCommand, DeleteCommand, ExportCommand, GetCommand,
+    KectlCommand, KectlSnapshotCommand, Shell, SnapshotCommand, StartCommand, StopCommand,
 };
 use crate::context::Context;
 use crate::paths::{Env, Workdir};
@@ -41,6 +47,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(GetCommand::Clusters(args)) => get::clusters(&ctx, args.output)?,
         Command::Get(GetCommand::Components(args)) => get::components(&ctx, args.output)?,
         Command::Get(GetCommand::Kubeconfig(args)) => get::kubeconfig(&ctx, &args)?,
+        Command::Get(GetCommand::Artifacts(args)) => artifacts::artifacts(&ctx, &args)?,
+        Command::PortForward(args) => port_forward::port_forward(&ctx, &args)?,
+        Command::Kectl(KectlCommand::Get(args)) => kectl::get(&ctx, &args)?,
+        Command::Kectl(KectlCommand::Put(args)) => kectl::put(&ctx, &args)?,
+        Command::Kectl(KectlCommand::Delete(args)) => kectl::delete(&ctx, &args)?,
+        Command::Kectl(KectlCommand::Snapshot(KectlSnapshotCommand::Save(args))) => {
+            kectl::snapshot_save(&ctx, &args)?
+        }
+        Command::Kectl(KectlCommand::Snapshot(KectlSnapshotCommand::Restore(args))) => {
+            kectl::snapshot_restore(&ctx, &args)?
+        }
+        Command::Config(ConfigCommand::Convert(args)) => config_convert::convert(&ctx, &args)?,
+        Command::Snapshot(SnapshotCommand::Replay(args)) => replay::replay(&ctx, &args)?,
         Command::Logs(args) => logs::logs(&ctx, &args)?,
         Command::Scale(args) => scale::scale(&ctx, &args)?,
         Command::Snapshot(SnapshotCommand::Save(args)) => snapshot::save(&ctx, &args)?,

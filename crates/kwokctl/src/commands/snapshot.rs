@@ -204,16 +204,33 @@ pub fn export(ctx: &Context, args: &SnapshotExportArgs) -> anyhow::Result<()> {
             kubeconfig.display(),
             path.display()
         ));
+        if args.record {
+            crate::dryrun::say(format!(
+                "# Record their changes to {} until interrupted",
+                path.display()
+            ));
+        }
         return Ok(());
     }
     let started = Instant::now();
-    let endpoint = Endpoint::from_kubeconfig(&kubeconfig, args.context.as_deref())?;
+    let mut endpoint = Endpoint::from_kubeconfig(&kubeconfig, args.context.as_deref())?;
+    endpoint.impersonate(&args.as_user, &args.as_group);
     let client = Client::new(&endpoint)?;
     let page = if args.page_size == 0 {
         500
     } else {
         args.page_size
     };
+    if args.record {
+        let (objects, changes) = super::record::export_and_record(
+            &client,
+            &snapshot::filters(&args.filter),
+            page,
+            &path,
+        )?;
+        tracing::info!(server = %endpoint.server, path = %path.display(), counter = objects, changes, elapsed = %duration::human(started.elapsed()), "Recorded");
+        return Ok(());
+    }
     let count = write_k8s(&client, &snapshot::filters(&args.filter), page, &path)?;
     tracing::info!(server = %endpoint.server, path = %path.display(), counter = count, elapsed = %duration::human(started.elapsed()), "Exported snapshot");
     Ok(())
