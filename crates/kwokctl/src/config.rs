@@ -282,10 +282,18 @@ fn expand_log_files(doc: &mut Value, env: &Env) {
     }
 }
 
-/// Parses a multi-document YAML stream into JSON values, skipping empty documents.
+/// Parses a multi-document YAML stream of any length into JSON values, skipping empty
+/// documents. The parser's limits apply to each document, not to the stream.
 pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Value>> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+    let mut reader = text.as_bytes();
+    let mut docs = Vec::new();
+    for doc in serde_saphyr::read::<_, Value>(&mut reader) {
+        let doc = doc.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !doc.is_null() {
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
 }
 
 /// Renders documents as one YAML stream separated by `---`.
@@ -652,6 +660,14 @@ mod tests {
         assert_eq!(out[1]["options"]["cidr"], "10.2.0.0/16");
         assert_eq!(out[1]["options"]["nodeIP"], "1.1.1.1");
         assert_eq!(out[3]["kind"], "Logs");
+    }
+
+    #[test]
+    fn streams_of_any_length_parse() {
+        let text = "kind: Stage\n---\n".repeat(3000);
+        assert_eq!(parse_documents(&text).unwrap().len(), 3000);
+        assert!(parse_documents("a: [\n").is_err());
+        assert!(parse_documents("---\n---\n").unwrap().is_empty());
     }
 
     #[test]
