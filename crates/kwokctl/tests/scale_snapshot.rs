@@ -307,7 +307,11 @@ template: |-
         ".tls = true",
     ])
     .success();
-    let cm = get(&env, "kwok", &["configmap", "settings-000001", "-n", "default"]);
+    let cm = get(
+        &env,
+        "kwok",
+        &["configmap", "settings-000001", "-n", "default"],
+    );
     assert_eq!(cm["metadata"]["labels"]["tier"], "web");
     assert_eq!(cm["metadata"]["labels"]["team"], "b");
     assert_eq!(cm["data"]["scheme"], "https");
