@@ -17,10 +17,13 @@ pub fn start_controllers(
     discover: controllers::gc::Discover,
     root_ca: Option<String>,
     selection: &controllers::Selection,
-    hpa_sync_period: Duration,
-    node_monitor: controllers::nodelifecycle::Monitor,
-    scheduler: controllers::scheduler::SchedulerConfig,
+    settings: ControllerSettings,
 ) {
+    let ControllerSettings {
+        hpa_sync_period,
+        node_monitor,
+        scheduler,
+    } = settings;
     if selection.enabled("garbage-collector") {
         tokio::spawn(
             controllers::GarbageCollector::new(cluster.clone(), types)
@@ -53,6 +56,13 @@ pub fn start_controllers(
     if !workloads.is_empty() {
         tokio::spawn(workloads.run());
     }
+}
+
+/// How the controllers are tuned: kube-controller-manager's and kube-scheduler's flags.
+pub struct ControllerSettings {
+    pub hpa_sync_period: Duration,
+    pub node_monitor: controllers::nodelifecycle::Monitor,
+    pub scheduler: controllers::scheduler::SchedulerConfig,
 }
 
 /// `kwok controller-manager`: the built-in controllers against any API server.
@@ -162,9 +172,11 @@ pub async fn run(
         rediscover,
         root_ca,
         &selection,
-        args.horizontal_pod_autoscaler_sync_period,
-        args.node_monitor.monitor(),
-        scheduler,
+        ControllerSettings {
+            hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
+            node_monitor: args.node_monitor.monitor(),
+            scheduler,
+        },
     );
     tracing::info!(controllers = %args.controllers, "controllers started");
     shutdown.await;

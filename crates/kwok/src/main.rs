@@ -537,9 +537,11 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         rediscover,
         std::fs::read_to_string(&ca).ok(),
         &selection,
-        args.horizontal_pod_autoscaler_sync_period,
-        args.node_monitor.monitor(),
-        scheduler,
+        controller_manager::ControllerSettings {
+            hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
+            node_monitor: args.node_monitor.monitor(),
+            scheduler,
+        },
     );
     let local_cluster: Arc<dyn client::Cluster> =
         Arc::new(client::LocalCluster::new(server.registry.clone()));

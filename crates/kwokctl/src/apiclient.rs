@@ -1,28 +1,30 @@
-//! A small blocking HTTPS client for the Kubernetes API: JSON bodies, HTTP/1.1 keep-alive, a pool
-//! of connections shared by worker threads, client-certificate or bearer-token authentication.
+//! The blocking HTTPS client for the Kubernetes API: JSON bodies, client-certificate or
+//! bearer-token authentication from a kubeconfig, CA verification, and discovery of resource
+//! names. It is built from a kubeconfig (the cluster's own `kubeconfig.yaml`, or any user's
+//! kubeconfig for `snapshot export`) and knows nothing else about Kubernetes objects.
 //!
-//! It is built from a kubeconfig (the cluster's own `kubeconfig.yaml`, or any user's kubeconfig
-//! for `snapshot export`), and deliberately knows nothing about Kubernetes objects beyond
-//! discovery of resource names.
+//! HTTP is `ureq` 3 (blocking, HTTP/1.1, rustls): its agent is shared by the worker threads of
+//! `kwokctl scale` and keeps a pool of keep-alive connections. It was chosen over the
+//! hyper-util/hyper-rustls client already in the workspace because that one is asynchronous and
+//! would make kwokctl carry a tokio runtime for what are plain blocking calls; ureq adds a handful
+//! of small crates and reuses the workspace's rustls with the ring provider.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::Value;
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-/// How long one request may take.
+/// How long one read or write on a connection may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle keep-alive connections kept for the server (one per worker thread of `kwokctl scale`).
+const POOL_SIZE: usize = 128;
 
 /// A response: status code and body.
 #[derive(Debug, Clone)]
@@ -60,20 +62,18 @@ pub struct Client {
 }
 
 struct Inner {
-    host: String,
-    port: u16,
-    server_name: ServerName<'static>,
-    tls: Arc<ClientConfig>,
+    /// `https://host:port`, without a trailing slash.
+    base: String,
+    agent: ureq::Agent,
     token: Option<String>,
     headers: Vec<(String, String)>,
-    idle: Mutex<Vec<BufReader<Tls>>>,
     discovery: Mutex<HashMap<String, Vec<ApiResource>>>,
     preferred: Mutex<Option<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Client({}:{})", self.inner.host, self.inner.port)
+        write!(f, "Client({})", self.inner.base)
     }
 }
 
@@ -222,7 +222,9 @@ impl Endpoint {
             headers: Vec::new(),
         })
     }
+}
 
+impl Endpoint {
     /// Acts as `user` and `groups` (kubectl's `--as`, `--as-group`); empty values add nothing.
     pub fn impersonate(&mut self, user: &str, groups: &[String]) {
         if !user.is_empty() {
@@ -265,77 +267,60 @@ impl Client {
 
     pub fn new(endpoint: &Endpoint) -> anyhow::Result<Self> {
         let (host, port) = parse_server(&endpoint.server)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .context("TLS versions")?;
-        let builder = if endpoint.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(pki::accept_any_server(provider))
+        let host_part = if host.contains(':') {
+            format!("[{host}]")
         } else {
-            let ca = endpoint.ca_pem.as_ref().ok_or_else(|| {
-                anyhow!("no certificate-authority in the kubeconfig (set insecure-skip-tls-verify to connect without one)")
-            })?;
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(ca) {
-                roots
-                    .add(cert.context("parse certificate authority")?)
-                    .context("trust certificate authority")?;
-            }
-            builder.with_root_certificates(roots)
+            host
         };
-        let mut config = match (&endpoint.cert_pem, &endpoint.key_pem) {
-            (Some(cert), Some(key)) => {
-                let chain = CertificateDer::pem_slice_iter(cert)
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("parse client certificate")?;
-                let key = PrivateKeyDer::from_pem_slice(key).context("parse client key")?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .context("client certificate")?
-            }
-            _ => builder.with_no_client_auth(),
-        };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let server_name =
-            ServerName::try_from(host.clone()).map_err(|e| anyhow!("server name {host:?}: {e}"))?;
+        let config = ureq::Agent::config_builder()
+            .tls_config(tls_config(endpoint)?)
+            .http_status_as_error(false)
+            .user_agent(format!("kwokctl/{}", crate::VERSION))
+            .accept("application/json")
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_per_read(Some(IO_TIMEOUT))
+            .timeout_per_write(Some(IO_TIMEOUT))
+            .max_idle_connections(POOL_SIZE)
+            .max_idle_connections_per_host(POOL_SIZE)
+            .max_idle_age(Duration::from_secs(60))
+            .build();
         Ok(Self {
             inner: Arc::new(Inner {
-                host,
-                port,
-                server_name,
-                tls: Arc::new(config),
+                base: format!("https://{host_part}:{port}"),
+                agent: config.into(),
                 token: endpoint.token.clone(),
                 headers: endpoint.headers.clone(),
-                idle: Mutex::new(Vec::new()),
                 discovery: Mutex::new(HashMap::new()),
                 preferred: Mutex::new(None),
             }),
         })
     }
 
-    pub(crate) fn connect(&self) -> anyhow::Result<BufReader<Tls>> {
-        let inner = &self.inner;
-        let addr = (inner.host.as_str(), inner.port)
-            .to_socket_addrs()
-            .with_context(|| format!("resolve {}", inner.host))?
-            .next()
-            .ok_or_else(|| anyhow!("no address for {}", inner.host))?;
-        let socket = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .with_context(|| format!("connect {addr}"))?;
-        socket.set_read_timeout(Some(IO_TIMEOUT))?;
-        socket.set_write_timeout(Some(IO_TIMEOUT))?;
-        socket.set_nodelay(true)?;
-        let conn = ClientConnection::new(inner.tls.clone(), inner.server_name.clone())?;
-        Ok(BufReader::with_capacity(
-            64 * 1024,
-            StreamOwned::new(conn, socket),
-        ))
+    fn build(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+    ) -> anyhow::Result<ureq::http::Request<Vec<u8>>> {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.inner.base));
+        if let Some(token) = &self.inner.token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in &self.inner.headers {
+            req = req.header(name, value);
+        }
+        if body.is_some() {
+            req = req.header("Content-Type", content_type);
+        }
+        req.body(body.unwrap_or_default())
+            .with_context(|| format!("{method} {path}"))
     }
 
-    /// Sends one request; `body` is JSON. A request on a reused connection that fails before any
-    /// answer is retried once on a fresh connection.
+    /// Sends one request; `body` is JSON. A request that fails at the transport level (for
+    /// example on a pooled connection the server has just closed) is retried once.
     pub fn request(
         &self,
         method: &str,
@@ -349,7 +334,8 @@ impl Client {
         self.send(method, path, body.as_deref(), "application/json")
     }
 
-    /// Sends one request with a body of the given content type (a patch type, for example).
+    /// Sends one request with a body of the given content type (a patch type, for example),
+    /// retried once as [`Client::request`] is.
     pub fn send(
         &self,
         method: &str,
@@ -357,68 +343,44 @@ impl Client {
         body: Option<&[u8]>,
         content_type: &str,
     ) -> anyhow::Result<Response> {
-        let pooled = self.inner.idle.lock().expect("pool").pop();
-        if let Some(mut conn) = pooled
-            && let Ok((resp, keep)) = self.exchange(&mut conn, method, path, body, content_type)
-        {
-            if keep {
-                self.inner.idle.lock().expect("pool").push(conn);
-            }
-            return Ok(resp);
+        let send = || -> Result<Response, ureq::Error> {
+            let req = self
+                .build(method, path, body.map(<[u8]>::to_vec), content_type)
+                .map_err(|e| ureq::Error::Other(e.into()))?;
+            let resp = self.inner.agent.run(req)?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .with_config()
+                .limit(u64::MAX)
+                .read_to_vec()?;
+            Ok(Response { status, body })
+        };
+        match send() {
+            Err(ureq::Error::Io(_) | ureq::Error::ConnectionFailed) => send(),
+            other => other,
         }
-        let mut conn = self.connect()?;
-        let (resp, keep) = self
-            .exchange(&mut conn, method, path, body, content_type)
-            .with_context(|| format!("{method} {path}"))?;
-        if keep {
-            self.inner.idle.lock().expect("pool").push(conn);
-        }
-        Ok(resp)
+        .with_context(|| format!("{method} {path}"))
     }
 
-    fn exchange(
-        &self,
-        conn: &mut BufReader<Tls>,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-        content_type: &str,
-    ) -> anyhow::Result<(Response, bool)> {
-        let mut head = self.head(method, path);
-        match body {
-            Some(b) => head.push_str(&format!(
-                "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-                b.len()
-            )),
-            None => head.push_str("\r\n"),
-        }
-        let mut out = head.into_bytes();
-        if let Some(b) = body {
-            out.extend_from_slice(b);
-        }
-        {
-            let stream = conn.get_mut();
-            stream.write_all(&out)?;
-            stream.flush()?;
-        }
-        read_response(conn)
-    }
-
-    /// The request line and the headers every request carries, without the final blank line.
-    pub(crate) fn head(&self, method: &str, path: &str) -> String {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: kwokctl/{}\r\nAccept: application/json\r\n",
-            self.inner.host,
-            self.inner.port,
-            crate::VERSION
-        );
-        if let Some(token) = &self.inner.token {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-        }
-        for (name, value) in &self.inner.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head
+    /// Starts a `GET` whose body is read as it arrives (a watch): the status and a reader of
+    /// the body, line by line. No read timeout applies.
+    pub fn get_stream(&self, path: &str) -> anyhow::Result<(u16, Box<dyn BufRead + Send>)> {
+        let req = self.build("GET", path, None, "")?;
+        let req = self
+            .inner
+            .agent
+            .configure_request(req)
+            .timeout_per_read(None)
+            .build();
+        let resp = self
+            .inner
+            .agent
+            .run(req)
+            .with_context(|| format!("GET {path}"))?;
+        let status = resp.status().as_u16();
+        let reader: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
+        Ok((status, Box::new(BufReader::new(reader))))
     }
 
     pub fn get(&self, path: &str) -> anyhow::Result<Response> {
@@ -564,6 +526,41 @@ impl Client {
     }
 }
 
+/// Trust the kubeconfig's CA (or nothing, with `insecure-skip-tls-verify`) and present its
+/// client certificate when it has one.
+fn tls_config(endpoint: &Endpoint) -> anyhow::Result<TlsConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = TlsConfig::builder().unversioned_rustls_crypto_provider(provider);
+    if endpoint.insecure {
+        tls = tls.disable_verification(true);
+    } else {
+        let ca = endpoint.ca_pem.as_ref().ok_or_else(|| {
+            anyhow!("no certificate-authority in the kubeconfig (set insecure-skip-tls-verify to connect without one)")
+        })?;
+        let roots = pem_certs(ca).context("parse certificate authority")?;
+        if roots.is_empty() {
+            bail!("parse certificate authority: no certificate found");
+        }
+        tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
+    }
+    if let (Some(cert), Some(key)) = (&endpoint.cert_pem, &endpoint.key_pem) {
+        let chain = pem_certs(cert).context("parse client certificate")?;
+        let key = PrivateKey::from_pem(key).context("parse client key")?;
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+    }
+    Ok(tls.build())
+}
+
+fn pem_certs(pem: &[u8]) -> anyhow::Result<Vec<Certificate<'static>>> {
+    let mut out = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// Percent-encodes query parameters.
 pub fn form_query(pairs: &[(&str, String)]) -> String {
     pairs
@@ -618,79 +615,6 @@ fn parse_resource_list(api_version: &str, doc: &Value) -> Vec<ApiResource> {
         .collect()
 }
 
-/// Reads one response; the flag says whether the connection may be reused.
-pub(crate) fn read_response<R: BufRead>(conn: &mut R) -> anyhow::Result<(Response, bool)> {
-    let mut line = String::new();
-    if conn.read_line(&mut line)? == 0 {
-        bail!("connection closed");
-    }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow!("bad status line {line:?}"))?
-        .parse()
-        .context("status code")?;
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    let mut keep = line.starts_with("HTTP/1.1");
-    loop {
-        line.clear();
-        if conn.read_line(&mut line)? == 0 {
-            bail!("connection closed in headers");
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            let value = value.trim();
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = Some(value.parse().context("content-length")?),
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "connection" => {
-                    if value.eq_ignore_ascii_case("close") {
-                        keep = false;
-                    } else if value.eq_ignore_ascii_case("keep-alive") {
-                        keep = true;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            conn.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .context("chunk size")?;
-            if size == 0 {
-                // trailers until an empty line
-                loop {
-                    line.clear();
-                    if conn.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
-                        break;
-                    }
-                }
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            conn.read_exact(&mut body[start..])?;
-            line.clear();
-            conn.read_line(&mut line)?;
-        }
-    } else if let Some(n) = length {
-        body.resize(n, 0);
-        conn.read_exact(&mut body)?;
-    } else if status != 204 && status != 304 {
-        conn.read_to_end(&mut body)?;
-        keep = false;
-    }
-    Ok((Response { status, body }, keep))
-}
-
 /// Runs `work` over `items` on `workers` threads; results come back in input order.
 pub fn parallel<T: Sync, R: Send>(
     items: &[T],
@@ -728,7 +652,6 @@ pub fn parallel<T: Sync, R: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     #[test]
     fn servers() {
@@ -745,23 +668,6 @@ mod tests {
             ("::1".into(), 8443)
         );
         assert!(parse_server("http://x").is_err());
-    }
-
-    #[test]
-    fn responses_with_length_and_chunks() {
-        let mut c = Cursor::new(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}".to_vec());
-        let (r, keep) = read_response(&mut c).unwrap();
-        assert_eq!((r.status, r.body.as_slice(), keep), (201, &b"{}"[..], true));
-        let mut c = Cursor::new(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
-                .to_vec(),
-        );
-        let (r, _) = read_response(&mut c).unwrap();
-        assert_eq!(r.body, b"abcde");
-        let mut c = Cursor::new(
-            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_vec(),
-        );
-        assert!(!read_response(&mut c).unwrap().1);
     }
 
     #[test]

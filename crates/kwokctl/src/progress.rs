@@ -1,54 +1,37 @@
-//! A one-line progress bar on stderr, drawn only when stderr is a terminal.
+//! A one-line progress bar on stderr (`indicatif`), drawn only when stderr is a terminal.
+//!
+//! indicatif hides the bar itself when its target is not a terminal, and limits redraws (20 per
+//! second by default), so ticking from many worker threads stays cheap.
 
-use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
-    label: String,
-    total: usize,
-    done: AtomicUsize,
-    enabled: bool,
-    last: Mutex<Option<Instant>>,
+    bar: ProgressBar,
 }
 
 impl Progress {
     pub fn new(label: impl Into<String>, total: usize) -> Self {
-        Self {
-            label: label.into(),
-            total,
-            done: AtomicUsize::new(0),
-            enabled: std::io::stderr().is_terminal() && total > 0,
-            last: Mutex::new(None),
-        }
+        let target = if total > 0 {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total as u64), target).with_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len}")
+                .expect("progress template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.into());
+        Self { bar }
     }
 
-    /// Counts one finished item and redraws at most every 50 ms.
+    /// Counts one finished item.
     pub fn tick(&self) {
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if !self.enabled {
-            return;
-        }
-        let mut last = self.last.lock().expect("progress");
-        if done < self.total && last.is_some_and(|t| t.elapsed() < Duration::from_millis(50)) {
-            return;
-        }
-        *last = Some(Instant::now());
-        let width = 30;
-        let filled = done * width / self.total.max(1);
-        let bar: String = (0..width)
-            .map(|i| if i < filled { '=' } else { ' ' })
-            .collect();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{} [{bar}] {done}/{}", self.label, self.total);
-        let _ = err.flush();
+        self.bar.inc(1);
     }
 
-    /// Ends the bar's line.
+    /// Draws the final state and ends the bar's line.
     pub fn finish(&self) {
-        if self.enabled && self.last.lock().expect("progress").is_some() {
-            let _ = writeln!(std::io::stderr());
-        }
+        self.bar.finish();
     }
 }

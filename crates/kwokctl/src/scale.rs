@@ -2,9 +2,12 @@
 //! `pod` resources, and `KwokctlResource` templates from the configuration.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Map, Value, json};
+
+use crate::template::Template;
 
 /// The label every scaled object carries; its value is the scale name.
 pub const SCALE_LABEL: &str = "kwok.x-k8s.io/kwokctl-scale";
@@ -43,139 +46,59 @@ pub fn surplus(mut existing: Vec<(usize, String, String)>, keep: usize) -> Vec<S
         .collect()
 }
 
-/// One step of a `--param` path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment {
-    Key(String),
-    Index(usize),
+/// A `--param` assignment: a jq expression applied to the parameters (or to each object), such
+/// as `.nodeName="node-000000"`, `.containers[0].image="nginx"` or `.replicas |= . + 1`.
+#[derive(Debug, Clone)]
+pub struct Param {
+    query: jq::Query,
+    head: Option<String>,
 }
 
-/// A parsed `--param` assignment: `.a.b[0]."c.d"=<JSON or plain text>`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Param {
-    pub path: Vec<Segment>,
-    pub value: Value,
+impl PartialEq for Param {
+    fn eq(&self, other: &Self) -> bool {
+        self.query == other.query
+    }
 }
 
 impl Param {
-    /// Parses `.path=value`. The value is JSON when it parses as JSON, otherwise a string.
+    /// Compiles `.path=value`. Besides any jq expression, `.path=text` whose text is not jq (and
+    /// not JSON) assigns the text as a string, as earlier versions did.
     pub fn parse(input: &str) -> anyhow::Result<Self> {
         let text = input.trim();
         if !text.starts_with('.') {
             bail!("invalid --param {input:?}: want .path=value, e.g. .nodeName=\"node-000000\"");
         }
-        let mut path = Vec::new();
-        let chars: Vec<char> = text.chars().collect();
-        let mut i = 0;
-        let value_start = loop {
-            if i >= chars.len() {
-                bail!("invalid --param {input:?}: missing '='");
-            }
-            match chars[i] {
-                '=' => break i + 1,
-                ' ' => i += 1,
-                '.' => {
-                    i += 1;
-                    if i < chars.len() && chars[i] == '"' {
-                        let (key, next) = quoted(&chars, i).ok_or_else(|| {
-                            anyhow!("invalid --param {input:?}: unterminated quote")
-                        })?;
-                        path.push(Segment::Key(key));
-                        i = next;
-                    } else {
-                        let start = i;
-                        while i < chars.len() && !matches!(chars[i], '.' | '[' | '=' | ' ') {
-                            i += 1;
-                        }
-                        if i > start {
-                            path.push(Segment::Key(chars[start..i].iter().collect()));
-                        }
-                    }
-                }
-                '[' => {
-                    let close = chars[i..]
-                        .iter()
-                        .position(|c| *c == ']')
-                        .ok_or_else(|| anyhow!("invalid --param {input:?}: missing ']'"))?
-                        + i;
-                    let inner: String = chars[i + 1..close].iter().collect();
-                    let inner = inner.trim();
-                    if let Some(stripped) =
-                        inner.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
-                    {
-                        path.push(Segment::Key(stripped.to_string()));
-                    } else {
-                        path.push(Segment::Index(inner.parse().with_context(|| {
-                            format!("invalid --param {input:?}: bad index {inner:?}")
-                        })?));
-                    }
-                    i = close + 1;
-                }
-                c => bail!("invalid --param {input:?}: unexpected {c:?}"),
-            }
+        let query = match jq::Query::parse(text) {
+            Ok(q) => q,
+            Err(e) => plain_text(text).ok_or_else(|| anyhow!("invalid --param {input:?}: {e}"))?,
         };
-        let raw: String = chars[value_start..].iter().collect();
-        let raw = raw.trim();
-        let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
-        Ok(Self { path, value })
+        if query.is_plain_path() {
+            bail!("invalid --param {input:?}: missing '='");
+        }
+        Ok(Self {
+            head: jq::leading_field(text),
+            query,
+        })
     }
 
     /// The first key of the path, if the path starts with one.
     pub fn head(&self) -> Option<&str> {
-        match self.path.first() {
-            Some(Segment::Key(k)) => Some(k),
-            _ => None,
-        }
+        self.head.as_deref()
     }
 
-    /// Sets the value in `target`, creating objects (and growing arrays) on the way.
+    /// Runs the assignment on `target`.
     pub fn apply(&self, target: &mut Value) -> anyhow::Result<()> {
-        let mut cur = target;
-        for seg in &self.path {
-            cur = match seg {
-                Segment::Key(k) => {
-                    if !cur.is_object() {
-                        *cur = Value::Object(Map::new());
-                    }
-                    cur.as_object_mut()
-                        .expect("object")
-                        .entry(k.clone())
-                        .or_insert(Value::Null)
-                }
-                Segment::Index(n) => {
-                    if !cur.is_array() {
-                        *cur = Value::Array(Vec::new());
-                    }
-                    let arr = cur.as_array_mut().expect("array");
-                    if arr.len() <= *n {
-                        arr.resize(n + 1, Value::Null);
-                    }
-                    &mut arr[*n]
-                }
-            };
-        }
-        *cur = self.value.clone();
-        Ok(())
+        self.query
+            .update(target)
+            .map_err(|e| anyhow!("--param {:?}: {e}", self.query.source()))
     }
 }
 
-fn quoted(chars: &[char], start: usize) -> Option<(String, usize)> {
-    let mut out = String::new();
-    let mut i = start + 1;
-    while i < chars.len() {
-        match chars[i] {
-            '"' => return Some((out, i + 1)),
-            '\\' if i + 1 < chars.len() => {
-                out.push(chars[i + 1]);
-                i += 2;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    None
+/// `.path=text` with the text taken as a string.
+fn plain_text(text: &str) -> Option<jq::Query> {
+    let (path, value) = text.split_once('=')?;
+    let value = Value::String(value.trim().to_string());
+    jq::Query::parse(&format!("{path} = {value}")).ok()
 }
 
 /// Where an object of a scale comes from.
@@ -185,8 +108,8 @@ pub enum Source {
     Node,
     /// The built-in `pod` resource.
     Pod,
-    /// A `KwokctlResource`: its template text.
-    Template(String),
+    /// A `KwokctlResource`: its parsed template.
+    Template(Arc<Template>),
 }
 
 /// A scalable resource: default parameters plus how to build one object.
@@ -245,10 +168,12 @@ impl Resource {
             Some(v) => v.clone(),
             None => json!({}),
         };
+        let template =
+            Template::parse(&template).with_context(|| format!("{KWOKCTL_RESOURCE} {name:?}"))?;
         Ok(Self {
             name,
             parameters,
-            source: Source::Template(template),
+            source: Source::Template(Arc::new(template)),
         })
     }
 
@@ -277,7 +202,7 @@ impl Resource {
             Source::Node => Ok(node(&self.parameters, name, index)),
             Source::Pod => Ok(pod(&self.parameters, name, namespace)),
             Source::Template(t) => {
-                let text = crate::template::render(t, &self.parameters, name, namespace, index)?;
+                let text = t.render(&self.parameters, name, namespace, index)?;
                 let value: Value = serde_saphyr::from_str(&text)
                     .map_err(|e| anyhow!("{e}"))
                     .with_context(|| format!("parse the rendered template of {:?}", self.name))?;
@@ -516,31 +441,48 @@ mod tests {
         assert_eq!(surplus(existing, 0).len(), 4);
     }
 
+    fn applied(param: &str) -> Value {
+        let mut v = json!({"containers": [{"image": "busybox"}], "n": 2});
+        Param::parse(param).unwrap().apply(&mut v).unwrap();
+        v
+    }
+
     #[test]
     fn params_parse_jq_style_paths() {
         let p = Param::parse(r#".spec.nodeName="node-000000""#).unwrap();
+        assert_eq!(p.head(), Some("spec"));
         assert_eq!(
-            p.path,
-            vec![Segment::Key("spec".into()), Segment::Key("nodeName".into())]
+            applied(r#".spec.nodeName="node-000000""#)["spec"]["nodeName"],
+            "node-000000"
         );
-        assert_eq!(p.value, json!("node-000000"));
-        let p = Param::parse(".allocatable.cpu=64").unwrap();
-        assert_eq!(p.value, json!(64));
-        let p = Param::parse(".hostNetwork=true").unwrap();
-        assert_eq!(p.value, json!(true));
-        let p = Param::parse(".image=nginx:1.25").unwrap();
-        assert_eq!(p.value, json!("nginx:1.25"));
-        let p = Param::parse(r#".containers[0].image="nginx""#).unwrap();
-        assert_eq!(p.path[1], Segment::Index(0));
-        let p = Param::parse(r#".metadata.labels."a.b/c"="x""#).unwrap();
-        assert_eq!(p.path[2], Segment::Key("a.b/c".into()));
-        let p = Param::parse(r#".metadata.labels["a.b/c"]={"k":[1,2]}"#).unwrap();
-        assert_eq!(p.path[2], Segment::Key("a.b/c".into()));
-        assert_eq!(p.value, json!({"k": [1, 2]}));
-        let p = Param::parse(".a = 1").unwrap();
-        assert_eq!((p.path.len(), p.value.clone()), (1, json!(1)));
+        assert_eq!(applied(".allocatable.cpu=64")["allocatable"]["cpu"], 64);
+        assert_eq!(applied(".hostNetwork=true")["hostNetwork"], true);
+        assert_eq!(applied(".image=nginx:1.25")["image"], "nginx:1.25");
+        assert_eq!(
+            applied(r#".containers[0].image="nginx""#)["containers"][0]["image"],
+            "nginx"
+        );
+        assert_eq!(
+            applied(r#".metadata.labels."a.b/c"="x""#)["metadata"]["labels"]["a.b/c"],
+            "x"
+        );
+        let v = applied(r#".metadata.labels["a.b/c"]={"k":[1,2]}"#);
+        assert_eq!(v["metadata"]["labels"]["a.b/c"], json!({"k": [1, 2]}));
+        assert_eq!(applied(".a = 1")["a"], 1);
+        // Any jq: update-assignment, functions, alternatives.
+        assert_eq!(applied(".n |= . * 10")["n"], 20);
+        assert_eq!(
+            applied(r#".containers[0].image |= ascii_upcase"#)["containers"][0]["image"],
+            "BUSYBOX"
+        );
+        assert_eq!(applied(r#".x = (.missing // "d")"#)["x"], "d");
+        assert_eq!(
+            Param::parse(r#".["nodeName"] = "x""#).unwrap().head(),
+            Some("nodeName")
+        );
         assert!(Param::parse("nodeName=x").is_err());
         assert!(Param::parse(".nodeName").is_err());
+        assert!(Param::parse(".a | = ").is_err());
     }
 
     #[test]
@@ -615,6 +557,74 @@ mod tests {
         assert_eq!(obj["metadata"]["name"], "cm-000002");
         assert_eq!(obj["data"]["index"], "2");
         assert_eq!(obj["data"]["size"], "7");
+    }
+
+    /// An upstream-style resource: `or`, `range` over a list and a map, `if`/`else`, `index`.
+    const DEPLOYMENT_LIKE: &str = r#"
+kind: KwokctlResource
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+metadata:
+  name: pod-set
+parameters:
+  containers:
+  - name: app
+    image: nginx
+    resources:
+      requests: {cpu: 100m, memory: 64Mi}
+      limits: {cpu: 200m}
+  - name: side
+    image: busybox
+  podCIDR: 10.0.0.0/24
+template: |-
+  kind: Pod
+  apiVersion: v1
+  metadata:
+    name: {{ Name }}
+    namespace: {{ or Namespace "default" }}
+    annotations:
+      cidr: {{ AddCIDR .podCIDR Index }}
+  spec:
+    containers:
+    {{ range $index, $container := .containers }}
+    - name: {{ $container.name }}
+      image: {{ $container.image }}
+      {{ if $container.resources }}
+      {{ $resources := $container.resources }}
+      resources:
+        limits:
+        {{ range $key, $value := $resources.requests }}
+          {{ $key }}: {{ or (index $resources.limits $key) $value }}
+        {{ end }}
+      {{ else }}
+      env:
+      - {name: INDEX, value: {{ Quote Index }}}
+      {{ end }}
+    {{ end }}
+"#;
+
+    #[test]
+    fn resource_with_if_and_range() {
+        let doc: Value = serde_saphyr::from_str(DEPLOYMENT_LIKE).unwrap();
+        let mut r = Resource::from_document(&doc).unwrap();
+        r.apply_params(&[Param::parse(".containers[1].image=\"alpine\"").unwrap()])
+            .unwrap();
+        let obj = r.render("pod-set-000002", "", 2).unwrap();
+        assert_eq!(obj["metadata"]["namespace"], "default");
+        assert_eq!(obj["metadata"]["annotations"]["cidr"], "10.0.2.0/24");
+        let c = &obj["spec"]["containers"];
+        assert_eq!(
+            c[0]["resources"]["limits"],
+            json!({"cpu": "200m", "memory": "64Mi"})
+        );
+        assert_eq!(c[1]["image"], "alpine");
+        assert_eq!(c[1]["env"][0]["value"], "2");
+        assert!(c[1].get("resources").is_none());
+    }
+
+    #[test]
+    fn bad_templates_fail_on_load() {
+        let doc = json!({"metadata": {"name": "x"}, "template": "{{ if .a }}open"});
+        assert!(Resource::from_document(&doc).is_err());
     }
 
     #[test]

@@ -257,6 +257,79 @@ template: |-
         .collect();
     assert_eq!(names(&left), expected_names("configmap", 1));
 
+    // An upstream-style template with if/else, range over a map and a list, variables, `or` and
+    // `index`; a jq update-assignment as --param.
+    let styled = env.root.path().join("styled.yaml");
+    fs::write(
+        &styled,
+        r#"apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlResource
+metadata:
+  name: settings
+parameters:
+  labels: {tier: web, team: a}
+  overrides: {team: b}
+  ports: [80, 443]
+  tls: false
+template: |-
+  apiVersion: v1
+  kind: ConfigMap
+  metadata:
+    name: {{ Name }}
+    namespace: {{ or Namespace "default" }}
+    labels:
+    {{ $overrides := .overrides }}
+    {{ range $key, $value := .labels }}
+      {{ $key }}: {{ or (index $overrides $key) $value }}
+    {{ end }}
+  data:
+    {{ if .tls }}
+    scheme: https
+    {{ else }}
+    scheme: http
+    {{ end }}
+    ports: {{ range $i, $p := .ports }}{{ if $i }},{{ end }}{{ $p }}{{ end }}
+    {{ with .missing }}missing: {{ . }}{{ end }}
+"#,
+    )
+    .unwrap();
+    let styled = styled.display().to_string();
+    env.kwokctl(&[
+        "-c",
+        &styled,
+        "scale",
+        "settings",
+        "--replicas",
+        "2",
+        "--param",
+        ".ports |= map(. + 8000)",
+        "--param",
+        ".tls = true",
+    ])
+    .success();
+    let cm = get(
+        &env,
+        "kwok",
+        &["configmap", "settings-000001", "-n", "default"],
+    );
+    assert_eq!(cm["metadata"]["labels"]["tier"], "web");
+    assert_eq!(cm["metadata"]["labels"]["team"], "b");
+    assert_eq!(cm["data"]["scheme"], "https");
+    assert_eq!(cm["data"]["ports"], "8080,8443");
+    assert!(cm["data"].get("missing").is_none(), "{cm}");
+
+    // The API client streams a watch line by line.
+    let kubeconfig = env.cluster_dir("kwok").join("kubeconfig.yaml");
+    let client = kwokctl::apiclient::Client::from_kubeconfig(&kubeconfig).unwrap();
+    let (status, mut lines) = client
+        .get_stream("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=2")
+        .unwrap();
+    assert_eq!(status, 200);
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut lines, &mut first).unwrap();
+    let event: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(event["type"], "ADDED", "{first}");
+
     // An unknown resource says what is available.
     let run = env
         .kwokctl(&["scale", "widget", "--replicas", "1"])

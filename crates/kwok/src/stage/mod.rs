@@ -646,7 +646,7 @@ spec:
         assert_eq!(e.stage, "bad");
         assert_eq!(e.field, "spec.selector.matchExpressions[0].operator");
         let e = stage(&base(
-            "    matchExpressions:\n    - {key: '.a | map(.b)', operator: Exists}",
+            "    matchExpressions:\n    - {key: '.a | nosuchfn(.b)', operator: Exists}",
         ))
         .unwrap_err();
         assert_eq!(e.field, "spec.selector.matchExpressions[0].key");
