@@ -1,10 +1,12 @@
-//! The leading plain path of a jq expression (`.a.b`, `."a.b"`, `.["a"]`, `.[0]`, `.[]`) and how
-//! it is walked on a `serde_json` value without converting it.
+//! The leading plain part of a jq expression and how it is walked on a `serde_json` value without
+//! converting it: paths (`.a.b`, `."a.b"`, `.["a"]`, `.[0]`, `.[]`) and equality selections
+//! (`select(.type == "Ready")`, `!=`, with a string, boolean or null literal), joined by `|`.
+//! That is what Stage selectors run on every object (`.status.conditions.[] | select( .type ==
+//! "Ready" ) | .status`), so it stays off jaq's value conversion.
 //!
-//! An expression splits into `prefix | rest` only when the prefix is followed by the end of the
-//! expression or by a top-level `|` (not `|=`): pipe binds loosest in jq, so `P | R` is exactly
-//! "run R on each output of P". Anything else after the path (`==`, `//`, `as`, `?`, `,` ...)
-//! makes the whole expression go to jaq.
+//! An expression splits into `prefix | rest` only at a top-level `|` (not `|=`): pipe binds
+//! loosest in jq, so `P | R` is exactly "run R on each output of P". A segment that is anything
+//! else (`.a == 1`, `.a // 1`, `.a as $x`, `.a?` ...) and all that follows go to jaq.
 
 use std::borrow::Cow;
 
@@ -16,27 +18,96 @@ pub enum Step {
     Field(String),
     Index(i64),
     Iterate,
+    /// `select(PATH == LITERAL)` (or `!=` when `equal` is false).
+    Select {
+        path: Vec<Step>,
+        literal: Value,
+        equal: bool,
+    },
 }
 
-/// The leading plain path and what follows its `|` (`None` when the path is the whole
+/// The leading plain part and what follows its `|` (`None` when the plain part is the whole
 /// expression; the whole source when there is no usable prefix).
 pub fn split(source: &str) -> (Vec<Step>, Option<&str>) {
     let text = source.trim();
     if text == "." {
         return (Vec::new(), None);
     }
-    let (steps, used) = steps(text);
-    if steps.is_empty() {
-        return (Vec::new(), Some(source));
+    let mut prefix = Vec::new();
+    let mut at = 0;
+    loop {
+        let segment = text[at..].trim_start();
+        let start = text.len() - segment.len();
+        let parsed = select(segment).or_else(|| {
+            let (steps, used) = steps(segment);
+            (!steps.is_empty()).then_some((steps, used))
+        });
+        let Some((steps, used)) = parsed else {
+            return rest_from(prefix, source, text, start);
+        };
+        let after = segment[used..].trim_start();
+        if after.is_empty() {
+            prefix.extend(steps);
+            return (prefix, None);
+        }
+        match after.strip_prefix('|') {
+            Some(rest) if !rest.starts_with('=') && !rest.trim().is_empty() => {
+                prefix.extend(steps);
+                at = text.len() - rest.len();
+            }
+            _ => return rest_from(prefix, source, text, start),
+        }
     }
-    let after = text[used..].trim_start();
-    if after.is_empty() {
-        return (steps, None);
+}
+
+/// `prefix | <text from start>`, or the whole source for jaq when there is no prefix.
+fn rest_from<'a>(
+    prefix: Vec<Step>,
+    source: &'a str,
+    text: &'a str,
+    start: usize,
+) -> (Vec<Step>, Option<&'a str>) {
+    if prefix.is_empty() {
+        (prefix, Some(source))
+    } else {
+        (prefix, Some(&text[start..]))
     }
-    match after.strip_prefix('|') {
-        Some(rest) if !rest.starts_with('=') && !rest.trim().is_empty() => (steps, Some(rest)),
-        _ => (Vec::new(), Some(source)),
+}
+
+/// `select(PATH == LITERAL)` / `select(PATH != LITERAL)` at the start of `text`, with a string,
+/// boolean or null literal (numbers compare by value in jq, so they go to jaq).
+fn select(text: &str) -> Option<(Vec<Step>, usize)> {
+    let inner = text
+        .strip_prefix("select")?
+        .trim_start()
+        .strip_prefix('(')?;
+    let body = inner.trim_start();
+    let (path, used) = steps(body);
+    if path.is_empty() {
+        return None;
     }
+    let op = body[used..].trim_start();
+    let (equal, literal_text) = match (op.strip_prefix("=="), op.strip_prefix("!=")) {
+        (Some(rest), _) => (true, rest),
+        (_, Some(rest)) => (false, rest),
+        _ => return None,
+    };
+    let literal_text = literal_text.trim_start();
+    let mut values = serde_json::Deserializer::from_str(literal_text).into_iter::<Value>();
+    let literal = values.next()?.ok()?;
+    if !matches!(literal, Value::String(_) | Value::Bool(_) | Value::Null) {
+        return None;
+    }
+    let close = literal_text[values.byte_offset()..].trim_start();
+    let after = close.strip_prefix(')')?;
+    Some((
+        vec![Step::Select {
+            path,
+            literal,
+            equal,
+        }],
+        text.len() - after.len(),
+    ))
 }
 
 /// The plain path `source` starts with.
@@ -87,7 +158,9 @@ pub fn set(target: &mut Value, steps: &[Step], value: Value) -> Result<(), Strin
                 }
                 &mut a[idx]
             }
-            Step::Iterate => return Err("cannot assign through .[]".into()),
+            Step::Iterate | Step::Select { .. } => {
+                return Err("cannot assign through .[] or select".into());
+            }
         };
     }
     *cur = value;
@@ -213,6 +286,20 @@ fn apply<'a>(step: &Step, v: &'a Value, out: &mut Vec<&'a Value>) -> Option<()> 
         }
         (Step::Iterate, Value::Array(a)) => out.extend(a.iter()),
         (Step::Iterate, Value::Object(m)) => out.extend(m.values()),
+        (
+            Step::Select {
+                path,
+                literal,
+                equal,
+            },
+            v,
+        ) => {
+            for found in walk(path, v)? {
+                if (*found == *literal) == *equal {
+                    out.push(v);
+                }
+            }
+        }
         _ => return None,
     }
     Some(())

@@ -78,6 +78,46 @@ fn fast_path_agrees_with_jaq() {
 }
 
 #[test]
+fn equality_selections_skip_jaq_and_agree_with_it() {
+    let node = json!({"status": {"conditions": [
+        {"type": "MemoryPressure", "status": "False"},
+        {"type": "Ready", "status": "True", "x": null},
+        {"type": "Odd", "status": true},
+        "not an object"]},
+        "list": [{"t": ["a", "b", "a"]}, {"t": []}]});
+    let fast = [
+        r#".status.conditions.[] | select( .type == "Ready" ) | .status"#,
+        r#".status.conditions[0:2][] | select(.type == "Ready") | .status"#,
+        r#".status.conditions.[] | select(.status != "True")"#,
+        r#".status.conditions.[] | select(.status == true) | .type"#,
+        r#".status.conditions.[] | select(.x == null) | .type"#,
+        r#".list[] | select(.t[] == "a")"#,
+        r#".list[] | select(.t[] == "a") | .t | length"#,
+        r#".status.conditions.[] | select(.type == "a)b")"#,
+        r#".status | select(.nope == null) | .conditions[0].type"#,
+    ];
+    for q in fast {
+        assert_eq!(run(q, &node), run_jaq(q, &node), "{q}");
+    }
+    let plain = Query::parse(fast[0]).unwrap();
+    assert!(plain.is_plain_path(), "the Ready selector runs without jaq");
+    for q in [
+        r#".a[] | select(.n == 1)"#,
+        r#".a[] | select(.t == "x" and .u == "y")"#,
+        r#".a[] | select(.t == "\(1)")"#,
+        r#".a[] | select(.t == "x") | .b == 1"#,
+    ] {
+        let v = json!({"a": [{"n": 1.0, "t": "x", "u": "y", "b": 1}]});
+        assert_eq!(run(q, &v), run_jaq(q, &v), "{q}");
+    }
+    assert!(
+        !Query::parse(r#".a[] | select(.n == 1)"#)
+            .unwrap()
+            .is_plain_path()
+    );
+}
+
+#[test]
 fn select_conditions() {
     let node = json!({"status": {"conditions": [
         {"type": "MemoryPressure", "status": "False"},
