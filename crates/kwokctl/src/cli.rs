@@ -328,6 +328,10 @@ pub struct BenchArgs {
     /// Ready and every pod Running again
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub restart: bool,
+    /// Pod lifecycles (create, bind, Running, delete) in a synthetic recording replayed with
+    /// `snapshot replay --speed 100` into a fresh cluster (0: skip)
+    #[arg(long, default_value_t = 10_000)]
+    pub replay: usize,
     /// Instead of the scenario above, soak one cluster for this long (e.g. 1h): the last of
     /// --nodes heartbeating, pods churned between 0 and --soak-pods, RSS printed every minute
     #[arg(long, value_parser = crate::duration::parse)]

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// The apiVersion of upstream's recording documents.
 pub const API_VERSION: &str = "action.kwok.x-k8s.io/v1alpha1";
@@ -203,6 +203,57 @@ fn diff_keyed(old: &[Value], new: &[Value], key: &str) -> Value {
         out.push(serde_json::json!({key: o[key].clone(), "$patch": "delete"}));
     }
     Value::Array(out)
+}
+
+/// A synthetic recording of `pods` pod lifecycles on one node, 2 ms apart: each pod created,
+/// bound 100 ms later, Running 200 ms after that and deleted 5 s after its creation (the
+/// benchmark's replay and its test).
+pub fn pod_lifecycles(pods: usize) -> String {
+    const MS: u64 = 1_000_000;
+    let api = "action.kwok.x-k8s.io/v1alpha1";
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-0"},
+        "status": {"allocatable": {"cpu": "100k", "memory": "1000Ti", "pods": "1M"}}});
+    let mut changes = Vec::new();
+    for i in 0..pods {
+        let name = format!("pod-{i:06}");
+        let t0 = i as u64 * 2 * MS;
+        let change = |t: u64, method: &str, template: Option<Value>| {
+            let mut c = json!({"apiVersion": api, "kind": "ResourcePatch",
+                "resource": {"version": "v1", "resource": "pods"},
+                "target": {"name": name, "namespace": "default"},
+                "durationNanosecond": t, "method": method});
+            if let Some(t) = template {
+                c["template"] = t;
+            }
+            (t, c)
+        };
+        changes.push(change(
+            t0,
+            "create",
+            Some(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "uid": format!("u{i}")},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": "Pending"}})),
+        ));
+        changes.push(change(
+            t0 + 100 * MS,
+            "patch",
+            Some(json!({"spec": {"nodeName": "node-0"}})),
+        ));
+        changes.push(change(
+            t0 + 300 * MS,
+            "patch",
+            Some(json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]}})),
+        ));
+        changes.push(change(t0 + 5000 * MS, "delete", None));
+    }
+    changes.sort_by_key(|(t, _)| *t);
+    let mut text = format!("---\n{node}\n");
+    for (_, c) in changes {
+        text.push_str(&format!("---\n{c}\n"));
+    }
+    text
 }
 
 /// Parses a multi-document YAML stream of any length, one document at a time (the YAML parser

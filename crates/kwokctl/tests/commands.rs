@@ -504,54 +504,6 @@ fn config_convert_and_get_artifacts() {
 
 /// A recording of `pods` pod lifecycles on one node: a pod created every 2 ms, bound 100 ms
 /// later, Running after 300 ms, deleted after 5 s.
-fn pod_lifecycles(pods: usize) -> String {
-    const MS: u64 = 1_000_000;
-    let api = "action.kwok.x-k8s.io/v1alpha1";
-    let node = serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-0"},
-        "status": {"allocatable": {"cpu": "100k", "memory": "1000Ti", "pods": "1M"}}});
-    let mut changes = Vec::new();
-    for i in 0..pods {
-        let name = format!("pod-{i:06}");
-        let t0 = i as u64 * 2 * MS;
-        let change = |t: u64, method: &str, template: Option<Value>| {
-            let mut c = serde_json::json!({"apiVersion": api, "kind": "ResourcePatch",
-                "resource": {"version": "v1", "resource": "pods"},
-                "target": {"name": name, "namespace": "default"},
-                "durationNanosecond": t, "method": method});
-            if let Some(t) = template {
-                c["template"] = t;
-            }
-            (t, c)
-        };
-        changes.push(change(
-            t0,
-            "create",
-            Some(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "uid": format!("u{i}")},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-            "status": {"phase": "Pending"}})),
-        ));
-        changes.push(change(
-            t0 + 100 * MS,
-            "patch",
-            Some(serde_json::json!({"spec": {"nodeName": "node-0"}})),
-        ));
-        changes.push(change(
-            t0 + 300 * MS,
-            "patch",
-            Some(serde_json::json!({"status": {"phase": "Running",
-            "conditions": [{"type": "Ready", "status": "True"}]}})),
-        ));
-        changes.push(change(t0 + 5000 * MS, "delete", None));
-    }
-    changes.sort_by_key(|(t, _)| *t);
-    let mut text = format!("---\n{node}\n");
-    for (_, c) in changes {
-        text.push_str(&format!("---\n{c}\n"));
-    }
-    text
-}
-
 /// `snapshot replay --speed 100` of 10,000 pod lifecycles (40,000 changes). A measurement: run
 /// by hand on a release build (`cargo test --release -p kwokctl --test commands -- --ignored
 /// --nocapture replay_of_10000`).
@@ -561,7 +513,7 @@ fn replay_of_10000_pod_lifecycles() {
     let env = new_env();
     create(&env, "kwok");
     let path = env.root.path().join("pods.yaml");
-    fs::write(&path, pod_lifecycles(10_000)).unwrap();
+    fs::write(&path, kwokctl::recording::pod_lifecycles(10_000)).unwrap();
     let started = Instant::now();
     let run = common::run_with_timeout(
         env.kwokctl_command(&[

@@ -117,10 +117,45 @@ fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
             "-",
         );
     }
+    if args.replay > 0 {
+        replay_scenario(kwokctl, args.replay)?;
+    }
     if args.nodes.is_empty() && args.pods.is_empty() {
         return Ok(());
     }
     scale_scenario(kwokctl, args)
+}
+
+/// Replays a synthetic recording of `pods` pod lifecycles at `--speed 100` into a fresh cluster
+/// and times it until the replay ends (every pod deleted again).
+fn replay_scenario(kwokctl: &Kwokctl, pods: usize) -> anyhow::Result<()> {
+    let name = "bench-replay";
+    kwokctl.run(name, &["create", "cluster"])?;
+    let recording = kwokctl.scratch.join("replay.yaml");
+    std::fs::write(&recording, crate::recording::pod_lifecycles(pods))?;
+    let path = recording.to_string_lossy().into_owned();
+    let took = kwokctl.run(
+        name,
+        &["snapshot", "replay", "--path", &path, "--speed", "100"],
+    )?;
+    let client = Client::new(&Endpoint::from_kubeconfig(
+        &kwokctl.kubeconfig(),
+        Some(&context_name(name)),
+    )?)?;
+    let left = pod_count(&client)?;
+    kwokctl.run(name, &["delete", "cluster"])?;
+    let _ = std::fs::remove_file(&recording);
+    if left != 0 {
+        bail!("{left} pods of the replay were left behind");
+    }
+    row_rate(
+        "replay --speed 100 (pods)",
+        pods,
+        pods * 4,
+        took,
+        "- (target < 10 s for 10,000)",
+    );
+    Ok(())
 }
 
 fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
