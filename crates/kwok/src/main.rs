@@ -94,7 +94,8 @@ struct ApiserverArgs {
     /// CA that signs client certificates (PEM).
     #[arg(long)]
     client_ca_file: Option<PathBuf>,
-    /// RSA private key (PKCS#8 PEM) that signs service-account tokens; generated when missing.
+    /// Private key (PKCS#8 PEM, ECDSA P-256 or RSA) that signs service-account tokens; an ECDSA
+    /// P-256 key is generated when missing.
     /// Defaults to <data-dir>/pki/sa.key, or a key kept in memory without --data-dir.
     #[arg(long)]
     service_account_signing_key_file: Option<PathBuf>,
@@ -412,7 +413,7 @@ fn service_account_key(args: &ApiserverArgs) -> anyhow::Result<String> {
     let path = match (&args.service_account_signing_key_file, &args.data_dir) {
         (Some(file), _) => file.clone(),
         (None, Some(dir)) => pki::PkiPaths::new(dir.join("pki")).service_account_key(),
-        (None, None) => return Ok(pki::generate_rsa_key()?),
+        (None, None) => return Ok(pki::generate_service_account_key()?),
     };
     if path.exists() {
         return std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()));

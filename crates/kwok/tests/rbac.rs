@@ -305,8 +305,9 @@ fn token_review_anonymous_and_discovery_documents() {
 
     let jwks: Value =
         serde_json::from_str(&server.ok(33, &["get", "--raw", "/openid/v1/jwks"])).unwrap();
-    assert_eq!(jwks["keys"][0]["kty"], "RSA");
-    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    assert_eq!(jwks["keys"][0]["crv"], "P-256");
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
     let oidc: Value = serde_json::from_str(
         &server.ok(33, &["get", "--raw", "/.well-known/openid-configuration"]),
     )

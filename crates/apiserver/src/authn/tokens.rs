@@ -1,4 +1,5 @@
-//! Service-account tokens: JWTs signed RS256 with the cluster's service-account key. Bound
+//! Service-account tokens: JWTs signed with the cluster's service-account key (ES256 with the
+//! ECDSA P-256 keys kwok makes, RS256 with RSA keys given or made earlier). Bound
 //! tokens (`TokenRequest`) carry `iss`, `aud`, `exp`, `nbf`, `iat`, `jti` and the
 //! `kubernetes.io` claim naming the account and any bound pod, secret or node; legacy tokens
 //! (in `kubernetes.io/service-account-token` Secrets) carry the older flat claims and no
@@ -85,34 +86,31 @@ pub struct Tokens {
     /// Audiences tokens are accepted for when a review names none (`--api-audiences`).
     pub audiences: Vec<String>,
     key_id: String,
+    algorithm: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwk: Value,
 }
 
 impl Tokens {
-    /// Reads a PKCS#8 PEM RSA private key.
+    /// Reads a PKCS#8 PEM private key: RSA (tokens signed RS256) or ECDSA P-256 (ES256).
     pub fn from_pem(pem: &str, issuer: &str) -> anyhow::Result<Self> {
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
-            .map_err(|e| anyhow::anyhow!("service-account key: {e}"))?;
-        let public_der = key
-            .to_public_key()
-            .to_public_key_der()
-            .map_err(|e| anyhow::anyhow!("service-account key: {e}"))?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, public_der.as_bytes());
-        let key_id = URL_SAFE_NO_PAD.encode(digest.as_ref());
-        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
-        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
-        let private_der = key
-            .to_pkcs1_der()
-            .map_err(|e| anyhow::anyhow!("service-account key: {e}"))?;
+        let key = match rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
+            Ok(rsa) => rsa_key(&rsa)?,
+            Err(rsa_error) => ec_key(pem).map_err(|ec_error| {
+                anyhow::anyhow!(
+                    "service-account key: neither RSA ({rsa_error}) nor ECDSA P-256 ({ec_error})"
+                )
+            })?,
+        };
         Ok(Self {
             issuer: issuer.to_string(),
             audiences: vec![issuer.to_string()],
-            encoding: EncodingKey::from_rsa_der(private_der.as_bytes()),
-            decoding: DecodingKey::from_rsa_components(&n, &e)?,
-            jwk: json!({"use": "sig", "kty": "RSA", "kid": key_id, "alg": "RS256", "n": n, "e": e}),
-            key_id,
+            key_id: key.key_id,
+            algorithm: key.algorithm,
+            encoding: key.encoding,
+            decoding: key.decoding,
+            jwk: key.jwk,
         })
     }
 
@@ -123,7 +121,7 @@ impl Tokens {
             "jwks_uri": format!("{}/openid/v1/jwks", self.issuer.trim_end_matches('/')),
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
+            "id_token_signing_alg_values_supported": [self.jwk["alg"]],
         })
     }
 
@@ -182,7 +180,7 @@ impl Tokens {
     }
 
     fn sign(&self, claims: &Value) -> anyhow::Result<String> {
-        let mut header = Header::new(Algorithm::RS256);
+        let mut header = Header::new(self.algorithm);
         // kube-apiserver's tokens carry `alg` and `kid` only.
         header.typ = None;
         header.kid = Some(self.key_id.clone());
@@ -192,7 +190,7 @@ impl Tokens {
     /// Checks signature, issuer, audience and times; `None` for anything that is not a valid
     /// token of ours. `audiences` empty means the server's own.
     pub fn verify(&self, token: &str, audiences: &[String], now: i64) -> Option<Verified> {
-        let mut validation = Validation::new(Algorithm::RS256);
+        let mut validation = Validation::new(self.algorithm);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         validation.validate_aud = false;
@@ -292,13 +290,153 @@ fn legacy_claims(c: &Value) -> Option<Binding> {
     })
 }
 
+/// A signing key read from PEM, with its public half as a JWK.
+struct SigningKey {
+    key_id: String,
+    algorithm: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwk: Value,
+}
+
+/// kube-apiserver's key id: the unpadded base64url SHA-256 of the public key's PKIX DER.
+fn key_id(public_der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, public_der);
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+fn rsa_key(key: &rsa::RsaPrivateKey) -> anyhow::Result<SigningKey> {
+    let public_der = key
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(|e| anyhow::anyhow!("service-account key: {e}"))?;
+    let key_id = key_id(public_der.as_bytes());
+    let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
+    let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+    let private_der = key
+        .to_pkcs1_der()
+        .map_err(|e| anyhow::anyhow!("service-account key: {e}"))?;
+    Ok(SigningKey {
+        jwk: json!({"use": "sig", "kty": "RSA", "kid": key_id, "alg": "RS256", "n": n, "e": e}),
+        key_id,
+        algorithm: Algorithm::RS256,
+        encoding: EncodingKey::from_rsa_der(private_der.as_bytes()),
+        decoding: DecodingKey::from_rsa_components(&n, &e)?,
+    })
+}
+
+/// The PKIX DER header of a P-256 public key (id-ecPublicKey, prime256v1, BIT STRING of 66).
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+fn ec_key(pem: &str) -> anyhow::Result<SigningKey> {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let der = pem_body(pem, "PRIVATE KEY")?;
+    let pair = EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &der,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let point = pair.public_key().as_ref();
+    anyhow::ensure!(
+        point.len() == 65 && point[0] == 4,
+        "not an uncompressed P-256 point"
+    );
+    let public_der = [&P256_SPKI_PREFIX[..], point].concat();
+    let key_id = key_id(&public_der);
+    let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
+    let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
+    Ok(SigningKey {
+        jwk: json!({"use": "sig", "kty": "EC", "kid": key_id, "crv": "P-256", "alg": "ES256", "x": x, "y": y}),
+        key_id,
+        algorithm: Algorithm::ES256,
+        encoding: EncodingKey::from_ec_der(&der),
+        decoding: DecodingKey::from_ec_components(&x, &y)?,
+    })
+}
+
+/// The DER inside the first PEM block labelled `label`.
+fn pem_body(pem: &str, label: &str) -> anyhow::Result<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = pem
+        .find(&begin)
+        .ok_or_else(|| anyhow::anyhow!("no {begin} block"))?
+        + begin.len();
+    let stop = start
+        + pem[start..]
+            .find(&end)
+            .ok_or_else(|| anyhow::anyhow!("no {end} line"))?;
+    let text: String = pem[start..stop].split_whitespace().collect();
+    Ok(base64::engine::general_purpose::STANDARD.decode(text)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tokens() -> Tokens {
-        let pem = pki::generate_rsa_key().unwrap();
+        let pem = pki::generate_service_account_key().unwrap();
         Tokens::from_pem(&pem, DEFAULT_ISSUER).unwrap()
+    }
+
+    #[test]
+    fn rsa_keys_of_earlier_clusters_still_sign_rs256() {
+        let t = Tokens::from_pem(&pki::generate_rsa_key().unwrap(), DEFAULT_ISSUER).unwrap();
+        let token = t
+            .issue(&binding(), &t.audiences.clone(), 1000, 3600)
+            .unwrap();
+        assert!(t.verify(&token, &[], 2000).is_some());
+        let jwk = &t.jwks()["keys"][0];
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["alg"].as_str()),
+            (Some("RSA"), Some("RS256"))
+        );
+        assert_eq!(
+            t.openid_configuration()["id_token_signing_alg_values_supported"],
+            json!(["RS256"])
+        );
+        let other = tokens();
+        assert!(
+            other.verify(&token, &[], 2000).is_none(),
+            "another key refuses it"
+        );
+        assert!(
+            Tokens::from_pem(
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                DEFAULT_ISSUER
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn ec_keys_publish_their_point_and_sign_es256() {
+        let t = tokens();
+        let jwk = &t.jwks()["keys"][0];
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["crv"], "P-256");
+        assert_eq!(jwk["alg"], "ES256");
+        for coordinate in ["x", "y"] {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(jwk[coordinate].as_str().unwrap())
+                .unwrap();
+            assert_eq!(bytes.len(), 32);
+        }
+        assert_eq!(
+            t.openid_configuration()["id_token_signing_alg_values_supported"],
+            json!(["ES256"])
+        );
+        let token = t
+            .issue(&binding(), &t.audiences.clone(), 1000, 3600)
+            .unwrap();
+        assert!(
+            tokens().verify(&token, &[], 2000).is_none(),
+            "another key refuses it"
+        );
     }
 
     fn binding() -> Binding {
@@ -322,7 +460,7 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(header["alg"], "RS256");
+        assert_eq!(header["alg"], "ES256");
         assert_eq!(header["kid"], t.jwks()["keys"][0]["kid"]);
 
         let ok = t.verify(&token, &[], 2000).expect("valid");
