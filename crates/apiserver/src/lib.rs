@@ -185,7 +185,7 @@ impl ApiServer {
     /// Creates the bootstrap roles and bindings that are missing, loads the policy, and
     /// follows it from then on.
     async fn bootstrap_rbac(self: &Arc<Self>) -> anyhow::Result<()> {
-        let opts = rest::WriteOptions::default();
+        let mut objects = Vec::new();
         for doc in rbac::BOOTSTRAP.split("\n---\n") {
             let Ok(object) = serde_saphyr::from_str::<Value>(doc) else {
                 continue;
@@ -199,25 +199,44 @@ impl ApiServer {
                 .map(rbac::Kind::plural)
                 .context("bootstrap policy: unknown kind")?;
             let r = resources::find("rbac.authorization.k8s.io", "v1", plural).expect("built in");
-            let ns = object["metadata"]["namespace"].as_str().map(String::from);
-            let name = object["metadata"]["name"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            if self.registry.get(r, ns.as_deref(), &name).await.is_ok() {
-                continue;
-            }
-            match self.registry.create(r, ns.as_deref(), object, &opts).await {
-                Ok(_) => {}
-                Err(e) if e.code == 409 => {}
-                Err(e) => anyhow::bail!("bootstrap {kind} {name}: {}", e.message),
-            }
+            objects.push((r, kind, object));
         }
+        // Written together, so that the store syncs them in few commits.
+        let writes = objects
+            .into_iter()
+            .map(|(r, kind, object)| self.create_rbac_default(r, kind, object));
+        futures::future::try_join_all(writes).await?;
         for kind in rbac::Kind::ALL {
             rbac::follow::load(&self.registry, &self.authorizer, kind).await;
         }
         rbac::follow(&self.registry, &self.authorizer);
         Ok(())
+    }
+
+    /// Creates one bootstrap policy object unless it exists.
+    async fn create_rbac_default(
+        &self,
+        r: &'static resources::ResourceType,
+        kind: String,
+        object: Value,
+    ) -> anyhow::Result<()> {
+        let ns = object["metadata"]["namespace"].as_str().map(String::from);
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if self.registry.get(r, ns.as_deref(), &name).await.is_ok() {
+            return Ok(());
+        }
+        match self
+            .registry
+            .create(r, ns.as_deref(), object, &rest::WriteOptions::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 => Ok(()),
+            Err(e) => anyhow::bail!("bootstrap {kind} {name}: {}", e.message),
+        }
     }
 
     /// Sets how requests reach the kubelets of nodes.

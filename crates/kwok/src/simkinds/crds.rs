@@ -150,26 +150,33 @@ pub async fn install(
         "CustomResourceDefinition",
         false,
     );
-    for kind in kinds {
-        let wanted = kind.definition();
-        match cluster.create(&crds, None, &wanted).await {
-            Ok(_) => {}
-            Err(e) if e.is_conflict() || e.code == 409 => {
-                let name = wanted["metadata"]["name"].as_str().unwrap_or_default();
-                let current = cluster.get(&crds, None, name).await?;
-                if current["spec"]["versions"][0]["schema"]
-                    != wanted["spec"]["versions"][0]["schema"]
-                {
-                    let mut next = wanted.clone();
-                    next["metadata"]["resourceVersion"] =
-                        current["metadata"]["resourceVersion"].clone();
-                    cluster.update(&crds, None, &next).await?;
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    // Written together, so that the store syncs them in few commits.
+    let writes = kinds.map(|kind| install_one(cluster, &crds, kind.definition()));
+    futures::future::try_join_all(writes).await?;
     Ok(())
+}
+
+/// Creates one definition, or updates it when its schema changed.
+async fn install_one(
+    cluster: &dyn client::Cluster,
+    crds: &client::Resource,
+    wanted: serde_json::Value,
+) -> Result<(), client::Error> {
+    match cluster.create(crds, None, &wanted).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_conflict() || e.code == 409 => {
+            let name = wanted["metadata"]["name"].as_str().unwrap_or_default();
+            let current = cluster.get(crds, None, name).await?;
+            if current["spec"]["versions"][0]["schema"] != wanted["spec"]["versions"][0]["schema"] {
+                let mut next = wanted.clone();
+                next["metadata"]["resourceVersion"] =
+                    current["metadata"]["resourceVersion"].clone();
+                cluster.update(crds, None, &next).await?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The simulation kinds other than Stage.
