@@ -5,10 +5,6 @@
 
 mod common;
 
-#[allow(dead_code)]
-#[path = "../../crates/kwok/src/stage/jq.rs"]
-mod jq;
-
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
