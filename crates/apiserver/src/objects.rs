@@ -105,7 +105,11 @@ pub fn encode_with_revision(obj: &mut Value, revision: i64) -> Bytes {
             Value::String(revision.to_string()),
         );
     }
-    Bytes::from(serde_json::to_vec(obj).expect("a JSON value always serialises"))
+    let mut json = serde_json::to_vec(obj).expect("a JSON value always serialises");
+    // The store, its watch history and the informers keep these bytes for minutes: without
+    // this the doubling growth of the buffer leaves a quarter of each allocation unused.
+    json.shrink_to_fit();
+    Bytes::from(json)
 }
 
 /// Sets `metadata.resourceVersion` of a stored JSON object to `revision`, for stores that keep

@@ -142,6 +142,17 @@ pub enum WatchEvent {
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
 
+/// A watch event with the object's JSON, for caches that keep objects encoded. In-process the
+/// bytes are the store's own value (shared, not copied); `None` when the cluster has no
+/// encoding at hand (the cache encodes the object itself).
+#[derive(Debug, Clone)]
+pub struct EncodedWatchEvent {
+    pub event: WatchEvent,
+    pub json: Option<bytes::Bytes>,
+}
+
+pub type EncodedWatchStream = Pin<Box<dyn Stream<Item = EncodedWatchEvent> + Send>>;
+
 /// Patch bodies.
 #[derive(Debug, Clone)]
 pub enum Patch {
@@ -177,6 +188,19 @@ pub trait Cluster: Send + Sync + 'static {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<WatchStream>;
+    /// [`Cluster::watch`] with each object's JSON where the cluster has it without encoding.
+    async fn watch_encoded(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<EncodedWatchStream> {
+        use futures::StreamExt;
+        let stream = self.watch(r, namespace, params).await?;
+        Ok(stream
+            .map(|event| EncodedWatchEvent { event, json: None })
+            .boxed())
+    }
     async fn create(&self, r: &Resource, namespace: Option<&str>, object: &Value) -> Result<Value>;
     /// Replaces the object (its `metadata.resourceVersion` is the precondition when set).
     async fn update(&self, r: &Resource, namespace: Option<&str>, object: &Value) -> Result<Value>;

@@ -13,8 +13,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::{
-    Cluster, DeleteParams, Error, ListParams, ObjectList, Patch, Resource, Result, WatchEvent,
-    WatchStream,
+    Cluster, DeleteParams, EncodedWatchEvent, EncodedWatchStream, Error, ListParams, ObjectList,
+    Patch, Resource, Result, WatchEvent, WatchStream,
 };
 
 /// A cluster reached in-process, through the same registry that serves HTTP requests.
@@ -30,6 +30,24 @@ pub struct LocalCluster {
 impl LocalCluster {
     pub fn new(registry: Arc<Registry>) -> Self {
         Self { registry }
+    }
+
+    async fn start_watch(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<apiserver::watchqueue::Receiver> {
+        let t = lookup(&self.registry, r)?;
+        apiserver::watch::start(
+            self.registry.clone(),
+            t,
+            namespace.map(String::from),
+            list_options(params),
+            true,
+        )
+        .await
+        .map_err(api_error)
     }
 }
 
@@ -129,50 +147,24 @@ impl Cluster for LocalCluster {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<WatchStream> {
-        let t = lookup(&self.registry, r)?;
-        let rx = apiserver::watch::start(
-            self.registry.clone(),
-            t,
-            namespace.map(String::from),
-            list_options(params),
-            true,
-        )
-        .await
-        .map_err(api_error)?;
+        let rx = self.start_watch(r, namespace, params).await?;
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             let ev = rx.recv().await?;
-            let decoded = match ev.decoded {
-                Some(obj) => Ok(obj),
-                None => serde_json::from_slice::<Value>(&ev.object).map(Arc::new),
-            };
-            let event = match decoded {
-                Err(e) => WatchEvent::Error(Error::transport(e)),
-                Ok(obj) => match ev.kind {
-                    "ADDED" => WatchEvent::Added(obj),
-                    "MODIFIED" => WatchEvent::Modified(obj),
-                    "DELETED" => WatchEvent::Deleted(obj),
-                    "BOOKMARK" => WatchEvent::Bookmark(
-                        obj.at("/metadata/resourceVersion")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                    ),
-                    _ => WatchEvent::Error(Error {
-                        code: obj.get("code").and_then(Value::as_u64).unwrap_or(500) as u16,
-                        reason: obj
-                            .get("reason")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        message: obj
-                            .get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                    }),
-                },
-            };
-            Some((event, rx))
+            Some((watch_event(ev).event, rx))
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn watch_encoded(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<EncodedWatchStream> {
+        let rx = self.start_watch(r, namespace, params).await?;
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            let ev = rx.recv().await?;
+            Some((watch_event(ev), rx))
         });
         Ok(stream.boxed())
     }
@@ -326,4 +318,42 @@ impl Cluster for LocalCluster {
             .await
             .map_err(api_error)
     }
+}
+
+/// A watch event of the embedded server as the client hands it out, with the stored JSON.
+fn watch_event(ev: apiserver::watch::WatchEvent) -> EncodedWatchEvent {
+    let decoded = match ev.decoded {
+                Some(obj) => Ok(obj),
+                None => serde_json::from_slice::<Value>(&ev.object).map(Arc::new),
+            };
+            let event = match decoded {
+                Err(e) => WatchEvent::Error(Error::transport(e)),
+                Ok(obj) => match ev.kind {
+                    "ADDED" => WatchEvent::Added(obj),
+                    "MODIFIED" => WatchEvent::Modified(obj),
+                    "DELETED" => WatchEvent::Deleted(obj),
+                    "BOOKMARK" => WatchEvent::Bookmark(
+                        obj.at("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                    ),
+                    _ => WatchEvent::Error(Error {
+                        code: obj.get("code").and_then(Value::as_u64).unwrap_or(500) as u16,
+                        reason: obj
+                            .get("reason")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        message: obj
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                    }),
+                },
+            };
+    let json = matches!(event, WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_))
+        .then_some(ev.object);
+    EncodedWatchEvent { event, json }
 }

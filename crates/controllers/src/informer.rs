@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use client::{Cluster, ListParams, Resource, WatchEvent};
+use bytes::Bytes;
+use client::{Cluster, EncodedWatchEvent, ListParams, Resource, WatchEvent};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
@@ -108,17 +109,19 @@ pub struct Event {
 
 /// One cached object. Pods, the kind with by far the most objects, are kept as their JSON and
 /// decoded when asked for: a decoded pod takes about eight times the memory of its JSON, and
-/// the controllers read most pods only as they change, from the event.
+/// the controllers read most pods only as they change, from the event. In-process the JSON is
+/// the store's own value, shared rather than copied.
 enum Stored {
     Decoded(Arc<Value>),
-    Json(Box<[u8]>),
+    Json(Bytes),
 }
 
 impl Stored {
-    fn new(kind: Kind, obj: Arc<Value>) -> Stored {
-        match kind {
-            Kind::Pod => match serde_json::to_vec(&*obj) {
-                Ok(json) => Stored::Json(json.into_boxed_slice()),
+    fn new(kind: Kind, obj: Arc<Value>, json: Option<Bytes>) -> Stored {
+        match (kind, json) {
+            (Kind::Pod, Some(json)) => Stored::Json(json),
+            (Kind::Pod, None) => match serde_json::to_vec(&*obj) {
+                Ok(json) => Stored::Json(Bytes::from(json)),
                 Err(_) => Stored::Decoded(obj),
             },
             _ => Stored::Decoded(obj),
@@ -128,8 +131,19 @@ impl Stored {
     fn value(&self) -> Arc<Value> {
         match self {
             Stored::Decoded(v) => v.clone(),
-            Stored::Json(json) => Arc::new(serde_json::from_slice(json).unwrap_or(Value::Null)),
+            Stored::Json(json) => {
+                let mut obj: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+                without_managed_fields(&mut obj);
+                Arc::new(obj)
+            }
         }
+    }
+}
+
+/// Field ownership is of no use to a controller (kube-controller-manager's informers drop it).
+fn without_managed_fields(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
     }
 }
 
@@ -157,8 +171,13 @@ impl Cache {
     }
 
     fn put(&self, kind: Kind, obj: Arc<Value>) -> Option<Arc<Value>> {
+        self.put_encoded(kind, obj, None)
+    }
+
+    /// [`Cache::put`] with the object's JSON when the watch handed it out.
+    fn put_encoded(&self, kind: Kind, obj: Arc<Value>, json: Option<Bytes>) -> Option<Arc<Value>> {
         let (ns, name) = (namespace(&obj).to_string(), name(&obj).to_string());
-        let stored = Stored::new(kind, obj);
+        let stored = Stored::new(kind, obj, json);
         let mut store = self.stores[kind.index()].write().unwrap();
         let old = store.entry(ns).or_default().insert(name, stored);
         drop(store);
@@ -265,10 +284,7 @@ async fn follow(
                 if i % 256 == 255 {
                     tokio::task::yield_now().await;
                 }
-                // As from the watch: field ownership is of no use to a controller.
-                if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.remove("managedFields");
-                }
+                without_managed_fields(&mut item);
                 let item = Arc::new(item);
                 seen.insert((namespace(&item).to_string(), name(&item).to_string()));
                 let old = cache.put(kind, item.clone());
@@ -311,7 +327,7 @@ async fn follow(
             timeout_seconds: Some(600),
             ..Default::default()
         };
-        let mut stream = match cluster.watch(&r, None, &params).await {
+        let mut stream = match cluster.watch_encoded(&r, None, &params).await {
             Ok(s) => s,
             Err(e) => {
                 if e.is_gone() {
@@ -321,11 +337,11 @@ async fn follow(
                 continue;
             }
         };
-        while let Some(ev) = stream.next().await {
+        while let Some(EncodedWatchEvent { event: ev, json }) = stream.next().await {
             let event = match ev {
                 WatchEvent::Added(o) | WatchEvent::Modified(o) => {
                     resource_version = Some(resource_version_of(&o).to_string());
-                    let old = cache.put(kind, o.clone());
+                    let old = cache.put_encoded(kind, o.clone(), json);
                     Event {
                         kind,
                         old,
@@ -1038,6 +1054,22 @@ mod tests {
         );
         assert_eq!(cache.remove(Kind::Pod, &next).as_deref(), Some(&*next));
         assert!(cache.all(Kind::Pod).is_empty());
+    }
+
+    #[test]
+    fn pods_cached_from_the_stores_json_read_back_without_field_ownership() {
+        let cache = Cache::default();
+        let stored = json!({"metadata": {"namespace": "ns", "name": "p", "resourceVersion": "7",
+            "managedFields": [{"manager": "kubectl"}]}, "spec": {"nodeName": "n"}});
+        let json = Bytes::from(serde_json::to_vec(&stored).unwrap());
+        let mut seen = stored.clone();
+        without_managed_fields(&mut seen);
+        cache.put_encoded(Kind::Pod, Arc::new(seen.clone()), Some(json.clone()));
+        assert_eq!(cache.get(Kind::Pod, "ns", "p").as_deref(), Some(&seen));
+        let Stored::Json(kept) = cache.take(Kind::Pod, &seen).unwrap() else {
+            panic!("a pod is kept encoded");
+        };
+        assert_eq!(kept.as_ptr(), json.as_ptr(), "the bytes are shared, not copied");
     }
 
     #[test]

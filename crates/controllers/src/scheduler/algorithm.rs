@@ -93,7 +93,7 @@ pub struct PreState {
 }
 
 fn domain<'a>(node: &'a NodeInfo, key: &str) -> Option<&'a str> {
-    node.labels.get(key).map(String::as_str)
+    node.labels.get(key)
 }
 
 fn node_affinity_ok(pod: &PodInfo, node: &NodeInfo) -> bool {
@@ -310,7 +310,7 @@ fn pod_affinity_fits(pod: &PodInfo, pre: &PreState, node: &NodeInfo) -> Result<(
         && node
             .labels
             .iter()
-            .any(|(k, v)| pre.existing_anti.contains(&(k.clone(), v.clone())))
+            .any(|(k, v)| pre.existing_anti.contains(&(k.to_string(), v.to_string())))
     {
         f.reasons
             .push("node(s) didn't satisfy existing pods anti-affinity rules".into());
@@ -428,7 +428,7 @@ pub fn score(
             .map(|n| {
                 n.labels
                     .iter()
-                    .filter_map(|(k, v)| pre.preferred.get(&(k.clone(), v.clone())))
+                    .filter_map(|(k, v)| pre.preferred.get(&(k.to_string(), v.to_string())))
                     .sum()
             })
             .collect();

@@ -2,7 +2,7 @@
 
 use client::JsonAt;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -10,7 +10,50 @@ use serde_json::Value;
 
 use super::quantity::{parse_milli_i64, parse_units};
 
-pub type Labels = BTreeMap<String, String>;
+/// Labels by key, sorted: a boxed slice rather than a `BTreeMap`, whose first node alone takes
+/// over 500 bytes, because the scheduler keeps the labels of every pod it knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    pub fn new() -> Labels {
+        Labels::default()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    pub fn insert(&mut self, key: String, value: String) {
+        let mut entries = std::mem::take(&mut self.0).into_vec();
+        match entries.binary_search_by(|(k, _)| (**k).cmp(&*key)) {
+            Ok(i) => entries[i].1 = value.into(),
+            Err(i) => entries.insert(i, (key.into(), value.into())),
+        }
+        self.0 = entries.into_boxed_slice();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+impl FromIterator<(String, String)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Labels {
+        let mut entries: Vec<(Box<str>, Box<str>)> =
+            iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|b, a| a.0 == b.0);
+        Labels(entries.into_boxed_slice())
+    }
+}
 
 /// `namespace/name`.
 pub type PodKey = String;
@@ -234,11 +277,11 @@ impl LabelSelector {
     pub fn parse(v: Option<&Value>) -> Option<LabelSelector> {
         let v = v.filter(|v| !v.is_null())?;
         let mut reqs: Vec<Requirement> = labels_of(v.get("matchLabels"))
-            .into_iter()
+            .iter()
             .map(|(key, value)| Requirement {
-                key,
+                key: key.to_string(),
                 op: Op::In,
-                values: vec![value],
+                values: vec![value.to_string()],
             })
             .collect();
         for e in v
@@ -255,7 +298,7 @@ impl LabelSelector {
     pub fn matches(&self, labels: &Labels) -> bool {
         self.reqs
             .iter()
-            .all(|r| r.matches(labels.get(&r.key).map(String::as_str)))
+            .all(|r| r.matches(labels.get(&r.key)))
     }
 }
 
@@ -289,7 +332,7 @@ impl NodeSelectorTerm {
         }
         self.exprs
             .iter()
-            .all(|r| r.matches(node.labels.get(&r.key).map(String::as_str)))
+            .all(|r| r.matches(node.labels.get(&r.key)))
             && self
                 .fields
                 .iter()
@@ -797,6 +840,21 @@ mod tests {
         assert_eq!(r.memory, 65 << 20);
         assert_eq!(r.get("example.com/gpu"), 2);
         assert_eq!(r.pods, 1);
+    }
+
+    #[test]
+    fn labels_are_found_by_key_whatever_the_order_given() {
+        let mut labels: Labels = [("tier", "db"), ("app", "web"), ("tier", "cache")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(labels.get("app"), Some("web"));
+        assert_eq!(labels.get("tier"), Some("db"));
+        assert_eq!(labels.get("zone"), None);
+        labels.insert("zone".into(), "a".into());
+        labels.insert("app".into(), "api".into());
+        let all: Vec<_> = labels.iter().collect();
+        assert_eq!(all, [("app", "api"), ("tier", "db"), ("zone", "a")]);
     }
 
     #[test]
