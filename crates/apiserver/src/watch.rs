@@ -280,7 +280,10 @@ impl<F: Fn(&Value) -> bool> Matcher<F> {
 
     /// Whether the object matches, and the object decoded when the watch hands it over.
     fn check(&self, bytes: &Bytes, memo: Option<&store::Memo>) -> (bool, Option<Arc<Value>>) {
-        if !self.keep_decoded {
+        // Without a memo (the initial state, replays from history) nothing is shared: the
+        // client decodes as it reads, so a queue of thousands of initial events holds their
+        // JSON, not decoded objects many times that size.
+        if !self.keep_decoded || (memo.is_none() && !self.needs_decode) {
             return (self.accepts(bytes), None);
         }
         match shared_decode(bytes, memo) {

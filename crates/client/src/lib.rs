@@ -256,33 +256,79 @@ pub trait Cluster: Send + Sync + 'static {
     async fn bind(&self, namespace: &str, pod: &str, node: &str) -> Result<()>;
 }
 
-/// Lists every page.
+/// Every object of a list, fetched in pages of 500 unless `params.limit` says otherwise.
 pub async fn list_all(
     cluster: &dyn Cluster,
     r: &Resource,
     namespace: Option<&str>,
     params: &ListParams,
 ) -> Result<ObjectList> {
-    let mut params = params.clone();
-    if params.limit.is_none() {
-        params.limit = Some(500);
-    }
+    let mut pager = Pager::new(cluster, r, namespace, params);
     let mut items = Vec::new();
-    loop {
-        let page = cluster.list(r, namespace, &params).await?;
-        items.extend(page.items);
+    while let Some(page) = pager.next_page().await? {
+        items.extend(page);
+    }
+    Ok(ObjectList {
+        items,
+        resource_version: pager.resource_version,
+        continue_token: None,
+    })
+}
+
+/// A list fetched one page at a time (500 objects unless `params.limit` says otherwise), so
+/// that a caller can handle each page before the next is decoded: a follower that lists
+/// 100,000 pods at start holds one page of decoded objects, not all of them.
+pub struct Pager<'a> {
+    cluster: &'a dyn Cluster,
+    r: &'a Resource,
+    namespace: Option<&'a str>,
+    params: ListParams,
+    done: bool,
+    /// The revision of the list, known once the first page is in.
+    pub resource_version: String,
+}
+
+impl<'a> Pager<'a> {
+    pub fn new(
+        cluster: &'a dyn Cluster,
+        r: &'a Resource,
+        namespace: Option<&'a str>,
+        params: &ListParams,
+    ) -> Self {
+        let mut params = params.clone();
+        if params.limit.is_none() {
+            params.limit = Some(500);
+        }
+        Pager {
+            cluster,
+            r,
+            namespace,
+            params,
+            done: false,
+            resource_version: String::new(),
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .cluster
+            .list(self.r, self.namespace, &self.params)
+            .await?;
         // In-process pages are ready at once; let the runtime serve others between them.
         tokio::task::yield_now().await;
-        match page.continue_token {
-            Some(token) if !token.is_empty() => params.continue_token = Some(token),
-            _ => {
-                return Ok(ObjectList {
-                    items,
-                    resource_version: page.resource_version,
-                    continue_token: None,
-                });
-            }
+        // Later pages are read at the first page's revision.
+        if self.resource_version.is_empty() {
+            self.resource_version = page.resource_version;
         }
+        match page.continue_token {
+            Some(token) if !token.is_empty() => self.params.continue_token = Some(token),
+            _ => self.done = true,
+        }
+        Ok(Some(page.items))
     }
 }
 

@@ -323,37 +323,40 @@ impl Cluster for LocalCluster {
 /// A watch event of the embedded server as the client hands it out, with the stored JSON.
 fn watch_event(ev: apiserver::watch::WatchEvent) -> EncodedWatchEvent {
     let decoded = match ev.decoded {
-                Some(obj) => Ok(obj),
-                None => serde_json::from_slice::<Value>(&ev.object).map(Arc::new),
-            };
-            let event = match decoded {
-                Err(e) => WatchEvent::Error(Error::transport(e)),
-                Ok(obj) => match ev.kind {
-                    "ADDED" => WatchEvent::Added(obj),
-                    "MODIFIED" => WatchEvent::Modified(obj),
-                    "DELETED" => WatchEvent::Deleted(obj),
-                    "BOOKMARK" => WatchEvent::Bookmark(
-                        obj.at("/metadata/resourceVersion")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                    ),
-                    _ => WatchEvent::Error(Error {
-                        code: obj.get("code").and_then(Value::as_u64).unwrap_or(500) as u16,
-                        reason: obj
-                            .get("reason")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        message: obj
-                            .get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                    }),
-                },
-            };
-    let json = matches!(event, WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_))
-        .then_some(ev.object);
+        Some(obj) => Ok(obj),
+        None => apiserver::objects::decode_without_managed_fields(&ev.object).map(Arc::new),
+    };
+    let event = match decoded {
+        Err(e) => WatchEvent::Error(api_error(e)),
+        Ok(obj) => match ev.kind {
+            "ADDED" => WatchEvent::Added(obj),
+            "MODIFIED" => WatchEvent::Modified(obj),
+            "DELETED" => WatchEvent::Deleted(obj),
+            "BOOKMARK" => WatchEvent::Bookmark(
+                obj.at("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            _ => WatchEvent::Error(Error {
+                code: obj.get("code").and_then(Value::as_u64).unwrap_or(500) as u16,
+                reason: obj
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                message: obj
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+        },
+    };
+    let json = matches!(
+        event,
+        WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_)
+    )
+    .then_some(ev.object);
     EncodedWatchEvent { event, json }
 }

@@ -261,6 +261,46 @@ fn dispatch(cache: &Cache, handlers: &[Handler], event: Event) {
     }
 }
 
+/// Lists a kind into the cache page by page, dispatching what changed; returns the keys
+/// listed and the list's revision, or `None` when the list failed.
+async fn list_into_cache(
+    cluster: &dyn Cluster,
+    cache: &Cache,
+    kind: Kind,
+    handlers: &[Handler],
+) -> Option<(HashSet<(String, String)>, String)> {
+    let r = kind.resource();
+    let mut pager = client::Pager::new(cluster, &r, None, &ListParams::default());
+    let mut seen = HashSet::new();
+    loop {
+        let page = match pager.next_page().await {
+            Ok(Some(page)) => page,
+            Ok(None) => return Some((seen, pager.resource_version)),
+            Err(e) => {
+                tracing::warn!(kind = ?kind, error = %e, "list");
+                return None;
+            }
+        };
+        for mut item in page {
+            without_managed_fields(&mut item);
+            let item = Arc::new(item);
+            seen.insert((namespace(&item).to_string(), name(&item).to_string()));
+            let old = cache.put(kind, item.clone());
+            if old.as_ref().map(|o| resource_version_of(o)) != Some(resource_version_of(&item)) {
+                dispatch(
+                    cache,
+                    handlers,
+                    Event {
+                        kind,
+                        old,
+                        new: Some(item),
+                    },
+                );
+            }
+        }
+    }
+}
+
 async fn follow(
     cluster: Arc<dyn Cluster>,
     cache: Arc<Cache>,
@@ -271,36 +311,11 @@ async fn follow(
     let mut resource_version: Option<String> = None;
     loop {
         if resource_version.is_none() {
-            let list = match client::list_all(&*cluster, &r, None, &ListParams::default()).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(kind = ?kind, error = %e, "list");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+            let Some((seen, listed_at)) = list_into_cache(&*cluster, &cache, kind, &handlers).await
+            else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             };
-            let mut seen = HashSet::new();
-            for (i, mut item) in list.items.into_iter().enumerate() {
-                if i % 256 == 255 {
-                    tokio::task::yield_now().await;
-                }
-                without_managed_fields(&mut item);
-                let item = Arc::new(item);
-                seen.insert((namespace(&item).to_string(), name(&item).to_string()));
-                let old = cache.put(kind, item.clone());
-                if old.as_ref().map(|o| resource_version_of(o)) != Some(resource_version_of(&item))
-                {
-                    dispatch(
-                        &cache,
-                        &handlers,
-                        Event {
-                            kind,
-                            old,
-                            new: Some(item),
-                        },
-                    );
-                }
-            }
             for (ns, n) in cache.keys(kind) {
                 if !seen.contains(&(ns.clone(), n.clone())) {
                     let key = json!({"metadata": {"namespace": ns, "name": n}});
@@ -319,7 +334,7 @@ async fn follow(
                 }
             }
             cache.synced[kind.index()].store(true, Ordering::Release);
-            resource_version = Some(list.resource_version);
+            resource_version = Some(listed_at);
         }
         let params = ListParams {
             resource_version: resource_version.clone(),
@@ -1069,7 +1084,11 @@ mod tests {
         let Stored::Json(kept) = cache.take(Kind::Pod, &seen).unwrap() else {
             panic!("a pod is kept encoded");
         };
-        assert_eq!(kept.as_ptr(), json.as_ptr(), "the bytes are shared, not copied");
+        assert_eq!(
+            kept.as_ptr(),
+            json.as_ptr(),
+            "the bytes are shared, not copied"
+        );
     }
 
     #[test]

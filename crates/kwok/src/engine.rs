@@ -252,18 +252,29 @@ impl Controller {
         loop {
             let mut params = self.params.clone();
             params.resource_version = None;
-            let list = match client::list_all(&*self.cluster, &self.resource, None, &params).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(resource = %self.resource.plural, error = %e, "list failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    continue;
+            // Page by page, so that only one page of decoded objects is held at a time.
+            let mut pager = client::Pager::new(&*self.cluster, &self.resource, None, &params);
+            let mut present: HashSet<String> = HashSet::new();
+            let failed = loop {
+                match pager.next_page().await {
+                    Ok(Some(page)) => {
+                        for item in page {
+                            present.insert(key_of(&item));
+                            self.handle(Arc::new(item));
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
                 }
             };
+            if let Some(e) = failed {
+                tracing::warn!(resource = %self.resource.plural, error = %e, "list failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
             backoff = Duration::from_millis(200);
             // Objects gone while we were not watching.
-            let present: HashSet<String> = list.items.iter().map(key_of).collect();
             let gone: Vec<(String, Entry)> = {
                 let mut entries = self.entries.lock().expect("entries lock");
                 let keys: Vec<String> = entries
@@ -279,13 +290,7 @@ impl Controller {
                 self.queue.cancel(entry.pending);
                 self.hooks.deleted(&json!({"metadata": {"name": key}}));
             }
-            for (i, item) in list.items.into_iter().enumerate() {
-                self.handle(Arc::new(item));
-                if i % 256 == 255 {
-                    tokio::task::yield_now().await;
-                }
-            }
-            let mut rv = list.resource_version;
+            let mut rv = pager.resource_version;
             'watch: loop {
                 let mut params = self.params.clone();
                 params.resource_version = Some(rv.clone());

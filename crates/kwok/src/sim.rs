@@ -243,12 +243,13 @@ impl PodHooks {
         }
     }
 
-    fn take_parked(&self, node: &str) -> bool {
+    /// The keys of the pods parked for `node`, forgotten here.
+    fn take_parked(&self, node: &str) -> HashSet<String> {
         self.parked
             .lock()
             .expect("parked lock")
             .remove(node)
-            .is_some()
+            .unwrap_or_default()
     }
 }
 
@@ -666,7 +667,10 @@ impl Simulator {
     }
 }
 
-/// Lists the pods of newly managed nodes that were seen before their node.
+/// Fetches again, one by one, the pods of newly managed nodes that were seen before their
+/// node. A get per parked pod rather than a list by `spec.nodeName`: when a cluster restarts,
+/// thousands of nodes become managed at once, and a list per node would read every pod of
+/// the cluster each time.
 async fn resync_pods(
     cluster: Arc<dyn Cluster>,
     pods: Arc<Controller>,
@@ -674,21 +678,18 @@ async fn resync_pods(
     mut rx: mpsc::UnboundedReceiver<String>,
     _opts: Options,
 ) {
+    let r = Resource::pods();
     while let Some(node) = rx.recv().await {
-        if !hooks.take_parked(&node) {
-            continue;
-        }
-        let params = ListParams {
-            field_selector: Some(format!("spec.nodeName={node}")),
-            ..Default::default()
-        };
-        match client::list_all(&*cluster, &Resource::pods(), None, &params).await {
-            Ok(list) => {
-                for pod in list.items {
-                    pods.handle(Arc::new(pod));
-                }
+        for (i, key) in hooks.take_parked(&node).into_iter().enumerate() {
+            let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
+            match cluster.get(&r, Some(namespace), name).await {
+                Ok(pod) => pods.handle(Arc::new(pod)),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => tracing::warn!(node, pod = key, error = %e, "get a parked pod"),
             }
-            Err(e) => tracing::warn!(node, error = %e, "list the pods of a node"),
+            if i % 256 == 255 {
+                tokio::task::yield_now().await;
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use client::{Cluster, DeleteParams, ListParams, Patch, Resource, WatchEvent, list_all};
+use client::{Cluster, DeleteParams, ListParams, Pager, Patch, Resource, WatchEvent};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -65,8 +65,31 @@ enum Kind {
     Pod,
 }
 
+/// A full list of one kind, parsed page by page as it was read (the decoded objects are not
+/// kept: a pod's JSON value is many times the size of what the scheduler needs of it).
+enum Listed {
+    Nodes(Vec<NodeInfo>),
+    Pods(Vec<PodInfo>),
+}
+
+impl Listed {
+    fn new(kind: Kind) -> Listed {
+        match kind {
+            Kind::Node => Listed::Nodes(Vec::new()),
+            Kind::Pod => Listed::Pods(Vec::new()),
+        }
+    }
+
+    fn add(&mut self, page: Vec<Value>) {
+        match self {
+            Listed::Nodes(nodes) => nodes.extend(page.iter().filter_map(NodeInfo::parse)),
+            Listed::Pods(pods) => pods.extend(page.iter().filter_map(PodInfo::parse)),
+        }
+    }
+}
+
 enum Input {
-    Reset(Kind, Vec<Value>),
+    Reset(Listed),
     Upsert(Kind, Arc<Value>),
     Delete(Kind, Arc<Value>),
 }
@@ -277,19 +300,19 @@ impl Runner {
 
     fn apply(&mut self, input: Input) {
         match input {
-            Input::Reset(Kind::Node, items) => {
+            Input::Reset(Listed::Nodes(nodes)) => {
                 self.cache.clear_nodes();
-                for n in items.iter().filter_map(NodeInfo::parse) {
+                for n in nodes {
                     self.cache.upsert_node(n);
                 }
                 self.synced[0] = true;
                 self.request_flush(Duration::ZERO);
             }
-            Input::Reset(Kind::Pod, items) => {
+            Input::Reset(Listed::Pods(pods)) => {
                 self.cache.clear_pods();
                 self.pending
                     .retain(|_, p| matches!(p.state, State::InFlight(_)));
-                for p in items.iter().filter_map(PodInfo::parse) {
+                for p in pods {
                     self.on_pod(p);
                 }
                 self.synced[1] = true;
@@ -680,19 +703,30 @@ async fn create_event(cluster: &dyn Cluster, namespace: &str, event: Value) {
     }
 }
 
+/// Lists one kind page by page, parsing each page before the next is read.
+async fn list_parsed(cluster: &dyn Cluster, r: &Resource, kind: Kind) -> Option<(Listed, String)> {
+    let mut pager = Pager::new(cluster, r, None, &ListParams::default());
+    let mut listed = Listed::new(kind);
+    loop {
+        match pager.next_page().await {
+            Ok(Some(page)) => listed.add(page),
+            Ok(None) => return Some((listed, pager.resource_version)),
+            Err(e) => {
+                tracing::warn!(kind = %r.kind, error = %e, "scheduler list");
+                return None;
+            }
+        }
+    }
+}
+
 /// Lists, then watches one kind, re-listing when the watch falls out of the history window.
 async fn follow(cluster: Arc<dyn Cluster>, r: Resource, kind: Kind, tx: mpsc::Sender<Input>) {
     loop {
-        let list = match list_all(&*cluster, &r, None, &ListParams::default()).await {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!(kind = %r.kind, error = %e, "scheduler list");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
+        let Some((listed, mut rv)) = list_parsed(&*cluster, &r, kind).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
         };
-        let mut rv = list.resource_version.clone();
-        if tx.send(Input::Reset(kind, list.items)).await.is_err() {
+        if tx.send(Input::Reset(listed)).await.is_err() {
             return;
         }
         'watch: loop {

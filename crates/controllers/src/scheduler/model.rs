@@ -47,8 +47,10 @@ impl Labels {
 
 impl FromIterator<(String, String)> for Labels {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Labels {
-        let mut entries: Vec<(Box<str>, Box<str>)> =
-            iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut entries: Vec<(Box<str>, Box<str>)> = iter
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries.dedup_by(|b, a| a.0 == b.0);
         Labels(entries.into_boxed_slice())
@@ -296,9 +298,7 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.reqs
-            .iter()
-            .all(|r| r.matches(labels.get(&r.key)))
+        self.reqs.iter().all(|r| r.matches(labels.get(&r.key)))
     }
 }
 

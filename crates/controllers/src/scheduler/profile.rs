@@ -274,7 +274,13 @@ mod tests {
         let p = profile.with_default_spread(&owned(json!({}))).unwrap();
         assert_eq!(p.spread.len(), 1);
         let selector = p.spread[0].selector.as_ref().unwrap();
-        assert!(selector.matches(&[("app".to_string(), "web".to_string())].into_iter().collect()));
+        assert!(
+            selector.matches(
+                &[("app".to_string(), "web".to_string())]
+                    .into_iter()
+                    .collect()
+            )
+        );
         assert!(!selector.matches(&Default::default()));
         // Own constraints win; bare pods get none.
         let own = owned(json!({"spec": [{"maxSkew": 2, "topologyKey": "host",
