@@ -175,9 +175,15 @@ fn one_node_scenario(kwokctl: &Kwokctl, pods: usize) -> anyhow::Result<()> {
     // The first node `scale node` makes, with its default serial length: node-000000.
     let node = crate::scale::serial_name("node", 0, 6);
     let param = format!(".nodeName=\"{node}\"");
-    let took = scale_until(kwokctl, name, "pod", &["--param", &param], pods, pods, || {
-        running_pods(&client)
-    })?;
+    let took = scale_until(
+        kwokctl,
+        name,
+        "pod",
+        &["--param", &param],
+        pods,
+        pods,
+        || running_pods(&client),
+    )?;
     row_rate(
         "pods Running on one node",
         pods,
