@@ -3,10 +3,32 @@
 //! A pool hands out addresses from the network address + 1 upwards, skipping those in use, and
 //! takes them back when a pod is deleted. Addresses pods already carry (from before a restart)
 //! are marked used when the simulator first sees them. The same pod always gets the same
-//! address from a pool while it holds one.
+//! address from a pool while it holds one. A full pool refuses further pods (they get no
+//! address from it); the first refusal since the pool last had room says so, the later ones
+//! do not, so that many pods bound to one small node CIDR do not flood the log.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
 use std::net::IpAddr;
+
+/// Why a pool handed out no address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllocateError {
+    /// The CIDR text does not parse.
+    InvalidCidr(String),
+    /// Every usable address of `cidr` is held. `first` is true for the first refusal since the
+    /// pool last had a free address.
+    Exhausted { cidr: String, first: bool },
+}
+
+impl fmt::Display for AllocateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocateError::InvalidCidr(e) => f.write_str(e),
+            AllocateError::Exhausted { cidr, .. } => write!(f, "no free address left in {cidr}"),
+        }
+    }
+}
 
 /// A parsed CIDR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,6 +121,8 @@ struct Pool {
     owners: HashMap<String, u128>,
     /// Released addresses, handed out again first (lowest first).
     recycled: BTreeSet<u128>,
+    /// Whether a refusal was reported since the pool last had room.
+    refused: bool,
 }
 
 impl Pool {
@@ -109,6 +133,7 @@ impl Pool {
             used: HashSet::new(),
             owners: HashMap::new(),
             recycled: BTreeSet::new(),
+            refused: false,
         }
     }
 
@@ -156,20 +181,24 @@ pub struct Ipam {
 }
 
 impl Ipam {
-    fn pool(&mut self, cidr: &str) -> Result<&mut Pool, String> {
+    fn pool(&mut self, cidr: &str) -> Result<&mut Pool, AllocateError> {
         if !self.pools.contains_key(cidr) {
-            let parsed = Cidr::parse(cidr)?;
+            let parsed = Cidr::parse(cidr).map_err(AllocateError::InvalidCidr)?;
             self.pools.insert(cidr.to_string(), Pool::new(parsed));
         }
         Ok(self.pools.get_mut(cidr).expect("just inserted"))
     }
 
     /// The address of `owner` in `cidr`, allocating one when it has none.
-    pub fn allocate(&mut self, cidr: &str, owner: &str) -> Result<IpAddr, String> {
-        let ip = self
-            .pool(cidr)?
-            .get(owner)
-            .ok_or_else(|| format!("no free address left in {cidr}"))?;
+    pub fn allocate(&mut self, cidr: &str, owner: &str) -> Result<IpAddr, AllocateError> {
+        let pool = self.pool(cidr)?;
+        let Some(ip) = pool.get(owner) else {
+            let first = !std::mem::replace(&mut pool.refused, true);
+            return Err(AllocateError::Exhausted {
+                cidr: cidr.to_string(),
+                first,
+            });
+        };
         self.hold(cidr, owner);
         Ok(ip)
     }
@@ -202,6 +231,7 @@ impl Ipam {
             {
                 pool.used.remove(&o);
                 pool.recycled.insert(o);
+                pool.refused = false;
             }
         }
     }
@@ -230,6 +260,36 @@ mod tests {
             ipam.allocate("10.0.0.0/30", "c").unwrap().to_string(),
             "10.0.0.1"
         );
+    }
+
+    #[test]
+    fn a_full_pool_reports_its_first_refusal_until_an_address_comes_back() {
+        let mut ipam = Ipam::default();
+        let cidr = "10.0.0.0/30";
+        ipam.allocate(cidr, "a").unwrap();
+        ipam.allocate(cidr, "b").unwrap();
+        let refusal = |first| {
+            Err(AllocateError::Exhausted {
+                cidr: cidr.to_string(),
+                first,
+            })
+        };
+        assert_eq!(ipam.allocate(cidr, "c"), refusal(true));
+        assert_eq!(ipam.allocate(cidr, "d"), refusal(false));
+        assert_eq!(ipam.allocate(cidr, "c"), refusal(false));
+        // Holders keep their address while the pool is full.
+        assert_eq!(ipam.allocate(cidr, "a").unwrap().to_string(), "10.0.0.1");
+        ipam.release("b");
+        assert_eq!(ipam.allocate(cidr, "c").unwrap().to_string(), "10.0.0.2");
+        assert_eq!(ipam.allocate(cidr, "d"), refusal(true));
+        assert_eq!(
+            ipam.allocate(cidr, "d").unwrap_err().to_string(),
+            "no free address left in 10.0.0.0/30"
+        );
+        assert!(matches!(
+            ipam.allocate("10.0.0.0", "e"),
+            Err(AllocateError::InvalidCidr(_))
+        ));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Options;
 use crate::engine::{Controller, Hooks, Metrics, key_of};
-use crate::ipam::Ipam;
+use crate::ipam::{AllocateError, Ipam};
 use crate::leases::Leases;
 use crate::selector::LabelSelector;
 use crate::stage::template::Funcs;
@@ -114,6 +114,17 @@ impl Funcs for Env {
         for cidr in self.cidrs(node) {
             match ipam.allocate(&cidr, &key) {
                 Ok(ip) => out.push(ip.to_string()),
+                // Upstream's pool runs past the end of the CIDR; here the pods of a full
+                // CIDR get no address from it, said once until an address comes back.
+                Err(AllocateError::Exhausted { first: true, .. }) => tracing::warn!(
+                    node,
+                    cidr,
+                    pod = %key,
+                    "no free pod address left in the pod CIDR: pods get none from it until some are deleted"
+                ),
+                Err(e @ AllocateError::Exhausted { .. }) => {
+                    tracing::debug!(pod = %key, "allocate a pod IP: {e}")
+                }
                 Err(e) => tracing::warn!(pod = %key, "allocate a pod IP: {e}"),
             }
         }

@@ -911,3 +911,48 @@ async fn stage_patches_are_made_as_the_impersonated_user() {
     )
     .await;
 }
+
+/// Upstream's benchmark binds thousands of pods to one node, more than its pod CIDR holds. Every
+/// pod still goes Running; the CIDR's addresses go to one pod each and the rest get none from
+/// it; the full CIDR is reported once, not once per pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_pods_on_one_node_beyond_its_pod_cidr() {
+    let server = Server::start();
+    let sim = Sim::start(&server, &["--manage-all-nodes=true"]);
+    let c = cluster(&server).await;
+    c.create(&Resource::nodes(), None, &node("n1", Some("10.244.9.0/29")))
+        .await
+        .unwrap();
+    let pods = Resource::pods();
+    const PODS: usize = 40;
+    for i in 0..PODS {
+        c.create(&pods, Some("default"), &pod(&format!("p{i}"), "n1"))
+            .await
+            .unwrap();
+    }
+    let running = wait_for("every pod Running", Duration::from_secs(60), || async {
+        let list = c
+            .list(&pods, Some("default"), &ListParams::default())
+            .await
+            .ok()?;
+        (list.items.len() == PODS && list.items.iter().all(|p| p["status"]["phase"] == "Running"))
+            .then_some(list.items)
+    })
+    .await;
+    let mut ips: Vec<&str> = running
+        .iter()
+        .filter_map(|p| p["status"]["podIP"].as_str())
+        .filter(|ip| !ip.is_empty())
+        .collect();
+    // A /29 has six addresses for pods (network and broadcast addresses excluded).
+    assert_eq!(ips.len(), 6, "{ips:?}");
+    assert!(
+        ips.iter().all(|ip| in_cidr(ip, [10, 244, 9, 0], 29)),
+        "{ips:?}"
+    );
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 6, "an address held twice: {ips:?}");
+    let log = sim.log();
+    assert_eq!(log.matches("no free pod address left").count(), 1, "{log}");
+}

@@ -332,6 +332,11 @@ pub struct BenchArgs {
     /// `snapshot replay --speed 100` into a fresh cluster (0: skip)
     #[arg(long, default_value_t = 10_000)]
     pub replay: usize,
+    /// Pods bound to the one node of a fresh cluster by `scale pod --param
+    /// '.nodeName="node-000000"'` (upstream KWOK's benchmark scenario), timed until all are
+    /// Running, then deleted (0: skip)
+    #[arg(long, default_value_t = 10_000)]
+    pub one_node: usize,
     /// Instead of the scenario above, soak one cluster for this long (e.g. 1h): the last of
     /// --nodes heartbeating, pods churned between 0 and --soak-pods, RSS printed every minute
     #[arg(long, value_parser = crate::duration::parse)]

@@ -120,6 +120,9 @@ fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
     if args.replay > 0 {
         replay_scenario(kwokctl, args.replay)?;
     }
+    if args.one_node > 0 {
+        one_node_scenario(kwokctl, args.one_node)?;
+    }
     if args.nodes.is_empty() && args.pods.is_empty() {
         return Ok(());
     }
@@ -158,6 +161,50 @@ fn replay_scenario(kwokctl: &Kwokctl, pods: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Upstream KWOK's benchmark scenario: a fresh cluster with one node and `pods` pods bound to
+/// it by `spec.nodeName` (`scale pod --param '.nodeName="node-000000"'`, so the scheduler has
+/// nothing to do), timed until every pod is Running, then until all are deleted again.
+fn one_node_scenario(kwokctl: &Kwokctl, pods: usize) -> anyhow::Result<()> {
+    let name = "bench-one-node";
+    kwokctl.run(name, &["create", "cluster"])?;
+    let client = Client::new(&Endpoint::from_kubeconfig(
+        &kwokctl.kubeconfig(),
+        Some(&context_name(name)),
+    )?)?;
+    scale_until(kwokctl, name, "node", &[], 1, 1, || ready_nodes(&client))?;
+    // The first node `scale node` makes, with its default serial length: node-000000.
+    let node = crate::scale::serial_name("node", 0, 6);
+    let param = format!(".nodeName=\"{node}\"");
+    let took = scale_until(
+        kwokctl,
+        name,
+        "pod",
+        &["--param", &param],
+        pods,
+        pods,
+        || running_pods(&client),
+    )?;
+    row_rate(
+        "pods Running on one node",
+        pods,
+        pods,
+        took,
+        "10,000 in 60 s (167/s)",
+    );
+    let took = scale_until(kwokctl, name, "pod", &[], 0, pods, || {
+        Ok(pods - pod_count(&client)?.min(pods))
+    })?;
+    row_rate(
+        "pods deleted from one node",
+        pods,
+        pods,
+        took,
+        "10,000 in 90 s (111/s)",
+    );
+    kwokctl.run(name, &["delete", "cluster"])?;
+    Ok(())
+}
+
 fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
     let name = "bench-scale";
     let created = kwokctl.run(name, &["create", "cluster"])?;
@@ -174,7 +221,7 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
 
     let mut before = 0;
     for &n in &args.nodes {
-        let took = scale_until(kwokctl, name, "node", n, n, || ready_nodes(&client))?;
+        let took = scale_until(kwokctl, name, "node", &[], n, n, || ready_nodes(&client))?;
         row_rate(
             "nodes Ready",
             n,
@@ -186,7 +233,7 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
     }
     before = 0;
     for &n in &args.pods {
-        let took = scale_until(kwokctl, name, "pod", n, n, || running_pods(&client))?;
+        let took = scale_until(kwokctl, name, "pod", &[], n, n, || running_pods(&client))?;
         row_rate(
             "pods Running",
             n,
@@ -247,7 +294,7 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     if pods > 0 {
-        let took = scale_until(kwokctl, name, "pod", 0, pods, || {
+        let took = scale_until(kwokctl, name, "pod", &[], 0, pods, || {
             Ok(pods - pod_count(&client)?.min(pods))
         })?;
         row_rate("pods deleted", pods, pods, took, "10,000 in 90 s (111/s)");
@@ -280,21 +327,23 @@ fn wait_for(started: Instant, done: &dyn Fn() -> anyhow::Result<bool>) -> anyhow
     }
 }
 
-/// Runs `kwokctl scale <kind> --replicas <n>` and waits until `reached()` reports `target`,
-/// timing both together as a user experiences them.
+/// Runs `kwokctl scale <kind> <flags> --replicas <n>` and waits until `reached()` reports
+/// `target`, timing both together as a user experiences them.
 fn scale_until(
     kwokctl: &Kwokctl,
     name: &str,
     kind: &str,
+    flags: &[&str],
     n: usize,
     target: usize,
     reached: impl Fn() -> anyhow::Result<usize>,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let replicas = n.to_string();
-    let mut child = kwokctl
-        .command(name, &["scale", kind, "--replicas", &replicas])
-        .spawn()?;
+    let mut verb = vec!["scale", kind];
+    verb.extend_from_slice(flags);
+    verb.extend(["--replicas", &replicas]);
+    let mut child = kwokctl.command(name, &verb).spawn()?;
     let mut scaled = false;
     loop {
         if !scaled && let Some(status) = child.try_wait()? {

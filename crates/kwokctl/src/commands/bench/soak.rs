@@ -41,7 +41,7 @@ pub fn run(kwokctl: &Kwokctl, args: &BenchArgs, duration: Duration) -> anyhow::R
     let pid = cluster_pid(&ClusterPaths::new(
         kwokctl.workdir().join("clusters").join(CLUSTER),
     ))?;
-    let took = scale_until(kwokctl, CLUSTER, "node", nodes, nodes, || {
+    let took = scale_until(kwokctl, CLUSTER, "node", &[], nodes, nodes, || {
         ready_nodes(&client)
     })?;
     let pace = match args.soak_pace {
@@ -93,12 +93,12 @@ fn churn_pods(kwokctl: &Kwokctl, pods: usize, pace: usize, churn: &Churn) -> any
                 continue;
             }
         }
-        scale_until(kwokctl, CLUSTER, "pod", pods, pods, || {
+        scale_until(kwokctl, CLUSTER, "pod", &[], pods, pods, || {
             running_pods(&client)
         })
         .context("churn: scaling pods up")?;
         churn.pods.fetch_add(pods, Ordering::Relaxed);
-        scale_until(kwokctl, CLUSTER, "pod", 0, pods, || {
+        scale_until(kwokctl, CLUSTER, "pod", &[], 0, pods, || {
             Ok(pods - pod_count(&client)?.min(pods))
         })
         .context("churn: deleting pods")?;
