@@ -1,10 +1,11 @@
 //! `kwok bench`: measures the API server and prints the figures, next to a local etcd when one
 //! is installed.
 //!
-//! Figures: durable pod creates per second in-process and over HTTPS (1 and 64 concurrent
-//! clients), the time to list 100,000 pods, watch event latency with 100 watchers, and memory per
-//! stored pod; and etcd's put rate for the same values and concurrency, the same creates on the
-//! etcd backend, and reads through one and two API server replicas sharing that etcd.
+//! Figures: durable pod creates per second in-process (with the log's records per sync) and over
+//! HTTPS (1 and 64 concurrent clients), the time to list 100,000 pods, watch event latency with
+//! 100 watchers, and memory per stored pod; and etcd's put rate for the same values and
+//! concurrency, the same creates on the etcd backend, and reads through one and two API server
+//! replicas sharing that etcd. `--creates-only` runs just the in-process create rows.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -44,6 +45,10 @@ pub struct BenchArgs {
     /// Also measure HTTPS creates with every request audited at Metadata level.
     #[arg(long)]
     audit: bool,
+    /// Run only the in-process create rows (durable with 1 and 64 clients, without fsync with
+    /// 64), to compare the log's group commit with no sync.
+    #[arg(long, conflicts_with = "etcd_only")]
+    creates_only: bool,
 }
 
 /// A policy that audits every request at Metadata level.
@@ -125,10 +130,24 @@ async fn server_with(
     Ok((store, server))
 }
 
-async fn in_process_creates(n: usize, concurrency: usize, sync: SyncMode) -> anyhow::Result<f64> {
+/// The create rate, and the log's records per `fdatasync` during the run (0 without fsync).
+async fn in_process_creates(
+    n: usize,
+    concurrency: usize,
+    sync: SyncMode,
+) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
-    let (_store, server) = server_with(dir.path(), sync).await?;
-    in_process_creates_on(server, n, concurrency).await
+    let (store, server) = server_with(dir.path(), sync).await?;
+    let before = store.log_stats().unwrap_or_default();
+    let rate = in_process_creates_on(server, n, concurrency).await?;
+    let after = store.log_stats().unwrap_or_default();
+    let syncs = after.syncs - before.syncs;
+    let per_sync = if syncs == 0 {
+        0.0
+    } else {
+        (after.records - before.records) as f64 / syncs as f64
+    };
+    Ok((rate, per_sync))
 }
 
 async fn in_process_creates_on(
@@ -729,10 +748,38 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or(1)
     );
 
+    if args.creates_only {
+        return in_process_create_rows(&args).await;
+    }
     if !args.etcd_only {
         embedded_section(&args).await?;
     }
     etcd_section(&args).await
+}
+
+/// Durable in-process creates with 1 and 64 clients, and creates without fsync with 64 (with
+/// the durable rate as a share of it).
+async fn in_process_create_rows(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut durable = 0.0;
+    for concurrency in [1, 64] {
+        let n = if concurrency == 1 {
+            args.creates / 4
+        } else {
+            args.creates
+        };
+        let (r, per_sync) = in_process_creates(n, concurrency, SyncMode::Always).await?;
+        println!(
+            "durable pod creates, in-process, {concurrency:>2} clients: {r:>9.0}/s \
+             ({per_sync:.1} records per sync)"
+        );
+        durable = r;
+    }
+    let (r, _) = in_process_creates(args.creates, 64, SyncMode::None).await?;
+    println!(
+        "pod creates without fsync, in-process, 64 clients: {r:>9.0}/s (durable: {:.0}%)",
+        100.0 * durable / r
+    );
+    Ok(())
 }
 
 /// The embedded store: lists, memory, creates, watch latency.
@@ -749,17 +796,7 @@ async fn embedded_section(args: &BenchArgs) -> anyhow::Result<()> {
         list.per_pod_overhead, list.avg_json
     );
 
-    for concurrency in [1, 64] {
-        let n = if concurrency == 1 {
-            args.creates / 4
-        } else {
-            args.creates
-        };
-        let r = in_process_creates(n, concurrency, SyncMode::Always).await?;
-        println!("durable pod creates, in-process, {concurrency:>2} clients: {r:>9.0}/s");
-    }
-    let r = in_process_creates(args.creates, 64, SyncMode::None).await?;
-    println!("pod creates without fsync, in-process, 64 clients: {r:>9.0}/s");
+    in_process_create_rows(args).await?;
     for concurrency in [1, 64] {
         let n = if concurrency == 1 {
             args.creates / 4

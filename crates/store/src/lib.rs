@@ -21,6 +21,7 @@ use bytes::Bytes;
 
 pub use etcd::{EtcdOptions, EtcdStore, EtcdTls, Stamp, UNKNOWN_REVISION};
 pub use local::{LocalStore, Options, SyncMode};
+pub use wal::LogStats;
 
 /// The store's revision: a global write counter, starting at 1 for an empty store.
 pub type Revision = i64;

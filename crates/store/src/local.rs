@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::wal::{self, Log};
+use crate::wal::{self, Log, LogStats};
 use crate::{
     Encoder, Error, Event, EventKind, KeyFilter, KeyValue, Memo, RangeResult, Result, Revision,
     Store, Watch,
@@ -162,6 +162,12 @@ impl LocalStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Records written to the log and `fdatasync` calls made since the store opened; `None`
+    /// for an in-memory store. Records per sync show how well group commit amortises syncs.
+    pub fn log_stats(&self) -> Option<LogStats> {
+        self.log.as_ref().map(Log::stats)
     }
 
     /// Flushes the log and stops its thread. Later writes fail.

@@ -19,8 +19,10 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -806,19 +808,51 @@ enum Chunk {
     Rotate(Revision),
 }
 
+/// How long after a sync woke its writers the next sync may wait for them to append again (see
+/// [`Pending::expected`]). It bounds the delay a write can get from waiting for others, and
+/// while writers keep coming back it leaves about this long between syncs.
+const MAX_LINGER: Duration = Duration::from_millis(1);
+
 struct Pending {
     chunks: VecDeque<Chunk>,
-    /// Whether the syncer sleeps on the condition variable (only then does it need a wake-up).
+    /// Whether the syncer sleeps on the condition variable with nothing queued (only then does
+    /// an append need to wake it).
     idle: bool,
     /// Sequence number of the last appended record.
     appended: u64,
+    /// Appends still expected before the next sync: the number of writers the last sync woke,
+    /// less one for every append since. Writers that wait for their write and then write
+    /// again come back soon after being woken, so the syncer waits for that many appends (until
+    /// [`MAX_LINGER`] after the wake-up) and covers them with one sync, instead of syncing the
+    /// first few alone while the others are still on their way. A lone writer brings it to
+    /// zero with its own append, so its sync starts at once.
+    expected: u64,
+    /// Whether the syncer waits for `expected` to reach zero (then the append that brings it
+    /// there wakes it).
+    lingering: bool,
     closing: bool,
+}
+
+/// What the log has done since it started, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Records written to the log files.
+    pub records: u64,
+    /// `fdatasync` calls on log segments (0 without fsync).
+    pub syncs: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    records: AtomicU64,
+    syncs: AtomicU64,
 }
 
 /// The durable side of the store: a background thread that writes and syncs what writers append.
 pub(crate) struct Log {
     pending: Arc<(Mutex<Pending>, Condvar)>,
     synced: Arc<Synced>,
+    counters: Arc<Counters>,
     thread: Mutex<Option<JoinHandle<()>>>,
     fsync: bool,
 }
@@ -840,7 +874,9 @@ struct SyncedState {
 }
 
 impl Synced {
-    fn advance(&self, seq: u64, error: Option<Arc<io::Error>>) {
+    /// Marks the log durable up to `seq` (or failed) and wakes the writers waiting for it;
+    /// `woken` is told how many before the first is woken.
+    fn advance(&self, seq: u64, error: Option<Arc<io::Error>>, woken: impl FnOnce(usize)) {
         let mut st = self.state.lock().unwrap();
         if error.is_none() {
             st.seq = seq;
@@ -855,6 +891,7 @@ impl Synced {
             None => Ok(()),
         };
         drop(st);
+        woken(done.len());
         for (s, tx) in done {
             let _ = tx.send(if s <= seq { Ok(()) } else { outcome.clone() });
         }
@@ -869,21 +906,35 @@ impl Log {
                 chunks: VecDeque::new(),
                 idle: false,
                 appended: 0,
+                expected: 0,
+                lingering: false,
                 closing: false,
             }),
             Condvar::new(),
         ));
         let synced = Arc::new(Synced::default());
+        let counters = Arc::new(Counters::default());
         let file = open_segment(dir, first_revision)?;
         let thread_pending = pending.clone();
         let thread_synced = synced.clone();
+        let thread_counters = counters.clone();
         let dir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("store-wal".into())
-            .spawn(move || run_syncer(dir, file, thread_pending, thread_synced, fsync))?;
+            .spawn(move || {
+                run_syncer(
+                    dir,
+                    file,
+                    thread_pending,
+                    thread_synced,
+                    thread_counters,
+                    fsync,
+                )
+            })?;
         Ok(Self {
             pending,
             synced,
+            counters,
             thread: Mutex::new(Some(thread)),
             fsync,
         })
@@ -902,8 +953,9 @@ impl Log {
             }
         }
         p.appended += 1;
+        p.expected = p.expected.saturating_sub(1);
         let seq = p.appended;
-        if p.idle {
+        if p.idle || (p.lingering && p.expected == 0) {
             cond.notify_one();
         }
         seq
@@ -938,6 +990,14 @@ impl Log {
             .unwrap_or_else(|_| Err(Arc::new(io::Error::other("write-ahead log stopped"))))
     }
 
+    /// Records written and syncs made so far.
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            records: self.counters.records.load(Ordering::Relaxed),
+            syncs: self.counters.syncs.load(Ordering::Relaxed),
+        }
+    }
+
     /// Flushes everything queued and stops the background thread.
     pub fn close(&self) {
         {
@@ -966,15 +1026,39 @@ fn open_segment(dir: &Path, first_revision: Revision) -> io::Result<File> {
     Ok(file)
 }
 
+/// Waits (with `p` released) until the appends [`Pending::expected`] counts have come, the log
+/// closes, or `deadline` passes; then forgets the rest of them.
+fn wait_for_expected<'a>(
+    mut p: MutexGuard<'a, Pending>,
+    cond: &Condvar,
+    deadline: Instant,
+) -> MutexGuard<'a, Pending> {
+    p.lingering = true;
+    while p.expected > 0 && !p.closing {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        p = cond.wait_timeout(p, deadline - now).unwrap().0;
+    }
+    p.lingering = false;
+    p.expected = 0;
+    p
+}
+
 fn run_syncer(
     dir: PathBuf,
     mut file: File,
     pending: Arc<(Mutex<Pending>, Condvar)>,
     synced: Arc<Synced>,
+    counters: Arc<Counters>,
     fsync: bool,
 ) {
     let (lock, cond) = &*pending;
     let mut failed: Option<Arc<io::Error>> = None;
+    let mut written = 0;
+    // When the last sync woke its writers.
+    let mut woke_at = Instant::now();
     loop {
         let (chunks, appended, closing) = {
             let mut p = lock.lock().unwrap();
@@ -983,6 +1067,7 @@ fn run_syncer(
                 p = cond.wait(p).unwrap();
                 p.idle = false;
             }
+            p = wait_for_expected(p, cond, woke_at + MAX_LINGER);
             (std::mem::take(&mut p.chunks), p.appended, p.closing)
         };
         if failed.is_none() {
@@ -992,21 +1077,36 @@ fn run_syncer(
                         Chunk::Data(buf) => file.write_all(&buf)?,
                         Chunk::Rotate(first) => {
                             file.sync_data()?;
+                            counters.syncs.fetch_add(1, Ordering::Relaxed);
                             file = open_segment(&dir, first)?;
                         }
                     }
                 }
                 if fsync {
                     file.sync_data()?;
+                    counters.syncs.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())
             })();
-            if let Err(err) = result {
-                tracing::error!(error = %err, "write-ahead log failed; further writes are refused");
-                failed = Some(Arc::new(err));
+            match result {
+                Ok(()) => {
+                    counters
+                        .records
+                        .fetch_add(appended - written, Ordering::Relaxed);
+                    written = appended;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "write-ahead log failed; further writes are refused");
+                    failed = Some(Arc::new(err));
+                }
             }
         }
-        synced.advance(appended, failed.clone());
+        synced.advance(appended, failed.clone(), |woken| {
+            if fsync && failed.is_none() {
+                lock.lock().unwrap().expected = woken as u64;
+            }
+        });
+        woke_at = Instant::now();
         if closing {
             let p = lock.lock().unwrap();
             if p.chunks.is_empty() {
