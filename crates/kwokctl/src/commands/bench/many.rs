@@ -17,8 +17,10 @@ const IDLE_SAMPLE: Duration = Duration::from_secs(2);
 /// Quiet samples in a row that make the clusters idle: long enough for each process to notice
 /// it is idle and hand back what its allocator keeps (`kwok`'s `idle.rs` looks every 2 s).
 const IDLE_SAMPLES: usize = 3;
-/// Share of one core a cluster may use and still count as idle.
+/// Share of one core a cluster may use and still count as idle...
 const IDLE_SHARE: f64 = 0.005;
+/// ...and of all of them together (1,000 clusters at 0.5 % would be 5 cores).
+const IDLE_SHARE_ALL: f64 = 0.5;
 
 /// The memory of one cluster process, in bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -118,11 +120,11 @@ pub(super) fn summary(clusters: usize, total: Memory, idle_after: Duration) -> S
     )
 }
 
-/// Waits until the processes together use less than [`IDLE_SHARE`] of a core each over
-/// [`IDLE_SAMPLES`] samples in a row; returns how long that took.
+/// Waits until the processes together use less than [`idle_limit`] over [`IDLE_SAMPLES`]
+/// samples in a row; returns how long that took.
 fn wait_idle(pids: &[u32]) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let limit = IDLE_SHARE * IDLE_SAMPLE.as_secs_f64() * pids.len() as f64;
+    let limit = idle_limit(pids.len(), IDLE_SAMPLE);
     let total_cpu = || -> anyhow::Result<f64> {
         pids.iter()
             .map(|&pid| cpu_seconds(pid))
@@ -140,6 +142,11 @@ fn wait_idle(pids: &[u32]) -> anyhow::Result<Duration> {
         }
     }
     Ok(started.elapsed())
+}
+
+/// CPU seconds `clusters` processes may use together over `sample` and count as idle.
+fn idle_limit(clusters: usize, sample: Duration) -> f64 {
+    (IDLE_SHARE * clusters as f64).min(IDLE_SHARE_ALL) * sample.as_secs_f64()
 }
 
 /// RSS and its anonymous part from /proc/<pid>/status, PSS from /proc/<pid>/smaps_rollup.
@@ -169,6 +176,14 @@ mod tests {
         let m = memory(std::process::id()).unwrap();
         assert!(m.rss > 0 && m.private > 0 && m.pss > 0, "{m:?}");
         assert!(m.private <= m.rss && m.pss <= m.rss, "{m:?}");
+    }
+
+    #[test]
+    fn idle_is_a_share_of_a_core_per_cluster_with_a_cap() {
+        let two = Duration::from_secs(2);
+        assert!((idle_limit(20, two) - 0.2).abs() < 1e-9);
+        assert!((idle_limit(100, two) - 1.0).abs() < 1e-9);
+        assert!((idle_limit(1000, two) - 1.0).abs() < 1e-9);
     }
 
     #[test]
