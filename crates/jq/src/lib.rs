@@ -19,8 +19,9 @@ mod convert;
 mod path;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Ctx, Vars, data};
@@ -40,8 +41,10 @@ pub struct Query {
     prefix: Vec<Step>,
     /// Run by jaq on each value the prefix reaches; `None` when the prefix is the whole expression.
     rest: Option<Arc<Filter>>,
-    /// The whole expression, for updates.
-    whole: Arc<Filter>,
+    /// The whole expression, for updates. Kept from parsing when it is also `rest`; otherwise
+    /// parsing only checks it and the first update compiles it again (Stage selectors never
+    /// update, and each compiled filter carries jaq's standard library).
+    whole: OnceLock<Arc<Filter>>,
     /// A plain-path assignment: the path and the right-hand side.
     assign: Option<(Vec<Step>, Arc<Filter>)>,
 }
@@ -63,15 +66,19 @@ impl Query {
     pub fn parse(source: &str) -> Result<Query, String> {
         // The whole expression is always compiled, so that the split below never accepts what
         // jq would reject.
-        let whole = Arc::new(compile(source)?);
+        let checked = compiled(source)?;
         let (prefix, rest) = path::split(source);
+        let whole = OnceLock::new();
         let rest = match rest {
             None => None,
-            Some(r) if r.len() == source.len() => Some(whole.clone()),
-            Some(r) => Some(Arc::new(compile(r)?)),
+            Some(r) if r.len() == source.len() => {
+                let _ = whole.set(checked.clone());
+                Some(checked)
+            }
+            Some(r) => Some(compiled(r)?),
         };
         let assign = match path::assignment(source) {
-            Some((steps, rhs)) => Some((steps, Arc::new(compile(rhs)?))),
+            Some((steps, rhs)) => Some((steps, compiled(rhs)?)),
             None => None,
         };
         Ok(Query {
@@ -132,7 +139,15 @@ impl Query {
                 .ok_or_else(|| format!("jq expression {:?} produced no value", self.source))?;
             return path::set(input, steps, value);
         }
-        let mut out = run_checked(&self.whole, input)?;
+        let whole = match self.whole.get() {
+            Some(whole) => whole.clone(),
+            None => {
+                let whole = compiled(&self.source)?;
+                let _ = self.whole.set(whole.clone());
+                whole
+            }
+        };
+        let mut out = run_checked(&whole, input)?;
         if out.is_empty() {
             return Err(format!("jq expression {:?} produced no value", self.source));
         }
@@ -159,6 +174,28 @@ pub fn comparable(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// The compiled filter of `source`, shared with every other query of the same text alive: the
+/// default Stages repeat a handful of expressions, and each compiled filter carries jaq's
+/// standard library (tens of KiB). An entry goes with the last query holding it.
+fn compiled(source: &str) -> Result<Arc<Filter>, String> {
+    static SHARED: Mutex<Option<HashMap<String, Weak<Filter>>>> = Mutex::new(None);
+    let lookup = |shared: &Option<HashMap<String, Weak<Filter>>>| {
+        shared.as_ref()?.get(source).and_then(Weak::upgrade)
+    };
+    if let Some(filter) = lookup(&SHARED.lock().unwrap_or_else(PoisonError::into_inner)) {
+        return Ok(filter);
+    }
+    let filter = Arc::new(compile(source)?);
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(other) = lookup(&shared) {
+        return Ok(other);
+    }
+    let map = shared.get_or_insert_with(HashMap::new);
+    map.retain(|_, filter| filter.strong_count() > 0);
+    map.insert(source.to_owned(), Arc::downgrade(&filter));
+    Ok(filter)
 }
 
 fn compile(source: &str) -> Result<Filter, String> {

@@ -219,3 +219,39 @@ fn queries_are_shareable() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Query>();
 }
+
+#[test]
+fn equal_expressions_share_one_compiled_filter() {
+    let a = Query::parse(".metadata.labels | to_entries | length").unwrap();
+    let b = Query::parse(".metadata.labels | to_entries | length").unwrap();
+    let (Some(ra), Some(rb)) = (&a.rest, &b.rest) else {
+        panic!("both run jaq after their path");
+    };
+    assert!(Arc::ptr_eq(ra, rb));
+    let other = Query::parse(".metadata.labels | keys | length").unwrap();
+    assert!(!Arc::ptr_eq(ra, other.rest.as_ref().unwrap()));
+    let pod = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
+    assert_eq!(a.first(&pod), Some(json!(2)));
+    assert_eq!(other.first(&pod), Some(json!(2)));
+    // The filter lives as long as a query holds it.
+    drop((a, b));
+    let again = Query::parse(".metadata.labels | to_entries | length").unwrap();
+    assert_eq!(again.first(&pod), Some(json!(2)));
+}
+
+#[test]
+fn plain_paths_compile_their_update_on_first_use() {
+    let q = Query::parse(".spec.replicas").unwrap();
+    assert!(q.whole.get().is_none());
+    let mut v = json!({"spec": {"replicas": 1}});
+    assert_eq!(q.first(&v), Some(json!(1)));
+    assert!(q.whole.get().is_none());
+    let bump = Query::parse(".spec.replicas |= . + 1").unwrap();
+    assert!(bump.whole.get().is_some());
+    bump.update(&mut v).unwrap();
+    assert_eq!(v["spec"]["replicas"], 2);
+    // A plain path as an update replaces the input by what it reaches.
+    q.update(&mut v).unwrap();
+    assert!(q.whole.get().is_some());
+    assert_eq!(v, json!(2));
+}

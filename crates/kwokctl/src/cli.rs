@@ -328,6 +328,10 @@ pub struct BenchArgs {
     /// Ready and every pod Running again
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub restart: bool,
+    /// Clusters created side by side: time to create them all, each asked for a namespace,
+    /// their total memory once idle (RSS, private, PSS), then all deleted (0: skip)
+    #[arg(long, default_value_t = 20)]
+    pub clusters: usize,
     /// Pod lifecycles (create, bind, Running, delete) in a synthetic recording replayed with
     /// `snapshot replay --speed 100` into a fresh cluster (0: skip)
     #[arg(long, default_value_t = 10_000)]

@@ -161,7 +161,7 @@ impl OpenApi {
         let document = Arc::clone(self.custom.lock().unwrap().by_path.get(path)?);
         let body = document
             .body
-            .get_or_init(|| build(&self.documents.catalog, &document.resources));
+            .get_or_init(|| build(self.documents.catalog(), &document.resources));
         Some((body.clone(), document.hash.clone()))
     }
 
@@ -193,7 +193,7 @@ impl OpenApi {
             .collect();
         let builtin = self.documents.v2();
         let part = v2::encode_custom(
-            &self.documents.catalog,
+            self.documents.catalog(),
             &self.documents.types,
             &served,
             &definitions,

@@ -12,8 +12,11 @@
 //! `components.schemas`, and kubectl decides whether the server validates fields itself by looking
 //! for a `fieldValidation` query parameter on the PATCH operation of the object's kind.
 //!
-//! Everything built-in is computed once in [`OpenApi::new`]; requests only copy out prepared
-//! bytes or walk a precomputed shape tree.
+//! The validation shapes and every document's hash are computed in [`OpenApi::new`]; the
+//! schema catalog they come from is then dropped. Document bodies, and the catalog they are
+//! serialized from, are built on the first request for a document and kept: most clusters are
+//! never asked for them (only kubectl explain, apply and validating creates read them), and an
+//! idle cluster should not hold megabytes of schemas.
 
 mod catalog;
 mod crdschema;
@@ -59,6 +62,32 @@ pub struct ResourceType<'a> {
     pub verbs: &'a [&'a str],
 }
 
+/// Calls `f` with the borrowed form of these owned types.
+fn with_resource_types<R>(types: &[ServedType], f: impl FnOnce(&[ResourceType<'_>]) -> R) -> R {
+    let subresources: Vec<Vec<&str>> = types
+        .iter()
+        .map(|t| t.subresources.iter().map(String::as_str).collect())
+        .collect();
+    let verbs: Vec<Vec<&str>> = types
+        .iter()
+        .map(|t| t.verbs.iter().map(String::as_str).collect())
+        .collect();
+    let borrowed: Vec<ResourceType<'_>> = types
+        .iter()
+        .zip(subresources.iter().zip(&verbs))
+        .map(|(t, (subresources, verbs))| ResourceType {
+            group: &t.group,
+            version: &t.version,
+            kind: &t.kind,
+            plural: &t.plural,
+            namespaced: t.namespaced,
+            subresources,
+            verbs,
+        })
+        .collect();
+    f(&borrowed)
+}
+
 /// A served resource type with owned strings, kept for building documents on demand.
 #[derive(Debug, Clone)]
 struct ServedType {
@@ -90,17 +119,18 @@ impl ServedType {
 }
 
 /// The document of one group-version. Its hash is known from the start; the body is built on
-/// first request (or by the warm-up thread), since serializing megabytes of schemas is too slow
-/// for startup in unoptimized builds.
+/// first request.
 struct GroupVersionDocument {
     resources: Vec<ServedType>,
     hash: String,
     body: OnceLock<Bytes>,
 }
 
-/// State shared with the warm-up thread.
+/// The built-in documents.
 struct Documents {
-    catalog: Catalog,
+    /// Built again from `types` on the first request for a document (it is deterministic, so
+    /// the hashes computed from the start-up copy hold), then kept.
+    catalog: OnceLock<Catalog>,
     /// Keyed by the index path: `api/v1`, `apis/apps/v1`.
     by_path: BTreeMap<String, GroupVersionDocument>,
     v2: OnceLock<Bytes>,
@@ -125,9 +155,9 @@ pub struct OpenApi {
 impl OpenApi {
     /// Prepares the documents for these types.
     ///
-    /// Schemas, the index with every document's hash, and the validation shapes are computed
-    /// here; document bodies are serialized by a background thread and, should a request come
-    /// first, by that request.
+    /// The index with every document's hash and the validation shapes are computed here, from
+    /// a schema catalog that is dropped when this returns; document bodies are serialized on
+    /// first request.
     pub fn new(types: &[ResourceType<'_>]) -> Self {
         let catalog = Catalog::build(types);
 
@@ -169,23 +199,14 @@ impl OpenApi {
         let object_meta = shapes.named(kinds::names::OBJECT_META, &catalog.definitions);
         let untyped_kind = shapes.untyped_kind(object_meta);
 
+        drop(catalog);
         let documents = Arc::new(Documents {
-            catalog,
+            catalog: OnceLock::new(),
             by_path,
             v2: OnceLock::new(),
             types: types.iter().map(ServedType::new).collect(),
             fingerprint: catalog_fingerprint,
         });
-        let warm = Arc::clone(&documents);
-        // Without the thread, documents are still built on first request.
-        let _ = std::thread::Builder::new()
-            .name("openapi-warm-up".into())
-            .spawn(move || {
-                for path in warm.by_path.keys() {
-                    warm.body(path);
-                }
-                warm.v2();
-            });
 
         OpenApi {
             documents,
@@ -287,6 +308,11 @@ impl OpenApi {
 }
 
 impl Documents {
+    fn catalog(&self) -> &Catalog {
+        self.catalog
+            .get_or_init(|| with_resource_types(&self.types, Catalog::build))
+    }
+
     fn body(&self, path: &str) -> Option<Bytes> {
         let document = self.by_path.get(path)?;
         Some(
@@ -299,33 +325,25 @@ impl Documents {
 
     fn v2(&self) -> Bytes {
         self.v2
-            .get_or_init(|| v2::encode(&self.catalog, &self.types))
+            .get_or_init(|| v2::encode(self.catalog(), &self.types))
             .clone()
     }
 
     /// Serializes the OpenAPI 3.0 document of one group-version.
     fn build(&self, resources: &[ServedType]) -> Bytes {
-        let mut builder = PathsBuilder::new(&self.catalog);
-        for served in resources {
-            let subresources: Vec<&str> = served.subresources.iter().map(String::as_str).collect();
-            let verbs: Vec<&str> = served.verbs.iter().map(String::as_str).collect();
-            builder.add(&ResourceType {
-                group: &served.group,
-                version: &served.version,
-                kind: &served.kind,
-                plural: &served.plural,
-                namespaced: served.namespaced,
-                subresources: &subresources,
-                verbs: &verbs,
-            });
-        }
+        let catalog = self.catalog();
+        let mut builder = PathsBuilder::new(catalog);
+        with_resource_types(resources, |types| {
+            for resource in types {
+                builder.add(resource);
+            }
+        });
         let PathsBuilder { paths, roots, .. } = builder;
-        let schemas: Map<String, Value> = self
-            .catalog
+        let schemas: Map<String, Value> = catalog
             .closure(roots.iter().map(String::as_str))
             .into_iter()
             .filter_map(|name| {
-                self.catalog
+                catalog
                     .definitions
                     .get(&name)
                     .map(|schema| (name, schema.clone()))

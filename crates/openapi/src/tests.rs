@@ -645,6 +645,41 @@ fn construction_is_fast_enough_for_startup() {
     );
 }
 
+#[test]
+fn documents_are_built_on_first_request_from_the_same_schemas() {
+    let openapi = OpenApi::new(SERVED);
+    // Nothing but the shapes and hashes is held until a document is asked for.
+    assert!(openapi.documents.catalog.get().is_none());
+    assert!(
+        openapi
+            .documents
+            .by_path
+            .values()
+            .all(|d| d.body.get().is_none())
+    );
+    assert!(openapi.documents.v2.get().is_none());
+
+    let body = openapi.v3_document("apis/apps/v1").unwrap();
+    let catalog = openapi
+        .documents
+        .catalog
+        .get()
+        .expect("built for the request");
+    // The catalog built again is the one the advertised hashes were computed from.
+    assert_eq!(catalog.fingerprint(), openapi.documents.fingerprint);
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    assert!(document["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"].is_object());
+    // Only the requested group-version was serialized.
+    let built = openapi
+        .documents
+        .by_path
+        .values()
+        .filter(|d| d.body.get().is_some())
+        .count();
+    assert_eq!(built, 1);
+    assert!(!openapi.v2_document().is_empty());
+}
+
 /// Splits a protobuf message into (field number, length-delimited payload or varint) pairs.
 pub(crate) fn protobuf_fields(mut bytes: &[u8]) -> Vec<(u32, Result<&[u8], u64>)> {
     fn varint(bytes: &mut &[u8]) -> u64 {

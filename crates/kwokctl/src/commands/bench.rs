@@ -1,7 +1,7 @@
 //! `kwokctl bench`: the cluster benchmark. On a fresh embedded cluster in a scratch workdir it
 //! runs upstream KWOK's CI scenario and more, through kwokctl as a user would (`create cluster`,
 //! `scale node`, `scale pod`, `delete cluster`), and prints one table with upstream's gate
-//! beside each step. The table's layout is stable so runs can be compared across commits.
+//! beside each step; `--clusters` adds rows for many idle clusters side by side (`many.rs`). The table's layout is stable so runs can be compared across commits.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,6 +15,7 @@ use crate::cli::BenchArgs;
 use crate::context::Context;
 use crate::paths::{ClusterPaths, context_name};
 
+mod many;
 mod soak;
 
 /// Gives up on a step after this long.
@@ -116,6 +117,9 @@ fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
             median(&mut deletes),
             "-",
         );
+    }
+    if args.clusters > 0 {
+        many::run(kwokctl, args.clusters)?;
     }
     if args.replay > 0 {
         replay_scenario(kwokctl, args.replay)?;
