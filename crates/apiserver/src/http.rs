@@ -419,6 +419,7 @@ fn list_options(query: &Query) -> ApiResult<ListOptions> {
         timeout_seconds,
         allow_bookmarks: parse_bool(query, "allowWatchBookmarks")?.unwrap_or(false),
         send_initial_events: parse_bool(query, "sendInitialEvents")?,
+        skip_remaining_count: false,
     })
 }
 

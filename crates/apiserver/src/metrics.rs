@@ -488,6 +488,22 @@ impl Store for TimedStore {
         out
     }
 
+    async fn range_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> StoreResult<RangeResult> {
+        let started = Instant::now();
+        let out = self
+            .0
+            .range_page(prefix, start_after, limit, revision)
+            .await;
+        observe("list", prefix, started);
+        out
+    }
+
     async fn count(&self, prefix: &str) -> StoreResult<usize> {
         let started = Instant::now();
         let out = self.0.count(prefix).await;

@@ -159,6 +159,9 @@ pub struct ListOptions {
     pub timeout_seconds: Option<u64>,
     pub allow_bookmarks: bool,
     pub send_initial_events: Option<bool>,
+    /// Leave `remainingItemCount` out of a limited list, which then need not count the rest of
+    /// the range for every page (in-process followers read every page anyway).
+    pub skip_remaining_count: bool,
 }
 
 /// A parsed, checked list request.
@@ -752,10 +755,17 @@ impl Registry {
             } else {
                 want
             };
-            let page = self
-                .store
-                .range(&prefix, start_after.as_deref(), chunk, revision)
-                .await
+            let counted = !opts.skip_remaining_count && !filtering;
+            let page = if counted {
+                self.store
+                    .range(&prefix, start_after.as_deref(), chunk, revision)
+                    .await
+            } else {
+                self.store
+                    .range_page(&prefix, start_after.as_deref(), chunk, revision)
+                    .await
+            };
+            let page = page
                 .map_err(|e| match e {
                     StoreError::Compacted { .. } if !opts.continue_token.is_empty() => ApiError::expired(
                         "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
@@ -786,7 +796,7 @@ impl Registry {
             }
             if opts.limit > 0 && items.len() >= opts.limit {
                 more = true;
-                if !filtering {
+                if counted {
                     remaining = Some(page.remaining);
                 }
                 break;

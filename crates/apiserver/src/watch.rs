@@ -182,7 +182,7 @@ pub async fn start(
             loop {
                 let page = match registry2
                     .store()
-                    .range(&prefix, start_after.as_deref(), 1000, Some(start_rev))
+                    .range_page(&prefix, start_after.as_deref(), 1000, Some(start_rev))
                     .await
                 {
                     Ok(p) => p,

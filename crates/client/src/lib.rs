@@ -118,6 +118,11 @@ pub struct ListParams {
     pub resource_version: Option<String>,
     pub timeout_seconds: Option<u64>,
     pub allow_bookmarks: bool,
+    /// For followers that read only `apiVersion`, `kind` and `metadata` (as kube-controller-
+    /// manager's metadata informers): in-process, listed objects and the first events of a
+    /// watch are decoded with nothing else (and no `managedFields`); objects may still carry
+    /// more.
+    pub metadata_only: bool,
 }
 
 /// A page of objects.
@@ -153,6 +158,29 @@ pub struct EncodedWatchEvent {
 
 pub type EncodedWatchStream = Pin<Box<dyn Stream<Item = EncodedWatchEvent> + Send>>;
 
+/// A listed object for followers: decoded without `metadata.managedFields`, with its JSON
+/// where the cluster has it without encoding (as in [`EncodedWatchEvent`]).
+#[derive(Debug, Clone)]
+pub struct EncodedObject {
+    pub object: Value,
+    pub json: Option<bytes::Bytes>,
+}
+
+/// One page of [`Cluster::list_encoded`].
+#[derive(Debug, Clone)]
+pub struct EncodedList {
+    pub items: Vec<EncodedObject>,
+    pub resource_version: String,
+    pub continue_token: Option<String>,
+}
+
+/// Drops `metadata.managedFields`, which followers never read.
+pub fn without_managed_fields(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+}
+
 /// Patch bodies.
 #[derive(Debug, Clone)]
 pub enum Patch {
@@ -181,6 +209,29 @@ pub trait Cluster: Send + Sync + 'static {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<ObjectList>;
+    /// [`Cluster::list`] for followers, which read neither field ownership nor how many items
+    /// remain: in-process, objects are decoded without `managedFields`, next to the store's
+    /// own JSON.
+    async fn list_encoded(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<EncodedList> {
+        let list = self.list(r, namespace, params).await?;
+        Ok(EncodedList {
+            items: list
+                .items
+                .into_iter()
+                .map(|mut object| {
+                    without_managed_fields(&mut object);
+                    EncodedObject { object, json: None }
+                })
+                .collect(),
+            resource_version: list.resource_version,
+            continue_token: list.continue_token,
+        })
+    }
     /// Events after `params.resource_version` (or the current state first when it is unset).
     async fn watch(
         &self,
@@ -318,17 +369,36 @@ impl<'a> Pager<'a> {
             .cluster
             .list(self.r, self.namespace, &self.params)
             .await?;
+        self.advance(page.resource_version, page.continue_token)
+            .await;
+        Ok(Some(page.items))
+    }
+
+    /// The next page as [`Cluster::list_encoded`] gives it, or `None` after the last.
+    pub async fn next_page_encoded(&mut self) -> Result<Option<Vec<EncodedObject>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .cluster
+            .list_encoded(self.r, self.namespace, &self.params)
+            .await?;
+        self.advance(page.resource_version, page.continue_token)
+            .await;
+        Ok(Some(page.items))
+    }
+
+    async fn advance(&mut self, resource_version: String, continue_token: Option<String>) {
         // In-process pages are ready at once; let the runtime serve others between them.
         tokio::task::yield_now().await;
         // Later pages are read at the first page's revision.
         if self.resource_version.is_empty() {
-            self.resource_version = page.resource_version;
+            self.resource_version = resource_version;
         }
-        match page.continue_token {
+        match continue_token {
             Some(token) if !token.is_empty() => self.params.continue_token = Some(token),
             _ => self.done = true,
         }
-        Ok(Some(page.items))
     }
 }
 
@@ -354,6 +424,7 @@ pub fn watch_resuming(
         known: std::collections::HashMap::new(),
         resync: false,
         pending: std::collections::VecDeque::new(),
+        quiet: false,
     };
     let events = futures::stream::unfold(state, |mut st| async move {
         loop {
@@ -362,11 +433,18 @@ pub fn watch_resuming(
             }
             if st.stream.is_none() {
                 st.connect().await;
+                st.quiet = true;
                 continue;
             }
             if let Some(ev) = st.next_object_event().await {
                 st.remember(&ev);
+                st.quiet = false;
                 return Some((ev, st));
+            }
+            if st.stream.is_none() && st.quiet {
+                // A watch that ended without a single event: do not hammer a server that
+                // closes watches as they open.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
     });
@@ -384,6 +462,8 @@ struct Resuming {
     /// The server forgot our revision: list before watching again.
     resync: bool,
     pending: std::collections::VecDeque<WatchEvent>,
+    /// No event (bookmarks included) since the stream opened.
+    quiet: bool,
 }
 
 impl Resuming {
@@ -460,7 +540,10 @@ impl Resuming {
         use futures::StreamExt;
         let stream = self.stream.as_mut()?;
         match stream.next().await {
-            Some(WatchEvent::Bookmark(rv)) => self.params.resource_version = Some(rv),
+            Some(WatchEvent::Bookmark(rv)) => {
+                self.params.resource_version = Some(rv);
+                self.quiet = false;
+            }
             Some(WatchEvent::Error(e)) => {
                 self.note_gone(&e);
                 self.stream = None;
@@ -545,6 +628,7 @@ mod tests {
             known: Default::default(),
             resync: false,
             pending: Default::default(),
+            quiet: false,
         };
         resuming.connect().await;
         for _ in 0..2 {

@@ -1,6 +1,6 @@
 //! The in-process implementation: calls the embedded API server's registry directly.
 
-use apiserver::objects::JsonAt;
+use apiserver::objects::{JsonAt, Projection};
 use std::sync::Arc;
 
 use apiserver::Registry;
@@ -13,8 +13,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::{
-    Cluster, DeleteParams, EncodedWatchEvent, EncodedWatchStream, Error, ListParams, ObjectList,
-    Patch, Resource, Result, WatchEvent, WatchStream,
+    Cluster, DeleteParams, EncodedList, EncodedObject, EncodedWatchEvent, EncodedWatchStream,
+    Error, ListParams, ObjectList, Patch, Resource, Result, WatchEvent, WatchStream,
 };
 
 /// A cluster reached in-process, through the same registry that serves HTTP requests.
@@ -32,12 +32,30 @@ impl LocalCluster {
         Self { registry }
     }
 
+    async fn list_page(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<rest::ListPage> {
+        let t = lookup(&self.registry, r)?;
+        self.registry
+            .list(t, namespace, &list_options(params))
+            .await
+            .map_err(api_error)
+    }
+
     async fn start_watch(
         &self,
         r: &Resource,
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<apiserver::watchqueue::Receiver> {
+        // Give the scheduler a turn: while the runtime shuts down, the task that feeds a new
+        // watch is dropped at once, so the watch ends as it starts, and a follower that
+        // watches again straight away would otherwise spin inside one poll and hold up the
+        // shutdown for good.
+        tokio::task::yield_now().await;
         let t = lookup(&self.registry, r)?;
         apiserver::watch::start(
             self.registry.clone(),
@@ -57,6 +75,41 @@ fn api_error(e: ApiError) -> Error {
         reason: e.reason.to_string(),
         message: e.message,
     }
+}
+
+/// What [`ListParams::metadata_only`] keeps: `PartialObjectMetadata`'s fields.
+static METADATA: std::sync::LazyLock<Projection> = std::sync::LazyLock::new(|| {
+    let mut p = Projection::default();
+    p.keep(["apiVersion"]);
+    p.keep(["kind"]);
+    for field in [
+        "name",
+        "generateName",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+    ] {
+        p.keep(["metadata", field]);
+    }
+    p
+});
+
+/// Decodes a stored object for a follower: without `managedFields`, or only its metadata.
+fn decode_for(bytes: &[u8], metadata_only: bool) -> Result<Value> {
+    let decoded = if metadata_only {
+        METADATA.decode(bytes)
+    } else {
+        apiserver::objects::decode_without_managed_fields(bytes)
+    };
+    decoded.map_err(api_error)
 }
 
 fn decode(bytes: &Bytes) -> Result<Value> {
@@ -87,6 +140,7 @@ fn list_options(params: &ListParams) -> rest::ListOptions {
         timeout_seconds: params.timeout_seconds,
         allow_bookmarks: params.allow_bookmarks,
         send_initial_events: None,
+        skip_remaining_count: true,
     }
 }
 
@@ -128,14 +182,42 @@ impl Cluster for LocalCluster {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<ObjectList> {
-        let t = lookup(&self.registry, r)?;
-        let page = self
-            .registry
-            .list(t, namespace, &list_options(params))
-            .await
-            .map_err(api_error)?;
+        let page = self.list_page(r, namespace, params).await?;
+        let items = if params.metadata_only {
+            page.items
+                .iter()
+                .map(|b| decode_for(b, true))
+                .collect::<Result<_>>()?
+        } else {
+            page.items.iter().map(decode).collect::<Result<_>>()?
+        };
         Ok(ObjectList {
-            items: page.items.iter().map(decode).collect::<Result<_>>()?,
+            items,
+            resource_version: page.resource_version.to_string(),
+            continue_token: page.continue_token,
+        })
+    }
+
+    async fn list_encoded(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<EncodedList> {
+        let page = self.list_page(r, namespace, params).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|json| {
+                let object = decode_for(&json, params.metadata_only)?;
+                Ok(EncodedObject {
+                    object,
+                    json: Some(json),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(EncodedList {
+            items,
             resource_version: page.resource_version.to_string(),
             continue_token: page.continue_token,
         })
@@ -148,9 +230,10 @@ impl Cluster for LocalCluster {
         params: &ListParams,
     ) -> Result<WatchStream> {
         let rx = self.start_watch(r, namespace, params).await?;
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let metadata_only = params.metadata_only;
+        let stream = futures::stream::unfold(rx, move |mut rx| async move {
             let ev = rx.recv().await?;
-            Some((watch_event(ev).event, rx))
+            Some((watch_event(ev, metadata_only).event, rx))
         });
         Ok(stream.boxed())
     }
@@ -162,9 +245,10 @@ impl Cluster for LocalCluster {
         params: &ListParams,
     ) -> Result<EncodedWatchStream> {
         let rx = self.start_watch(r, namespace, params).await?;
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let metadata_only = params.metadata_only;
+        let stream = futures::stream::unfold(rx, move |mut rx| async move {
             let ev = rx.recv().await?;
-            Some((watch_event(ev), rx))
+            Some((watch_event(ev, metadata_only), rx))
         });
         Ok(stream.boxed())
     }
@@ -321,13 +405,13 @@ impl Cluster for LocalCluster {
 }
 
 /// A watch event of the embedded server as the client hands it out, with the stored JSON.
-fn watch_event(ev: apiserver::watch::WatchEvent) -> EncodedWatchEvent {
+fn watch_event(ev: apiserver::watch::WatchEvent, metadata_only: bool) -> EncodedWatchEvent {
     let decoded = match ev.decoded {
         Some(obj) => Ok(obj),
-        None => apiserver::objects::decode_without_managed_fields(&ev.object).map(Arc::new),
+        None => decode_for(&ev.object, metadata_only).map(Arc::new),
     };
     let event = match decoded {
-        Err(e) => WatchEvent::Error(api_error(e)),
+        Err(e) => WatchEvent::Error(e),
         Ok(obj) => match ev.kind {
             "ADDED" => WatchEvent::Added(obj),
             "MODIFIED" => WatchEvent::Modified(obj),

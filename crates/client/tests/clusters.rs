@@ -129,10 +129,85 @@ async fn exercise(cluster: &dyn Cluster) {
     );
 }
 
+/// Followers' lists: page by page, without field ownership. Returns what was listed.
+async fn follower_list(cluster: &dyn Cluster, params: ListParams) -> Vec<client::EncodedObject> {
+    let cms = Resource::new("", "v1", "configmaps", "ConfigMap", true);
+    for i in 0..5 {
+        cluster
+            .create(&cms, Some("follow"), &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}"), "managedFields": [{"manager": "test", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:x": {}}}}]}, "data": {"x": "1"}}))
+            .await
+            .unwrap();
+    }
+    let full = cluster.get(&cms, Some("follow"), "c0").await.unwrap();
+    assert!(full["metadata"]["managedFields"].is_array(), "{full}");
+    let params = ListParams {
+        limit: Some(2),
+        ..params
+    };
+    let mut pager = client::Pager::new(cluster, &cms, Some("follow"), &params);
+    let mut listed = Vec::new();
+    while let Some(page) = pager.next_page_encoded().await.unwrap() {
+        assert!(page.len() <= 2);
+        listed.extend(page);
+    }
+    let names: Vec<_> = listed
+        .iter()
+        .map(|o| o.object["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["c0", "c1", "c2", "c3", "c4"]);
+    for o in &listed {
+        assert!(
+            o.object["metadata"].get("managedFields").is_none(),
+            "{}",
+            o.object
+        );
+        assert!(o.object["metadata"]["uid"].is_string());
+    }
+    listed
+}
+
 #[tokio::test]
 async fn in_process() {
     let server = server().await;
-    exercise(&LocalCluster::new(server.registry.clone())).await;
+    let cluster = LocalCluster::new(server.registry.clone());
+    exercise(&cluster).await;
+    let create = |ns: &str| {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        let namespaces = Resource::new("", "v1", "namespaces", "Namespace", false);
+        let cluster = &cluster;
+        async move { cluster.create(&namespaces, None, &ns).await.unwrap() }
+    };
+    create("follow").await;
+    let listed = follower_list(&cluster, ListParams::default()).await;
+    for o in &listed {
+        // The store's own JSON comes along, whole.
+        let stored: Value = serde_json::from_slice(o.json.as_ref().unwrap()).unwrap();
+        assert_eq!(stored["metadata"]["name"], o.object["metadata"]["name"]);
+        assert!(stored["metadata"]["managedFields"].is_array());
+        assert_eq!(o.object["data"]["x"], "1");
+    }
+    // Metadata-only followers get apiVersion, kind and metadata, and nothing else.
+    let cms = Resource::new("", "v1", "configmaps", "ConfigMap", true);
+    let params = ListParams {
+        metadata_only: true,
+        ..Default::default()
+    };
+    let list = cluster.list(&cms, Some("follow"), &params).await.unwrap();
+    assert_eq!(list.items.len(), 5);
+    for item in &list.items {
+        assert_eq!(item["kind"], "ConfigMap");
+        assert!(item.get("data").is_none(), "{item}");
+        assert!(item["metadata"].get("managedFields").is_none());
+        assert!(item["metadata"]["resourceVersion"].is_string());
+    }
+    let mut watch = cluster.watch(&cms, Some("follow"), &params).await.unwrap();
+    match watch.next().await.unwrap() {
+        WatchEvent::Added(o) => {
+            assert!(o.get("data").is_none(), "{o}");
+            assert_eq!(o["metadata"]["name"], "c0");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -158,6 +233,16 @@ async fn over_https() {
     std::fs::write(&path, kubeconfig).unwrap();
     let cluster = HttpCluster::from_kubeconfig(Some(&path)).await.unwrap();
     exercise(&cluster).await;
+    cluster
+        .create(
+            &Resource::new("", "v1", "namespaces", "Namespace", false),
+            None,
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "follow"}}),
+        )
+        .await
+        .unwrap();
+    let listed = follower_list(&cluster, ListParams::default()).await;
+    assert!(listed.iter().all(|o| o.json.is_none()));
     let _: Value = cluster
         .get(
             &Resource::new("", "v1", "namespaces", "Namespace", false),

@@ -427,7 +427,11 @@ fn apply_input(graph: &mut Graph, input: Input) -> Vec<String> {
 
 /// Lists and watches one type, resuming after disconnects, feeding the collector.
 async fn follow(cluster: Arc<dyn Cluster>, r: Resource, index: usize, tx: mpsc::Sender<Input>) {
-    let mut events = client::watch_resuming(cluster, r, ListParams::default());
+    let params = ListParams {
+        metadata_only: true,
+        ..ListParams::default()
+    };
+    let mut events = client::watch_resuming(cluster, r, params);
     while let Some(ev) = events.next().await {
         let input = match ev {
             WatchEvent::Added(o) | WatchEvent::Modified(o) => Input::Upsert(index, o),

@@ -170,6 +170,7 @@ impl Cache {
             .unwrap_or_default()
     }
 
+    #[cfg(test)]
     fn put(&self, kind: Kind, obj: Arc<Value>) -> Option<Arc<Value>> {
         self.put_encoded(kind, obj, None)
     }
@@ -273,7 +274,7 @@ async fn list_into_cache(
     let mut pager = client::Pager::new(cluster, &r, None, &ListParams::default());
     let mut seen = HashSet::new();
     loop {
-        let page = match pager.next_page().await {
+        let page = match pager.next_page_encoded().await {
             Ok(Some(page)) => page,
             Ok(None) => return Some((seen, pager.resource_version)),
             Err(e) => {
@@ -281,11 +282,10 @@ async fn list_into_cache(
                 return None;
             }
         };
-        for mut item in page {
-            without_managed_fields(&mut item);
-            let item = Arc::new(item);
+        for client::EncodedObject { object, json } in page {
+            let item = Arc::new(object);
             seen.insert((namespace(&item).to_string(), name(&item).to_string()));
-            let old = cache.put(kind, item.clone());
+            let old = cache.put_encoded(kind, item.clone(), json);
             if old.as_ref().map(|o| resource_version_of(o)) != Some(resource_version_of(&item)) {
                 dispatch(
                     cache,

@@ -256,11 +256,11 @@ impl Controller {
             let mut pager = client::Pager::new(&*self.cluster, &self.resource, None, &params);
             let mut present: HashSet<String> = HashSet::new();
             let failed = loop {
-                match pager.next_page().await {
+                match pager.next_page_encoded().await {
                     Ok(Some(page)) => {
-                        for item in page {
-                            present.insert(key_of(&item));
-                            self.handle(Arc::new(item));
+                        for client::EncodedObject { object, .. } in page {
+                            present.insert(key_of(&object));
+                            self.handle(Arc::new(object));
                         }
                     }
                     Ok(None) => break None,

@@ -154,6 +154,32 @@ fn stop_and_start_keep_objects() {
     assert_eq!(value.stdout, "42");
 }
 
+/// A cluster stopped while it still reads its objects back stops at once: the followers that
+/// watch again as their watches end must let the runtime shut down (it used to wait for the
+/// 30 s kill).
+#[test]
+fn stop_right_after_start_is_quick() {
+    let env = new_env();
+    env.kwokctl(&["create", "cluster"]).success();
+    env.kwokctl(&["scale", "node", "--replicas", "200"])
+        .success();
+    env.kwokctl(&["scale", "pod", "--replicas", "3000"])
+        .success();
+    env.kwokctl(&["stop", "cluster"]).success();
+    for pause_ms in [0, 50, 150, 300] {
+        env.kwokctl(&["start", "cluster"]).success();
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        let started = std::time::Instant::now();
+        let run = env.kwokctl(&["stop", "cluster"]).success();
+        assert!(run.stderr.contains("Cluster is stopped"), "{run:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "stop {pause_ms} ms after start took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[test]
 fn concurrent_creates_of_two_clusters() {
     let env = new_env();

@@ -252,6 +252,19 @@ pub trait Store: Send + Sync + 'static {
         revision: Option<Revision>,
     ) -> Result<RangeResult>;
 
+    /// [`Store::range`] for readers that only ask whether more keys follow: `remaining` may be
+    /// 1 for "at least one". Stores that count in memory skip counting the rest of a large
+    /// range for every page of it.
+    async fn range_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<RangeResult> {
+        self.range(prefix, start_after, limit, revision).await
+    }
+
     /// Counts keys starting with `prefix` at the current revision.
     async fn count(&self, prefix: &str) -> Result<usize>;
 

@@ -277,6 +277,7 @@ impl LocalStore {
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
+        count: Count,
     ) -> (Vec<KeyValue>, usize) {
         let lower = match start_after {
             Some(k) if k >= prefix => Bound::Excluded(k),
@@ -287,7 +288,45 @@ impl LocalStore {
             .range::<str, _>((lower, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(_, v)| v);
-        collect_page(iter, limit)
+        collect_page(iter, limit, count)
+    }
+
+    fn range_counting(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+        count: Count,
+    ) -> Result<RangeResult> {
+        let st = self.state.read().unwrap();
+        let (kvs, remaining, at) = match revision {
+            Some(rev) if rev > st.revision => {
+                return Err(Error::FutureRevision {
+                    requested: rev,
+                    current: st.revision,
+                });
+            }
+            Some(rev) if rev < st.compacted => {
+                return Err(Error::Compacted {
+                    requested: rev,
+                    compacted: st.compacted,
+                });
+            }
+            Some(rev) if rev < st.revision => {
+                let (kvs, remaining) = Self::range_at(&st, prefix, start_after, limit, rev, count);
+                (kvs, remaining, rev)
+            }
+            _ => {
+                let (kvs, remaining) = Self::range_now(&st, prefix, start_after, limit, count);
+                (kvs, remaining, st.revision)
+            }
+        };
+        Ok(RangeResult {
+            kvs,
+            revision: at,
+            remaining,
+        })
     }
 
     fn range_at(
@@ -296,6 +335,7 @@ impl LocalStore {
         start_after: Option<&str>,
         limit: usize,
         revision: Revision,
+        count: Count,
     ) -> (Vec<KeyValue>, usize) {
         let lower = match start_after {
             Some(k) if k >= prefix => Bound::Excluded(k),
@@ -326,7 +366,7 @@ impl LocalStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .filter(|(k, _)| !overlay.contains_key(*k))
             .map(|(_, v)| v);
-        collect_page(MergeByKey::new(current, past.into_iter()), limit)
+        collect_page(MergeByKey::new(current, past.into_iter()), limit, count)
     }
 }
 
@@ -360,16 +400,30 @@ impl<'a, A: Iterator<Item = &'a KeyValue>, B: Iterator<Item = &'a KeyValue>> Ite
 }
 
 /// The first `limit` values (all when 0), cloned, and how many follow them.
+/// How [`collect_page`] reports the keys after a page.
+#[derive(Clone, Copy)]
+enum Count {
+    /// Exactly.
+    All,
+    /// 1 when there are any.
+    Any,
+}
+
 fn collect_page<'a>(
     iter: impl Iterator<Item = &'a KeyValue>,
     limit: usize,
+    count: Count,
 ) -> (Vec<KeyValue>, usize) {
     if limit == 0 {
         return (iter.cloned().collect(), 0);
     }
     let mut iter = iter;
     let page: Vec<KeyValue> = iter.by_ref().take(limit).cloned().collect();
-    (page, iter.count())
+    let remaining = match count {
+        Count::All => iter.count(),
+        Count::Any => usize::from(iter.next().is_some()),
+    };
+    (page, remaining)
 }
 
 impl Drop for LocalStore {
@@ -399,34 +453,17 @@ impl Store for LocalStore {
         limit: usize,
         revision: Option<Revision>,
     ) -> Result<RangeResult> {
-        let st = self.state.read().unwrap();
-        let (kvs, remaining, at) = match revision {
-            Some(rev) if rev > st.revision => {
-                return Err(Error::FutureRevision {
-                    requested: rev,
-                    current: st.revision,
-                });
-            }
-            Some(rev) if rev < st.compacted => {
-                return Err(Error::Compacted {
-                    requested: rev,
-                    compacted: st.compacted,
-                });
-            }
-            Some(rev) if rev < st.revision => {
-                let (kvs, remaining) = Self::range_at(&st, prefix, start_after, limit, rev);
-                (kvs, remaining, rev)
-            }
-            _ => {
-                let (kvs, remaining) = Self::range_now(&st, prefix, start_after, limit);
-                (kvs, remaining, st.revision)
-            }
-        };
-        Ok(RangeResult {
-            kvs,
-            revision: at,
-            remaining,
-        })
+        self.range_counting(prefix, start_after, limit, revision, Count::All)
+    }
+
+    async fn range_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<RangeResult> {
+        self.range_counting(prefix, start_after, limit, revision, Count::Any)
     }
 
     async fn count(&self, prefix: &str) -> Result<usize> {

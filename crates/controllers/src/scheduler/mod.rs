@@ -708,8 +708,8 @@ async fn list_parsed(cluster: &dyn Cluster, r: &Resource, kind: Kind) -> Option<
     let mut pager = Pager::new(cluster, r, None, &ListParams::default());
     let mut listed = Listed::new(kind);
     loop {
-        match pager.next_page().await {
-            Ok(Some(page)) => listed.add(page),
+        match pager.next_page_encoded().await {
+            Ok(Some(page)) => listed.add(page.into_iter().map(|item| item.object).collect()),
             Ok(None) => return Some((listed, pager.resource_version)),
             Err(e) => {
                 tracing::warn!(kind = %r.kind, error = %e, "scheduler list");

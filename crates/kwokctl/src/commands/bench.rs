@@ -18,8 +18,8 @@ use crate::paths::{ClusterPaths, context_name};
 mod many;
 mod soak;
 
-/// Gives up on a step after this long.
-const STEP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Gives up on a step after this long (a million pods take minutes per step on two cores).
+const STEP_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// Runs kwokctl itself in the scratch workdir.
 struct Kwokctl {
@@ -263,6 +263,14 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         kwokctl.run(name, &["start", "cluster"])?;
         let took = wait_for(restart_started, &everything_back)?;
         row_time("stop + start, all back", took, "-");
+        // Back is not done: the scheduler, the controllers and the simulator still read
+        // everything in; settled is when the process last used more than half a core.
+        let settled = wait_settled(cluster_pid(&paths)?)?;
+        row_time(
+            "stop + start, settled",
+            settled - restart_started,
+            "110,000 objects in 5 s",
+        );
         let killed_started = Instant::now();
         let victim = cluster_pid(&paths)?;
         crate::process::kill(victim)?;
@@ -289,13 +297,8 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         // A restored cluster serves at once and then reads everything back into the
         // scheduler, the controllers and the simulator; that work is timed here rather than
         // left to slow down the next step.
-        let settle_started = Instant::now();
-        wait_settled(cluster_pid(&paths)?)?;
-        row_time(
-            "restored cluster settled",
-            settle_started.elapsed() + took,
-            "-",
-        );
+        let settled = wait_settled(cluster_pid(&paths)?)?;
+        row_time("restored cluster settled", settled - restore_started, "-");
     }
     if pods > 0 {
         let took = scale_until(kwokctl, name, "pod", &[], 0, pods, || {
@@ -314,6 +317,13 @@ fn scale_scenario(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         writes as f64 / elapsed.as_secs_f64(),
         writes
     );
+    if nodes + pods > 0 {
+        println!(
+            "per object (nodes and pods) while scaling up: peak RSS {:.1} KiB, CPU {:.2} ms",
+            peak as f64 / 1024.0 / (nodes + pods) as f64,
+            cpu * 1000.0 / (nodes + pods) as f64
+        );
+    }
     Ok(())
 }
 
@@ -373,14 +383,15 @@ fn scale_until(
 
 /// Waits until the cluster process uses less than half a core over a second (lease renewals
 /// of 10,000 nodes take about 40 % of one).
-fn wait_settled(pid: u32) -> anyhow::Result<()> {
+fn wait_settled(pid: u32) -> anyhow::Result<Instant> {
     let started = Instant::now();
     let mut before = cpu_seconds(pid)?;
     loop {
+        let quiet_from = Instant::now();
         std::thread::sleep(Duration::from_secs(1));
         let now = cpu_seconds(pid)?;
         if now - before < 0.5 {
-            return Ok(());
+            return Ok(quiet_from);
         }
         if started.elapsed() > STEP_TIMEOUT {
             bail!("the cluster did not settle within {STEP_TIMEOUT:?}");

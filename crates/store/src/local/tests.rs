@@ -65,6 +65,32 @@ async fn range_pages_and_reads_the_past() {
 }
 
 #[tokio::test]
+async fn pages_for_followers_only_say_whether_more_follow() {
+    let s = LocalStore::in_memory();
+    for i in 0..7 {
+        s.create(&format!("/p/{i}"), &mut put("v")).await.unwrap();
+    }
+    let at = s.current_revision();
+    s.delete("/p/6", None, None).await.unwrap();
+    for revision in [None, Some(at)] {
+        let counted = s.range("/p/", None, 3, revision).await.unwrap();
+        let paged = s.range_page("/p/", None, 3, revision).await.unwrap();
+        assert_eq!(counted.kvs, paged.kvs);
+        assert_eq!(counted.revision, paged.revision);
+        assert!(counted.remaining > 1);
+        assert_eq!(paged.remaining, 1);
+        let after = paged.kvs.last().unwrap().key.to_string();
+        let last = s
+            .range_page("/p/", Some(&after), 10, revision)
+            .await
+            .unwrap();
+        assert_eq!(last.remaining, 0);
+        let expected = if revision.is_some() { 4 } else { 3 };
+        assert_eq!(last.kvs.len(), expected);
+    }
+}
+
+#[tokio::test]
 async fn pages_at_a_past_revision_with_limits_count_what_follows() {
     let s = LocalStore::in_memory();
     for i in 0..8 {
