@@ -606,6 +606,52 @@ mod tests {
         (what, o["metadata"]["name"].as_str().unwrap().to_string())
     }
 
+    /// A follower busy with its watch while the runtime shuts down must not hold the shutdown:
+    /// the task feeding a new watch is dropped at once then, and watching again at once used
+    /// to spin inside one poll for good.
+    #[test]
+    fn a_resuming_watch_lets_the_runtime_shut_down() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cms = Resource::new("", "v1", "configmaps", "ConfigMap", true);
+        let cluster = rt.block_on(async {
+            let server =
+                apiserver::ApiServer::new(store::LocalStore::in_memory(), "127.0.0.1:0".into())
+                    .await
+                    .unwrap();
+            let cluster: std::sync::Arc<dyn Cluster> =
+                std::sync::Arc::new(LocalCluster::new(server.registry.clone()));
+            for i in 0..3000 {
+                let cm = json!({"metadata": {"name": format!("c{i}"), "namespace": "default"}});
+                cluster.create(&cms, Some("default"), &cm).await.unwrap();
+            }
+            cluster
+        });
+        let (streaming, started) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            use futures::StreamExt;
+            let mut events = watch_resuming(cluster, cms, ListParams::default());
+            let mut seen = 0;
+            while events.next().await.is_some() {
+                seen += 1;
+                if seen == 10 {
+                    let _ = streaming.send(());
+                }
+            }
+        });
+        started.recv().unwrap();
+        let shutdown = std::time::Instant::now();
+        rt.shutdown_timeout(std::time::Duration::from_secs(10));
+        assert!(
+            shutdown.elapsed() < std::time::Duration::from_secs(5),
+            "shutdown took {:?}",
+            shutdown.elapsed()
+        );
+    }
+
     /// Objects deleted while the server had forgotten our revision come out as `Deleted`.
     #[tokio::test]
     async fn relist_after_gone_reports_what_vanished_in_the_gap() {
