@@ -174,7 +174,8 @@ pub struct EncodedList {
     pub continue_token: Option<String>,
 }
 
-/// Drops `metadata.managedFields`, which followers never read.
+/// Drops `metadata.managedFields`, which followers never read (kube-controller-manager's
+/// informers drop it too).
 pub fn without_managed_fields(obj: &mut Value) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");

@@ -183,14 +183,14 @@ impl Cluster for LocalCluster {
         params: &ListParams,
     ) -> Result<ObjectList> {
         let page = self.list_page(r, namespace, params).await?;
-        let items = if params.metadata_only {
-            page.items
-                .iter()
-                .map(|b| decode_for(b, true))
-                .collect::<Result<_>>()?
-        } else {
-            page.items.iter().map(decode).collect::<Result<_>>()?
+        let decode_item = |bytes: &Bytes| {
+            if params.metadata_only {
+                decode_for(bytes, true)
+            } else {
+                decode(bytes)
+            }
         };
+        let items = page.items.iter().map(decode_item).collect::<Result<_>>()?;
         Ok(ObjectList {
             items,
             resource_version: page.resource_version.to_string(),

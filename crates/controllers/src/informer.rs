@@ -133,17 +133,10 @@ impl Stored {
             Stored::Decoded(v) => v.clone(),
             Stored::Json(json) => {
                 let mut obj: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
-                without_managed_fields(&mut obj);
+                client::without_managed_fields(&mut obj);
                 Arc::new(obj)
             }
         }
-    }
-}
-
-/// Field ownership is of no use to a controller (kube-controller-manager's informers drop it).
-fn without_managed_fields(obj: &mut Value) {
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
     }
 }
 
@@ -1078,7 +1071,7 @@ mod tests {
             "managedFields": [{"manager": "kubectl"}]}, "spec": {"nodeName": "n"}});
         let json = Bytes::from(serde_json::to_vec(&stored).unwrap());
         let mut seen = stored.clone();
-        without_managed_fields(&mut seen);
+        client::without_managed_fields(&mut seen);
         cache.put_encoded(Kind::Pod, Arc::new(seen.clone()), Some(json.clone()));
         assert_eq!(cache.get(Kind::Pod, "ns", "p").as_deref(), Some(&seen));
         let Stored::Json(kept) = cache.take(Kind::Pod, &seen).unwrap() else {

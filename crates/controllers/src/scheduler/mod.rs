@@ -80,10 +80,11 @@ impl Listed {
         }
     }
 
-    fn add(&mut self, page: Vec<Value>) {
+    fn add(&mut self, page: &[client::EncodedObject]) {
+        let objects = page.iter().map(|item| &item.object);
         match self {
-            Listed::Nodes(nodes) => nodes.extend(page.iter().filter_map(NodeInfo::parse)),
-            Listed::Pods(pods) => pods.extend(page.iter().filter_map(PodInfo::parse)),
+            Listed::Nodes(nodes) => nodes.extend(objects.filter_map(NodeInfo::parse)),
+            Listed::Pods(pods) => pods.extend(objects.filter_map(PodInfo::parse)),
         }
     }
 }
@@ -709,7 +710,7 @@ async fn list_parsed(cluster: &dyn Cluster, r: &Resource, kind: Kind) -> Option<
     let mut listed = Listed::new(kind);
     loop {
         match pager.next_page_encoded().await {
-            Ok(Some(page)) => listed.add(page.into_iter().map(|item| item.object).collect()),
+            Ok(Some(page)) => listed.add(&page),
             Ok(None) => return Some((listed, pager.resource_version)),
             Err(e) => {
                 tracing::warn!(kind = %r.kind, error = %e, "scheduler list");

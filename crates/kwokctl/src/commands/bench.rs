@@ -339,7 +339,7 @@ fn wait_for(started: Instant, done: &dyn Fn() -> anyhow::Result<bool>) -> anyhow
         if started.elapsed() > STEP_TIMEOUT {
             bail!("the cluster did not come back within {STEP_TIMEOUT:?}");
         }
-        std::thread::sleep(Duration::from_millis(200).max(check_cost * 5));
+        std::thread::sleep(pause_after_check(Duration::from_millis(200), check_cost));
     }
 }
 
@@ -376,14 +376,15 @@ fn scale_until(
         if scaled && reached()? >= target {
             return Ok(started.elapsed());
         }
-        // A check can cost the server a scan of every pod (a million at the end of a large
-        // run): keep the benchmark's own share of the cluster's CPU small.
         let check_cost = asked.elapsed();
         if started.elapsed() > STEP_TIMEOUT {
             let _ = child.kill();
             bail!("scaling {kind}s to {n} did not finish within {STEP_TIMEOUT:?}");
         }
-        std::thread::sleep(poll_interval(started.elapsed()).max(check_cost * 5));
+        std::thread::sleep(pause_after_check(
+            poll_interval(started.elapsed()),
+            check_cost,
+        ));
     }
 }
 
@@ -408,6 +409,13 @@ fn wait_settled(pid: u32) -> anyhow::Result<Instant> {
 
 /// How long to wait between two looks at the cluster: often for short steps, about 1 % of the
 /// time so far for long ones, so that counting 100,000 pods does not itself load the cluster.
+/// How long to wait before the next check: `interval`, or longer when the last check took a
+/// while. A check can cost the server a scan of every pod (a million at the end of a large
+/// run), so the benchmark's own share of the cluster's CPU stays small.
+fn pause_after_check(interval: Duration, check_cost: Duration) -> Duration {
+    interval.max(check_cost * 5)
+}
+
 fn poll_interval(elapsed: Duration) -> Duration {
     (elapsed / 100).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
