@@ -332,6 +332,9 @@ pub struct BenchArgs {
     /// their total memory once idle (RSS, private, PSS), then all deleted (0: skip)
     #[arg(long, default_value_t = 20)]
     pub clusters: usize,
+    /// How many of those clusters are created at once (0: one per core)
+    #[arg(long, default_value_t = 0)]
+    pub clusters_at_once: usize,
     /// Pod lifecycles (create, bind, Running, delete) in a synthetic recording replayed with
     /// `snapshot replay --speed 100` into a fresh cluster (0: skip)
     #[arg(long, default_value_t = 10_000)]

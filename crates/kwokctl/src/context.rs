@@ -24,6 +24,7 @@ impl Context {
     pub fn new(global: &GlobalFlags, env: Env) -> anyhow::Result<Self> {
         crate::paths::validate_cluster_name(&global.name).map_err(anyhow::Error::msg)?;
         let workdir = Workdir::new(env.workdir());
+        crate::kubeconfig_cache::use_folder(workdir.cache_dir().join("kubeconfig"));
         let config = ConfigContext::load(&env, &workdir.default_config(), &global.config)?;
         Ok(Self {
             env,

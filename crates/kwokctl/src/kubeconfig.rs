@@ -154,6 +154,9 @@ pub fn load(path: &Path) -> anyhow::Result<Value> {
     if text.trim().is_empty() {
         return Ok(empty());
     }
+    if let Some(doc) = crate::kubeconfig_cache::get(path, &text) {
+        return Ok(doc);
+    }
     let doc: Value = serde_saphyr::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("parse kubeconfig {}", path.display()))?;
@@ -163,6 +166,7 @@ pub fn load(path: &Path) -> anyhow::Result<Value> {
     if !doc.is_object() {
         bail!("kubeconfig {} is not a YAML mapping", path.display());
     }
+    crate::kubeconfig_cache::put(path, &text, &doc);
     Ok(doc)
 }
 
@@ -192,7 +196,7 @@ pub fn save(path: &Path, doc: &Value) -> anyhow::Result<()> {
             .unwrap_or_else(|| "config".into()),
         std::process::id()
     ));
-    fs::write(&tmp, text).with_context(|| format!("write kubeconfig {}", tmp.display()))?;
+    fs::write(&tmp, &text).with_context(|| format!("write kubeconfig {}", tmp.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -203,6 +207,7 @@ pub fn save(path: &Path, doc: &Value) -> anyhow::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("write kubeconfig {}", target.display()));
     }
+    crate::kubeconfig_cache::put(path, &text, doc);
     Ok(())
 }
 

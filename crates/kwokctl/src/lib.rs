@@ -25,6 +25,7 @@ pub mod dryrun;
 pub mod duration;
 pub mod exec;
 pub mod kubeconfig;
+pub mod kubeconfig_cache;
 pub mod lock;
 pub mod logging;
 pub mod paths;

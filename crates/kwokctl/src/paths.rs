@@ -117,6 +117,10 @@ impl Workdir {
     pub fn clusters_dir(&self) -> PathBuf {
         self.root.join("clusters")
     }
+    /// `cache/`: what kwokctl may rebuild at any time (parsed kubeconfigs).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
     pub fn locks_dir(&self) -> PathBuf {
         self.root.join("locks")
     }

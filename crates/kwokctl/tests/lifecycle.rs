@@ -6,7 +6,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{TestEnv, alive, kwok_binary, wait_dead};
+use common::{TestEnv, alive, kwok_binary, run_with_timeout, wait_dead};
 
 fn new_env() -> TestEnv {
     kwok_binary();
@@ -364,6 +364,58 @@ fn other_kubeconfig_entries_survive_a_cycle() {
     let mut after = env.kubeconfig_doc();
     after["current-context"] = before["current-context"].clone();
     assert_eq!(after, before);
+}
+
+/// Clusters created at the same time all get their contexts, and kubectl's own edits of the
+/// kubeconfig between kwokctl runs are kept (kwokctl remembers its last parse of the file, which
+/// must not be used once kubectl has changed it).
+#[test]
+fn concurrent_creates_and_kubectl_edits_keep_every_context() {
+    let env = new_env();
+    let creates: Vec<_> = ["one", "two", "three"]
+        .into_iter()
+        .map(|name| {
+            let command = env.kwokctl_command(&["--name", name, "create", "cluster"]);
+            std::thread::spawn(move || run_with_timeout(command, Duration::from_secs(60)))
+        })
+        .collect();
+    for create in creates {
+        create.join().unwrap().success();
+    }
+    env.kubectl(
+        "1.33",
+        &[
+            "config",
+            "set-context",
+            "by-kubectl",
+            "--cluster=kwok-one",
+            "--user=kwok-one",
+        ],
+    )
+    .success();
+    env.kwokctl(&["--name", "four", "create", "cluster"])
+        .success();
+    env.kubectl("1.27", &["config", "delete-context", "kwok-two"])
+        .success();
+    env.kwokctl(&["--name", "three", "delete", "cluster"])
+        .success();
+
+    let mut contexts: Vec<String> = env.kubeconfig_doc()["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    // kubectl writes the entries sorted by name.
+    contexts.sort();
+    assert_eq!(contexts, ["by-kubectl", "kwok-four", "kwok-one"]);
+    for context in ["kwok-one", "kwok-four"] {
+        env.kubectl(
+            "1.33",
+            &["--context", context, "get", "namespace", "default"],
+        )
+        .success();
+    }
 }
 
 #[test]

@@ -119,7 +119,7 @@ fn run_all(kwokctl: &Kwokctl, args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     if args.clusters > 0 {
-        many::run(kwokctl, args.clusters)?;
+        many::run(kwokctl, args.clusters, args.clusters_at_once)?;
     }
     if args.replay > 0 {
         replay_scenario(kwokctl, args.replay)?;

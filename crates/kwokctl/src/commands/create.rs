@@ -560,13 +560,9 @@ pub fn allocate_ports(
         if name == except_cluster {
             continue;
         }
-        if let Ok(cluster) = Cluster::load(&name, &workdir.cluster(&name)) {
-            taken.extend(cluster.apiserver_port());
-            // The embedded simulator's port is recorded in the options only.
-            taken.extend(u16::try_from(cluster.config.options.kwok_controller_port).ok());
-            for port in cluster.config.components.iter().flat_map(|c| &c.ports) {
-                taken.extend([port.port, port.host_port].map(|p| u16::try_from(p).unwrap_or(0)));
-            }
+        let config = workdir.cluster(&name).config();
+        if let Ok(text) = std::fs::read_to_string(config) {
+            taken.extend(recorded_ports(&text));
         }
     }
     // Every listener stays open until all are chosen, so the ports differ.
@@ -596,6 +592,26 @@ pub fn allocate_ports(
         return Ok(ports);
     }
     bail!("no free port found")
+}
+
+/// Every port another cluster's config records: the value of every key that ends in `port` or
+/// `Port` (`kubeApiserverPort`, `kwokControllerPort`, `etcdPeerPort`, a component's `port` and
+/// `hostPort`, ...). Read as text rather than parsed, because creating the thousandth cluster
+/// reads 999 configs; a number under some other key that ends in "port" only costs a candidate.
+fn recorded_ports(config: &str) -> impl Iterator<Item = u16> + '_ {
+    config.lines().filter_map(|line| {
+        let (key, value) = line.trim_start().trim_start_matches("- ").split_once(':')?;
+        let key = key.trim().trim_matches('"');
+        if !(key.ends_with("port") || key.ends_with("Port")) {
+            return None;
+        }
+        value
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+    })
 }
 
 /// Ports a cluster may be given: 10000–32767 outside the kernel's ephemeral range, so that no
@@ -667,6 +683,14 @@ fn print_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_ports_are_read_from_any_port_key() {
+        let config = "components:\n- args:\n  - --secure-port\n  - \"20156\"\n  ports:\n  - hostPort: 20157\n    name: https\n    port: \"20158\"\noptions:\n  kubeApiserverPort: 20159\n  kwokControllerPort: 0\n  etcdPeerPort: 20160\n  nodeLeaseDurationSeconds: 200\n  report: 7\n";
+        let mut ports: Vec<u16> = recorded_ports(config).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, [7, 20157, 20158, 20159, 20160]);
+    }
 
     #[test]
     fn extra_args_become_flags() {

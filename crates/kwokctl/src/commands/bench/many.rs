@@ -1,9 +1,11 @@
 //! `kwokctl bench --clusters N`: many idle clusters side by side. N embedded clusters are
-//! created one after another, each is asked for its `default` namespace (an authenticated
+//! created, `--clusters-at-once` at a time (by default one per core, as a CI script would),
+//! each is asked for its `default` namespace (an authenticated
 //! request through its own kubeconfig context), and once all of them are idle their processes'
 //! memory is added up: RSS, the private part of it, and PSS (the binary's pages, shared by all
 //! of them, counted once). Then they are deleted together.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -43,14 +45,16 @@ impl std::ops::Add for Memory {
     }
 }
 
-pub fn run(kwokctl: &Kwokctl, clusters: usize) -> anyhow::Result<()> {
+pub fn run(kwokctl: &Kwokctl, clusters: usize, at_once: usize) -> anyhow::Result<()> {
     let names: Vec<String> = (0..clusters).map(|i| format!("bench-many-{i}")).collect();
+    let at_once = match at_once {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
     let started = Instant::now();
-    for name in &names {
-        kwokctl.run(name, &["create", "cluster"])?;
-    }
+    create_all(kwokctl, &names, at_once)?;
     row_rate(
-        "create clusters side by side",
+        &format!("create clusters, {at_once} at a time"),
         clusters,
         clusters,
         started.elapsed(),
@@ -58,9 +62,13 @@ pub fn run(kwokctl: &Kwokctl, clusters: usize) -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
+    let kubeconfig_path = kwokctl.kubeconfig();
+    let kubeconfig = crate::kubeconfig::load(&kubeconfig_path)?;
+    let base = kubeconfig_path.parent().unwrap_or(&kubeconfig_path);
     for name in &names {
-        let client = Client::new(&Endpoint::from_kubeconfig(
-            &kwokctl.kubeconfig(),
+        let client = Client::new(&Endpoint::from_doc(
+            &kubeconfig,
+            base,
             Some(&context_name(name)),
         )?)?;
         let resp = client.get("/api/v1/namespaces/default")?;
@@ -103,6 +111,30 @@ pub fn run(kwokctl: &Kwokctl, clusters: usize) -> anyhow::Result<()> {
     );
     println!("{}", summary(clusters, total, idle_after));
     Ok(())
+}
+
+/// Creates the clusters `names`, `at_once` kwokctl processes at a time; stops handing out
+/// names at the first failure.
+fn create_all(kwokctl: &Kwokctl, names: &[String], at_once: usize) -> anyhow::Result<()> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..at_once.clamp(1, names.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    while let Some(name) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Err(e) = kwokctl.run(name, &["create", "cluster"]) {
+                            next.store(names.len(), Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|worker| worker.join().expect("a create worker panicked"))
+    })
 }
 
 /// The line under the table: totals, and each cluster's share against the 16 MiB target.
