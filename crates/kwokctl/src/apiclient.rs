@@ -133,9 +133,18 @@ pub struct Endpoint {
 impl Endpoint {
     /// Reads the current context of the kubeconfig at `path` (or `context` when given).
     pub fn from_kubeconfig(path: &Path, context: Option<&str>) -> anyhow::Result<Self> {
-        let doc = crate::kubeconfig::load(path)?;
+        Self::from_loaded_kubeconfig(path, &crate::kubeconfig::load(path)?, context)
+    }
+
+    /// [`Endpoint::from_kubeconfig`] for `doc`, the kubeconfig already read from `path`: for
+    /// callers that take many contexts from one file.
+    pub fn from_loaded_kubeconfig(
+        path: &Path,
+        doc: &Value,
+        context: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::from_doc(&doc, &base, context)
+        Self::from_doc(doc, &base, context)
             .with_context(|| format!("kubeconfig {}", path.display()))
     }
 

@@ -60,7 +60,8 @@ pub fn put(path: &Path, text: &str, doc: &Value) {
 fn get_in(folder: &Path, path: &Path, text: &str) -> Option<Value> {
     let bytes = fs::read(entry_file(folder, path)).ok()?;
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
-    (entry.sha256 == digest(text)).then_some(entry.doc)
+    // `kubeconfig::load` hands out mappings only; an entry holding anything else is damaged.
+    (entry.doc.is_object() && entry.sha256 == digest(text)).then_some(entry.doc)
 }
 
 fn put_in(folder: &Path, path: &Path, text: &str, doc: &Value) {
@@ -168,6 +169,9 @@ mod tests {
         let kubeconfig = dir.path().join("config");
         put_in(&folder, &kubeconfig, "a: 1\n", &json!({"a": 1}));
         fs::write(entry_file(&folder, &kubeconfig), b"{not json").unwrap();
+        assert_eq!(get_in(&folder, &kubeconfig, "a: 1\n"), None);
+        let not_a_mapping = json!({"sha256": digest("a: 1\n"), "doc": [1]});
+        fs::write(entry_file(&folder, &kubeconfig), not_a_mapping.to_string()).unwrap();
         assert_eq!(get_in(&folder, &kubeconfig, "a: 1\n"), None);
     }
 }

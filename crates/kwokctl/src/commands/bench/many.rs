@@ -64,11 +64,10 @@ pub fn run(kwokctl: &Kwokctl, clusters: usize, at_once: usize) -> anyhow::Result
     let started = Instant::now();
     let kubeconfig_path = kwokctl.kubeconfig();
     let kubeconfig = crate::kubeconfig::load(&kubeconfig_path)?;
-    let base = kubeconfig_path.parent().unwrap_or(&kubeconfig_path);
     for name in &names {
-        let client = Client::new(&Endpoint::from_doc(
+        let client = Client::new(&Endpoint::from_loaded_kubeconfig(
+            &kubeconfig_path,
             &kubeconfig,
-            base,
             Some(&context_name(name)),
         )?)?;
         let resp = client.get("/api/v1/namespaces/default")?;
