@@ -13,7 +13,7 @@ use std::pin::Pin;
 use futures::Stream;
 use serde_json::Value;
 
-pub use apiserver::objects::JsonAt;
+pub use apiserver::objects::{JsonAt, Projection};
 pub use http_cluster::HttpCluster;
 pub use local::LocalCluster;
 
@@ -123,6 +123,21 @@ pub struct ListParams {
     /// watch are decoded with nothing else (and no `managedFields`); objects may still carry
     /// more.
     pub metadata_only: bool,
+    /// For lists whose reader looks at only some parts of most objects (the simulator matching
+    /// Stage selectors): in-process, listed objects are decoded with only these parts, and
+    /// their JSON is handed out beside them for [`decode_stored`] when the whole is needed;
+    /// from other clusters objects come whole.
+    pub projection: Option<std::sync::Arc<Projection>>,
+}
+
+/// The whole of an object a list handed out as JSON beside its decoded parts, without
+/// `managedFields`.
+pub fn decode_stored(json: &[u8]) -> Result<Value> {
+    apiserver::objects::decode_without_managed_fields(json).map_err(|e| Error {
+        code: e.code,
+        reason: e.reason.to_string(),
+        message: e.message,
+    })
 }
 
 /// A page of objects.

@@ -112,6 +112,50 @@ fn decode_for(bytes: &[u8], metadata_only: bool) -> Result<Value> {
     decoded.map_err(api_error)
 }
 
+/// A list decoded through [`ListParams::projection`]. Its field selector is tested here, on the
+/// projected objects, rather than by the registry, which would decode each object once more
+/// to test it (a selector naming one object stays with the registry, which gets just that).
+struct ProjectedList {
+    params: ListParams,
+    projection: Projection,
+    fields: Option<(apiserver::selectors::FieldSelector, &'static ResourceType)>,
+}
+
+impl ProjectedList {
+    fn keeps(&self, object: &Value) -> bool {
+        self.fields
+            .as_ref()
+            .is_none_or(|(selector, t)| selector.matches(t, object))
+    }
+}
+
+impl LocalCluster {
+    fn projected_list(&self, r: &Resource, params: &ListParams) -> Result<Option<ProjectedList>> {
+        let Some(projection) = &params.projection else {
+            return Ok(None);
+        };
+        let mut list = ProjectedList {
+            params: params.clone(),
+            projection: (**projection).clone(),
+            fields: None,
+        };
+        let raw = params.field_selector.as_deref().unwrap_or_default();
+        let selector = apiserver::selectors::FieldSelector::parse(raw)
+            .map_err(|e| api_error(ApiError::bad_request(e)))?;
+        if selector.is_empty() || selector.exact_name().is_some() {
+            return Ok(Some(list));
+        }
+        let t = lookup(&self.registry, r)?;
+        selector
+            .check(t, params.label_selector.as_deref().unwrap_or_default(), raw)
+            .map_err(|e| api_error(ApiError::bad_request(e)))?;
+        selector.project(t, &mut list.projection);
+        list.params.field_selector = None;
+        list.fields = Some((selector, t));
+        Ok(Some(list))
+    }
+}
+
 fn decode(bytes: &Bytes) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| Error::transport(format!("decode object: {e}")))
 }
@@ -204,18 +248,36 @@ impl Cluster for LocalCluster {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<EncodedList> {
-        let page = self.list_page(r, namespace, params).await?;
-        let items = page
-            .items
-            .into_iter()
-            .map(|json| {
-                let object = decode_for(&json, params.metadata_only)?;
-                Ok(EncodedObject {
+        let Some(projected) = self.projected_list(r, params)? else {
+            let page = self.list_page(r, namespace, params).await?;
+            let items = page
+                .items
+                .into_iter()
+                .map(|json| {
+                    let object = decode_for(&json, params.metadata_only)?;
+                    Ok(EncodedObject {
+                        object,
+                        json: Some(json),
+                    })
+                })
+                .collect::<Result<_>>()?;
+            return Ok(EncodedList {
+                items,
+                resource_version: page.resource_version.to_string(),
+                continue_token: page.continue_token,
+            });
+        };
+        let page = self.list_page(r, namespace, &projected.params).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for json in page.items {
+            let object = projected.projection.decode(&json).map_err(api_error)?;
+            if projected.keeps(&object) {
+                items.push(EncodedObject {
                     object,
                     json: Some(json),
-                })
-            })
-            .collect::<Result<_>>()?;
+                });
+            }
+        }
         Ok(EncodedList {
             items,
             resource_version: page.resource_version.to_string(),

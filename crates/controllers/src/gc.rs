@@ -125,6 +125,17 @@ fn node_of(kind_index: usize, obj: &Value) -> Option<(String, Node)> {
 pub type Discover =
     Arc<dyn Fn() -> futures::future::BoxFuture<'static, Vec<Resource>> + Send + Sync>;
 
+/// What kube-controller-manager's garbage collector leaves alone by default
+/// (`DefaultIgnoredResources`): Events, by far the most numerous objects of a busy cluster, which
+/// expire by their TTL instead; their owner references are not followed.
+const IGNORED: &[(&str, &str)] = &[("", "events"), ("events.k8s.io", "events")];
+
+fn followed(r: &Resource) -> bool {
+    !IGNORED
+        .iter()
+        .any(|(group, plural)| r.group == *group && r.plural == *plural)
+}
+
 /// How often the types are listed again.
 const DISCOVERY_PERIOD: Duration = Duration::from_secs(5);
 
@@ -145,7 +156,7 @@ impl GarbageCollector {
     pub fn new(cluster: Arc<dyn Cluster>, types: Vec<Resource>) -> Self {
         Self {
             cluster,
-            types,
+            types: types.into_iter().filter(followed).collect(),
             discover: None,
         }
     }
@@ -192,7 +203,7 @@ impl GarbageCollector {
             };
             if let Some(input) = input {
                 if let Input::Types(types) = input {
-                    for r in types {
+                    for r in types.into_iter().filter(followed) {
                         let known = self
                             .types
                             .iter()

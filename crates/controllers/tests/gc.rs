@@ -8,14 +8,14 @@ use controllers::GarbageCollector;
 use serde_json::{Value, json};
 
 async fn setup() -> Arc<dyn Cluster> {
+    setup_with(vec![cms(), secrets()]).await
+}
+
+async fn setup_with(types: Vec<Resource>) -> Arc<dyn Cluster> {
     let server = apiserver::ApiServer::new(store::LocalStore::in_memory(), "127.0.0.1:0".into())
         .await
         .unwrap();
     let cluster: Arc<dyn Cluster> = Arc::new(LocalCluster::new(server.registry.clone()));
-    let types = vec![
-        Resource::new("", "v1", "configmaps", "ConfigMap", true),
-        Resource::new("", "v1", "secrets", "Secret", true),
-    ];
     tokio::spawn(GarbageCollector::new(cluster.clone(), types).run());
     // Keep the server alive for the test.
     std::mem::forget(server);
@@ -66,6 +66,38 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 async fn exists(cluster: &Arc<dyn Cluster>, r: &Resource, name: &str) -> bool {
     cluster.get(r, Some("default"), name).await.is_ok()
+}
+
+/// Events are left alone, as kube-controller-manager's collector leaves them by default: an
+/// Event owned by a deleted object stays until its TTL.
+#[tokio::test]
+async fn events_are_not_collected() {
+    let events = Resource::events();
+    let cluster = setup_with(vec![cms(), secrets(), events.clone()]).await;
+    let o = owner(&cluster, "o").await;
+    dependent(&cluster, "d", &o, false).await;
+    let owner_ref = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "o",
+        "uid": o["metadata"]["uid"]});
+    cluster
+        .create(
+            &events,
+            Some("default"),
+            &json!({"metadata": {"name": "e", "ownerReferences": [owner_ref]},
+                "involvedObject": {"kind": "ConfigMap", "name": "o", "namespace": "default"},
+                "reason": "R", "message": "m", "type": "Normal"}),
+        )
+        .await
+        .unwrap();
+    cluster
+        .delete(&cms(), Some("default"), "o", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the secret collected", async || {
+        !exists(&cluster, &secrets(), "d").await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(exists(&cluster, &events, "e").await);
 }
 
 #[tokio::test]

@@ -95,6 +95,22 @@ impl Query {
         &self.source
     }
 
+    /// The object fields the expression reads below, when it reads only under one path
+    /// (`["status", "conditions"]` for `.status.conditions.[] | select(...) | .status`): the
+    /// fields its leading plain part walks before anything else. `None` when it may read
+    /// anything (no leading field, as `.`, `[.a, .b]` or `.a as $x | .b`).
+    pub fn reads_under(&self) -> Option<Vec<&str>> {
+        let fields: Vec<&str> = self
+            .prefix
+            .iter()
+            .map_while(|step| match step {
+                Step::Field(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        (!fields.is_empty()).then_some(fields)
+    }
+
     /// Whether the expression is a plain path, evaluated without jaq.
     pub fn is_plain_path(&self) -> bool {
         self.rest.is_none()

@@ -255,3 +255,33 @@ fn plain_paths_compile_their_update_on_first_use() {
     assert!(q.whole.get().is_some());
     assert_eq!(v, json!(2));
 }
+
+#[test]
+fn what_an_expression_reads() {
+    let reads = |q: &str| Query::parse(q).unwrap().reads_under().map(|p| p.join("/"));
+    assert_eq!(reads(".status.phase").as_deref(), Some("status/phase"));
+    assert_eq!(
+        reads(r#".status.conditions.[] | select( .type == "Ready" ) | .status"#).as_deref(),
+        Some("status/conditions")
+    );
+    assert_eq!(
+        reads(".metadata.ownerReferences.[].kind").as_deref(),
+        Some("metadata/ownerReferences")
+    );
+    assert_eq!(
+        reads(r#".metadata.labels."a.b/c""#).as_deref(),
+        Some("metadata/labels/a.b/c")
+    );
+    assert_eq!(reads(".a | .b as $x | $x").as_deref(), Some("a"));
+    // Anything that may read the root elsewhere reads everything.
+    for q in [
+        ".",
+        "[.a, .b]",
+        ".a as $x | .b",
+        ".a == 1",
+        ".a // .b",
+        r#"select(.a == "x")"#,
+    ] {
+        assert_eq!(reads(q), None, "{q}");
+    }
+}

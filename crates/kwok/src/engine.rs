@@ -110,6 +110,10 @@ pub trait Hooks: Send + Sync {
     fn deleted(&self, _object: &Value) {}
     /// Called when an object is not admitted.
     fn rejected(&self, _object: &Value) {}
+    /// Adds to `projection` what `admit` and `observed` read; false when that may be anything.
+    fn reads(&self, _projection: &mut client::Projection) -> bool {
+        false
+    }
 }
 
 /// Hooks that admit every object.
@@ -142,6 +146,9 @@ pub struct Controller {
     params: ListParams,
     parallelism: usize,
     resync: tokio::sync::Notify,
+    /// Whether Stages were set at least once: the first list waits for them, so that a
+    /// starting simulator reads every object once rather than once without and once with them.
+    stages_loaded: tokio::sync::watch::Sender<bool>,
 }
 
 /// `namespace/name` or `name`.
@@ -217,13 +224,17 @@ impl Controller {
             params,
             parallelism: parallelism.max(1),
             resync: tokio::sync::Notify::new(),
+            stages_loaded: tokio::sync::watch::Sender::new(false),
         })
     }
 
-    /// Replaces the Stages; objects are matched again against the new set.
+    /// Replaces the Stages; objects are matched again against the new set. The first set
+    /// starts the controller's list instead.
     pub fn set_stages(&self, stages: Vec<Arc<CompiledStage>>) {
         *self.stages.write().expect("stages lock") = Arc::new(stages);
-        self.resync.notify_one();
+        if self.stages_loaded.send_replace(true) {
+            self.resync.notify_one();
+        }
     }
 
     pub fn stages(&self) -> Arc<Vec<Arc<CompiledStage>>> {
@@ -240,10 +251,16 @@ impl Controller {
         self.queue.len()
     }
 
-    /// Runs the watch loop and the job driver until the process ends.
+    /// Runs the watch loop and the job driver until the process ends; objects are listed once
+    /// the Stages are set.
     pub async fn run(self: Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move { me.drive().await });
+        let _ = self
+            .stages_loaded
+            .subscribe()
+            .wait_for(|loaded| *loaded)
+            .await;
         self.watch_loop().await;
     }
 
@@ -252,15 +269,17 @@ impl Controller {
         loop {
             let mut params = self.params.clone();
             params.resource_version = None;
+            params.projection = self.list_projection();
+            let partial = params.projection.is_some();
             // Page by page, so that only one page of decoded objects is held at a time.
             let mut pager = client::Pager::new(&*self.cluster, &self.resource, None, &params);
             let mut present: HashSet<String> = HashSet::new();
             let failed = loop {
                 match pager.next_page_encoded().await {
                     Ok(Some(page)) => {
-                        for client::EncodedObject { object, .. } in page {
+                        for client::EncodedObject { object, json } in page {
                             present.insert(key_of(&object));
-                            self.handle(Arc::new(object));
+                            self.handle_parts(Arc::new(object), json.filter(|_| partial));
                         }
                     }
                     Ok(None) => break None,
@@ -339,8 +358,30 @@ impl Controller {
         }
     }
 
+    /// What a list needs to decode of each object: what the hooks and the choice of a Stage
+    /// read (most listed objects, found where their Stages left them, match none), or `None`
+    /// for everything.
+    fn list_projection(&self) -> Option<Arc<client::Projection>> {
+        let mut projection = client::Projection::default();
+        for field in ["name", "namespace", "resourceVersion"] {
+            projection.keep(["metadata", field]);
+        }
+        let narrow = self.hooks.reads(&mut projection)
+            && self
+                .stages()
+                .iter()
+                .all(|s| s.reads_to_choose(&mut projection));
+        narrow.then(|| Arc::new(projection))
+    }
+
     /// Matches a new version of an object and schedules the chosen Stage.
     pub fn handle(self: &Arc<Self>, object: Arc<Value>) {
+        self.handle_parts(object, None);
+    }
+
+    /// [`Controller::handle`] for an object that may be decoded only in the parts the choice of a
+    /// Stage reads: `json` is then the whole object, decoded when a Stage is chosen.
+    fn handle_parts(self: &Arc<Self>, object: Arc<Value>, json: Option<bytes::Bytes>) {
         let key = key_of(&object);
         if !self.hooks.admit(&object) {
             self.hooks.rejected(&object);
@@ -364,6 +405,14 @@ impl Controller {
             entry.pending = 0;
         }
         if let Some(stage) = choose(&stages, &object) {
+            let object = match json.as_deref().map(client::decode_stored) {
+                None => object,
+                Some(Ok(whole)) => Arc::new(whole),
+                Some(Err(e)) => {
+                    tracing::warn!(object = %key, error = %e, "decode a listed object");
+                    return;
+                }
+            };
             let delay = stage.delay.pick(&object);
             entry.pending = self.queue.push(
                 Instant::now() + delay,

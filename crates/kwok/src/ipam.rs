@@ -7,9 +7,13 @@
 //! address from it); the first refusal since the pool last had room says so, the later ones
 //! do not, so that many pods bound to one small node CIDR do not flood the log.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
+
+// foldhash rather than SipHash: a restarted cluster marks every pod's address used at once, and
+// these maps are keyed by the simulator's own pod keys and CIDRs.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 /// Why a pool handed out no address.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -143,10 +143,14 @@ impl Leases {
             }
         }
         match self.acquire(node, &uid).await {
-            Ok(Some(lease)) => {
+            Ok(Some(Acquired::Written(lease))) => {
                 self.store(node, Some(lease));
                 self.metrics.leases_renewed.fetch_add(1, Ordering::Relaxed);
                 self.interval()
+            }
+            Ok(Some(Acquired::StillFresh(lease, due_in))) => {
+                self.store(node, Some(lease));
+                due_in
             }
             Ok(None) => Duration::from_secs(self.duration.max(1)),
             Err(e) => {
@@ -173,7 +177,23 @@ impl Leases {
         }
     }
 
-    async fn acquire(&self, node: &str, uid: &str) -> client::Result<Option<Value>> {
+    /// When a lease this simulator already holds (kept from before a restart) is due for
+    /// renewal, if it is not yet due: it is kept as it is until then rather than written at once,
+    /// so that a restarted simulator does not write every lease in the same second.
+    fn due_in(&self, lease: &Value) -> Option<Duration> {
+        let spec = lease.get("spec")?;
+        if spec.get("holderIdentity")?.as_str()? != self.identity
+            || spec.get("leaseDurationSeconds")?.as_u64()? != self.duration
+        {
+            return None;
+        }
+        let renewed: jiff::Timestamp = spec.get("renewTime")?.as_str()?.parse().ok()?;
+        let due = renewed.checked_add(self.interval()).ok()?;
+        let left = jiff::Timestamp::now().duration_until(due);
+        (left.is_positive()).then(|| left.unsigned_abs())
+    }
+
+    async fn acquire(&self, node: &str, uid: &str) -> client::Result<Option<Acquired>> {
         let r = Resource::leases();
         let now = micro_time_now();
         match self.cluster.get(&r, Some(NAMESPACE), node).await {
@@ -195,7 +215,7 @@ impl Leases {
                     }]);
                 }
                 match self.cluster.create(&r, Some(NAMESPACE), &lease).await {
-                    Ok(l) => Ok(Some(l)),
+                    Ok(l) => Ok(Some(Acquired::Written(l))),
                     Err(e) if e.is_not_found() => {
                         // The namespace is missing: create it and try again soon.
                         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
@@ -223,6 +243,9 @@ impl Leases {
                 if !holder.is_empty() && holder != self.identity && !expired(&lease) {
                     return Ok(None);
                 }
+                if let Some(due_in) = self.due_in(&lease) {
+                    return Ok(Some(Acquired::StillFresh(lease, due_in)));
+                }
                 if holder != self.identity {
                     let transitions = lease
                         .at("/spec/leaseTransitions")
@@ -235,13 +258,20 @@ impl Leases {
                 lease["spec"]["leaseDurationSeconds"] = json!(self.duration);
                 lease["spec"]["renewTime"] = json!(now);
                 match self.cluster.update(&r, Some(NAMESPACE), &lease).await {
-                    Ok(l) => Ok(Some(l)),
+                    Ok(l) => Ok(Some(Acquired::Written(l))),
                     Err(e) if e.is_conflict() => Ok(None),
                     Err(e) => Err(e),
                 }
             }
         }
     }
+}
+
+/// A lease `acquire` holds: written now, or kept unwritten while it is fresh (with the time
+/// until it is due).
+enum Acquired {
+    Written(Value),
+    StillFresh(Value, Duration),
 }
 
 fn expired(lease: &Value) -> bool {
@@ -262,6 +292,42 @@ fn expired(lease: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_fresh_lease_of_our_own_waits_until_it_is_due() {
+        let server =
+            apiserver::ApiServer::new(store::LocalStore::in_memory(), "127.0.0.1:0".into())
+                .await
+                .unwrap();
+        let cluster = Arc::new(client::LocalCluster::new(server.registry.clone()));
+        let leases = Leases::new(cluster, 40, "me".into(), Arc::default(), 1);
+        let lease = |holder: &str, renewed: jiff::Timestamp, duration: u64| {
+            json!({"spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}})
+        };
+        let now = jiff::Timestamp::now();
+        let just = leases.due_in(&lease("me", now, 40)).unwrap();
+        assert!(
+            just > Duration::from_secs(8) && just <= Duration::from_secs(10),
+            "{just:?}"
+        );
+        let ago = now - jiff::SignedDuration::from_secs(6);
+        let later = leases.due_in(&lease("me", ago, 40)).unwrap();
+        assert!(later <= Duration::from_secs(4), "{later:?}");
+        // Due already, held by another, or of another duration: written now.
+        assert!(
+            leases
+                .due_in(&lease("me", now - jiff::SignedDuration::from_secs(11), 40))
+                .is_none()
+        );
+        assert!(leases.due_in(&lease("other", now, 40)).is_none());
+        assert!(leases.due_in(&lease("me", now, 20)).is_none());
+        assert!(
+            leases
+                .due_in(&json!({"spec": {"holderIdentity": "me"}}))
+                .is_none()
+        );
+    }
 
     #[test]
     fn expiry() {

@@ -570,6 +570,12 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("install the Stage kind: {e}"))?;
         }
+        if opts.identity.is_empty()
+            && let Some(dir) = &args.data_dir
+        {
+            opts.identity = kwok::sim::lasting_identity(dir)
+                .with_context(|| format!("keep the simulator's identity in {}", dir.display()))?;
+        }
         if args.enable_metrics {
             let defaults = kwok::metrics::defaults_for(&opts.simulations);
             opts.simulations.extend(defaults);

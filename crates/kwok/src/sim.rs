@@ -314,6 +314,18 @@ impl Hooks for PodHooks {
             .release(&key_of(pod));
     }
 
+    fn reads(&self, projection: &mut client::Projection) -> bool {
+        for path in [
+            ["spec", "nodeName"],
+            ["spec", "hostNetwork"],
+            ["status", "podIPs"],
+            ["status", "podIP"],
+        ] {
+            projection.keep(path);
+        }
+        true
+    }
+
     fn rejected(&self, pod: &Value) {
         let node = node_of(pod);
         if !node.is_empty() {
@@ -396,6 +408,24 @@ fn hostname() -> String {
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_else(|| "kwok".into())
+}
+
+/// The lease holder identity of the simulator of a cluster kept in `data_dir`: read from its
+/// `simulator-identity` file, or made (`<hostname>_<random>`) and written there the first
+/// time. A restarted cluster thus still holds its nodes' leases, instead of waiting for them to
+/// expire before it may renew them.
+pub fn lasting_identity(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join("simulator-identity");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let identity = format!("{}_{:016x}", hostname(), rand::random::<u64>());
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(&path, format!("{identity}\n"))?;
+    Ok(identity)
 }
 
 impl Simulator {
@@ -725,6 +755,17 @@ mod tests {
         assert_eq!(r("x.io/v1", "Policy").plural, "policies");
         assert_eq!(r("x.io/v1", "Gateway").plural, "gateways");
         assert_eq!(r("x.io/v1", "Class").plural, "classes");
+    }
+
+    #[test]
+    fn lasting_identity_is_kept_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let first = lasting_identity(&data).unwrap();
+        assert!(first.contains('_'), "{first}");
+        assert_eq!(lasting_identity(&data).unwrap(), first);
+        let other = dir.path().join("other");
+        assert_ne!(lasting_identity(&other).unwrap(), first);
     }
 
     #[test]

@@ -288,20 +288,50 @@ fn options_are_recorded_and_the_lease_duration_is_honoured() {
     assert_eq!(o["kubeAdmission"], true);
     assert_eq!(o["kubeSchedulerImage"], "example.test/scheduler:v1");
     env.kwokctl(&["scale", "node", "--replicas", "1"]).success();
-    let lease = wait_for(
-        &env,
-        &[
-            "get",
-            "lease",
-            "-n",
-            "kube-node-lease",
-            "-o",
-            "jsonpath={.items[0].spec.leaseDurationSeconds}",
-        ],
-        |s| !s.is_empty(),
-    );
+    let lease = wait_for_lease(&env, "leaseDurationSeconds", |s| !s.is_empty());
     assert_eq!(lease, "60");
     env.kwokctl(&["delete", "cluster"]).success();
+}
+
+/// A stopped and started cluster still holds its nodes' leases: the same holder renews them on
+/// time, with no transition, instead of waiting for them to expire and taking them over.
+#[test]
+fn a_restarted_cluster_keeps_renewing_its_node_leases() {
+    let env = new_env();
+    env.kwokctl(&[
+        "create",
+        "cluster",
+        "--node-lease-duration-seconds",
+        "8",
+        "--heartbeat-factor",
+        "1",
+    ])
+    .success();
+    env.kwokctl(&["scale", "node", "--replicas", "1"]).success();
+    let holder = wait_for_lease(&env, "holderIdentity", |s| !s.is_empty());
+    env.kwokctl(&["stop", "cluster"]).success();
+    env.kwokctl(&["start", "cluster"]).success();
+    let before = wait_for_lease(&env, "renewTime", |_| true);
+    // Renewed every 2 s by its holder; a new holder could only take it over after 8 s.
+    let renewed = wait_for_lease(&env, "renewTime", |s| !s.is_empty() && s != before);
+    assert!(renewed > before, "{renewed} after {before}");
+    assert_eq!(wait_for_lease(&env, "holderIdentity", |_| true), holder);
+    assert_eq!(
+        wait_for_lease(&env, "leaseTransitions", |_| true),
+        "",
+        "the lease changed hands"
+    );
+    env.kwokctl(&["delete", "cluster"]).success();
+}
+
+/// Polls a field of the first node lease's spec until it passes `done`; returns it.
+fn wait_for_lease(env: &TestEnv, field: &str, done: impl Fn(&str) -> bool) -> String {
+    let path = format!("jsonpath={{.items[0].spec.{field}}}");
+    wait_for(
+        env,
+        &["get", "lease", "-n", "kube-node-lease", "-o", &path],
+        done,
+    )
 }
 
 /// Polls `kubectl args` until its output passes `done`; returns that output.

@@ -706,7 +706,13 @@ async fn create_event(cluster: &dyn Cluster, namespace: &str, event: Value) {
 
 /// Lists one kind page by page, parsing each page before the next is read.
 async fn list_parsed(cluster: &dyn Cluster, r: &Resource, kind: Kind) -> Option<(Listed, String)> {
-    let mut pager = Pager::new(cluster, r, None, &ListParams::default());
+    static POD_READS: std::sync::LazyLock<Arc<client::Projection>> =
+        std::sync::LazyLock::new(|| Arc::new(PodInfo::reads()));
+    let params = ListParams {
+        projection: matches!(kind, Kind::Pod).then(|| POD_READS.clone()),
+        ..Default::default()
+    };
+    let mut pager = Pager::new(cluster, r, None, &params);
     let mut listed = Listed::new(kind);
     loop {
         match pager.next_page_encoded().await {

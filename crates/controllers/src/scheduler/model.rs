@@ -491,6 +491,27 @@ impl PodInfo {
         format!("{}/{}", self.namespace, self.name)
     }
 
+    /// The parts of a pod [`PodInfo::parse`] reads: lists decode only these (the rest of a
+    /// pod, mostly its status, is skipped rather than built).
+    pub fn reads() -> client::Projection {
+        let mut projection = client::Projection::default();
+        for field in [
+            "namespace",
+            "name",
+            "uid",
+            "resourceVersion",
+            "labels",
+            "deletionTimestamp",
+            "ownerReferences",
+        ] {
+            projection.keep(["metadata", field]);
+        }
+        projection.keep(["spec"]);
+        projection.keep(["status", "phase"]);
+        projection.keep(["status", "nominatedNodeName"]);
+        projection
+    }
+
     pub fn parse(obj: &Value) -> Option<PodInfo> {
         let meta = obj.get("metadata")?;
         let spec = obj.get("spec")?;
@@ -827,6 +848,46 @@ impl Cache {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_pod_decoded_in_the_parts_parse_reads_parses_the_same() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "d", "uid": "u1", "resourceVersion": "7",
+                "labels": {"app": "x"}, "annotations": {"a": "b"},
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u0", "controller": true}],
+                "managedFields": [{"manager": "m"}]},
+            "spec": {"schedulerName": "s", "priority": 5, "preemptionPolicy": "Never",
+                "nodeSelector": {"zone": "a"},
+                "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": "1"}}, "ports": [{"containerPort": 80, "hostPort": 8080}]}],
+                "initContainers": [{"name": "init", "image": "i", "resources": {"requests": {"cpu": "2"}}}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}]}]}},
+                    "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 3, "podAffinityTerm": {"topologyKey": "h", "labelSelector": {"matchLabels": {"app": "x"}}}}]}},
+                "tolerations": [{"key": "t", "operator": "Exists", "effect": "NoSchedule"}],
+                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "x"}}}]},
+            "status": {"phase": "Pending", "nominatedNodeName": "n1",
+                "conditions": [{"type": "PodScheduled", "status": "False"}]}});
+        let json = serde_json::to_vec(&pod).unwrap();
+        let projected = PodInfo::reads().decode(&json).unwrap();
+        assert!(
+            projected["status"].get("conditions").is_none(),
+            "{projected}"
+        );
+        assert_eq!(
+            format!("{:?}", PodInfo::parse(&projected).unwrap()),
+            format!("{:?}", PodInfo::parse(&pod).unwrap())
+        );
+        let mut bound = pod.clone();
+        bound["spec"]["nodeName"] = json!("n2");
+        bound["status"]["phase"] = json!("Running");
+        let projected = PodInfo::reads()
+            .decode(&serde_json::to_vec(&bound).unwrap())
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", PodInfo::parse(&projected).unwrap()),
+            format!("{:?}", PodInfo::parse(&bound).unwrap())
+        );
+    }
 
     #[test]
     fn requests_take_limits_init_containers_and_overhead() {

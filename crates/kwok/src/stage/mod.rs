@@ -100,6 +100,20 @@ fn map_matches(want: &BTreeMap<String, String>, have: Option<&Value>) -> bool {
 }
 
 impl Selector {
+    /// Adds to `projection` what matching reads; false when it may read anything.
+    pub fn reads(&self, projection: &mut client::Projection) -> bool {
+        if !self.match_labels.is_empty() {
+            projection.keep(["metadata", "labels"]);
+        }
+        if !self.match_annotations.is_empty() {
+            projection.keep(["metadata", "annotations"]);
+        }
+        self.match_expressions.iter().all(|r| match r {
+            Requirement::Jq(r) => keep_under(projection, &r.key),
+            Requirement::Cel(_) => false,
+        })
+    }
+
     pub fn matches(&self, object: &Value) -> bool {
         let meta = object.get("metadata");
         map_matches(&self.match_labels, meta.and_then(|m| m.get("labels")))
@@ -116,6 +130,17 @@ impl Selector {
 pub enum ValueFrom {
     Jq(Query),
     Cel(Arc<cel::Expression>),
+}
+
+/// Keeps in `projection` the path a jq expression reads under; false when it may read anything.
+fn keep_under(projection: &mut client::Projection, query: &Query) -> bool {
+    match query.reads_under() {
+        Some(path) => {
+            projection.keep(path);
+            true
+        }
+        None => false,
+    }
 }
 
 impl ValueFrom {
@@ -242,6 +267,17 @@ pub struct CompiledStage {
 }
 
 impl CompiledStage {
+    /// Adds to `projection` what choosing among Stages reads of an object (the selector and
+    /// the weight); false when that may be anything.
+    pub fn reads_to_choose(&self, projection: &mut client::Projection) -> bool {
+        self.selector.reads(projection)
+            && match &self.weight_from {
+                None => true,
+                Some(ValueFrom::Jq(q)) => keep_under(projection, q),
+                Some(ValueFrom::Cel(_)) => false,
+            }
+    }
+
     /// The weight for `object`.
     pub fn weight(&self, object: &Value) -> i64 {
         self.weight_from
