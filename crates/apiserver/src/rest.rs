@@ -1743,10 +1743,12 @@ impl Registry {
             }
             let grace = self.grace_period(r, &obj, opts);
             // Foreground and Orphan deletion hand the object to the garbage collector through
-            // a finalizer, as kube-apiserver does.
+            // a finalizer, as kube-apiserver does, except for Events: their strategy says
+            // garbage collection is unsupported, and the collector does not follow them.
+            let collected = !(r.plural == "events" && matches!(r.group, "" | "events.k8s.io"));
             let policy_finalizer = match opts.propagation_policy.as_deref() {
-                Some("Foreground") => Some("foregroundDeletion"),
-                Some("Orphan") => Some("orphan"),
+                Some("Foreground") if collected => Some("foregroundDeletion"),
+                Some("Orphan") if collected => Some("orphan"),
                 _ => None,
             };
             if let Some(f) = policy_finalizer

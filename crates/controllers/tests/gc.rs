@@ -98,6 +98,30 @@ async fn events_are_not_collected() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(exists(&cluster, &events, "e").await);
+    // Nor does a Foreground or Orphan delete hand an Event to the collector: it goes at once,
+    // as kube-apiserver deletes Events whatever the policy.
+    for (name, policy) in [("e", "Foreground"), ("f", "Orphan")] {
+        if name == "f" {
+            cluster
+                .create(
+                    &events,
+                    Some("default"),
+                    &json!({"metadata": {"name": "f"},
+                    "involvedObject": {"kind": "ConfigMap", "name": "o", "namespace": "default"}}),
+                )
+                .await
+                .unwrap();
+        }
+        let params = DeleteParams {
+            propagation_policy: Some(policy.into()),
+            ..Default::default()
+        };
+        cluster
+            .delete(&events, Some("default"), name, &params)
+            .await
+            .unwrap();
+        assert!(!exists(&cluster, &events, name).await, "{policy}");
+    }
 }
 
 #[tokio::test]

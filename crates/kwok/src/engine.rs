@@ -127,6 +127,12 @@ struct Job {
     attempt: u32,
 }
 
+/// A listed object decoded only in parts: its whole JSON and the Stages the parts were picked for.
+struct Partial {
+    json: bytes::Bytes,
+    stages: Arc<Vec<Arc<CompiledStage>>>,
+}
+
 #[derive(Default)]
 struct Entry {
     rv: String,
@@ -269,7 +275,8 @@ impl Controller {
         loop {
             let mut params = self.params.clone();
             params.resource_version = None;
-            params.projection = self.list_projection();
+            let stages = self.stages();
+            params.projection = self.list_projection(&stages);
             let partial = params.projection.is_some();
             // Page by page, so that only one page of decoded objects is held at a time.
             let mut pager = client::Pager::new(&*self.cluster, &self.resource, None, &params);
@@ -279,7 +286,11 @@ impl Controller {
                     Ok(Some(page)) => {
                         for client::EncodedObject { object, json } in page {
                             present.insert(key_of(&object));
-                            self.handle_parts(Arc::new(object), json.filter(|_| partial));
+                            let listed = json.filter(|_| partial).map(|json| Partial {
+                                json,
+                                stages: stages.clone(),
+                            });
+                            self.handle_parts(Arc::new(object), listed);
                         }
                     }
                     Ok(None) => break None,
@@ -361,16 +372,13 @@ impl Controller {
     /// What a list needs to decode of each object: what the hooks and the choice of a Stage
     /// read (most listed objects, found where their Stages left them, match none), or `None`
     /// for everything.
-    fn list_projection(&self) -> Option<Arc<client::Projection>> {
+    fn list_projection(&self, stages: &[Arc<CompiledStage>]) -> Option<Arc<client::Projection>> {
         let mut projection = client::Projection::default();
         for field in ["name", "namespace", "resourceVersion"] {
             projection.keep(["metadata", field]);
         }
         let narrow = self.hooks.reads(&mut projection)
-            && self
-                .stages()
-                .iter()
-                .all(|s| s.reads_to_choose(&mut projection));
+            && stages.iter().all(|s| s.reads_to_choose(&mut projection));
         narrow.then(|| Arc::new(projection))
     }
 
@@ -379,9 +387,10 @@ impl Controller {
         self.handle_parts(object, None);
     }
 
-    /// [`Controller::handle`] for an object that may be decoded only in the parts the choice of a
-    /// Stage reads: `json` is then the whole object, decoded when a Stage is chosen.
-    fn handle_parts(self: &Arc<Self>, object: Arc<Value>, json: Option<bytes::Bytes>) {
+    /// [`Controller::handle`] for an object that may be decoded only in the parts that choosing
+    /// among the Stages of `partial` reads; the whole is decoded when one is chosen. Stages set
+    /// since the list began are not used for it: they relist.
+    fn handle_parts(self: &Arc<Self>, object: Arc<Value>, partial: Option<Partial>) {
         let key = key_of(&object);
         if !self.hooks.admit(&object) {
             self.hooks.rejected(&object);
@@ -393,7 +402,10 @@ impl Controller {
         }
         self.hooks.observed(&object);
         let rv = rv_of(&object);
-        let stages = self.stages();
+        let stages = match &partial {
+            Some(partial) => partial.stages.clone(),
+            None => self.stages(),
+        };
         let mut entries = self.entries.lock().expect("entries lock");
         let entry = entries.entry(key.clone()).or_default();
         if !rv.is_empty() && entry.rv == rv {
@@ -405,7 +417,7 @@ impl Controller {
             entry.pending = 0;
         }
         if let Some(stage) = choose(&stages, &object) {
-            let object = match json.as_deref().map(client::decode_stored) {
+            let object = match partial.map(|p| client::decode_stored(&p.json)) {
                 None => object,
                 Some(Ok(whole)) => Arc::new(whole),
                 Some(Err(e)) => {

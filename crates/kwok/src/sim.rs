@@ -340,7 +340,11 @@ impl Hooks for PodHooks {
 }
 
 struct Generic;
-impl Hooks for Generic {}
+impl Hooks for Generic {
+    fn reads(&self, _projection: &mut client::Projection) -> bool {
+        true
+    }
+}
 
 /// The REST resource a Stage's `resourceRef` names. Built-in kinds are known; for others the
 /// plural is guessed from the kind (`Foo` -> `foos`, `Policy` -> `policies`).
@@ -636,39 +640,65 @@ impl Simulator {
         counts
     }
 
+    /// The valid Stages among `Stage` objects; the others are logged and counted.
+    fn parse_stages(&self, items: Vec<Value>) -> Vec<Stage> {
+        let mut stages = Vec::new();
+        for item in items {
+            let name = item
+                .at("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            match Stage::from_value(item) {
+                Ok(s) => stages.push(s),
+                Err(e) => {
+                    self.metrics.stage_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("invalid stage, skipped: stage {name:?}: {e}");
+                }
+            }
+        }
+        stages
+    }
+
     /// Keeps the Stages in sync with the `Stage` objects of the cluster.
     async fn watch_stages(self: Arc<Self>) {
         let r = stage_resource();
         let mut backoff = Duration::from_secs(1);
+        // The Stages last loaded, by name and resourceVersion: a watch that times out lists
+        // them again, and reloading the same Stages would match every object again and
+        // restart every pending delay (a 10-minute heartbeat would never come).
+        let mut loaded: Option<Vec<(String, String)>> = None;
         loop {
             let list =
                 match client::list_all(&*self.cluster, &r, None, &ListParams::default()).await {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::warn!(error = %e, "list Stages from the API; retrying");
+                        if loaded.is_none() {
+                            // Nodes are managed (and their leases held) meanwhile, without Stages.
+                            self.load_stages(&[]);
+                        }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                         continue;
                     }
                 };
             backoff = Duration::from_secs(1);
-            let mut stages = Vec::new();
-            for item in list.items {
-                let name = item
-                    .at("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                match Stage::from_value(item) {
-                    Ok(s) => stages.push(s),
-                    Err(e) => {
-                        self.metrics.stage_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!("invalid stage, skipped: stage {name:?}: {e}");
-                    }
-                }
+            let versions: Vec<(String, String)> = list
+                .items
+                .iter()
+                .map(|item| {
+                    let text = |p: &str| item.at(p).and_then(Value::as_str).unwrap_or_default();
+                    let (name, rv) = (text("/metadata/name"), text("/metadata/resourceVersion"));
+                    (name.to_string(), rv.to_string())
+                })
+                .collect();
+            if loaded.as_ref() != Some(&versions) {
+                loaded = Some(versions);
+                let stages = self.parse_stages(list.items);
+                tracing::info!(count = stages.len(), "loaded Stages from the API");
+                self.load_stages(&stages);
             }
-            tracing::info!(count = stages.len(), "loaded Stages from the API");
-            self.load_stages(&stages);
             let params = ListParams {
                 resource_version: Some(list.resource_version),
                 timeout_seconds: Some(290),

@@ -956,3 +956,111 @@ async fn many_pods_on_one_node_beyond_its_pod_cidr() {
     let log = sim.log();
     assert_eq!(log.matches("no free pod address left").count(), 1, "{log}");
 }
+
+const FROM_ANNOTATION: &str = r#"apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: from-annotation
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchLabels:
+      play: "yes"
+    matchExpressions:
+    - key: '.status.message'
+      operator: 'DoesNotExist'
+  weightFrom:
+    expressionFrom: '.metadata.annotations["weight"]'
+  next:
+    statusTemplate: |
+      message: {{ .metadata.annotations.note | Quote }}
+      reason: {{ index .spec.containers 1 "image" | Quote }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: configmap-from-annotation
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: ConfigMap
+  selector:
+    matchLabels:
+      play: "yes"
+    matchExpressions:
+    - key: '.data.played'
+      operator: 'DoesNotExist'
+  weightFrom:
+    expressionFrom: '.metadata.annotations["weight"]'
+  next:
+    patches:
+    - type: merge
+      template: |
+        data:
+          played: {{ .metadata.annotations.note | Quote }}
+          kept: {{ .data.kept | Quote }}
+"#;
+
+/// Objects found when the simulator starts are listed in the parts choosing a Stage reads (the
+/// in-process list of `kwok apiserver --simulate`); a chosen Stage still renders from the whole
+/// object, and an object no Stage matches is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_found_at_start_play_their_stages_from_the_whole_object() {
+    let mut server = Server::start();
+    let c = cluster(&server).await;
+    let pods = Resource::pods();
+    c.create(&Resource::nodes(), None, &node("n1", None))
+        .await
+        .unwrap();
+    let mut marked = pod("marked", "n1");
+    marked["metadata"]["labels"] = json!({"play": "yes"});
+    marked["metadata"]["annotations"] = json!({"note": "from the annotation", "weight": "3"});
+    c.create(&pods, Some("default"), &marked).await.unwrap();
+    c.create(&pods, Some("default"), &pod("plain", "n1"))
+        .await
+        .unwrap();
+    // ConfigMaps are always listed in parts (pods may also come one by one, when listed
+    // before their node is known).
+    let cms = Resource::new("", "v1", "configmaps", "ConfigMap", true);
+    for (name, labels) in [("marked", json!({"play": "yes"})), ("plain", json!({}))] {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": labels,
+                "annotations": {"note": "from the annotation", "weight": "2"}},
+            "data": {"kept": "unread by selectors"}});
+        c.create(&cms, Some("default"), &cm).await.unwrap();
+    }
+    server.kill9();
+    let config = write(server.dir.path(), "stages.yaml", FROM_ANNOTATION);
+    server.extra_args.extend([
+        "--simulate".to_string(),
+        format!("--config={}", config.display()),
+    ]);
+    server.launch();
+    let played = wait_for("the Stage played", Duration::from_secs(20), || async {
+        get(&c, &pods, Some("default"), "marked")
+            .await
+            .filter(|p| p["status"]["message"].is_string())
+    })
+    .await;
+    assert_eq!(played["status"]["message"], "from the annotation");
+    assert_eq!(played["status"]["reason"], "busybox");
+    let plain = get(&c, &pods, Some("default"), "plain").await.unwrap();
+    assert!(plain["status"].get("message").is_none(), "{plain}");
+    assert_eq!(plain["status"]["phase"], "Pending");
+    let played = wait_for(
+        "the ConfigMap Stage played",
+        Duration::from_secs(20),
+        || async {
+            get(&c, &cms, Some("default"), "marked")
+                .await
+                .filter(|cm| cm["data"]["played"].is_string())
+        },
+    )
+    .await;
+    assert_eq!(played["data"]["played"], "from the annotation");
+    assert_eq!(played["data"]["kept"], "unread by selectors");
+    let plain = get(&c, &cms, Some("default"), "plain").await.unwrap();
+    assert!(plain["data"].get("played").is_none(), "{plain}");
+}
