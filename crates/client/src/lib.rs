@@ -133,11 +133,7 @@ pub struct ListParams {
 /// The whole of an object a list handed out as JSON beside its decoded parts, without
 /// `managedFields`.
 pub fn decode_stored(json: &[u8]) -> Result<Value> {
-    apiserver::objects::decode_without_managed_fields(json).map_err(|e| Error {
-        code: e.code,
-        reason: e.reason.to_string(),
-        message: e.message,
-    })
+    apiserver::objects::decode_without_managed_fields(json).map_err(local::api_error)
 }
 
 /// A page of objects.

@@ -69,7 +69,7 @@ impl LocalCluster {
     }
 }
 
-fn api_error(e: ApiError) -> Error {
+pub(crate) fn api_error(e: ApiError) -> Error {
     Error {
         code: e.code,
         reason: e.reason.to_string(),
@@ -248,30 +248,16 @@ impl Cluster for LocalCluster {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<EncodedList> {
-        let Some(projected) = self.projected_list(r, params)? else {
-            let page = self.list_page(r, namespace, params).await?;
-            let items = page
-                .items
-                .into_iter()
-                .map(|json| {
-                    let object = decode_for(&json, params.metadata_only)?;
-                    Ok(EncodedObject {
-                        object,
-                        json: Some(json),
-                    })
-                })
-                .collect::<Result<_>>()?;
-            return Ok(EncodedList {
-                items,
-                resource_version: page.resource_version.to_string(),
-                continue_token: page.continue_token,
-            });
-        };
-        let page = self.list_page(r, namespace, &projected.params).await?;
+        let projected = self.projected_list(r, params)?;
+        let list_params = projected.as_ref().map_or(params, |p| &p.params);
+        let page = self.list_page(r, namespace, list_params).await?;
         let mut items = Vec::with_capacity(page.items.len());
         for json in page.items {
-            let object = projected.projection.decode(&json).map_err(api_error)?;
-            if projected.keeps(&object) {
+            let object = match &projected {
+                Some(p) => p.projection.decode(&json).map_err(api_error)?,
+                None => decode_for(&json, params.metadata_only)?,
+            };
+            if projected.as_ref().is_none_or(|p| p.keeps(&object)) {
                 items.push(EncodedObject {
                     object,
                     json: Some(json),

@@ -675,8 +675,10 @@ impl Simulator {
                     Err(e) => {
                         tracing::warn!(error = %e, "list Stages from the API; retrying");
                         if loaded.is_none() {
-                            // Nodes are managed (and their leases held) meanwhile, without Stages.
+                            // Nodes are managed (and their leases held) meanwhile, without Stages;
+                            // once: setting them again would make every controller list again.
                             self.load_stages(&[]);
+                            loaded = Some(Vec::new());
                         }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
