@@ -93,6 +93,30 @@ pub fn is_deleting(obj: &Value) -> bool {
         .is_some_and(|v| !v.is_null())
 }
 
+/// Whether two objects are equal but for `metadata.resourceVersion` (an update that changes
+/// nothing else is not written), compared in place rather than on copies without it.
+pub fn same_but_resource_version(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let meta_equal = |x: Option<&Value>, y: Option<&Value>| match (x, y) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let fields = |m: &'_ Map<String, Value>| {
+                m.len() - usize::from(m.contains_key("resourceVersion"))
+            };
+            fields(x) == fields(y)
+                && x.iter()
+                    .all(|(k, v)| k == "resourceVersion" || y.get(k) == Some(v))
+        }
+        (x, y) => x == y,
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match k.as_str() {
+            "metadata" => meta_equal(Some(v), b.get(k)),
+            _ => b.get(k) == Some(v),
+        })
+}
+
 /// Sets `metadata.resourceVersion` and serialises the object. With
 /// [`store::UNKNOWN_REVISION`] the object is serialised without one: the store adds it when the
 /// object is read back (see [`stamp_resource_version`]).
@@ -569,6 +593,46 @@ mod tests {
         assert!(replace_resource_version(&bytes, 8, 9).is_none());
         let nested = br#"{"metadata":{"labels":{"resourceVersion":"7"}}}"#;
         assert!(replace_resource_version(nested, 7, 9).is_none());
+    }
+
+    #[test]
+    fn objects_are_the_same_but_for_their_resource_version() {
+        let old = json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "7"},
+            "spec": {"nodeName": "n"}});
+        let same = |next: Value| same_but_resource_version(&next, &old);
+        assert!(same(
+            json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"nodeName": "n"}})
+        ));
+        assert!(same(
+            json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "9"},
+            "spec": {"nodeName": "n"}})
+        ));
+        assert!(!same(
+            json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {}})
+        ));
+        assert!(!same(
+            json!({"kind": "Pod", "metadata": {"name": "p", "uid": "u"},
+            "spec": {"nodeName": "n"}})
+        ));
+        assert!(!same(
+            json!({"kind": "Pod", "metadata": {"name": "q"}, "spec": {"nodeName": "n"}})
+        ));
+        assert!(!same(
+            json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"nodeName": "n"},
+            "status": {}})
+        ));
+        assert!(!same(
+            json!({"kind": "Pod", "spec": {"nodeName": "n"}, "status": {}})
+        ));
+        let no_rv = json!({"metadata": {"name": "p"}});
+        assert!(same_but_resource_version(
+            &no_rv,
+            &json!({"metadata": {"name": "p"}})
+        ));
+        assert!(!same_but_resource_version(
+            &no_rv,
+            &json!({"metadata": {"resourceVersion": "1"}})
+        ));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::errors::{ApiError, ApiResult, Cause};
 use crate::fieldmanager;
 use crate::objects::{
     self, decode, desired_state_changed, encode_with_revision, finalizers, is_deleting, meta_mut,
-    meta_str,
+    meta_str, same_but_resource_version,
 };
 use crate::patch::{self, PatchType};
 use crate::resources::{self, ResourceType};
@@ -1049,17 +1049,17 @@ impl Registry {
                 next
             }
             Part::Status => {
-                let mut next = old.clone();
-                match new.get("status") {
-                    Some(s) => next["status"] = s.clone(),
-                    None => {
-                        next.as_object_mut().expect("map").remove("status");
+                // The old object with the sent status. Status writers may still change labels
+                // and annotations of some kinds: sent metadata is kept but for server-owned
+                // fields (below). Sent fields equal to the old ones stay, so that a status
+                // write copies only what it must.
+                let mut next = new;
+                let sent = next.as_object_mut().expect("map");
+                sent.retain(|k, v| k == "status" || k == "metadata" || old.get(k) == Some(v));
+                for (k, v) in old.as_object().into_iter().flatten() {
+                    if k != "status" && !sent.contains_key(k) {
+                        sent.insert(k.clone(), v.clone());
                     }
-                }
-                // Status writers may still change labels and annotations of some kinds; keep
-                // metadata changes other than server-owned fields.
-                if let Some(meta) = new.get("metadata") {
-                    next["metadata"] = meta.clone();
                 }
                 next
             }
@@ -1240,10 +1240,8 @@ impl Registry {
                 reservation = Some(self.allocate_service(r, &mut next, Some(&old)).await?);
             }
             self.record_fields(r, Some(&old), &mut next, part, opts);
-            let mut old_cmp = old.clone();
-            meta_mut(&mut old_cmp).remove("resourceVersion");
             meta_mut(&mut next).remove("resourceVersion");
-            if next == old_cmp {
+            if same_but_resource_version(&next, &old) {
                 return Ok(Written {
                     body: self.present_converted(r, kv.value).await?,
                     created: false,

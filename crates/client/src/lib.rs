@@ -295,6 +295,21 @@ pub trait Cluster: Send + Sync + 'static {
         let _ = user;
         self.patch(r, namespace, name, patch, subresource).await
     }
+    /// Patches like [`Cluster::patch_as`], for callers that do not read the answer (which then
+    /// need not be decoded).
+    async fn patch_as_without_answer(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Patch,
+        subresource: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<()> {
+        self.patch_as(r, namespace, name, patch, subresource, user)
+            .await
+            .map(drop)
+    }
     /// Deletes; returns the object as the server answered (it may still exist with a
     /// deletionTimestamp).
     async fn delete(

@@ -28,6 +28,63 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
+    /// Patches; returns the stored object as the server encodes its answer.
+    async fn patched(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Patch,
+        subresource: Option<&str>,
+    ) -> Result<bytes::Bytes> {
+        let t = lookup(&self.registry, r)?;
+        let (patch_type, body) = match patch {
+            Patch::Merge(v) => (PatchType::Merge, v),
+            Patch::Json(v) => (PatchType::Json, v),
+            Patch::Strategic(v) => (PatchType::Strategic, v),
+        };
+        let part = match subresource {
+            Some("status") => Part::Status,
+            None => Part::Main,
+            Some("scale") => {
+                let body = body.clone();
+                let mut compute = |scale: &Value| -> apiserver::ApiResult<Value> {
+                    Ok(match patch_type {
+                        PatchType::Json => apiserver::patch::json_patch(scale, &body)?,
+                        _ => apiserver::patch::merge_patch(scale, &body)?,
+                    })
+                };
+                let scale = self
+                    .registry
+                    .update_scale(t, namespace, name, &WriteOptions::default(), &mut compute)
+                    .await
+                    .map_err(api_error)?;
+                return Ok(scale);
+            }
+            Some(other) => {
+                return Err(Error {
+                    code: 404,
+                    reason: "NotFound".into(),
+                    message: format!("subresource {other} cannot be patched in-process"),
+                });
+            }
+        };
+        let w = self
+            .registry
+            .patch(
+                t,
+                namespace,
+                name,
+                patch_type,
+                body.clone(),
+                part,
+                &WriteOptions::default(),
+            )
+            .await
+            .map_err(api_error)?;
+        Ok(w.body)
+    }
+
     pub fn new(registry: Arc<Registry>) -> Self {
         Self { registry }
     }
@@ -358,52 +415,21 @@ impl Cluster for LocalCluster {
         patch: &Patch,
         subresource: Option<&str>,
     ) -> Result<Value> {
-        let t = lookup(&self.registry, r)?;
-        let (patch_type, body) = match patch {
-            Patch::Merge(v) => (PatchType::Merge, v),
-            Patch::Json(v) => (PatchType::Json, v),
-            Patch::Strategic(v) => (PatchType::Strategic, v),
-        };
-        let part = match subresource {
-            Some("status") => Part::Status,
-            None => Part::Main,
-            Some("scale") => {
-                let body = body.clone();
-                let mut compute = |scale: &Value| -> apiserver::ApiResult<Value> {
-                    Ok(match patch_type {
-                        PatchType::Json => apiserver::patch::json_patch(scale, &body)?,
-                        _ => apiserver::patch::merge_patch(scale, &body)?,
-                    })
-                };
-                let scale = self
-                    .registry
-                    .update_scale(t, namespace, name, &WriteOptions::default(), &mut compute)
-                    .await
-                    .map_err(api_error)?;
-                return decode(&scale);
-            }
-            Some(other) => {
-                return Err(Error {
-                    code: 404,
-                    reason: "NotFound".into(),
-                    message: format!("subresource {other} cannot be patched in-process"),
-                });
-            }
-        };
-        let w = self
-            .registry
-            .patch(
-                t,
-                namespace,
-                name,
-                patch_type,
-                body.clone(),
-                part,
-                &WriteOptions::default(),
-            )
+        decode(&self.patched(r, namespace, name, patch, subresource).await?)
+    }
+
+    async fn patch_as_without_answer(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Patch,
+        subresource: Option<&str>,
+        _user: Option<&str>,
+    ) -> Result<()> {
+        self.patched(r, namespace, name, patch, subresource)
             .await
-            .map_err(api_error)?;
-        decode(&w.body)
+            .map(drop)
     }
 
     async fn delete(

@@ -103,6 +103,37 @@ async fn exercise(cluster: &dyn Cluster) {
         .unwrap();
     assert_eq!(running["spec"]["nodeName"], "node-1");
     assert_eq!(running["status"]["phase"], "Running");
+    // A status write keeps the spec, takes labels, and writes nothing when nothing changes.
+    let status_patch = |body: Value| {
+        let pods = &pods;
+        async move {
+            cluster
+                .patch_as_without_answer(
+                    pods,
+                    Some("default"),
+                    "p",
+                    &Patch::Merge(body),
+                    Some("status"),
+                    None,
+                )
+                .await
+                .unwrap();
+            cluster.get(pods, Some("default"), "p").await.unwrap()
+        }
+    };
+    let labelled = status_patch(json!({"metadata": {"labels": {"l": "v"}},
+        "spec": {"activeDeadlineSeconds": 5}, "status": {"message": "m"}}))
+    .await;
+    assert_eq!(labelled["metadata"]["labels"]["l"], "v");
+    assert!(labelled["spec"].get("activeDeadlineSeconds").is_none());
+    assert_eq!(labelled["spec"]["containers"], running["spec"]["containers"]);
+    assert_eq!(labelled["status"]["phase"], "Running");
+    assert_eq!(labelled["status"]["message"], "m");
+    let unchanged = status_patch(json!({"status": {"message": "m"}})).await;
+    assert_eq!(
+        unchanged["metadata"]["resourceVersion"],
+        labelled["metadata"]["resourceVersion"]
+    );
     let deleting = cluster
         .delete(&pods, Some("default"), "p", &DeleteParams::default())
         .await

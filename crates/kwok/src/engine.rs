@@ -467,7 +467,7 @@ impl Controller {
             Ok(Some(result)) => {
                 self.metrics.played(&job.stage.name);
                 if job.stage.immediate_next_stage {
-                    self.handle(Arc::new(result));
+                    self.handle(result);
                 }
             }
             Ok(None) => self.metrics.played(&job.stage.name),
@@ -495,7 +495,7 @@ impl Controller {
     }
 
     /// Runs the steps of a job; returns the last version of the object written, if any.
-    async fn apply(&self, job: &Job) -> client::Result<Option<Value>> {
+    async fn apply(&self, job: &Job) -> client::Result<Option<Arc<Value>>> {
         {
             // The job may have been superseded while it waited for a permit.
             let entries = self.entries.lock().expect("entries lock");
@@ -503,13 +503,16 @@ impl Controller {
                 return Ok(None);
             }
         }
-        let mut object = (*job.object).clone();
+        let mut object = Arc::clone(&job.object);
         let mut wrote = false;
         let mut deleted = false;
         let r = &self.resource;
         let ns = namespace_of(&job.object).map(str::to_string);
         let name = name_of(&job.object).to_string();
-        for step in &job.stage.steps {
+        let steps = &job.stage.steps;
+        for (i, step) in steps.iter().enumerate() {
+            // The answer to a patch is read only by later steps and by the next Stage.
+            let answer_read = job.stage.immediate_next_stage || i + 1 < steps.len();
             match step {
                 Step::Event {
                     type_,
@@ -547,16 +550,17 @@ impl Controller {
                         } else {
                             json!(next)
                         };
-                        object = self
-                            .cluster
-                            .patch(
-                                r,
-                                ns.as_deref(),
-                                &name,
-                                &Patch::Merge(json!({"metadata": {"finalizers": value}})),
-                                None,
-                            )
-                            .await?;
+                        object = Arc::new(
+                            self.cluster
+                                .patch(
+                                    r,
+                                    ns.as_deref(),
+                                    &name,
+                                    &Patch::Merge(json!({"metadata": {"finalizers": value}})),
+                                    None,
+                                )
+                                .await?,
+                        );
                         wrote = true;
                     }
                 }
@@ -646,17 +650,18 @@ impl Controller {
                             }
                         }
                     };
-                    object = self
-                        .cluster
-                        .patch_as(
-                            r,
-                            ns.as_deref(),
-                            &name,
-                            &patch,
-                            subresource.as_deref(),
-                            impersonate.as_deref(),
-                        )
-                        .await?;
+                    let (sub, user) = (subresource.as_deref(), impersonate.as_deref());
+                    if answer_read {
+                        object = Arc::new(
+                            self.cluster
+                                .patch_as(r, ns.as_deref(), &name, &patch, sub, user)
+                                .await?,
+                        );
+                    } else {
+                        self.cluster
+                            .patch_as_without_answer(r, ns.as_deref(), &name, &patch, sub, user)
+                            .await?;
+                    }
                     wrote = true;
                 }
             }

@@ -111,7 +111,7 @@ impl PreState {
         let mut pre = PreState::default();
         for c in &pod.spread {
             let mut counts: HashMap<String, i64> = HashMap::new();
-            for node in cache.nodes.values() {
+            for node in cache.slots().iter().map(|s| &s.info) {
                 let Some(value) = domain(node, &c.topology_key) else {
                     continue;
                 };
@@ -142,10 +142,11 @@ impl PreState {
         pre.anti = vec![HashSet::new(); pod.anti_affinity.len()];
         if needs_scan {
             let mut any_match = false;
-            for (node_name, usage) in &cache.usage {
-                let Some(node) = cache.nodes.get(node_name) else {
-                    continue;
-                };
+            for (node, usage) in cache
+                .slots()
+                .iter()
+                .filter_map(|s| Some((&s.info, s.usage.as_ref()?)))
+            {
                 for key in &usage.pods {
                     let Some(p) = cache.pods.get(key) else {
                         continue;
@@ -188,7 +189,7 @@ impl PreState {
             let Some(p) = cache.pods.get(key) else {
                 continue;
             };
-            let Some(node) = p.node_name.as_deref().and_then(|n| cache.nodes.get(n)) else {
+            let Some(node) = p.node_name.as_deref().and_then(|n| cache.node(n)) else {
                 continue;
             };
             for t in &p.anti_affinity {
@@ -516,7 +517,7 @@ pub fn schedule(
     start: &mut usize,
     rng: &mut Rng,
 ) -> Result<String, FitError> {
-    let all = cache.order.len();
+    let all = cache.node_count();
     let pre = PreState::compute(cache, pod);
     let empty = Resources::default();
     let want = nodes_to_find(all, profile.percentage);
@@ -532,10 +533,10 @@ pub fn schedule(
     }
     let mut seen = 0;
     while seen < all && feasible.len() < want {
-        let name = &cache.order[(*start + seen) % all];
+        let slot = cache.slot((*start + seen) % all);
         seen += 1;
-        let node = &cache.nodes[name];
-        let usage = cache.usage.get(name);
+        let (node, usage) = (&slot.info, slot.usage.as_ref());
+        let name = &node.name;
         let mut requested = usage.map_or(&empty, |u| &u.requested);
         let with_reserved;
         if let Some(r) = (!reserved.is_empty())
@@ -609,11 +610,11 @@ pub fn preempt(
             not_helpful += 1;
             continue;
         }
-        let Some(node) = cache.nodes.get(name) else {
+        let Some(node) = cache.node(name) else {
             not_helpful += 1;
             continue;
         };
-        let usage = cache.usage.get(name);
+        let usage = cache.usage(name);
         let mut requested = usage.map(|u| u.requested.clone()).unwrap_or_default();
         let mut candidates: Vec<Arc<PodInfo>> = cache
             .pods_on(name)
@@ -707,8 +708,8 @@ mod tests {
     fn check(cache: &Cache, p: &PodInfo, n: &str) -> Result<(), NodeFailure> {
         let pre = PreState::compute(cache, p);
         let empty = Resources::default();
-        let req = cache.usage.get(n).map_or(&empty, |u| &u.requested);
-        filter(&dflt(), p, &pre, &cache.nodes[n], req)
+        let req = cache.usage(n).map_or(&empty, |u| &u.requested);
+        filter(&dflt(), p, &pre, cache.node(n).unwrap(), req)
     }
 
     fn reason(r: Result<(), NodeFailure>) -> String {
@@ -856,8 +857,8 @@ mod tests {
         let q = pod("y", json!({}));
         let pre = PreState::compute(&cache, &q);
         let nodes = vec![
-            (&cache.nodes["busy"], cache.usage.get("busy")),
-            (&cache.nodes["idle"], cache.usage.get("idle")),
+            (cache.node("busy").unwrap(), cache.usage("busy")),
+            (cache.node("idle").unwrap(), cache.usage("idle")),
         ];
         let s = score(&dflt(), &q, &pre, &nodes);
         assert!(s[1] > s[0], "{s:?}");

@@ -726,18 +726,26 @@ pub struct Usage {
     pub pods: HashSet<PodKey>,
 }
 
-/// Nodes, pods and what each node has given out. The maps by node name are looked up for
-/// every node a pod is tried on (thousands per pod in large clusters), so they hash with
-/// foldhash (seeded per process) rather than SipHash, which took a seventh of the scheduler's
-/// time at 50,000 nodes.
+/// A node with what its pods take: `usage` is `None` while no pod counts against it.
+#[derive(Debug, Clone)]
+pub struct NodeSlot {
+    pub info: NodeInfo,
+    pub usage: Option<Usage>,
+}
+
+/// Nodes, pods and what each node has given out. Each pod tried on thousands of nodes (in
+/// large clusters) walks the nodes by slot, with their usage beside them, rather than looking
+/// every node name up in maps: those lookups (hashing the name, comparing it with the key in
+/// a cold bucket, twice per node) were most of the scheduler's time at 10,000 nodes. Names
+/// hash with foldhash (seeded per process) rather than SipHash.
 #[derive(Default)]
 pub struct Cache {
-    pub nodes: foldhash::HashMap<String, NodeInfo>,
-    /// Node names in a stable order, for round-robin sampling.
-    pub order: Vec<String>,
-    position: foldhash::HashMap<String, usize>,
+    /// Nodes in a stable order, for round-robin sampling.
+    slots: Vec<NodeSlot>,
+    slot_of: foldhash::HashMap<String, usize>,
+    /// Usage on nodes the cache does not know (yet).
+    unknown_usage: foldhash::HashMap<String, Usage>,
     pub pods: HashMap<PodKey, Arc<PodInfo>>,
-    pub usage: foldhash::HashMap<String, Usage>,
     /// Assigned pods with required anti-affinity terms.
     pub with_anti_affinity: HashSet<PodKey>,
     /// Pods waiting for preemption victims to leave: node, priority and requests. Pods of
@@ -746,40 +754,103 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Inserts or replaces a node; returns whether scheduling-relevant fields changed.
-    pub fn upsert_node(&mut self, node: NodeInfo) -> bool {
-        let name = node.name.clone();
-        let changed = self
-            .nodes
-            .get(&name)
-            .is_none_or(|old| old.signature != node.signature);
-        if self.nodes.insert(name.clone(), node).is_none() {
-            self.position.insert(name.clone(), self.order.len());
-            self.order.push(name);
-        }
-        changed
+    pub fn node_count(&self) -> usize {
+        self.slots.len()
     }
 
-    pub fn remove_node(&mut self, name: &str) {
-        if self.nodes.remove(name).is_some()
-            && let Some(i) = self.position.remove(name)
-        {
-            self.order.swap_remove(i);
-            if let Some(moved) = self.order.get(i) {
-                self.position.insert(moved.clone(), i);
+    /// The node at a position of the round-robin order (`index < node_count()`).
+    pub fn slot(&self, index: usize) -> &NodeSlot {
+        &self.slots[index]
+    }
+
+    pub fn slots(&self) -> &[NodeSlot] {
+        &self.slots
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.slot_of.get(name).map(|&i| &self.slots[i].info)
+    }
+
+    pub fn usage(&self, node: &str) -> Option<&Usage> {
+        match self.slot_of.get(node) {
+            Some(&i) => self.slots[i].usage.as_ref(),
+            None => self.unknown_usage.get(node),
+        }
+    }
+
+    /// The usage of a node, made empty if it has none yet.
+    fn usage_entry(&mut self, node: &str) -> &mut Usage {
+        match self.slot_of.get(node) {
+            Some(&i) => self.slots[i].usage.get_or_insert_with(Usage::default),
+            None => self.unknown_usage.entry(node.to_string()).or_default(),
+        }
+    }
+
+    /// Changes the usage of a node if it has one, dropping it once no pod is left.
+    fn change_usage(&mut self, node: &str, change: impl FnOnce(&mut Usage)) {
+        match self.slot_of.get(node) {
+            Some(&i) => {
+                let usage = &mut self.slots[i].usage;
+                if let Some(u) = usage {
+                    change(u);
+                    if u.pods.is_empty() {
+                        *usage = None;
+                    }
+                }
+            }
+            None => {
+                if let Some(u) = self.unknown_usage.get_mut(node) {
+                    change(u);
+                    if u.pods.is_empty() {
+                        self.unknown_usage.remove(node);
+                    }
+                }
             }
         }
     }
 
+    /// Inserts or replaces a node; returns whether scheduling-relevant fields changed.
+    pub fn upsert_node(&mut self, node: NodeInfo) -> bool {
+        if let Some(&i) = self.slot_of.get(&node.name) {
+            let slot = &mut self.slots[i];
+            let changed = slot.info.signature != node.signature;
+            slot.info = node;
+            return changed;
+        }
+        let usage = self.unknown_usage.remove(&node.name);
+        self.slot_of.insert(node.name.clone(), self.slots.len());
+        self.slots.push(NodeSlot { info: node, usage });
+        true
+    }
+
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(i) = self.slot_of.remove(name) else {
+            return;
+        };
+        let gone = self.slots.swap_remove(i);
+        if let Some(usage) = gone.usage {
+            self.unknown_usage.insert(gone.info.name, usage);
+        }
+        if let Some(moved) = self.slots.get(i) {
+            self.slot_of.insert(moved.info.name.clone(), i);
+        }
+    }
+
     pub fn clear_nodes(&mut self) {
-        self.nodes.clear();
-        self.order.clear();
-        self.position.clear();
+        for slot in self.slots.drain(..) {
+            if let Some(usage) = slot.usage {
+                self.unknown_usage.insert(slot.info.name, usage);
+            }
+        }
+        self.slot_of.clear();
     }
 
     pub fn clear_pods(&mut self) {
         self.pods.clear();
-        self.usage.clear();
+        self.unknown_usage.clear();
+        for slot in &mut self.slots {
+            slot.usage = None;
+        }
         self.with_anti_affinity.clear();
     }
 
@@ -797,7 +868,7 @@ impl Cache {
         let freed = self.remove_pod(&key);
         let pod = Arc::new(pod);
         if let Some(node) = Self::counts(&pod) {
-            let u = self.usage.entry(node.to_string()).or_default();
+            let u = self.usage_entry(node);
             u.requested.add(&pod.requests, 1);
             let (c, m) = pod.score_requests();
             u.score_cpu += c;
@@ -820,24 +891,20 @@ impl Cache {
         let Some(node) = Self::counts(&old) else {
             return false;
         };
-        if let Some(u) = self.usage.get_mut(node) {
+        self.change_usage(node, |u| {
             u.requested.add(&old.requests, -1);
             let (c, m) = old.score_requests();
             u.score_cpu -= c;
             u.score_memory -= m;
             u.pods.remove(key);
-            if u.pods.is_empty() {
-                self.usage.remove(node);
-            }
-        }
+        });
         self.with_anti_affinity.remove(key);
         true
     }
 
     /// Pods assigned to a node.
     pub fn pods_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a Arc<PodInfo>> + 'a {
-        self.usage
-            .get(node)
+        self.usage(node)
             .into_iter()
             .flat_map(|u| u.pods.iter())
             .filter_map(|k| self.pods.get(k))
@@ -980,12 +1047,48 @@ mod tests {
         };
         assert!(!cache.upsert_pod(pod(None, "Pending")));
         assert!(!cache.upsert_pod(pod(Some("n"), "Running")));
-        assert_eq!(cache.usage["n"].requested.cpu, 1000);
+        assert_eq!(cache.usage("n").unwrap().requested.cpu, 1000);
         assert!(cache.upsert_pod(pod(Some("n"), "Succeeded")));
-        assert!(!cache.usage.contains_key("n"));
+        assert!(cache.usage("n").is_none());
         cache.upsert_node(NodeInfo::parse(&json!({"metadata": {"name": "a"}})).unwrap());
         cache.upsert_node(NodeInfo::parse(&json!({"metadata": {"name": "b"}})).unwrap());
         cache.remove_node("a");
-        assert_eq!(cache.order, vec!["b".to_string()]);
+        let names: Vec<&str> = cache.slots().iter().map(|s| s.info.name.as_str()).collect();
+        assert_eq!(names, ["b"]);
+    }
+
+    #[test]
+    fn usage_follows_its_node_in_and_out_of_the_cache() {
+        let mut cache = Cache::default();
+        let pod = |name: &str| {
+            PodInfo::parse(&json!({"metadata": {"name": name, "namespace": "d"},
+                "spec": {"nodeName": "n", "containers": [{"resources": {"requests": {"cpu": "1"}}}]},
+                "status": {"phase": "Running"}}))
+            .unwrap()
+        };
+        let node = |name: &str| NodeInfo::parse(&json!({"metadata": {"name": name}})).unwrap();
+        cache.upsert_pod(pod("p1"));
+        cache.upsert_node(node("m"));
+        cache.upsert_node(node("n"));
+        let cpu = |c: &Cache| c.usage("n").map(|u| u.requested.cpu);
+        assert_eq!(cpu(&cache), Some(1000));
+        assert!(cache.slot(1).usage.is_some() && cache.slot(0).usage.is_none());
+        cache.upsert_pod(pod("p2"));
+        assert_eq!(cpu(&cache), Some(2000));
+        cache.remove_node("m");
+        assert_eq!(cache.slot(0).info.name, "n");
+        assert_eq!(cache.node("n").map(|n| n.name.as_str()), Some("n"));
+        assert!(cache.node("m").is_none());
+        cache.remove_node("n");
+        assert_eq!(cpu(&cache), Some(2000));
+        assert!(cache.remove_pod("d/p1") && cache.remove_pod("d/p2"));
+        assert_eq!(cpu(&cache), None);
+        cache.upsert_pod(pod("p3"));
+        cache.clear_nodes();
+        cache.upsert_node(node("n"));
+        assert_eq!(cpu(&cache), Some(1000));
+        cache.clear_pods();
+        assert_eq!(cpu(&cache), None);
+        assert_eq!(cache.node_count(), 1);
     }
 }
