@@ -126,7 +126,10 @@ async fn exercise(cluster: &dyn Cluster) {
     .await;
     assert_eq!(labelled["metadata"]["labels"]["l"], "v");
     assert!(labelled["spec"].get("activeDeadlineSeconds").is_none());
-    assert_eq!(labelled["spec"]["containers"], running["spec"]["containers"]);
+    assert_eq!(
+        labelled["spec"]["containers"],
+        running["spec"]["containers"]
+    );
     assert_eq!(labelled["status"]["phase"], "Running");
     assert_eq!(labelled["status"]["message"], "m");
     let unchanged = status_patch(json!({"status": {"message": "m"}})).await;

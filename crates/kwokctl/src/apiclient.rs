@@ -25,6 +25,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Idle keep-alive connections kept for the server (one per worker thread of `kwokctl scale`).
 const POOL_SIZE: usize = 128;
+/// What a metadata-only list asks for, with whole objects as the fallback.
+const METADATA_LIST_ACCEPT: &str =
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
 
 /// A response: status code and body.
 #[derive(Debug, Clone)]
@@ -352,10 +355,29 @@ impl Client {
         body: Option<&[u8]>,
         content_type: &str,
     ) -> anyhow::Result<Response> {
+        self.send_accepting(method, path, body, content_type, None)
+    }
+
+    /// [`Client::send`] with an `Accept` header of its own instead of JSON's.
+    fn send_accepting(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        accept: Option<&str>,
+    ) -> anyhow::Result<Response> {
+        let accept = accept
+            .map(ureq::http::HeaderValue::from_str)
+            .transpose()
+            .context("Accept header")?;
         let send = || -> Result<Response, ureq::Error> {
-            let req = self
+            let mut req = self
                 .build(method, path, body.map(<[u8]>::to_vec), content_type)
                 .map_err(|e| ureq::Error::Other(e.into()))?;
+            if let Some(accept) = &accept {
+                req.headers_mut().insert("Accept", accept.clone());
+            }
             let resp = self.inner.agent.run(req)?;
             let status = resp.status().as_u16();
             let body = resp
@@ -500,6 +522,37 @@ impl Client {
         label_selector: Option<&str>,
         page: usize,
     ) -> anyhow::Result<Vec<Value>> {
+        self.list_pages(resource, namespace, label_selector, page, None)
+    }
+
+    /// Lists the metadata of every object of `resource` (`PartialObjectMetadata`, as
+    /// `kubectl get -o name` and metadata informers ask for it), so that listing a million
+    /// pods does not hold a million whole pods. Items are `meta.k8s.io/v1`
+    /// `PartialObjectMetadata`; a server that cannot send them sends whole objects.
+    pub fn list_all_metadata(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+        page: usize,
+    ) -> anyhow::Result<Vec<Value>> {
+        self.list_pages(
+            resource,
+            namespace,
+            label_selector,
+            page,
+            Some(METADATA_LIST_ACCEPT),
+        )
+    }
+
+    fn list_pages(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+        page: usize,
+        accept: Option<&str>,
+    ) -> anyhow::Result<Vec<Value>> {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -513,10 +566,15 @@ impl Client {
                 query.push_str(&form_query(&[("continue", t.clone())]));
             }
             let path = format!("{}?{query}", resource.collection(namespace));
-            let mut list = self.get_json(&path)?;
+            let mut list = match accept {
+                None => self.get_json(&path)?,
+                Some(accept) => self.get_json_accepting(&path, accept)?,
+            };
             if let Some(array) = list.get_mut("items").and_then(Value::as_array_mut) {
                 for mut item in array.drain(..) {
-                    if let Some(obj) = item.as_object_mut() {
+                    if accept.is_none()
+                        && let Some(obj) = item.as_object_mut()
+                    {
                         obj.insert("apiVersion".into(), resource.api_version.clone().into());
                         obj.insert("kind".into(), resource.kind.clone().into());
                     }
@@ -532,6 +590,15 @@ impl Client {
                 return Ok(items);
             }
         }
+    }
+
+    /// `GET` with an `Accept` header of its own that must succeed; returns the JSON body.
+    fn get_json_accepting(&self, path: &str, accept: &str) -> anyhow::Result<Value> {
+        let resp = self.send_accepting("GET", path, None, "", Some(accept))?;
+        if !resp.ok() {
+            bail!("GET {path}: {}", resp.message());
+        }
+        Ok(resp.json())
     }
 }
 

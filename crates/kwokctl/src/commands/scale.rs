@@ -77,7 +77,7 @@ pub fn scale(ctx: &Context, args: &ScaleArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let selector = format!("{SCALE_LABEL}={scale_name}");
-    let existing = client.list_all(&api, ns, Some(&selector), 500)?;
+    let existing = client.list_all_metadata(&api, ns, Some(&selector), 500)?;
     let current: Vec<(usize, String, String)> = existing
         .iter()
         .filter(|o| o.pointer("/metadata/deletionTimestamp").is_none())
@@ -107,21 +107,25 @@ pub fn scale(ctx: &Context, args: &ScaleArgs) -> anyhow::Result<()> {
             .filter(|i| !used.contains(i))
             .take(want - have)
             .collect();
-        let objects = indices
-            .iter()
-            .map(|&i| {
-                let name = scale::serial_name(&scale_name, i, args.serial_length);
-                let obj = resource.render(&name, ns.unwrap_or(""), i)?;
-                scale::finish_object(obj, &scale_name, &name, ns, &object_params)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Objects are rendered as they are sent, so that a million of them are never held at
+        // once; the first is rendered before anything is sent, so a template or parameter
+        // that cannot render fails the command with nothing created.
+        let render = |i: usize| -> anyhow::Result<Value> {
+            let name = scale::serial_name(&scale_name, i, args.serial_length);
+            let obj = resource.render(&name, ns.unwrap_or(""), i)?;
+            scale::finish_object(obj, &scale_name, &name, ns, &object_params)
+        };
+        if let Some(&first) = indices.first() {
+            render(first)?;
+        }
         let path = api.collection(ns);
-        let progress = Progress::new("Creating", objects.len());
+        let progress = Progress::new("Creating", indices.len());
         let results = crate::apiclient::parallel(
-            &objects,
+            &indices,
             WORKERS,
-            |obj| -> anyhow::Result<()> {
-                let resp = client.request("POST", &path, Some(obj))?;
+            |&i| -> anyhow::Result<()> {
+                let obj = render(i)?;
+                let resp = client.request("POST", &path, Some(&obj))?;
                 if resp.ok() || resp.status == 409 {
                     Ok(())
                 } else {
@@ -142,13 +146,13 @@ pub fn scale(ctx: &Context, args: &ScaleArgs) -> anyhow::Result<()> {
             .filter_map(Result::err)
             .map(|e| format!("{e:#}"))
             .collect();
-        let created = objects.len() - errors.len();
+        let created = indices.len() - errors.len();
         tracing::info!(counter = created, kind = %kind, elapsed = %duration::human(started.elapsed()), "Created resources");
         if !errors.is_empty() {
             bail!(
                 "{} of {} objects could not be created: {}",
                 errors.len(),
-                objects.len(),
+                indices.len(),
                 errors[0]
             );
         }
