@@ -494,7 +494,9 @@ impl Controller {
         }
     }
 
-    /// Runs the steps of a job; returns the last version of the object written, if any.
+    /// Runs the steps of a job; returns `Some` when it wrote the object (and did not delete it):
+    /// the version last written when the Stage has an immediate next Stage (patch answers
+    /// are decoded only when something reads them), else the last version it read.
     async fn apply(&self, job: &Job) -> client::Result<Option<Arc<Value>>> {
         {
             // The job may have been superseded while it waited for a permit.

@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::TestEnv;
@@ -392,5 +393,50 @@ fn unavailable_embedded_runtime_needs_force() {
     assert!(env.cluster_dir("emb").exists());
     env.kwokctl(&["--name", "emb", "delete", "cluster", "--force"])
         .success();
+    assert!(!env.cluster_dir("emb").exists());
+}
+
+/// A cluster created with `--kwok-binary` records that kwok; `delete` finds it there as `start`
+/// does, with no kwok beside kwokctl or on PATH.
+#[test]
+fn embedded_runtime_with_its_recorded_kwok_is_available() {
+    let env = TestEnv::new();
+    let alone = env.root.path().join("alone");
+    let elsewhere = env.root.path().join("elsewhere");
+    fs::create_dir_all(&alone).unwrap();
+    fs::create_dir_all(&elsewhere).unwrap();
+    let kwokctl = alone.join("kwokctl");
+    fs::copy(common::kwokctl_binary(), &kwokctl).unwrap();
+    let kwok = elsewhere.join("kwok");
+    fs::write(&kwok, "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(&kwok, fs::Permissions::from_mode(0o755)).unwrap();
+    env.write_upstream_cluster("emb", "embedded", 32121);
+    let config = env.cluster_dir("emb").join("kwok.yaml");
+    let text = fs::read_to_string(&config).unwrap().replace(
+        "- name: kube-apiserver\n",
+        &format!("- name: kube-apiserver\n  binary: {}\n", kwok.display()),
+    );
+    fs::write(&config, text).unwrap();
+
+    let delete = |extra: &[(&str, &str)]| {
+        let like = env.kwokctl_command(&["--name", "emb", "delete", "cluster"]);
+        let mut command = std::process::Command::new(&kwokctl);
+        command.args(like.get_args());
+        for (key, value) in like.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command.env("PATH", &env.fake_bin);
+        command.envs(extra.iter().copied());
+        common::run_with_timeout(command, Duration::from_secs(60))
+    };
+    fs::rename(&kwok, elsewhere.join("gone")).unwrap();
+    let run = delete(&[]).failure();
+    assert!(run.stderr.contains("kwok binary not found"), "{run:?}");
+    assert!(env.cluster_dir("emb").exists());
+    fs::rename(elsewhere.join("gone"), &kwok).unwrap();
+    delete(&[]).success();
     assert!(!env.cluster_dir("emb").exists());
 }

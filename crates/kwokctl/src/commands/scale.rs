@@ -109,11 +109,15 @@ pub fn scale(ctx: &Context, args: &ScaleArgs) -> anyhow::Result<()> {
             .collect();
         // Objects are rendered as they are sent, so that a million of them are never held at
         // once; the first is rendered before anything is sent, so a template or parameter
-        // that cannot render fails the command with nothing created.
+        // that cannot render at all fails the command with nothing created (one that fails
+        // for some indices only is reported with the objects it could not create).
         let render = |i: usize| -> anyhow::Result<Value> {
             let name = scale::serial_name(&scale_name, i, args.serial_length);
-            let obj = resource.render(&name, ns.unwrap_or(""), i)?;
-            scale::finish_object(obj, &scale_name, &name, ns, &object_params)
+            let obj = resource
+                .render(&name, ns.unwrap_or(""), i)
+                .and_then(|obj| scale::finish_object(obj, &scale_name, &name, ns, &object_params))
+                .with_context(|| format!("render {name}"))?;
+            Ok(obj)
         };
         if let Some(&first) = indices.first() {
             render(first)?;

@@ -331,12 +331,23 @@ impl Runtime for ProcessRuntime {
     }
 
     fn available(&self) -> Result<(), String> {
-        if self.kind == RuntimeKind::Embedded {
-            return self.ctx.kwok_binary(None).map(|_| ());
-        }
-        // Components without a binary (clusters written by other tools) have nothing to check.
-        for component in self.components.iter().filter(|c| !c.binary.is_empty()) {
+        // Components without a binary (clusters written by other tools) have nothing to check,
+        // but an embedded cluster still needs a kwok to be found. Each component is looked up
+        // as `start` runs it: an embedded cluster's recorded kwok (`--kwok-binary` at create)
+        // counts even when no kwok is beside kwokctl or on PATH.
+        // An embedded cluster's add-ons (prometheus, ...) are stopped by pid whether or not
+        // their programs are still there.
+        let embedded = self.kind == RuntimeKind::Embedded;
+        let unchecked = |c: &&Component| {
+            c.binary.is_empty() || (embedded && crate::addons::is_process(&c.name))
+        };
+        let mut checked = false;
+        for component in self.components.iter().filter(|c| !unchecked(c)) {
             self.binary_for(component)?;
+            checked = true;
+        }
+        if embedded && !checked {
+            self.ctx.kwok_binary(None)?;
         }
         Ok(())
     }
