@@ -112,6 +112,15 @@ impl Leases {
         }
     }
 
+    /// When to renew a lease just acquired: at a random point of the interval, so that leases
+    /// acquired together (a burst of new nodes, a takeover of many expired leases) spread over
+    /// the interval instead of renewing together ever after (each renewal's jitter spreads
+    /// them only slowly), which also made a restart's first seconds busy or quiet by chance.
+    fn first_interval(&self) -> Duration {
+        self.interval()
+            .mul_f64(rand::rng().random_range(0.05..=1.0))
+    }
+
     fn interval(&self) -> Duration {
         let base = self.duration as f64 * 1000.0 / 4.0;
         let jitter = rand::rng().random_range(0.0..=base * 0.04);
@@ -146,7 +155,7 @@ impl Leases {
             Ok(Some(Acquired::Written(lease))) => {
                 self.store(node, Some(lease));
                 self.metrics.leases_renewed.fetch_add(1, Ordering::Relaxed);
-                self.interval()
+                self.first_interval()
             }
             Ok(Some(Acquired::StillFresh(lease, due_in))) => {
                 self.store(node, Some(lease));
@@ -293,14 +302,19 @@ fn expired(lease: &Value) -> bool {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_fresh_lease_of_our_own_waits_until_it_is_due() {
+    /// Leases of 40 s held as "me", on an in-memory server.
+    async fn leases_of_40s() -> Arc<Leases> {
         let server =
             apiserver::ApiServer::new(store::LocalStore::in_memory(), "127.0.0.1:0".into())
                 .await
                 .unwrap();
         let cluster = Arc::new(client::LocalCluster::new(server.registry.clone()));
-        let leases = Leases::new(cluster, 40, "me".into(), Arc::default(), 1);
+        Leases::new(cluster, 40, "me".into(), Arc::default(), 1)
+    }
+
+    #[tokio::test]
+    async fn a_fresh_lease_of_our_own_waits_until_it_is_due() {
+        let leases = leases_of_40s().await;
         let lease = |holder: &str, renewed: jiff::Timestamp, duration: u64| {
             json!({"spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
                 "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}})
@@ -326,6 +340,19 @@ mod tests {
             leases
                 .due_in(&json!({"spec": {"holderIdentity": "me"}}))
                 .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn leases_acquired_together_first_renew_spread_over_the_interval() {
+        let leases = leases_of_40s().await;
+        let firsts: Vec<Duration> = (0..200).map(|_| leases.first_interval()).collect();
+        let (min, max) = (firsts.iter().min().unwrap(), firsts.iter().max().unwrap());
+        assert!(*max <= Duration::from_secs(10), "{max:?}");
+        assert!(*min >= Duration::from_millis(450), "{min:?}");
+        assert!(
+            *min < Duration::from_secs(3) && *max > Duration::from_secs(7),
+            "{min:?} {max:?}"
         );
     }
 
