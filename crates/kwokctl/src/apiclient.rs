@@ -420,7 +420,12 @@ impl Client {
 
     /// `GET` that must succeed; returns the JSON body.
     pub fn get_json(&self, path: &str) -> anyhow::Result<Value> {
-        let resp = self.get(path)?;
+        self.get_json_accepting(path, None)
+    }
+
+    /// [`Client::get_json`] with an `Accept` header of its own instead of JSON's.
+    fn get_json_accepting(&self, path: &str, accept: Option<&str>) -> anyhow::Result<Value> {
+        let resp = self.send_accepting("GET", path, None, "", accept)?;
         if !resp.ok() {
             bail!("GET {path}: {}", resp.message());
         }
@@ -566,10 +571,7 @@ impl Client {
                 query.push_str(&form_query(&[("continue", t.clone())]));
             }
             let path = format!("{}?{query}", resource.collection(namespace));
-            let mut list = match accept {
-                None => self.get_json(&path)?,
-                Some(accept) => self.get_json_accepting(&path, accept)?,
-            };
+            let mut list = self.get_json_accepting(&path, accept)?;
             if let Some(array) = list.get_mut("items").and_then(Value::as_array_mut) {
                 for mut item in array.drain(..) {
                     if accept.is_none()
@@ -590,15 +592,6 @@ impl Client {
                 return Ok(items);
             }
         }
-    }
-
-    /// `GET` with an `Accept` header of its own that must succeed; returns the JSON body.
-    fn get_json_accepting(&self, path: &str, accept: &str) -> anyhow::Result<Value> {
-        let resp = self.send_accepting("GET", path, None, "", Some(accept))?;
-        if !resp.ok() {
-            bail!("GET {path}: {}", resp.message());
-        }
-        Ok(resp.json())
     }
 }
 
